@@ -1,0 +1,25 @@
+//! # edgegen-runtime
+//!
+//! The device half of edgegen's data path (see `ARCHITECTURE.md`): everything that runs after a
+//! model has been trained and exported. It is `no_std` first; the caller owns all memory.
+//!
+//! * [`likelihood`]: the one definition of log p(x) used everywhere (device, host engines, and
+//!   the trainer's evaluation): discretized logistic mixtures, ELBO, importance-weighted bound,
+//!   bits per dimension.
+//! * [`rng`]: a seeded generator whose numbers are identical on every target, so the same seed
+//!   gives the same samples on a workstation and on a Cortex-M.
+//! * [`image`]: the image geometry shared by all model families.
+//! * `onnx` (feature `onnx`): engines that run the exported ONNX files through tract-onnx.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod image;
+pub mod likelihood;
+pub mod rng;
+
+#[cfg(feature = "onnx")]
+pub mod onnx;
+
+pub use error::Error;

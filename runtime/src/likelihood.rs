@@ -1,0 +1,363 @@
+//! The one definition of log p(x) in edgegen.
+//!
+//! Every model family ends in the same pixel distribution: a mixture of `K` discretized
+//! logistics per pixel (PixelCNN++, Salimans et al. 2017) over the 256 values of an 8-bit
+//! pixel, on the scale of [`crate::image::scale_pixel`]. A network head emits `3K` planar
+//! channels for an `N`-pixel image, `params[c * N + p]`:
+//!
+//! | channels | meaning |
+//! |---|---|
+//! | `0..K` | mixture logits |
+//! | `K..2K` | component means (pixel scale, -1..1) |
+//! | `2K..3K` | component log-scales (clamped below at [`LOG_SCALE_MIN`]) |
+//!
+//! Value 0 owns the whole left tail and 255 the right tail, so the 256 probabilities sum to
+//! one and log p(x) of an 8-bit image is an honest (negative) code length. The bin
+//! probability uses the cancellation-free identity
+//! `σ(a) − σ(b) = σ(a) · σ(−b) · (1 − e^{b−a})`.
+//!
+//! On top of that: the Gaussian pieces of a VAE (KL, log densities), the ELBO, the
+//! importance-weighted bound, and bits per dimension. The trainer's evaluation calls these
+//! functions on its forward-pass outputs, the host engines call them on tract's outputs, and
+//! the firmware calls them on the int8 interpreter's outputs.
+//!
+//! All arithmetic uses `f32` per pixel with `libm` (pure Rust, identical on every target) and
+//! `f64` sums, so results are bit-identical between a workstation and a Cortex-M.
+
+use crate::{image::scale_pixel, Error};
+use core::f64::consts::LN_2;
+
+/// Lower clamp of every log-scale, as in PixelCNN++ (scale ≥ e^-7 ≈ 0.0009, a ninth of a
+/// pixel bin), which keeps densities bounded.
+pub const LOG_SCALE_MIN: f32 = -7.0;
+
+/// Half the width of one pixel bin on the network scale (1/255).
+const HALF_BIN: f32 = 1.0 / 255.0;
+
+/// ln(2π), for Gaussian log densities.
+const LN_2PI: f32 = 1.837_877_1;
+
+/// Numerically stable `ln σ(t) = −softplus(−t)`.
+#[inline]
+pub fn log_sigmoid(t: f32) -> f32 {
+    if t >= 0.0 {
+        -libm::log1pf(libm::expf(-t))
+    } else {
+        t - libm::log1pf(libm::expf(t))
+    }
+}
+
+/// log-probability (nats) that one discretized logistic with `mean` and `log_scale` assigns
+/// to 8-bit value `x`.
+#[inline]
+pub fn discretized_logistic_log_prob(x: u8, mean: f32, log_scale: f32) -> f32 {
+    let log_scale = log_scale.max(LOG_SCALE_MIN);
+    let inv_s = libm::expf(-log_scale);
+    let centered = scale_pixel(x) - mean;
+    let plus_in = inv_s * (centered + HALF_BIN);
+    let min_in = inv_s * (centered - HALF_BIN);
+    match x {
+        0 => log_sigmoid(plus_in),
+        255 => log_sigmoid(-min_in),
+        _ => {
+            let width = plus_in - min_in;
+            log_sigmoid(plus_in) + log_sigmoid(-min_in) + libm::logf(-libm::expm1f(-width))
+        }
+    }
+}
+
+/// `ln Σ exp(v)` of a non-empty slice, stable for large magnitudes. Returns −∞ for an empty
+/// slice.
+pub fn log_sum_exp(values: &[f32]) -> f32 {
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum: f32 = values.iter().map(|&v| libm::expf(v - max)).sum();
+    max + libm::logf(sum)
+}
+
+/// `ln Σ exp(v)` over `f64` values (used for importance weights).
+pub fn log_sum_exp_f64(values: &[f64]) -> f64 {
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum: f64 = values.iter().map(|&v| libm::exp(v - max)).sum();
+    max + libm::log(sum)
+}
+
+/// Largest mixture the per-pixel routines accept (stack buffers are sized by it).
+pub const MAX_COMPONENTS: usize = 16;
+
+/// log-probability (nats) of 8-bit value `x` under a `K`-component mixture whose parameters
+/// for this pixel are read as `params[c * stride]` for channel `c` in `0..3K`.
+pub fn mixture_log_prob_at(x: u8, params: &[f32], k: usize, stride: usize) -> f32 {
+    debug_assert!(k >= 1 && k <= MAX_COMPONENTS);
+    let mut logits = [0f32; MAX_COMPONENTS];
+    for (j, l) in logits.iter_mut().enumerate().take(k) {
+        *l = params[j * stride];
+    }
+    let log_norm = log_sum_exp(&logits[..k]);
+    let mut terms = [0f32; MAX_COMPONENTS];
+    for j in 0..k {
+        let mean = params[(k + j) * stride];
+        let log_scale = params[(2 * k + j) * stride];
+        terms[j] = logits[j] - log_norm + discretized_logistic_log_prob(x, mean, log_scale);
+    }
+    log_sum_exp(&terms[..k])
+}
+
+/// Checks that `params` holds `3K` planar channels for `image` and that `K` is supported.
+fn check_mixture_shape(image: &[u8], params: &[f32], k: usize) -> Result<(), Error> {
+    if k == 0 || k > MAX_COMPONENTS {
+        return Err(Error::InvalidParameter("mixture components must be in 1..=16"));
+    }
+    let expected = 3 * k * image.len();
+    if params.len() != expected {
+        return Err(Error::LengthMismatch { expected, got: params.len() });
+    }
+    Ok(())
+}
+
+/// log p(image) in nats under a planar `3K`-channel mixture head (layout in the module docs).
+pub fn mixture_image_log_prob(image: &[u8], params: &[f32], k: usize) -> Result<f64, Error> {
+    check_mixture_shape(image, params, k)?;
+    let n = image.len();
+    Ok(image
+        .iter()
+        .enumerate()
+        .map(|(p, &x)| mixture_log_prob_at(x, &params[p..], k, n) as f64)
+        .sum())
+}
+
+/// Draws one 8-bit value from the mixture at one pixel (parameters read as in
+/// [`mixture_log_prob_at`]): a component by its softmax weight, then a logistic deviate from
+/// it, rounded to the nearest bin and clamped to 0..=255.
+pub fn mixture_sample_at(params: &[f32], k: usize, stride: usize, rng: &mut crate::rng::Rng) -> u8 {
+    debug_assert!(k >= 1 && k <= MAX_COMPONENTS);
+    let mut logits = [0f32; MAX_COMPONENTS];
+    for (j, l) in logits.iter_mut().enumerate().take(k) {
+        *l = params[j * stride];
+    }
+    let log_norm = log_sum_exp(&logits[..k]);
+    let u = rng.uniform();
+    let mut acc = 0f32;
+    let mut chosen = k - 1;
+    for (j, &l) in logits[..k].iter().enumerate() {
+        acc += libm::expf(l - log_norm);
+        if u < acc {
+            chosen = j;
+            break;
+        }
+    }
+    let mean = params[(k + chosen) * stride];
+    let log_scale = params[(2 * k + chosen) * stride].max(LOG_SCALE_MIN);
+    let v = rng.uniform();
+    let deviate = mean + libm::expf(log_scale) * (libm::logf(v) - libm::log1pf(-v));
+    crate::image::unscale_pixel(deviate)
+}
+
+/// Samples a whole image from a planar `3K`-channel head (every pixel independently, as a VAE
+/// or GAN decoder's output distribution is).
+pub fn mixture_sample_image(
+    params: &[f32],
+    k: usize,
+    rng: &mut crate::rng::Rng,
+    out: &mut [u8],
+) -> Result<(), Error> {
+    check_mixture_shape(out, params, k)?;
+    let n = out.len();
+    for (p, o) in out.iter_mut().enumerate() {
+        *o = mixture_sample_at(&params[p..], k, n, rng);
+    }
+    Ok(())
+}
+
+/// The mean image of a planar mixture head: per pixel, the softmax-weighted mean, mapped to
+/// 0..=255. A deterministic picture of what the model expects (used for reconstructions).
+pub fn mixture_mean_image(params: &[f32], k: usize, out: &mut [u8]) -> Result<(), Error> {
+    check_mixture_shape(out, params, k)?;
+    let n = out.len();
+    for (p, o) in out.iter_mut().enumerate() {
+        let mut logits = [0f32; MAX_COMPONENTS];
+        for (j, l) in logits.iter_mut().enumerate().take(k) {
+            *l = params[j * n + p];
+        }
+        let log_norm = log_sum_exp(&logits[..k]);
+        let mean: f32 = (0..k).map(|j| libm::expf(logits[j] - log_norm) * params[(k + j) * n + p]).sum();
+        *o = crate::image::unscale_pixel(mean);
+    }
+    Ok(())
+}
+
+/// KL(q ‖ N(0, I)) in nats for a diagonal Gaussian q with means `mu` and log-variances `logvar`.
+pub fn kl_to_standard_normal(mu: &[f32], logvar: &[f32]) -> Result<f64, Error> {
+    if mu.len() != logvar.len() {
+        return Err(Error::LengthMismatch { expected: mu.len(), got: logvar.len() });
+    }
+    Ok(mu
+        .iter()
+        .zip(logvar)
+        .map(|(&m, &lv)| 0.5 * (m * m + libm::expf(lv) - 1.0 - lv) as f64)
+        .sum())
+}
+
+/// ln N(z; 0, I) in nats.
+pub fn standard_normal_log_pdf(z: &[f32]) -> f64 {
+    z.iter().map(|&v| (-0.5 * (v * v + LN_2PI)) as f64).sum()
+}
+
+/// ln N(z; mu, diag(exp(logvar))) in nats.
+pub fn diag_gaussian_log_pdf(z: &[f32], mu: &[f32], logvar: &[f32]) -> Result<f64, Error> {
+    if z.len() != mu.len() || z.len() != logvar.len() {
+        return Err(Error::LengthMismatch { expected: z.len(), got: mu.len().min(logvar.len()) });
+    }
+    Ok(z.iter()
+        .zip(mu)
+        .zip(logvar)
+        .map(|((&z, &m), &lv)| {
+            let d = z - m;
+            (-0.5 * (d * d * libm::expf(-lv) + lv + LN_2PI)) as f64
+        })
+        .sum())
+}
+
+/// Draws z = mu + exp(logvar / 2) · ε with ε ~ N(0, I) from `rng` into `z`.
+pub fn reparameterize(mu: &[f32], logvar: &[f32], rng: &mut crate::rng::Rng, z: &mut [f32]) -> Result<(), Error> {
+    if mu.len() != logvar.len() || mu.len() != z.len() {
+        return Err(Error::LengthMismatch { expected: mu.len(), got: z.len().min(logvar.len()) });
+    }
+    for ((z, &m), &lv) in z.iter_mut().zip(mu).zip(logvar) {
+        *z = m + libm::expf(0.5 * lv) * rng.normal();
+    }
+    Ok(())
+}
+
+/// Log importance weight of one latent sample for a VAE:
+/// ln p(x|z) + ln p(z) − ln q(z|x), in nats.
+pub fn importance_log_weight(log_px_given_z: f64, z: &[f32], mu: &[f32], logvar: &[f32]) -> Result<f64, Error> {
+    Ok(log_px_given_z + standard_normal_log_pdf(z) - diag_gaussian_log_pdf(z, mu, logvar)?)
+}
+
+/// The importance-weighted bound (Burda et al. 2016) from `k` log weights:
+/// ln (1/k Σ w_i) ≤ ln p(x), in nats. It tightens towards ln p(x) as k grows; k = 1 is an
+/// unbiased estimate of the ELBO.
+pub fn iwae_bound(log_weights: &[f64]) -> Result<f64, Error> {
+    if log_weights.is_empty() {
+        return Err(Error::InvalidParameter("the importance-weighted bound needs k >= 1 samples"));
+    }
+    Ok(log_sum_exp_f64(log_weights) - libm::log(log_weights.len() as f64))
+}
+
+/// Bits per dimension of a log-likelihood: −ln p / (dims · ln 2). Lower is better.
+pub fn bits_per_dim(log_p_nats: f64, dims: usize) -> f64 {
+    -log_p_nats / (dims as f64 * LN_2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn probs_sum(mean: f32, log_scale: f32) -> f64 {
+        (0..=255u8).map(|x| libm::exp(discretized_logistic_log_prob(x, mean, log_scale) as f64)).sum()
+    }
+
+    #[test]
+    fn discretized_logistic_is_a_distribution() {
+        for &(m, s) in &[(0.0, 0.0), (-0.9, -3.0), (0.95, -6.9), (0.3, 2.0), (-2.0, -1.0), (0.0, -9.0)] {
+            let total = probs_sum(m, s);
+            assert!((total - 1.0).abs() < 2e-4, "mean {m} log_scale {s}: sum {total}");
+        }
+    }
+
+    #[test]
+    fn discretized_logistic_matches_cdf_difference() {
+        let sigmoid = |t: f64| 1.0 / (1.0 + (-t).exp());
+        for x in [1u8, 17, 128, 200, 254] {
+            for &(m, s) in &[(0.1f32, -2.0f32), (-0.5, -4.0), (0.7, 0.5)] {
+                let inv_s = (-(s as f64)).exp();
+                let c = scale_pixel(x) as f64 - m as f64;
+                // Difference taken on the side of the mean where it does not cancel.
+                let p = if c > 0.0 {
+                    sigmoid(-inv_s * (c - 1.0 / 255.0)) - sigmoid(-inv_s * (c + 1.0 / 255.0))
+                } else {
+                    sigmoid(inv_s * (c + 1.0 / 255.0)) - sigmoid(inv_s * (c - 1.0 / 255.0))
+                };
+                let got = discretized_logistic_log_prob(x, m, s) as f64;
+                assert!((got - p.ln()).abs() < 1e-3, "x {x}: {got} vs {}", p.ln());
+            }
+        }
+    }
+
+    #[test]
+    fn mixture_reduces_to_single_component_and_sums_to_one() {
+        // Two identical components equal one component.
+        let x = 77u8;
+        let single = discretized_logistic_log_prob(x, 0.2, -2.5);
+        let params = [0.3f32, 0.3, 0.2, 0.2, -2.5, -2.5];
+        let mixed = mixture_log_prob_at(x, &params, 2, 1);
+        assert!((single - mixed).abs() < 1e-5);
+        let params = [1.0f32, -1.0, 0.5, -0.5, -3.0, -1.0];
+        let total: f64 = (0..=255u8).map(|x| libm::exp(mixture_log_prob_at(x, &params, 2, 1) as f64)).sum();
+        assert!((total - 1.0).abs() < 2e-4, "{total}");
+    }
+
+    #[test]
+    fn image_log_prob_checks_shapes() {
+        let image = [0u8; 4];
+        assert_eq!(
+            mixture_image_log_prob(&image, &[0.0; 11], 1),
+            Err(Error::LengthMismatch { expected: 12, got: 11 })
+        );
+        assert!(mixture_image_log_prob(&image, &[0.0; 12], 0).is_err());
+        assert!(mixture_image_log_prob(&image, &[0.0; 12], 1).is_ok());
+    }
+
+    #[test]
+    fn samples_follow_the_mixture() {
+        // A sharp component at pixel value 200 with weight ~0.88 and one at 20.
+        let params = [2.0f32, 0.0, scale_pixel(200), scale_pixel(20), -7.0, -7.0];
+        let mut rng = Rng::new(3);
+        let n = 20_000;
+        let mut near_200 = 0;
+        for _ in 0..n {
+            let v = mixture_sample_at(&params, 2, 1, &mut rng);
+            assert!((v as i32 - 200).abs() <= 3 || (v as i32 - 20).abs() <= 3, "{v}");
+            near_200 += ((v as i32 - 200).abs() <= 3) as usize;
+        }
+        let frac = near_200 as f64 / n as f64;
+        let expected = 1.0 / (1.0 + (-2.0f64).exp());
+        assert!((frac - expected).abs() < 0.01, "{frac} vs {expected}");
+    }
+
+    #[test]
+    fn gaussian_pieces_agree() {
+        let mu = [0.5f32, -1.0, 0.0];
+        let logvar = [0.0f32, -1.0, 1.0];
+        // KL(q||p) = E_q[ln q - ln p]: Monte Carlo check.
+        let mut rng = Rng::new(11);
+        let mut z = [0f32; 3];
+        let n = 100_000;
+        let mut acc = 0f64;
+        for _ in 0..n {
+            reparameterize(&mu, &logvar, &mut rng, &mut z).unwrap();
+            acc += diag_gaussian_log_pdf(&z, &mu, &logvar).unwrap() - standard_normal_log_pdf(&z);
+        }
+        let kl = kl_to_standard_normal(&mu, &logvar).unwrap();
+        assert!((acc / n as f64 - kl).abs() < 0.02, "{} vs {kl}", acc / n as f64);
+        assert!((standard_normal_log_pdf(&[0.0]) - (-0.918_938_5)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn iwae_and_bits_per_dim() {
+        let w = [-10.0f64, -10.0, -10.0, -10.0];
+        assert!((iwae_bound(&w).unwrap() + 10.0).abs() < 1e-12);
+        let w = [-1.0f64, -3.0];
+        let exact = ((-1.0f64).exp() + (-3.0f64).exp()).ln() - 2f64.ln();
+        assert!((iwae_bound(&w).unwrap() - exact).abs() < 1e-12);
+        assert!(iwae_bound(&[]).is_err());
+        assert!((bits_per_dim(-(784.0 * LN_2), 784) - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,1 @@
+//! placeholder-free: cross-crate tests live in tests/tests/.

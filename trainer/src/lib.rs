@@ -1,0 +1,15 @@
+//! # edgegen-trainer
+//!
+//! The host side of edgegen's data path: datasets → training (burn, `flex` backend) →
+//! ONNX export → evaluation, plus the `edgegen` command line. Probability is never
+//! re-implemented here: evaluation calls `edgegen_runtime::likelihood`.
+
+pub mod checkpoint;
+pub mod data;
+pub mod demo;
+pub mod imageio;
+pub mod loss;
+pub mod onnx;
+pub mod parallel;
+pub mod progress;
+pub mod vae;
