@@ -4,12 +4,17 @@
 //! ONNX export → evaluation, plus the `edgegen` command line. Probability is never
 //! re-implemented here: evaluation calls `edgegen_runtime::likelihood`.
 
+pub mod card;
 pub mod checkpoint;
 pub mod data;
+pub mod fd;
+pub mod gan;
 pub mod demo;
 pub mod imageio;
 pub mod loss;
 pub mod onnx;
 pub mod parallel;
+pub mod pixelcnn;
 pub mod progress;
+pub mod training;
 pub mod vae;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use edgegen_trainer::{data, demo, vae};
+use edgegen_trainer::{data, demo, gan, pixelcnn, vae};
 use std::path::PathBuf;
 
 /// edgegen: train generative image models, export them, and run them on the edge.
@@ -59,6 +59,52 @@ enum DataAction {
 enum TrainFamily {
     /// Variational autoencoder (encoder.onnx + decoder.onnx).
     Vae(VaeArgs),
+    /// PixelCNN with exact log-likelihood (model.onnx).
+    Pixelcnn(PixelCnnArgs),
+    /// DCGAN (generator.onnx + discriminator.onnx), measured by Frechet distance.
+    Gan(GanArgs),
+}
+
+#[derive(Args, Debug)]
+struct GanArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Noise dimensions.
+    #[arg(long, default_value_t = 32)]
+    latent: usize,
+    /// The VAE whose samples are also measured (FD).
+    #[arg(long, default_value = "models/vae-fmnist")]
+    vae: PathBuf,
+    /// Where the published artifacts go.
+    #[arg(long, default_value = "models/gan-fmnist")]
+    out: PathBuf,
+    /// Where checkpoints go (the FD classifier is cached beside it).
+    #[arg(long, default_value = "runs/gan-fmnist")]
+    run_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct PixelCnnArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Channels of the residual stream.
+    #[arg(long, default_value_t = 64)]
+    channels: usize,
+    /// Channels inside each block's masked 3x3 convolution.
+    #[arg(long, default_value_t = 32)]
+    inner: usize,
+    /// Residual blocks.
+    #[arg(long, default_value_t = 4)]
+    blocks: usize,
+    /// Mixture components of the pixel distribution.
+    #[arg(long, default_value_t = 5)]
+    components: usize,
+    /// Where the published artifacts go.
+    #[arg(long, default_value = "models/pixelcnn-fmnist")]
+    out: PathBuf,
+    /// Where checkpoints go.
+    #[arg(long, default_value = "runs/pixelcnn-fmnist")]
+    run_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -69,9 +115,9 @@ struct Common {
     /// Images per step.
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    /// Adam learning rate [default: 1e-3; 2e-4 for the GAN].
+    #[arg(long)]
+    lr: Option<f64>,
     /// Seed of initialization, shuffling and noise.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -114,9 +160,88 @@ fn validate(c: &Common) -> Result<()> {
     if c.epochs == 0 || c.batch == 0 || c.checkpoint_every == 0 {
         bail!("--epochs, --batch and --checkpoint-every must be positive");
     }
-    if !(c.lr > 0.0 && c.lr < 1.0) {
-        bail!("--lr must be in (0, 1), got {}", c.lr);
+    if let Some(lr) = c.lr {
+        if !(lr > 0.0 && lr < 1.0) {
+            bail!("--lr must be in (0, 1), got {lr}");
+        }
     }
+    Ok(())
+}
+
+impl Common {
+    fn options(&self, run_dir: &std::path::Path, default_lr: f64) -> edgegen_trainer::training::TrainOptions {
+        edgegen_trainer::training::TrainOptions {
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr.unwrap_or(default_lr),
+            seed: self.seed,
+            limit: self.limit,
+            run_dir: run_dir.to_path_buf(),
+            resume: self.resume,
+            checkpoint_every: self.checkpoint_every,
+            progress: !self.quiet,
+        }
+    }
+
+    /// The command line that reproduces a run, for the card.
+    fn command(&self, family: &str, default_lr: f64, extra: &str) -> String {
+        format!(
+            "cargo edgegen train {family} --epochs {} --batch {} --lr {} --seed {}{extra}{}",
+            self.epochs,
+            self.batch,
+            self.lr.unwrap_or(default_lr),
+            self.seed,
+            self.limit.map(|l| format!(" --limit {l}")).unwrap_or_default()
+        )
+    }
+}
+
+fn train_pixelcnn(a: PixelCnnArgs) -> Result<()> {
+    validate(&a.common)?;
+    if a.channels == 0 || a.inner == 0 || !(1..=edgegen_runtime::likelihood::MAX_COMPONENTS).contains(&a.components) {
+        bail!("--channels and --inner must be positive, --components in 1..=16");
+    }
+    let cfg = pixelcnn::PixelCnnConfig::new()
+        .with_channels(a.channels)
+        .with_inner(a.inner)
+        .with_blocks(a.blocks)
+        .with_components(a.components);
+    let command = a.common.command(
+        "pixelcnn",
+        1e-3,
+        &format!(" --channels {} --inner {} --blocks {} --components {}", a.channels, a.inner, a.blocks, a.components),
+    );
+    let (model, state) = pixelcnn::training::train(&cfg, &a.common.options(&a.run_dir, 1e-3))?;
+    eprintln!("publishing to {}", a.out.display());
+    let (test, mnist) = pixelcnn::export::publish(&model, &cfg, &state, &command, &a.out, !a.common.quiet)?;
+    println!("test {test:.4} bits/dim; MNIST {mnist:.4} bits/dim; {:.0} s of training", state.elapsed_seconds);
+    Ok(())
+}
+
+fn train_gan(a: GanArgs) -> Result<()> {
+    validate(&a.common)?;
+    if !(1..=128).contains(&a.latent) {
+        bail!("--latent must be in 1..=128");
+    }
+    let cfg = gan::GanConfig::new().with_latent(a.latent);
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}", a.latent));
+    let (model, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4))?;
+    eprintln!("measuring Frechet distances");
+    let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
+    let (classifier, accuracy) = edgegen_trainer::fd::classifier(&cache, !a.common.quiet)?;
+    let seeds: Vec<u64> = (0..10_000).collect();
+    let samples = gan::training::generate(&model, &seeds);
+    let fd = edgegen_trainer::fd::report(&classifier, accuracy, &samples, &a.vae)?;
+    gan::export::publish(&model, &state, &command, &a.out, &fd)?;
+    println!(
+        "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
+        fd.gan,
+        fd.floor,
+        fd.gan / fd.floor,
+        fd.vae,
+        accuracy * 100.0,
+        state.elapsed_seconds
+    );
     Ok(())
 }
 
@@ -127,28 +252,8 @@ fn train_vae(a: VaeArgs) -> Result<()> {
     }
     let c = &a.common;
     let cfg = vae::VaeConfig::new().with_latent(a.latent).with_components(a.components);
-    let opts = vae::training::TrainOptions {
-        epochs: c.epochs,
-        batch: c.batch,
-        lr: c.lr,
-        seed: c.seed,
-        limit: c.limit,
-        run_dir: a.run_dir.clone(),
-        resume: c.resume,
-        checkpoint_every: c.checkpoint_every,
-        progress: !c.quiet,
-    };
-    let command = format!(
-        "cargo run --release --bin edgegen -- train vae --epochs {} --batch {} --lr {} --seed {} --latent {} --components {} --iwae-k {}{}",
-        c.epochs,
-        c.batch,
-        c.lr,
-        c.seed,
-        a.latent,
-        a.components,
-        a.iwae_k,
-        c.limit.map(|l| format!(" --limit {l}")).unwrap_or_default()
-    );
+    let opts = c.options(&a.run_dir, 1e-3);
+    let command = c.command("vae", 1e-3, &format!(" --latent {} --components {} --iwae-k {}", a.latent, a.components, a.iwae_k));
     let (model, state) = vae::training::train(&cfg, &opts)?;
     eprintln!("publishing to {}", a.out.display());
     vae::export::write_onnx(&model, &a.out)?;
@@ -175,6 +280,8 @@ fn main() {
         Command::Data { action: DataAction::Fetch } => data::fetch(),
         Command::Data { action: DataAction::Frames { out, count } } => demo::write_frames(&out, count),
         Command::Train { family: TrainFamily::Vae(a) } => train_vae(a),
+        Command::Train { family: TrainFamily::Pixelcnn(a) } => train_pixelcnn(a),
+        Command::Train { family: TrainFamily::Gan(a) } => train_gan(a),
         Command::Demo { models, frames, out, k } => demo::run(&demo::DemoOptions { models, frames, out, k: k as usize }),
     };
     if let Err(e) = result {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run). Installs what the tests need on a fresh
+# Debian machine, then runs every test. Safe to re-run: installs are skipped when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+need_apt=()
+[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+command -v npm >/dev/null || need_apt+=(npm)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+echo "ok"
+
+step "rust targets"
+rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
+echo "ok"
+
+step "python: onnx, onnxruntime (reference checker and runtime)"
+if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+  python3 -m pip install --quiet onnx onnxruntime numpy || python3 -m pip install --quiet --break-system-packages onnx onnxruntime numpy
+fi
+python3 -c "import onnx, onnxruntime; print('onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__)"
+
+step "datasets"
+cargo run --release --quiet --bin edgegen -- data fetch
+
+step "runtime without std, for Cortex-M4F and Cortex-M55"
+for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+  cargo build --release --quiet -p edgegen-runtime --no-default-features --target "$target"
+  echo "ok $target"
+done
+
+step "host tests (runtime, trainer, cross-checks)"
+EDGEGEN_REQUIRE_PYTHON=1 cargo test --release --workspace

@@ -1,0 +1,161 @@
+//! GAN export: `generator.onnx` (BatchNorm folded into the preceding layers, so the file is
+//! plain Gemm/ConvTranspose/Relu/Tanh), `discriminator.onnx`, golden vectors, `samples.png`
+//! and `card.json` with Fréchet distances.
+
+use super::model::{Discriminator, Gan, Generator};
+use super::training::generate;
+use crate::card::{file_entry, r4};
+use crate::loss::to_vec;
+use crate::onnx::{Attr, GraphBuilder};
+use anyhow::Result;
+use burn::module::Module;
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+use serde_json::json;
+use std::path::Path;
+use tract_onnx::pb::ModelProto;
+
+/// Per-channel (scale, shift) of a BatchNorm in inference mode.
+fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let gamma = to_vec(bn.gamma.val());
+    let beta = to_vec(bn.beta.val());
+    let mean = to_vec(bn.running_mean.value());
+    let var = to_vec(bn.running_var.value());
+    let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + bn.epsilon as f32).sqrt()).collect();
+    let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    (scale, shift)
+}
+
+/// The generator's layers with BatchNorm folded in: (fc W [in,out], fc b, deconv1 W, deconv1 b).
+pub fn folded_generator(g: &Generator) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [d_in, d_out] = g.fc.weight.dims();
+    let (s0, t0) = bn_affine(&g.bn0);
+    let mut w = to_vec(g.fc.weight.val());
+    let mut b = to_vec(g.fc.bias.as_ref().expect("bias").val());
+    for j in 0..d_out {
+        let c = j / 49;
+        for i in 0..d_in {
+            w[i * d_out + j] *= s0[c];
+        }
+        b[j] = b[j] * s0[c] + t0[c];
+    }
+    let [c_in, c_out, kh, kw] = g.deconv1.weight.dims();
+    let (s1, t1) = bn_affine(&g.bn1);
+    let mut w1 = to_vec(g.deconv1.weight.val());
+    let mut b1 = to_vec(g.deconv1.bias.as_ref().expect("bias").val());
+    for ci in 0..c_in {
+        for co in 0..c_out {
+            for t in 0..kh * kw {
+                w1[(ci * c_out + co) * kh * kw + t] *= s1[co];
+            }
+        }
+    }
+    for co in 0..c_out {
+        b1[co] = b1[co] * s1[co] + t1[co];
+    }
+    (w, b, w1, b1)
+}
+
+/// The generator as ONNX: `z [1,L]` → `image [1,1,28,28]` on the network scale (-1..1).
+pub fn generator_onnx(g: &Generator) -> ModelProto {
+    let g = g.valid();
+    let latent = g.latent();
+    let [_, flat] = g.fc.weight.dims();
+    let (w, b, w1, b1) = folded_generator(&g);
+    let mut gb = GraphBuilder::new();
+    gb.input("z", &[1, latent]);
+    let h = gb.dense("z", "fc", &w, &b, latent, flat, None);
+    let h = gb.reshape(&h, &[1, (flat / 49) as i64, 7, 7]);
+    let h = gb.relu(&h);
+    let h = gb.conv_transpose(&h, "deconv1", &w1, &b1, g.deconv1.weight.dims(), 2, 1, None);
+    let h = gb.relu(&h);
+    let w2 = to_vec(g.deconv2.weight.val());
+    let b2 = to_vec(g.deconv2.bias.as_ref().expect("bias").val());
+    let h = gb.conv_transpose(&h, "deconv2", &w2, &b2, g.deconv2.weight.dims(), 2, 1, None);
+    gb.node("Tanh", &[&h], Some("image"), &[]);
+    gb.output("image", &[1, 1, 28, 28]);
+    gb.finish(
+        "dcgan_generator",
+        &format!("edgegen DCGAN generator. Input z: float32 [1,{latent}], z ~ N(0, I). Output image: [1,1,28,28] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into Gemm and ConvTranspose."),
+        &[("family", "gan-generator".into())],
+    )
+}
+
+/// The discriminator as ONNX: `image [1,1,28,28]` → `logit [1,1]`.
+pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
+    let mut g = GraphBuilder::new();
+    g.input("image", &[1, 1, 28, 28]);
+    let mut h = "image".to_string();
+    for (name, c) in [("conv1", &d.conv1), ("conv2", &d.conv2)] {
+        let w = to_vec(c.weight.val());
+        let b = to_vec(c.bias.as_ref().expect("bias").val());
+        h = g.conv(&h, name, &w, &b, c.weight.dims(), 2, 1, None);
+        h = g.node("LeakyRelu", &[&h], None, &[("alpha", Attr::Float(0.2))]);
+    }
+    let h = g.reshape(&h, &[1, 64 * 49]);
+    let [i, o] = d.fc.weight.dims();
+    g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, Some("logit"));
+    g.output("logit", &[1, 1]);
+    g.finish("dcgan_discriminator", "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].", &[("family", "gan-discriminator".into())])
+}
+
+/// Golden vectors for both networks (trainer's forward pass).
+pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
+    let g = gan.generator.valid();
+    let latent = g.latent();
+    let device = Device::flex();
+    for i in 0..3u64 {
+        let mut z = vec![0f32; latent];
+        edgegen_runtime::rng::Rng::new(1000 + i).fill_normal(&mut z);
+        let img = to_vec(g.forward(Tensor::from_data(TensorData::new(z.clone(), [1, latent]), &device)));
+        let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
+        crate::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, latent], &z)?;
+        crate::onnx::save_tensor(&set.join("output_0.pb"), "image", &[1, 1, 28, 28], &img)?;
+        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), [1, 1, 28, 28]), &device)));
+        let set = dir.join("golden/discriminator").join(format!("test_data_set_{i}"));
+        crate::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &img)?;
+        crate::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[1, 1], &logit)?;
+    }
+    Ok(())
+}
+
+/// Publishes the GAN into `dir` and returns its FD figures.
+pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, fd: &crate::fd::FdReport) -> Result<()> {
+    crate::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
+    crate::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
+    write_golden(gan, dir)?;
+    let seeds: Vec<u64> = (0..64).collect();
+    crate::card::save_grid(&dir.join("samples.png"), &generate(gan, &seeds), 8, 2)?;
+    let g = gan.generator.valid();
+    let latent = g.latent();
+    let card = json!({
+        "name": "gan-fmnist",
+        "family": "gan",
+        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images",
+        "params": g.num_params() - 2 * (g.bn0.gamma.dims()[0] + g.bn1.gamma.dims()[0]),
+        "params_note": "generator as exported (BatchNorm folded); the discriminator is not shipped to devices",
+        "params_discriminator": gan.discriminator.num_params(),
+        "macs": g.macs(),
+        "latent_dim": latent,
+        "files": {
+            "generator": file_entry(dir, "generator.onnx"),
+            "discriminator": file_entry(dir, "discriminator.onnx"),
+            "golden": "golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)",
+            "samples": "samples.png",
+        },
+        "inputs": {"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]},
+        "outputs": {"generator": [{"name": "image", "shape": [1, 1, 28, 28], "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]},
+        "fd": r4(fd.gan),
+        "fd_floor": r4(fd.floor),
+        "fd_ratio": r4(fd.gan / fd.floor),
+        "vae_fd": r4(fd.vae),
+        "fd_note": fd.note.clone(),
+        "epochs": state.epoch,
+        "history": crate::card::history(state, "d_loss", "g_loss"),
+        "seed": state.seed,
+        "train_command": command,
+        "train_seconds": state.elapsed_seconds.round(),
+        "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
+    });
+    crate::card::write(dir, &card)
+}

@@ -1,0 +1,110 @@
+//! DCGAN network definitions (burn modules).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu, tanh};
+
+/// Shape of the GAN.
+#[derive(Config, Debug)]
+pub struct GanConfig {
+    /// Noise dimensions.
+    #[config(default = 32)]
+    pub latent: usize,
+    /// Channels of the generator's 7×7 map.
+    #[config(default = 64)]
+    pub features: usize,
+}
+
+/// z `[B, latent]` → image `[B, 1, 28, 28]` in (-1, 1) (the network pixel scale).
+#[derive(Module, Debug)]
+pub struct Generator {
+    /// latent → features×7×7.
+    pub fc: Linear,
+    /// BatchNorm over the 7×7 map's channels.
+    pub bn0: BatchNorm,
+    /// features→32, 4×4 transposed, stride 2: 7×7 → 14×14.
+    pub deconv1: ConvTranspose2d,
+    /// BatchNorm over 32 channels.
+    pub bn1: BatchNorm,
+    /// 32→1, 4×4 transposed, stride 2: 14×14 → 28×28, then tanh.
+    pub deconv2: ConvTranspose2d,
+}
+
+/// image `[B, 1, 28, 28]` → realness logit `[B, 1]`.
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    /// 1→32, 4×4, stride 2.
+    pub conv1: Conv2d,
+    /// 32→64, 4×4, stride 2.
+    pub conv2: Conv2d,
+    /// 64×7×7 → 1.
+    pub fc: Linear,
+}
+
+/// Generator and discriminator, checkpointed together.
+#[derive(Module, Debug)]
+pub struct Gan {
+    /// The generator (what ships).
+    pub generator: Generator,
+    /// The discriminator.
+    pub discriminator: Discriminator,
+}
+
+fn dcgan_init() -> Initializer {
+    Initializer::Normal { mean: 0.0, std: 0.02 }
+}
+
+impl GanConfig {
+    /// A freshly initialized GAN on `device` (DCGAN's N(0, 0.02) weights).
+    pub fn init(&self, device: &Device) -> Gan {
+        let f = self.features;
+        Gan {
+            generator: Generator {
+                fc: LinearConfig::new(self.latent, f * 49).with_initializer(dcgan_init()).init(device),
+                bn0: BatchNormConfig::new(f).init(device),
+                deconv1: ConvTranspose2dConfig::new([f, 32], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                bn1: BatchNormConfig::new(32).init(device),
+                deconv2: ConvTranspose2dConfig::new([32, 1], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+            },
+            discriminator: Discriminator {
+                conv1: Conv2dConfig::new([1, 32], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
+                conv2: Conv2dConfig::new([32, 64], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
+                fc: LinearConfig::new(64 * 49, 1).with_initializer(dcgan_init()).init(device),
+            },
+        }
+    }
+}
+
+impl Generator {
+    /// Images for a batch of noise vectors.
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        let [b, _] = z.dims();
+        let f = self.bn0.gamma.dims()[0];
+        let h = relu(self.bn0.forward(self.fc.forward(z).reshape([b, f, 7, 7])));
+        let h = relu(self.bn1.forward(self.deconv1.forward(h)));
+        tanh(self.deconv2.forward(h))
+    }
+
+    /// Noise dimensions.
+    pub fn latent(&self) -> usize {
+        self.fc.weight.dims()[0]
+    }
+
+    /// Multiply-accumulates per image.
+    pub fn macs(&self) -> usize {
+        let [l, o] = self.fc.weight.dims();
+        let f = o / 49;
+        l * o + f * 32 * 16 * 49 + 32 * 16 * 196
+    }
+}
+
+impl Discriminator {
+    /// Realness logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let h = leaky_relu(self.conv1.forward(x), 0.2);
+        let h = leaky_relu(self.conv2.forward(h), 0.2);
+        let [b, c, hh, ww] = h.dims();
+        self.fc.forward(h.reshape([b, c * hh * ww]))
+    }
+}

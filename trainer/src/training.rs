@@ -1,0 +1,129 @@
+//! The training loop shared by the likelihood models (VAE, PixelCNN): Adam on a per-image
+//! loss in nats, a progress bar (loss, bits/dim, images/s), per-epoch validation, and
+//! checkpoints that `--resume` continues from exactly where an interrupted run stopped
+//! (the data order is a function of seed and epoch, and every step's noise of seed, epoch
+//! and step, so a resumed run takes the same steps the uninterrupted run would have).
+
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::data::{self, Images};
+use crate::loss::images_to_tensor;
+use anyhow::{bail, ensure, Result};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use edgegen_runtime::image::PIXELS;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Settings of one training run.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Epochs over the training split.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seed of initialization, shuffling and noise.
+    pub seed: u64,
+    /// Use only the first `limit` training images (quick runs and tests).
+    pub limit: Option<usize>,
+    /// Directory of checkpoints.
+    pub run_dir: PathBuf,
+    /// Continue from the checkpoint in `run_dir`.
+    pub resume: bool,
+    /// Steps between mid-epoch checkpoints.
+    pub checkpoint_every: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// The training and validation images for `opts` (validation cut to 500 on `--limit` runs).
+pub fn datasets(opts: &TrainOptions) -> Result<(Images, Images)> {
+    let mut train = data::fashion_mnist(data::Split::Train)?;
+    if let Some(limit) = opts.limit {
+        train = train.slice(0..limit.min(train.len()));
+    }
+    let valid = data::fashion_mnist(data::Split::Validation)?;
+    let valid = if opts.limit.is_some() { valid.slice(0..500) } else { valid };
+    Ok((train, valid))
+}
+
+/// Trains `model` (built on an autodiff device) with Adam to minimize the mean of `loss`,
+/// which maps (model, images on the network scale `[B,1,28,28]`, epoch, step) to per-image
+/// nats `[B]`. `validate` gives bits/dim on held-out images after every epoch.
+pub fn fit<M, L, V>(label: &str, model: M, opts: &TrainOptions, train: &Images, loss: L, validate: V) -> Result<(M, TrainState)>
+where
+    M: Module + Clone,
+    L: Fn(&M, Tensor<4>, usize, usize) -> Tensor<1>,
+    V: Fn(&M) -> f64,
+{
+    let device = Device::flex().autodiff();
+    let mut model = model;
+    let mut optim = AdamConfig::new().init();
+    let ckpt = Checkpoint::new(&opts.run_dir);
+    let mut state = TrainState::new(opts.seed, opts.epochs);
+    if opts.resume {
+        let Some((s, m, o)) = ckpt.load(model.clone(), optim)? else {
+            bail!("--resume: no checkpoint in {}", opts.run_dir.display());
+        };
+        eprintln!("resuming {label} from {} at epoch {} step {}", opts.run_dir.display(), s.epoch + 1, s.step);
+        (state, model, optim) = (s, m, o);
+    }
+    state.epochs = opts.epochs;
+
+    let steps_per_epoch = train.len() / opts.batch;
+    ensure!(steps_per_epoch > 0, "batch size {} exceeds the {} training images", opts.batch, train.len());
+    let bar = crate::progress::bar(opts.progress, (steps_per_epoch * opts.epochs) as u64, label);
+    bar.set_position((state.epoch * steps_per_epoch + state.step).min(steps_per_epoch * opts.epochs) as u64);
+    let mut batch_pixels = vec![0u8; opts.batch * PIXELS];
+
+    while state.epoch < opts.epochs {
+        let epoch = state.epoch;
+        let order = data::permutation(train.len(), opts.seed.wrapping_add(epoch as u64));
+        let started = Instant::now();
+        let mut seen = 0usize;
+        let mut running = f64::NAN;
+        for step in state.step..steps_per_epoch {
+            for (j, &idx) in order[step * opts.batch..(step + 1) * opts.batch].iter().enumerate() {
+                batch_pixels[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(train.image(idx));
+            }
+            let x = images_to_tensor(&batch_pixels, opts.batch, &device);
+            let mean = loss(&model, x, epoch, step).mean().div_scalar(PIXELS as f64);
+            let nats_per_dim: f32 = mean.clone().into_scalar();
+            ensure!(nats_per_dim.is_finite(), "{label} diverged at epoch {} step {step}: loss {nats_per_dim}", epoch + 1);
+            let grads = GradientsParams::from_grads(mean.backward(), &model);
+            model = optim.step(opts.lr, model, grads);
+
+            seen += opts.batch;
+            let bpd = nats_per_dim as f64 / std::f64::consts::LN_2;
+            running = if running.is_nan() { bpd } else { 0.98 * running + 0.02 * bpd };
+            bar.inc(1);
+            bar.set_message(format!(
+                "epoch {}/{} loss {:.4} nats/dim  {:.3} bits/dim  {:.0} img/s",
+                epoch + 1,
+                opts.epochs,
+                nats_per_dim,
+                running,
+                seen as f64 / started.elapsed().as_secs_f64()
+            ));
+            if (step + 1) % opts.checkpoint_every == 0 && step + 1 < steps_per_epoch {
+                state.step = step + 1;
+                state.add_elapsed();
+                ckpt.save(&mut state, &model, &optim)?;
+            }
+        }
+        let val = validate(&model);
+        state.history.push((epoch + 1, running, val));
+        crate::progress::println(
+            &bar,
+            format!("{label} epoch {:>3}: train {running:.4} bits/dim, validation {val:.4} bits/dim, {:.0} s", epoch + 1, started.elapsed().as_secs_f64()),
+        );
+        state.epoch += 1;
+        state.step = 0;
+        state.add_elapsed();
+        ckpt.save(&mut state, &model, &optim)?;
+    }
+    bar.finish_and_clear();
+    Ok((model, state))
+}
