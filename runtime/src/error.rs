@@ -2,8 +2,10 @@
 
 use core::fmt;
 
-/// Everything that can go wrong in the runtime. Carries only plain numbers, so it is `Copy`
-/// and usable without an allocator.
+pub use crate::model::Section;
+
+/// Everything that can go wrong in the runtime. Carries only plain numbers and static
+/// strings, so it is `Copy` and usable without an allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,17 +16,63 @@ pub enum Error {
         /// What it held.
         got: usize,
     },
-    /// A parameter was outside its valid range (for example zero mixture components).
+    /// A parameter was outside its valid range.
     InvalidParameter(&'static str),
+    /// A model file is shorter than its header says (or than a header).
+    Truncated {
+        /// Bytes needed.
+        needed: u32,
+        /// Bytes present.
+        got: u32,
+    },
+    /// Not a model file: the magic bytes are wrong.
+    BadMagic,
+    /// A model file of a format version this runtime does not read.
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u16,
+        /// Version this runtime reads.
+        supported: u16,
+    },
+    /// The checksum does not match the contents: the file is corrupt.
+    ChecksumMismatch {
+        /// Checksum stored in the header.
+        stored: u32,
+        /// Checksum of the contents.
+        computed: u32,
+    },
+    /// A structurally invalid model file: what is wrong and where.
+    Malformed {
+        /// The part of the file.
+        section: Section,
+        /// Index of the tensor or op (0 for the header and metadata).
+        index: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The arena the caller passed is smaller than the model needs.
+    ArenaTooSmall {
+        /// Bytes the model needs.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The model is of another family than the engine asked for.
+    WrongFamily,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::LengthMismatch { expected, got } => {
-                write!(f, "buffer length mismatch: expected {expected} elements, got {got}")
-            }
+            Error::LengthMismatch { expected, got } => write!(f, "buffer length mismatch: expected {expected} elements, got {got}"),
             Error::InvalidParameter(what) => write!(f, "invalid parameter: {what}"),
+            Error::Truncated { needed, got } => write!(f, "model file truncated: header says {needed} bytes, file has {got}"),
+            Error::BadMagic => write!(f, "not an edgegen model file (bad magic; expected \"EGMF\")"),
+            Error::UnsupportedVersion { found, supported } => write!(f, "model file format version {found}, this runtime reads version {supported}"),
+            Error::ChecksumMismatch { stored, computed } => write!(f, "model file corrupt: checksum 0x{computed:08x} does not match stored 0x{stored:08x}"),
+            Error::Malformed { section, index, reason } => write!(f, "malformed model file: {section:?} {index}: {reason}"),
+            Error::ArenaTooSmall { needed, got } => write!(f, "arena too small: the model needs {needed} bytes, got {got}"),
+            Error::WrongFamily => write!(f, "the model file is of another family than this engine runs"),
         }
     }
 }
@@ -35,10 +83,15 @@ impl core::error::Error for Error {}
 impl defmt::Format for Error {
     fn format(&self, f: defmt::Formatter) {
         match self {
-            Error::LengthMismatch { expected, got } => {
-                defmt::write!(f, "LengthMismatch {{ expected: {}, got: {} }}", expected, got)
-            }
+            Error::LengthMismatch { expected, got } => defmt::write!(f, "LengthMismatch {{ expected: {}, got: {} }}", expected, got),
             Error::InvalidParameter(what) => defmt::write!(f, "InvalidParameter({})", what),
+            Error::Truncated { needed, got } => defmt::write!(f, "Truncated {{ needed: {}, got: {} }}", needed, got),
+            Error::BadMagic => defmt::write!(f, "BadMagic"),
+            Error::UnsupportedVersion { found, supported } => defmt::write!(f, "UnsupportedVersion {{ found: {}, supported: {} }}", found, supported),
+            Error::ChecksumMismatch { stored, computed } => defmt::write!(f, "ChecksumMismatch {{ stored: {=u32:x}, computed: {=u32:x} }}", stored, computed),
+            Error::Malformed { section, index, reason } => defmt::write!(f, "Malformed {{ {}, {}, {} }}", section, index, reason),
+            Error::ArenaTooSmall { needed, got } => defmt::write!(f, "ArenaTooSmall {{ needed: {}, got: {} }}", needed, got),
+            Error::WrongFamily => defmt::write!(f, "WrongFamily"),
         }
     }
 }

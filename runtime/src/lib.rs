@@ -9,14 +9,21 @@
 //! * [`rng`]: a seeded generator whose numbers are identical on every target, so the same seed
 //!   gives the same samples on a workstation and on a Cortex-M.
 //! * [`image`]: the image geometry shared by all model families.
+//! * [`model`]: the compiled model file, validated once and read in place.
+//! * [`kernels`], [`interpreter`], [`quant`]: the int8 path over a statically planned arena.
 //! * `onnx` (feature `onnx`): engines that run the exported ONNX files through tract-onnx.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod engine;
 pub mod error;
 pub mod image;
+pub mod interpreter;
+pub mod kernels;
 pub mod likelihood;
+pub mod model;
+pub mod quant;
 pub mod rng;
 
 #[cfg(feature = "onnx")]

@@ -90,55 +90,85 @@ pub fn log_sum_exp_f64(values: &[f64]) -> f64 {
 /// Largest mixture the per-pixel routines accept (stack buffers are sized by it).
 pub const MAX_COMPONENTS: usize = 16;
 
+/// Where mixture parameters are read from: a float slice on the host, or the little-endian
+/// f32 bytes of an interpreter's output tensor in the arena on the device (no copy).
+pub trait Params {
+    /// Parameter `i`.
+    fn at(&self, i: usize) -> f32;
+    /// Number of parameters.
+    fn count(&self) -> usize;
+}
+
+impl Params for [f32] {
+    #[inline]
+    fn at(&self, i: usize) -> f32 {
+        self[i]
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// f32 values stored as little-endian bytes (an arena tensor).
+#[derive(Debug, Clone, Copy)]
+pub struct LeF32<'a>(pub &'a [u8]);
+
+impl Params for LeF32<'_> {
+    #[inline]
+    fn at(&self, i: usize) -> f32 {
+        let b = &self.0[4 * i..4 * i + 4];
+        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn count(&self) -> usize {
+        self.0.len() / 4
+    }
+}
+
 /// log-probability (nats) of 8-bit value `x` under a `K`-component mixture whose parameters
-/// for this pixel are read as `params[c * stride]` for channel `c` in `0..3K`.
-pub fn mixture_log_prob_at(x: u8, params: &[f32], k: usize, stride: usize) -> f32 {
+/// for this pixel are read as `params.at(at + c * stride)` for channel `c` in `0..3K`.
+pub fn mixture_log_prob_at<P: Params + ?Sized>(x: u8, params: &P, at: usize, k: usize, stride: usize) -> f32 {
     debug_assert!(k >= 1 && k <= MAX_COMPONENTS);
     let mut logits = [0f32; MAX_COMPONENTS];
     for (j, l) in logits.iter_mut().enumerate().take(k) {
-        *l = params[j * stride];
+        *l = params.at(at + j * stride);
     }
     let log_norm = log_sum_exp(&logits[..k]);
     let mut terms = [0f32; MAX_COMPONENTS];
     for j in 0..k {
-        let mean = params[(k + j) * stride];
-        let log_scale = params[(2 * k + j) * stride];
+        let mean = params.at(at + (k + j) * stride);
+        let log_scale = params.at(at + (2 * k + j) * stride);
         terms[j] = logits[j] - log_norm + discretized_logistic_log_prob(x, mean, log_scale);
     }
     log_sum_exp(&terms[..k])
 }
 
 /// Checks that `params` holds `3K` planar channels for `image` and that `K` is supported.
-fn check_mixture_shape(image: &[u8], params: &[f32], k: usize) -> Result<(), Error> {
+fn check_mixture_shape<P: Params + ?Sized>(image: &[u8], params: &P, k: usize) -> Result<(), Error> {
     if k == 0 || k > MAX_COMPONENTS {
         return Err(Error::InvalidParameter("mixture components must be in 1..=16"));
     }
     let expected = 3 * k * image.len();
-    if params.len() != expected {
-        return Err(Error::LengthMismatch { expected, got: params.len() });
+    if params.count() != expected {
+        return Err(Error::LengthMismatch { expected, got: params.count() });
     }
     Ok(())
 }
 
 /// log p(image) in nats under a planar `3K`-channel mixture head (layout in the module docs).
-pub fn mixture_image_log_prob(image: &[u8], params: &[f32], k: usize) -> Result<f64, Error> {
+pub fn mixture_image_log_prob<P: Params + ?Sized>(image: &[u8], params: &P, k: usize) -> Result<f64, Error> {
     check_mixture_shape(image, params, k)?;
     let n = image.len();
-    Ok(image
-        .iter()
-        .enumerate()
-        .map(|(p, &x)| mixture_log_prob_at(x, &params[p..], k, n) as f64)
-        .sum())
+    Ok(image.iter().enumerate().map(|(p, &x)| mixture_log_prob_at(x, params, p, k, n) as f64).sum())
 }
 
 /// Draws one 8-bit value from the mixture at one pixel (parameters read as in
 /// [`mixture_log_prob_at`]): a component by its softmax weight, then a logistic deviate from
 /// it, rounded to the nearest bin and clamped to 0..=255.
-pub fn mixture_sample_at(params: &[f32], k: usize, stride: usize, rng: &mut crate::rng::Rng) -> u8 {
+pub fn mixture_sample_at<P: Params + ?Sized>(params: &P, at: usize, k: usize, stride: usize, rng: &mut crate::rng::Rng) -> u8 {
     debug_assert!(k >= 1 && k <= MAX_COMPONENTS);
     let mut logits = [0f32; MAX_COMPONENTS];
     for (j, l) in logits.iter_mut().enumerate().take(k) {
-        *l = params[j * stride];
+        *l = params.at(at + j * stride);
     }
     let log_norm = log_sum_exp(&logits[..k]);
     let u = rng.uniform();
@@ -151,8 +181,8 @@ pub fn mixture_sample_at(params: &[f32], k: usize, stride: usize, rng: &mut crat
             break;
         }
     }
-    let mean = params[(k + chosen) * stride];
-    let log_scale = params[(2 * k + chosen) * stride].max(LOG_SCALE_MIN);
+    let mean = params.at(at + (k + chosen) * stride);
+    let log_scale = params.at(at + (2 * k + chosen) * stride).max(LOG_SCALE_MIN);
     let v = rng.uniform();
     let deviate = mean + libm::expf(log_scale) * (libm::logf(v) - libm::log1pf(-v));
     crate::image::unscale_pixel(deviate)
@@ -160,32 +190,27 @@ pub fn mixture_sample_at(params: &[f32], k: usize, stride: usize, rng: &mut crat
 
 /// Samples a whole image from a planar `3K`-channel head (every pixel independently, as a VAE
 /// or GAN decoder's output distribution is).
-pub fn mixture_sample_image(
-    params: &[f32],
-    k: usize,
-    rng: &mut crate::rng::Rng,
-    out: &mut [u8],
-) -> Result<(), Error> {
+pub fn mixture_sample_image<P: Params + ?Sized>(params: &P, k: usize, rng: &mut crate::rng::Rng, out: &mut [u8]) -> Result<(), Error> {
     check_mixture_shape(out, params, k)?;
     let n = out.len();
     for (p, o) in out.iter_mut().enumerate() {
-        *o = mixture_sample_at(&params[p..], k, n, rng);
+        *o = mixture_sample_at(params, p, k, n, rng);
     }
     Ok(())
 }
 
 /// The mean image of a planar mixture head: per pixel, the softmax-weighted mean, mapped to
 /// 0..=255. A deterministic picture of what the model expects (used for reconstructions).
-pub fn mixture_mean_image(params: &[f32], k: usize, out: &mut [u8]) -> Result<(), Error> {
+pub fn mixture_mean_image<P: Params + ?Sized>(params: &P, k: usize, out: &mut [u8]) -> Result<(), Error> {
     check_mixture_shape(out, params, k)?;
     let n = out.len();
     for (p, o) in out.iter_mut().enumerate() {
         let mut logits = [0f32; MAX_COMPONENTS];
         for (j, l) in logits.iter_mut().enumerate().take(k) {
-            *l = params[j * n + p];
+            *l = params.at(j * n + p);
         }
         let log_norm = log_sum_exp(&logits[..k]);
-        let mean: f32 = (0..k).map(|j| libm::expf(logits[j] - log_norm) * params[(k + j) * n + p]).sum();
+        let mean: f32 = (0..k).map(|j| libm::expf(logits[j] - log_norm) * params.at((k + j) * n + p)).sum();
         *o = crate::image::unscale_pixel(mean);
     }
     Ok(())
@@ -297,10 +322,10 @@ mod tests {
         let x = 77u8;
         let single = discretized_logistic_log_prob(x, 0.2, -2.5);
         let params = [0.3f32, 0.3, 0.2, 0.2, -2.5, -2.5];
-        let mixed = mixture_log_prob_at(x, &params, 2, 1);
+        let mixed = mixture_log_prob_at(x, &params[..], 0, 2, 1);
         assert!((single - mixed).abs() < 1e-5);
         let params = [1.0f32, -1.0, 0.5, -0.5, -3.0, -1.0];
-        let total: f64 = (0..=255u8).map(|x| libm::exp(mixture_log_prob_at(x, &params, 2, 1) as f64)).sum();
+        let total: f64 = (0..=255u8).map(|x| libm::exp(mixture_log_prob_at(x, &params[..], 0, 2, 1) as f64)).sum();
         assert!((total - 1.0).abs() < 2e-4, "{total}");
     }
 
@@ -308,11 +333,11 @@ mod tests {
     fn image_log_prob_checks_shapes() {
         let image = [0u8; 4];
         assert_eq!(
-            mixture_image_log_prob(&image, &[0.0; 11], 1),
+            mixture_image_log_prob(&image, &[0.0f32; 11][..], 1),
             Err(Error::LengthMismatch { expected: 12, got: 11 })
         );
-        assert!(mixture_image_log_prob(&image, &[0.0; 12], 0).is_err());
-        assert!(mixture_image_log_prob(&image, &[0.0; 12], 1).is_ok());
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 0).is_err());
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1).is_ok());
     }
 
     #[test]
@@ -323,7 +348,7 @@ mod tests {
         let n = 20_000;
         let mut near_200 = 0;
         for _ in 0..n {
-            let v = mixture_sample_at(&params, 2, 1, &mut rng);
+            let v = mixture_sample_at(&params[..], 0, 2, 1, &mut rng);
             assert!((v as i32 - 200).abs() <= 3 || (v as i32 - 20).abs() <= 3, "{v}");
             near_200 += ((v as i32 - 200).abs() <= 3) as usize;
         }

@@ -46,6 +46,7 @@ pub enum OnnxError {
 pub struct OnnxModel {
     plan: Arc<TypedRunnableModel>,
     path: PathBuf,
+    input_int8: bool,
     input_shape: Vec<usize>,
     output_shapes: Vec<Vec<usize>>,
 }
@@ -75,12 +76,17 @@ impl OnnxModel {
                 .map(|s| s.to_vec())
                 .ok_or_else(|| interface(format!("shape {:?} is not static", fact.shape)))
         };
-        let input_shape = shape_of(typed.input_fact(0).map_err(load_err)?)?;
+        let input_fact = typed.input_fact(0).map_err(load_err)?;
+        let input_int8 = input_fact.datum_type == i8::datum_type();
+        if !input_int8 && input_fact.datum_type != f32::datum_type() {
+            return Err(interface(format!("input type {:?}, expected f32 or int8", input_fact.datum_type)));
+        }
+        let input_shape = shape_of(input_fact)?;
         let output_shapes = (0..typed.outputs.len())
             .map(|i| shape_of(typed.output_fact(i).map_err(load_err)?))
             .collect::<Result<Vec<_>, _>>()?;
         let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
-        Ok(OnnxModel { plan, path: path.to_path_buf(), input_shape, output_shapes })
+        Ok(OnnxModel { plan, path: path.to_path_buf(), input_int8, input_shape, output_shapes })
     }
 
     /// Static shape of the input.
@@ -93,9 +99,34 @@ impl OnnxModel {
         &self.output_shapes
     }
 
-    /// Runs the model on `input` (row-major, `input_shape` elements); returns every output
-    /// flattened.
+    /// True when the input is int8 (a QDQ model taking the image as `p − 128`).
+    pub fn input_is_int8(&self) -> bool {
+        self.input_int8
+    }
+
+    /// Runs the model on an 8-bit image: as `p − 128` for an int8 input, as `p/127.5 − 1`
+    /// for an f32 one.
+    pub fn run_image(&self, pixels: &[u8], what: &'static str) -> Result<Vec<Vec<f32>>, OnnxError> {
+        if self.input_int8 {
+            let q: Vec<i8> = pixels.iter().map(|&p| (p ^ 0x80) as i8).collect();
+            self.run_tensor(&q, what)
+        } else {
+            let mut x = vec![0f32; pixels.len()];
+            scale_image(pixels, &mut x)?;
+            self.run(&x, what)
+        }
+    }
+
+    /// Runs the model on an f32 `input` (row-major, `input_shape` elements); returns every
+    /// output flattened.
     pub fn run(&self, input: &[f32], what: &'static str) -> Result<Vec<Vec<f32>>, OnnxError> {
+        if self.input_int8 {
+            return Err(OnnxError::Interface { path: self.path.clone(), message: "this model takes an int8 image, not floats".into() });
+        }
+        self.run_tensor(input, what)
+    }
+
+    fn run_tensor<T: Datum + Copy>(&self, input: &[T], what: &'static str) -> Result<Vec<Vec<f32>>, OnnxError> {
         let run_err = |e: TractError| OnnxError::Run { what, message: format!("{e:#}") };
         let expected: usize = self.input_shape.iter().product();
         if input.len() != expected {
@@ -110,25 +141,7 @@ impl OnnxModel {
     }
 }
 
-/// Likelihood bounds of one image, in nats and bits/dim.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct VaeBounds {
-    /// ELBO (mean of the k log importance weights), nats.
-    pub elbo: f64,
-    /// k-sample importance-weighted bound, nats.
-    pub iwae: f64,
-}
-
-impl VaeBounds {
-    /// ELBO in bits/dim.
-    pub fn elbo_bpd(&self) -> f64 {
-        likelihood::bits_per_dim(self.elbo, PIXELS)
-    }
-    /// Importance-weighted bound in bits/dim (the tighter estimate).
-    pub fn iwae_bpd(&self) -> f64 {
-        likelihood::bits_per_dim(self.iwae, PIXELS)
-    }
-}
+pub use crate::engine::VaeBounds;
 
 /// A VAE run through tract: `encoder.onnx` and `decoder.onnx` from one model directory.
 #[derive(Debug)]
@@ -162,14 +175,7 @@ impl OnnxVae {
         if dec.input_shape() != [1, latent] {
             return Err(bad(decoder, format!("input shape {:?}, expected [1, {latent}] to match the encoder", dec.input_shape())));
         }
-        let out = &dec.output_shapes()[0];
-        if out.len() != 4 || out[1] % 3 != 0 || out[1] == 0 || out[2..] != [28, 28] {
-            return Err(bad(decoder, format!("output shape {out:?}, expected [1, 3K, 28, 28]")));
-        }
-        let components = out[1] / 3;
-        if components > likelihood::MAX_COMPONENTS {
-            return Err(bad(decoder, format!("{components} mixture components, at most {} supported", likelihood::MAX_COMPONENTS)));
-        }
+        let components = mixture_components(decoder, &dec.output_shapes()[0])?;
         Ok(OnnxVae { encoder: enc, decoder: dec, latent, components })
     }
 
@@ -185,9 +191,10 @@ impl OnnxVae {
 
     /// `(mu, logvar)` of q(z|x) for an 8-bit 28×28 image.
     pub fn encode(&self, image: &[u8]) -> Result<(Vec<f32>, Vec<f32>), OnnxError> {
-        let mut x = [0f32; PIXELS];
-        scale_image(image, &mut x)?;
-        let mut out = self.encoder.run(&x, "encoder")?;
+        if image.len() != PIXELS {
+            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: image.len() }.into());
+        }
+        let mut out = self.encoder.run_image(image, "encoder")?;
         let logvar = out.pop().expect("two outputs checked at load");
         let mu = out.pop().expect("two outputs checked at load");
         Ok((mu, logvar))
@@ -205,7 +212,7 @@ impl OnnxVae {
         let mut z = vec![0f32; self.latent];
         rng.fill_normal(&mut z);
         let params = self.decode(&z)?;
-        likelihood::mixture_sample_image(&params, self.components, &mut rng, out)?;
+        likelihood::mixture_sample_image(&params[..], self.components, &mut rng, out)?;
         Ok(())
     }
 
@@ -220,9 +227,122 @@ impl OnnxVae {
         for _ in 0..k {
             likelihood::reparameterize(&mu, &logvar, rng, &mut z)?;
             let params = self.decode(&z)?;
-            let lp = likelihood::mixture_image_log_prob(image, &params, self.components)?;
+            let lp = likelihood::mixture_image_log_prob(image, &params[..], self.components)?;
             log_weights.push(likelihood::importance_log_weight(lp, &z, &mu, &logvar)?);
         }
         Ok(VaeBounds { elbo: log_weights.iter().sum::<f64>() / k as f64, iwae: likelihood::iwae_bound(&log_weights)? })
+    }
+}
+
+fn mixture_components(path: &Path, shape: &[usize]) -> Result<usize, OnnxError> {
+    if shape.len() != 4 || shape[0] != 1 || shape[1] % 3 != 0 || shape[1] == 0 || shape[2..] != [28, 28] {
+        return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("output shape {shape:?}, expected [1, 3K, 28, 28]") });
+    }
+    let k = shape[1] / 3;
+    if k > likelihood::MAX_COMPONENTS {
+        return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("{k} mixture components, at most {} supported", likelihood::MAX_COMPONENTS) });
+    }
+    Ok(k)
+}
+
+/// A PixelCNN run through tract: `model.onnx` maps an image to the per-pixel mixture
+/// parameters of p(x_i | x_<i).
+#[derive(Debug)]
+pub struct OnnxPixelCnn {
+    model: OnnxModel,
+    components: usize,
+}
+
+impl OnnxPixelCnn {
+    /// Loads `dir/model.onnx` and checks its interface: `[1,1,28,28]` → `[1,3K,28,28]`.
+    pub fn load(dir: &Path) -> Result<Self, OnnxError> {
+        Self::load_file(&dir.join("model.onnx"))
+    }
+
+    /// Loads an explicit file.
+    pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
+        let model = OnnxModel::load(path)?;
+        if model.input_shape() != [1, 1, 28, 28] || model.output_shapes().len() != 1 {
+            return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("input {:?} and {} outputs, expected [1, 1, 28, 28] and one output", model.input_shape(), model.output_shapes().len()) });
+        }
+        let components = mixture_components(path, &model.output_shapes()[0])?;
+        Ok(OnnxPixelCnn { model, components })
+    }
+
+    /// Mixture components per pixel.
+    pub fn components(&self) -> usize {
+        self.components
+    }
+
+    /// The mixture head for an image.
+    pub fn heads(&self, image: &[u8]) -> Result<Vec<f32>, OnnxError> {
+        if image.len() != PIXELS {
+            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: image.len() }.into());
+        }
+        Ok(self.model.run_image(image, "pixelcnn")?.swap_remove(0))
+    }
+
+    /// Exact log p(image) in nats.
+    pub fn log_prob(&self, image: &[u8]) -> Result<f64, OnnxError> {
+        Ok(likelihood::mixture_image_log_prob(image, &self.heads(image)?[..], self.components)?)
+    }
+
+    /// Draws an image pixel by pixel in raster order from `Rng::new(seed)` (784 passes; the
+    /// int8 engine avoids the redundant work).
+    pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
+        if out.len() != PIXELS {
+            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: out.len() }.into());
+        }
+        let mut rng = Rng::new(seed);
+        out.fill(0);
+        for p in 0..PIXELS {
+            let params = self.heads(out)?;
+            out[p] = likelihood::mixture_sample_at(&params[..], p, self.components, PIXELS, &mut rng);
+        }
+        Ok(())
+    }
+}
+
+/// A GAN generator run through tract: `generator.onnx` maps z `[1,L]` to an image in (-1, 1).
+#[derive(Debug)]
+pub struct OnnxGan {
+    generator: OnnxModel,
+    latent: usize,
+}
+
+impl OnnxGan {
+    /// Loads `dir/generator.onnx` and checks its interface: `[1,L]` → `[1,1,28,28]`.
+    pub fn load(dir: &Path) -> Result<Self, OnnxError> {
+        Self::load_file(&dir.join("generator.onnx"))
+    }
+
+    /// Loads an explicit file.
+    pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
+        let generator = OnnxModel::load(path)?;
+        let input = generator.input_shape();
+        if input.len() != 2 || input[0] != 1 || generator.output_shapes().len() != 1 || generator.output_shapes()[0] != [1, 1, 28, 28] {
+            return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("input {input:?} and outputs {:?}, expected [1, L] and [1, 1, 28, 28]", generator.output_shapes()) });
+        }
+        let latent = input[1];
+        Ok(OnnxGan { generator, latent })
+    }
+
+    /// Noise dimensions.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// The image for noise z ~ N(0, I) drawn from `Rng::new(seed)`.
+    pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
+        if out.len() != PIXELS {
+            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: out.len() }.into());
+        }
+        let mut z = vec![0f32; self.latent];
+        Rng::new(seed).fill_normal(&mut z);
+        let image = self.generator.run(&z, "generator")?.swap_remove(0);
+        for (o, v) in out.iter_mut().zip(image) {
+            *o = crate::image::unscale_pixel(v);
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use burn::prelude::*;
-use edgegen_runtime::onnx::{OnnxModel, OnnxVae};
+use edgegen_runtime::onnx::OnnxVae;
 use edgegen_runtime::rng::Rng;
 use edgegen_trainer::loss::to_vec;
 use edgegen_trainer::vae::{export, VaeConfig};
@@ -43,32 +43,13 @@ fn fresh_vae_export_matches_burn_forward_in_tract() {
 #[test]
 fn bundled_vae_golden_vectors_match_tract() {
     let dir = common::model_dir("vae-fmnist");
-    for part in ["encoder", "decoder"] {
-        let model = OnnxModel::load(&dir.join(format!("{part}.onnx"))).unwrap();
-        let sets: Vec<_> = std::fs::read_dir(dir.join("golden").join(part)).unwrap().map(|e| e.unwrap().path()).collect();
-        assert!(sets.len() >= 3, "{part}: expected at least 3 golden sets");
-        for set in sets {
-            let (_, _, input) = edgegen_trainer::onnx::load_tensor(&set.join("input_0.pb")).unwrap();
-            let outputs = model.run(&input, "golden").unwrap();
-            for (k, got) in outputs.iter().enumerate() {
-                let (_, _, want) = edgegen_trainer::onnx::load_tensor(&set.join(format!("output_{k}.pb"))).unwrap();
-                let d = common::max_abs_diff(&want, got);
-                assert!(d < 1e-4, "{} output {k}: max abs diff {d}", set.display());
-            }
-        }
-    }
+    common::check_golden(&dir, "encoder", 1e-4);
+    common::check_golden(&dir, "decoder", 1e-4);
 }
 
 #[test]
 fn bundled_vae_passes_onnx_checker_and_onnxruntime() {
-    if !common::python_onnx_available() {
-        return;
-    }
-    let script = common::root().join("tests/python/check_onnx.py");
-    let out = std::process::Command::new("python3").arg(script).arg(common::model_dir("vae-fmnist")).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("encoder.onnx") && text.contains("decoder.onnx"), "{text}");
+    common::python_check(&common::model_dir("vae-fmnist"), &["encoder.onnx", "decoder.onnx"]);
 }
 
 #[test]

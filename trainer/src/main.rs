@@ -25,6 +25,35 @@ enum Command {
         #[command(subcommand)]
         family: TrainFamily,
     },
+    /// Calibrate and quantize a published model to int8 (QDQ ONNX), then compile it.
+    Quantize {
+        /// Model directory (with card.json and the f32 ONNX files).
+        #[arg(long)]
+        model: PathBuf,
+        /// Training images used for calibration.
+        #[arg(long, default_value_t = 1000)]
+        calibration: usize,
+        /// Seed choosing the calibration images.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Compile a quantized model (from calibration.json) to flat model files (.egm).
+    Compile {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print a compiled model file's contents; fails with a clear message on a malformed file.
+    Inspect {
+        /// The .egm file.
+        file: PathBuf,
+    },
     /// The main job: sample from the bundled models and score the bundled frames.
     Demo {
         /// Directory of bundled models.
@@ -282,6 +311,9 @@ fn main() {
         Command::Train { family: TrainFamily::Vae(a) } => train_vae(a),
         Command::Train { family: TrainFamily::Pixelcnn(a) } => train_pixelcnn(a),
         Command::Train { family: TrainFamily::Gan(a) } => train_gan(a),
+        Command::Quantize { model, calibration, seed, quiet } => edgegen_trainer::int8::quantize_dir(&model, calibration, seed, !quiet),
+        Command::Compile { model, quiet } => edgegen_trainer::int8::compile_dir(&model, !quiet),
+        Command::Inspect { file } => edgegen_trainer::int8::inspect(&file).map(|s| print!("{s}")),
         Command::Demo { models, frames, out, k } => demo::run(&demo::DemoOptions { models, frames, out, k: k as usize }),
     };
     if let Err(e) = result {

@@ -96,6 +96,11 @@ impl GraphBuilder {
         self.inputs.push(value_info(name, DataType::Float, shape));
     }
 
+    /// Declares a graph input of element type `dt`.
+    pub fn input_typed(&mut self, name: &str, dt: DataType, shape: &[usize]) {
+        self.inputs.push(value_info(name, dt, shape));
+    }
+
     /// Declares an f32 graph output.
     pub fn output(&mut self, name: &str, shape: &[usize]) {
         self.outputs.push(value_info(name, DataType::Float, shape));

@@ -45,3 +45,35 @@ pub fn python_onnx_available() -> bool {
     }
     ok
 }
+
+/// Runs tract on every golden set of `dir/golden/<part>/` against `dir/<part>.onnx` and
+/// asserts each output within `tol` of the trainer's.
+pub fn check_golden(dir: &std::path::Path, part: &str, tol: f32) {
+    let model = edgegen_runtime::onnx::OnnxModel::load(&dir.join(format!("{part}.onnx"))).unwrap();
+    let sets: Vec<_> = std::fs::read_dir(dir.join("golden").join(part)).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(sets.len() >= 3, "{part}: expected at least 3 golden sets");
+    for set in sets {
+        let (_, _, input) = edgegen_trainer::onnx::load_tensor(&set.join("input_0.pb")).unwrap();
+        let outputs = model.run(&input, "golden").unwrap();
+        for (k, got) in outputs.iter().enumerate() {
+            let (_, _, want) = edgegen_trainer::onnx::load_tensor(&set.join(format!("output_{k}.pb"))).unwrap();
+            let d = max_abs_diff(&want, got);
+            assert!(d < tol, "{} output {k}: max abs diff {d}", set.display());
+        }
+    }
+}
+
+/// Runs `tests/python/check_onnx.py` (onnx checker with full_check, onnxruntime against the
+/// golden vectors) on a model directory; every file in it must pass.
+pub fn python_check(dir: &std::path::Path, files: &[&str]) {
+    if !python_onnx_available() {
+        return;
+    }
+    let script = root().join("tests/python/check_onnx.py");
+    let out = std::process::Command::new("python3").arg(script).arg(dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for f in files {
+        assert!(text.contains(f), "{f} not checked:\n{text}");
+    }
+}

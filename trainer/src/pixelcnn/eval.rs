@@ -51,7 +51,7 @@ pub fn sample(model: &PixelCnn, seeds: &[u64]) -> Vec<u8> {
     for p in 0..PIXELS {
         let params = heads(&model, &images);
         for (i, rng) in rngs.iter_mut().enumerate() {
-            images[i * PIXELS + p] = likelihood::mixture_sample_at(&params[i * per + p..], k, PIXELS, rng);
+            images[i * PIXELS + p] = likelihood::mixture_sample_at(&params[..], i * per + p, k, PIXELS, rng);
         }
     }
     images

@@ -1,0 +1,250 @@
+//! The int8 engines: one per model family, over compiled model files and a caller-owned
+//! arena. no_std, no allocation. The same calls as the tract engines in [`crate::onnx`]:
+//! `sample(seed)`, `log_prob(image)`, VAE `bounds(image, k)`.
+
+use crate::image::PIXELS;
+use crate::interpreter::Interpreter;
+use crate::kernels::Kernels;
+use crate::likelihood::{self, LeF32, MAX_COMPONENTS};
+use crate::model::{DType, Family, Model};
+use crate::rng::Rng;
+use crate::Error;
+
+/// Largest latent a VAE or GAN engine accepts (stack buffers are sized by it).
+pub const MAX_LATENT: usize = 64;
+
+/// Likelihood bounds of one image under a VAE, in nats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct VaeBounds {
+    /// ELBO (mean of the k log importance weights), nats.
+    pub elbo: f64,
+    /// k-sample importance-weighted bound, nats.
+    pub iwae: f64,
+}
+
+impl VaeBounds {
+    /// ELBO in bits/dim.
+    pub fn elbo_bpd(&self) -> f64 {
+        likelihood::bits_per_dim(self.elbo, PIXELS)
+    }
+    /// Importance-weighted bound in bits/dim (the tighter estimate).
+    pub fn iwae_bpd(&self) -> f64 {
+        likelihood::bits_per_dim(self.iwae, PIXELS)
+    }
+}
+
+fn check_family(model: &Model, family: Family) -> Result<(), Error> {
+    if model.metadata().family != family {
+        return Err(Error::WrongFamily);
+    }
+    Ok(())
+}
+
+fn check_image_input(model: &Model) -> Result<(), Error> {
+    let t = model.input();
+    if t.dtype != DType::I8 || t.dims != [1, 28, 28] {
+        return Err(Error::InvalidParameter("image models take an int8 [1, 28, 28] input"));
+    }
+    Ok(())
+}
+
+fn check_vector_input(model: &Model) -> Result<usize, Error> {
+    let t = model.input();
+    if t.dtype != DType::F32 || t.len() > MAX_LATENT {
+        return Err(Error::InvalidParameter("latent models take an f32 vector input of at most 64 values"));
+    }
+    Ok(t.len())
+}
+
+/// The mixture head output of a model: its components, after checking it is f32 `[3K, 28, 28]`.
+fn mixture_output(model: &Model, which: usize) -> Result<usize, Error> {
+    let t = model.tensor(model.outputs()[which] as usize);
+    let k = model.metadata().components as usize;
+    if t.dtype != DType::F32 || k == 0 || k > MAX_COMPONENTS || t.dims != [3 * k as u16, 28, 28] {
+        return Err(Error::InvalidParameter("expected an f32 [3K, 28, 28] mixture head output"));
+    }
+    Ok(k)
+}
+
+/// PixelCNN on the int8 path: exact log p(x) and pixel-by-pixel sampling.
+#[derive(Debug, Clone, Copy)]
+pub struct PixelCnn<'m> {
+    interp: Interpreter<'m>,
+    components: usize,
+}
+
+impl<'m> PixelCnn<'m> {
+    /// An engine for a compiled PixelCNN.
+    pub fn new(model: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
+        check_family(&model, Family::PixelCnn)?;
+        check_image_input(&model)?;
+        let components = mixture_output(&model, 0)?;
+        Ok(PixelCnn { interp: Interpreter::new(model, kernels), components })
+    }
+
+    /// Arena bytes needed.
+    pub fn arena_len(&self) -> usize {
+        self.interp.arena_len()
+    }
+
+    /// The interpreter (for callers that run ops themselves).
+    pub fn interpreter(&self) -> &Interpreter<'m> {
+        &self.interp
+    }
+
+    fn head<'a>(&self, arena: &'a [u8]) -> LeF32<'a> {
+        let m = self.interp.model();
+        LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()])
+    }
+
+    /// Exact log p(image) in nats.
+    pub fn log_prob(&self, arena: &mut [u8], image: &[u8]) -> Result<f64, Error> {
+        self.interp.set_input_image(arena, image)?;
+        self.interp.invoke(arena)?;
+        likelihood::mixture_image_log_prob(image, &self.head(arena), self.components)
+    }
+
+    /// Draws an image pixel by pixel in raster order from `Rng::new(seed)`.
+    pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
+        if out.len() != PIXELS {
+            return Err(Error::LengthMismatch { expected: PIXELS, got: out.len() });
+        }
+        let mut rng = Rng::new(seed);
+        out.fill(0);
+        for p in 0..PIXELS {
+            self.interp.set_input_image(arena, out)?;
+            self.interp.invoke(arena)?;
+            out[p] = likelihood::mixture_sample_at(&self.head(arena), p, self.components, PIXELS, &mut rng);
+        }
+        Ok(())
+    }
+}
+
+/// A VAE on the int8 path: encoder and decoder models sharing one arena.
+#[derive(Debug, Clone, Copy)]
+pub struct Vae<'m> {
+    encoder: Interpreter<'m>,
+    decoder: Interpreter<'m>,
+    latent: usize,
+    components: usize,
+}
+
+impl<'m> Vae<'m> {
+    /// An engine for a compiled encoder and decoder.
+    pub fn new(encoder: Model<'m>, decoder: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
+        check_family(&encoder, Family::VaeEncoder)?;
+        check_family(&decoder, Family::VaeDecoder)?;
+        check_image_input(&encoder)?;
+        let latent = check_vector_input(&decoder)?;
+        let components = mixture_output(&decoder, 0)?;
+        if encoder.outputs().len() != 2 || encoder.outputs().iter().any(|&o| encoder.tensor(o as usize).len() != latent || encoder.tensor(o as usize).dtype != DType::F32) {
+            return Err(Error::InvalidParameter("the encoder must output f32 mu and logvar of the decoder's latent size"));
+        }
+        Ok(Vae { encoder: Interpreter::new(encoder, kernels), decoder: Interpreter::new(decoder, kernels), latent, components })
+    }
+
+    /// Arena bytes needed (the two models run one after the other in the same arena).
+    pub fn arena_len(&self) -> usize {
+        self.encoder.arena_len().max(self.decoder.arena_len())
+    }
+
+    /// Latent dimensions.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// `(mu, logvar)` of q(z|x), written into the first `latent` entries of each buffer.
+    pub fn encode(&self, arena: &mut [u8], image: &[u8], mu: &mut [f32], logvar: &mut [f32]) -> Result<(), Error> {
+        self.encoder.set_input_image(arena, image)?;
+        self.encoder.invoke(arena)?;
+        self.encoder.output_f32(arena, 0, &mut mu[..self.latent])?;
+        self.encoder.output_f32(arena, 1, &mut logvar[..self.latent])
+    }
+
+    fn decode_log_prob(&self, arena: &mut [u8], z: &[f32], image: &[u8]) -> Result<f64, Error> {
+        self.decoder.set_input_f32(arena, z)?;
+        self.decoder.invoke(arena)?;
+        let m = self.decoder.model();
+        likelihood::mixture_image_log_prob(image, &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]), self.components)
+    }
+
+    /// ELBO and `k`-sample importance-weighted bound of `image` (latents from `rng`).
+    pub fn bounds(&self, arena: &mut [u8], image: &[u8], k: usize, rng: &mut Rng) -> Result<VaeBounds, Error> {
+        if k == 0 {
+            return Err(Error::InvalidParameter("k must be at least 1"));
+        }
+        let (mut mu, mut lv, mut z) = ([0f32; MAX_LATENT], [0f32; MAX_LATENT], [0f32; MAX_LATENT]);
+        let l = self.latent;
+        self.encode(arena, image, &mut mu, &mut lv)?;
+        let (mut sum, mut max) = (0f64, f64::NEG_INFINITY);
+        // Streaming log-sum-exp over the k weights: no buffer of k values needed.
+        let mut acc = 0f64;
+        for _ in 0..k {
+            likelihood::reparameterize(&mu[..l], &lv[..l], rng, &mut z[..l])?;
+            let lp = self.decode_log_prob(arena, &z[..l], image)?;
+            let w = likelihood::importance_log_weight(lp, &z[..l], &mu[..l], &lv[..l])?;
+            sum += w;
+            if w > max {
+                acc = acc * libm::exp(max - w) + 1.0;
+                max = w;
+            } else {
+                acc += libm::exp(w - max);
+            }
+        }
+        Ok(VaeBounds { elbo: sum / k as f64, iwae: max + libm::log(acc) - libm::log(k as f64) })
+    }
+
+    /// Draws an image: z ~ N(0, I) from `Rng::new(seed)`, then every pixel from p(x|z).
+    pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
+        let mut rng = Rng::new(seed);
+        let mut z = [0f32; MAX_LATENT];
+        rng.fill_normal(&mut z[..self.latent]);
+        self.decoder.set_input_f32(arena, &z[..self.latent])?;
+        self.decoder.invoke(arena)?;
+        let m = self.decoder.model();
+        likelihood::mixture_sample_image(&LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]), self.components, &mut rng, out)
+    }
+}
+
+/// A GAN generator on the int8 path.
+#[derive(Debug, Clone, Copy)]
+pub struct Gan<'m> {
+    generator: Interpreter<'m>,
+    latent: usize,
+}
+
+impl<'m> Gan<'m> {
+    /// An engine for a compiled generator.
+    pub fn new(generator: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
+        check_family(&generator, Family::GanGenerator)?;
+        let latent = check_vector_input(&generator)?;
+        let out = generator.tensor(generator.outputs()[0] as usize);
+        if out.dtype != DType::F32 || out.len() != PIXELS {
+            return Err(Error::InvalidParameter("the generator must output an f32 28x28 image"));
+        }
+        Ok(Gan { generator: Interpreter::new(generator, kernels), latent })
+    }
+
+    /// Arena bytes needed.
+    pub fn arena_len(&self) -> usize {
+        self.generator.arena_len()
+    }
+
+    /// The image for z ~ N(0, I) drawn from `Rng::new(seed)`.
+    pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
+        if out.len() != PIXELS {
+            return Err(Error::LengthMismatch { expected: PIXELS, got: out.len() });
+        }
+        let mut z = [0f32; MAX_LATENT];
+        Rng::new(seed).fill_normal(&mut z[..self.latent]);
+        self.generator.set_input_f32(arena, &z[..self.latent])?;
+        self.generator.invoke(arena)?;
+        let mut image = [0f32; PIXELS];
+        self.generator.output_f32(arena, 0, &mut image)?;
+        for (o, v) in out.iter_mut().zip(image) {
+            *o = crate::image::unscale_pixel(v);
+        }
+        Ok(())
+    }
+}

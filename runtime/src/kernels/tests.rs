@@ -1,0 +1,156 @@
+//! One kernel test suite, run against every implementation: small cases worked out by
+//! hand, and bit-exactness with the reference on random shapes and values.
+
+use super::{AddParams, ConvGeometry, OutSpec};
+use crate::quant::quantize_multiplier;
+use crate::rng::Rng;
+
+fn bytes_i32(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn quant_block(scales: &[f64]) -> Vec<u8> {
+    scales
+        .iter()
+        .flat_map(|&s| {
+            let (m, sh) = quantize_multiplier(s).unwrap();
+            [m, sh]
+        })
+        .flat_map(|x: i32| x.to_le_bytes())
+        .collect()
+}
+
+fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.next_u32() as u8).collect()
+}
+
+/// A random convolution case: geometry, input, weights (some zero), bias, quant.
+fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let ci = 1 + rng.below(5) as usize;
+    let co = 1 + rng.below(5) as usize;
+    let k = 1 + rng.below(5) as usize;
+    let stride = 1 + rng.below(2) as usize;
+    let pad = rng.below(k as u32) as usize;
+    let (hi, wi) = (1 + rng.below(9) as usize + k, 1 + rng.below(9) as usize + k);
+    let (ho, wo) = if transpose {
+        ((hi - 1) * stride + k - 2 * pad, (wi - 1) * stride + k - 2 * pad)
+    } else {
+        ((hi + 2 * pad - k) / stride + 1, (wi + 2 * pad - k) / stride + 1)
+    };
+    let g = ConvGeometry { input: [ci, hi, wi], output: [co, ho, wo], kernel: [k, k], stride, pad, input_zero_point: rng.below(256) as i32 - 128 };
+    let input = random_bytes(rng, ci * hi * wi);
+    let mut weights = random_bytes(rng, co * ci * k * k);
+    for w in weights.iter_mut() {
+        if rng.below(3) == 0 {
+            *w = 0;
+        }
+    }
+    let bias = bytes_i32(&(0..co).map(|_| rng.below(20_001) as i32 - 10_000).collect::<Vec<_>>());
+    let scales: Vec<f64> = (0..co).map(|_| 1e-4 + rng.uniform() as f64 * 0.01).collect();
+    (g, input, weights, bias, quant_block(&scales))
+}
+
+macro_rules! kernel_suite {
+    ($name:ident, $imp:path) => {
+        mod $name {
+            use super::*;
+            use $imp as imp;
+
+            #[test]
+            fn conv_identity_kernel_copies_input() {
+                let g = ConvGeometry { input: [1, 3, 3], output: [1, 3, 3], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 5 };
+                let input: Vec<u8> = [-9i8, 0, 4, 7, 100, -128, 127, 5, 6].iter().map(|&v| v as u8).collect();
+                let mut w = [0u8; 9];
+                w[4] = 1;
+                let spec = OutSpec::Int8 { zero_point: 5, act_min: -128, act_max: 127, quant: &quant_block(&[1.0 - 1e-9]) };
+                let mut out = [0u8; 9];
+                imp::conv2d(&g, &input, &w, &bytes_i32(&[0]), &spec, &mut out);
+                assert_eq!(out.to_vec(), input);
+            }
+
+            #[test]
+            fn conv_sums_neighbourhood_with_padding() {
+                // 3x3 ones kernel over a 2x2 input of value 1 (zero point 0): every output sees all 4.
+                let g = ConvGeometry { input: [1, 2, 2], output: [1, 2, 2], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 0 };
+                let spec = OutSpec::F32 { quant: &0.5f32.to_le_bytes() };
+                let mut out = [0u8; 16];
+                imp::conv2d(&g, &[1, 1, 1, 1], &[1; 9], &bytes_i32(&[2]), &spec, &mut out);
+                for c in out.chunks(4) {
+                    assert_eq!(f32::from_le_bytes([c[0], c[1], c[2], c[3]]), 3.0);
+                }
+            }
+
+            #[test]
+            fn transposed_conv_of_an_impulse_is_the_kernel() {
+                let g = ConvGeometry { input: [1, 1, 1], output: [1, 3, 3], kernel: [3, 3], stride: 2, pad: 0, input_zero_point: -1 };
+                let w: Vec<u8> = (1..=9i8).map(|v| v as u8).collect();
+                let spec = OutSpec::Int8 { zero_point: 0, act_min: -128, act_max: 127, quant: &quant_block(&[1.0 - 1e-9]) };
+                let mut out = [0u8; 9];
+                imp::conv_transpose2d(&g, &[0], &w, &bytes_i32(&[0]), &spec, &mut out);
+                assert_eq!(out.to_vec(), w);
+            }
+
+            #[test]
+            fn dense_is_a_dot_product_and_clamps() {
+                let input: Vec<u8> = [1i8, -2, 3].iter().map(|&v| v as u8).collect();
+                let w: Vec<u8> = [4i8, 5, 6, -1, -1, -1].iter().map(|&v| v as u8).collect();
+                let spec = OutSpec::Int8 { zero_point: 0, act_min: 0, act_max: 127, quant: &quant_block(&[1.0 - 1e-9, 1.0 - 1e-9]) };
+                let mut out = [0u8; 2];
+                imp::fully_connected(&input, 0, &w, &bytes_i32(&[10, 0]), 2, &spec, &mut out);
+                assert_eq!(out, [22, 0]); // 1·4 − 2·5 + 3·6 + 10; the second row, −2, clamps to 0
+            }
+
+            #[test]
+            fn add_of_equal_scales_sums() {
+                let (m_in, s_in) = quantize_multiplier(0.5).unwrap();
+                let (m_out, s_out) = quantize_multiplier(2.0 / (1 << 20) as f64).unwrap();
+                let p = AddParams { left_shift: 20, zero_points: [0, 0], inputs: [(m_in, s_in), (m_in, s_in)], output: (m_out, s_out), output_zero_point: 0, act: (-128, 127) };
+                let a: Vec<u8> = [1i8, 50, -60, 100].iter().map(|&v| v as u8).collect();
+                let b: Vec<u8> = [2i8, 50, -60, 100].iter().map(|&v| v as u8).collect();
+                let mut out = [0u8; 4];
+                imp::add(&p, &a, &b, &mut out);
+                assert_eq!(out.map(|v| v as i8), [3, 100, -120, 127]);
+            }
+
+            #[test]
+            fn bit_exact_with_reference_on_random_cases() {
+                let mut rng = Rng::new(77);
+                for case in 0..300 {
+                    let transpose = case % 2 == 1;
+                    let (g, input, weights, bias, quant) = random_case(&mut rng, transpose);
+                    let n = g.output.iter().product::<usize>();
+                    let act_min = rng.below(100) as i32 - 128;
+                    let zp = rng.below(200) as i32 - 100;
+                    for spec in [
+                        OutSpec::Int8 { zero_point: zp, act_min: act_min as i8, act_max: 127, quant: &quant },
+                        OutSpec::F32 { quant: &quant[..4 * g.output[0]] },
+                    ] {
+                        let width = if matches!(spec, OutSpec::F32 { .. }) { 4 } else { 1 };
+                        let (mut want, mut got) = (vec![0u8; n * width], vec![0u8; n * width]);
+                        if transpose {
+                            crate::kernels::reference::conv_transpose2d(&g, &input, &weights, &bias, &spec, &mut want);
+                            imp::conv_transpose2d(&g, &input, &weights, &bias, &spec, &mut got);
+                        } else {
+                            crate::kernels::reference::conv2d(&g, &input, &weights, &bias, &spec, &mut want);
+                            imp::conv2d(&g, &input, &weights, &bias, &spec, &mut got);
+                        }
+                        assert_eq!(want, got, "case {case} {g:?}");
+                    }
+                    let (m, k) = (1 + rng.below(40) as usize, 1 + rng.below(700) as usize);
+                    let x = random_bytes(&mut rng, k);
+                    let w = random_bytes(&mut rng, m * k);
+                    let b = bytes_i32(&(0..m).map(|_| rng.below(2001) as i32 - 1000).collect::<Vec<_>>());
+                    let q = quant_block(&(0..m).map(|_| 1e-3).collect::<Vec<_>>());
+                    let spec = OutSpec::Int8 { zero_point: zp, act_min: -128, act_max: 127, quant: &q };
+                    let (mut want, mut got) = (vec![0u8; m], vec![0u8; m]);
+                    crate::kernels::reference::fully_connected(&x, zp, &w, &b, m, &spec, &mut want);
+                    imp::fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
+                    assert_eq!(want, got, "dense case {case}");
+                }
+            }
+        }
+    };
+}
+
+kernel_suite!(reference_suite, crate::kernels::reference);
+kernel_suite!(optimized_suite, crate::kernels::optimized);

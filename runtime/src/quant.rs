@@ -1,0 +1,94 @@
+//! Fixed-point arithmetic of the int8 path, bit-exact with the TFLite int8 specification
+//! (gemmlowp's `SaturatingRoundingDoublingHighMul` and `RoundingDivideByPOT`). Integer
+//! only, so every target computes the same bits.
+
+/// `(a · b · 2) >> 32` rounded to nearest, saturating the one overflow case
+/// (`i32::MIN · i32::MIN`).
+#[inline]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `x / 2^exponent` rounded to nearest, ties away from zero (`exponent` in 0..=31).
+#[inline]
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    debug_assert!((0..=31).contains(&exponent));
+    let mask = ((1i64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + ((x < 0) as i32);
+    (x >> exponent) + ((remainder > threshold) as i32)
+}
+
+/// `x · multiplier · 2^shift / 2^31`, TFLite's `MultiplyByQuantizedMultiplier`: the
+/// requantization of an int32 accumulator by a real scale folded into (multiplier, shift).
+#[inline]
+pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = if shift > 0 { shift } else { 0 };
+    let right = if shift > 0 { 0 } else { -shift };
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x.wrapping_mul(1 << left), multiplier), right)
+}
+
+/// Folds a positive real scale into an int32 multiplier in [2^30, 2^31) and a shift, so
+/// `multiply_by_quantized_multiplier(x, m, s) ≈ x · scale` (TFLite's `QuantizeMultiplier`).
+/// Returns `None` for scales that cannot be represented (non-finite, ≤ 0, or with a shift
+/// outside -31..=30).
+pub fn quantize_multiplier(scale: f64) -> Option<(i32, i32)> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return None;
+    }
+    let (q, mut shift) = libm::frexp(scale);
+    let mut m = libm::round(q * (1i64 << 31) as f64) as i64;
+    if m == 1i64 << 31 {
+        m /= 2;
+        shift += 1;
+    }
+    if !(-31..=30).contains(&shift) {
+        return None;
+    }
+    Some((m as i32, shift))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn high_mul_matches_definition() {
+        for &(a, b) in &[(1 << 30, 1 << 30), (-12345, 1 << 30), (i32::MAX, i32::MAX), (7, -3), (i32::MIN, i32::MAX)] {
+            let exact = (a as f64) * (b as f64) / (1u64 << 31) as f64;
+            assert!((saturating_rounding_doubling_high_mul(a, b) as f64 - exact).abs() <= 0.5 + 1e-9, "{a} {b}");
+        }
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+    }
+
+    #[test]
+    fn divide_rounds_half_away_from_zero() {
+        assert_eq!(rounding_divide_by_pot(5, 1), 3);
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+        assert_eq!(rounding_divide_by_pot(4, 1), 2);
+        assert_eq!(rounding_divide_by_pot(-7, 2), -2);
+        assert_eq!(rounding_divide_by_pot(6, 2), 2);
+        assert_eq!(rounding_divide_by_pot(123, 0), 123);
+    }
+
+    #[test]
+    fn requantization_approximates_the_real_scale() {
+        for &scale in &[0.5f64, 0.0031, 1.7, 1e-6, 0.999_999_9, 3.0e-4] {
+            let (m, s) = quantize_multiplier(scale).unwrap();
+            assert!(m >= 1 << 30);
+            for &x in &[0i32, 1, -1, 1000, -77_777, 1 << 20, -(1 << 24)] {
+                let got = multiply_by_quantized_multiplier(x, m, s) as f64;
+                let want = x as f64 * scale;
+                assert!((got - want).abs() <= 0.5 + want.abs() * 1e-8, "scale {scale} x {x}: {got} vs {want}");
+            }
+        }
+        assert!(quantize_multiplier(0.0).is_none());
+        assert!(quantize_multiplier(f64::NAN).is_none());
+        assert!(quantize_multiplier(1e20).is_none());
+    }
+}

@@ -1,0 +1,368 @@
+//! `edgegen quantize`, `edgegen compile` and `edgegen inspect`: from a published model
+//! directory's f32 ONNX to calibrated QDQ ONNX (`*.int8.onnx`) and compiled model files
+//! (`*.egm`), with int8 golden vectors and int8 quality figures in `card.json`.
+
+use crate::data::{self, Images};
+use crate::graph::Graph;
+use crate::quantize::{self, Meta, QModel, Ranges};
+use anyhow::{bail, ensure, Context, Result};
+use edgegen_runtime::engine;
+use edgegen_runtime::image::{scale_pixel, PIXELS};
+use edgegen_runtime::kernels::Kernels;
+use edgegen_runtime::model::{DType, Model};
+use edgegen_runtime::rng::Rng;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The compiled parts of a model family: ONNX stems.
+pub fn parts(family: &str) -> Result<&'static [&'static str]> {
+    Ok(match family {
+        "vae" => &["encoder", "decoder"],
+        "pixelcnn" => &["model"],
+        "gan" => &["generator"],
+        other => bail!("unknown family {other:?} in card.json"),
+    })
+}
+
+/// Reads `dir/card.json`.
+pub fn read_card(dir: &Path) -> Result<Value> {
+    let path = dir.join("card.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a model directory?)", path.display(), dir.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+}
+
+fn family(card: &Value) -> Result<String> {
+    card["family"].as_str().map(str::to_string).context("card.json has no family")
+}
+
+/// Calibration inputs of one part: `n` training images, or latents (posterior samples of
+/// training images through the float encoder, and prior samples).
+fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
+    let train = data::fashion_mnist(data::Split::Train)?;
+    let picks = data::permutation(train.len(), seed ^ 0xca1);
+    let images: Vec<Vec<f32>> = picks[..n].iter().map(|&i| train.image(i).iter().map(|&p| scale_pixel(p)).collect()).collect();
+    let mut rng = Rng::with_stream(seed, 0xca1b);
+    Ok(match part {
+        "encoder" | "model" => images,
+        "decoder" => {
+            let enc = Graph::load(&dir.join("encoder.onnx"))?;
+            let outs = crate::parallel::map(n / 2, |i| {
+                let v = enc.eval(&images[i]);
+                (v[&enc.outputs[0]].clone(), v[&enc.outputs[1]].clone())
+            });
+            let latent = outs[0].0.len();
+            let mut zs = Vec::with_capacity(n);
+            for (mu, lv) in outs {
+                let mut z = vec![0f32; latent];
+                edgegen_runtime::likelihood::reparameterize(&mu, &lv, &mut rng, &mut z)?;
+                zs.push(z);
+            }
+            while zs.len() < n {
+                let mut z = vec![0f32; latent];
+                rng.fill_normal(&mut z);
+                zs.push(z);
+            }
+            zs
+        }
+        "generator" => {
+            let g = Graph::load(&dir.join("generator.onnx"))?;
+            let latent = g.shapes[&g.input][0];
+            (0..n).map(|_| {
+                let mut z = vec![0f32; latent];
+                rng.fill_normal(&mut z);
+                z
+            }).collect()
+        }
+        other => bail!("unknown part {other}"),
+    })
+}
+
+fn ranges_to_json(r: &Ranges) -> Value {
+    let sorted: BTreeMap<_, _> = r.iter().map(|(k, v)| (k.clone(), json!([v.0, v.1]))).collect();
+    json!(sorted)
+}
+
+fn ranges_from_json(v: &Value) -> Result<Ranges> {
+    let obj = v.as_object().context("calibration ranges must be an object")?;
+    obj.iter()
+        .map(|(k, r)| {
+            let lo = r[0].as_f64().context("range min")? as f32;
+            let hi = r[1].as_f64().context("range max")? as f32;
+            ensure!(lo.is_finite() && hi.is_finite() && lo <= hi, "bad range for {k}");
+            Ok((k.clone(), (lo, hi)))
+        })
+        .collect()
+}
+
+/// Metadata for a part, from its card.
+fn meta(card: &Value, part: &str, graph: &Graph) -> Meta {
+    let k = card["pixel_distribution"]["components"].as_u64().unwrap_or(0) as u8;
+    let latent = card["latent_dim"].as_u64().unwrap_or(0) as u16;
+    let name = format!("{}/{part}", card["name"].as_str().unwrap_or("model"));
+    let components = match graph.family.as_str() {
+        "vae-decoder" | "pixelcnn" => k,
+        _ => 0,
+    };
+    Meta { components, latent, name, guard: (0, 0, 0.0, 0.0, 0.0) }
+}
+
+/// `edgegen quantize`: calibrates every part on `n` training images and writes
+/// `calibration.json` and `<part>.int8.onnx`; then compiles (see [`compile_dir`]).
+pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<()> {
+    ensure!(n > 0, "--calibration must be at least 1");
+    let card = read_card(dir)?;
+    let fam = family(&card)?;
+    let mut calib = serde_json::Map::new();
+    for part in parts(&fam)? {
+        let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
+        let inputs = calibration_inputs(dir, part, n, seed)?;
+        let ranges = quantize::calibrate(&graph, &inputs, progress);
+        let q = quantize::quantize(&graph, &ranges)?;
+        let doc = format!("edgegen int8 QDQ of {part}.onnx, calibrated on {n} training inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0).");
+        crate::onnx::save(&crate::qdq::qdq_onnx(&q, &doc, &graph.family), &dir.join(format!("{part}.int8.onnx")))?;
+        calib.insert(part.to_string(), ranges_to_json(&ranges));
+        eprintln!("{}: calibrated {part} on {n} inputs", dir.display());
+    }
+    let record = json!({"calibration_inputs": n, "seed": seed, "method": "per-tensor min/max over the calibration inputs, widened to include 0", "ranges": calib});
+    data::write_atomic(&dir.join("calibration.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    compile_dir(dir, progress)
+}
+
+/// Rebuilds a part's quantized program from `calibration.json` (deterministic).
+pub fn load_program(dir: &Path, part: &str) -> Result<(Graph, QModel)> {
+    let path = dir.join("calibration.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}; run `cargo edgegen quantize --model {}` first", path.display(), dir.display()))?;
+    let record: Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let ranges = ranges_from_json(&record["ranges"][part])?;
+    let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
+    let q = quantize::quantize(&graph, &ranges)?;
+    Ok((graph, q))
+}
+
+/// Golden vectors of a compiled part: `golden/int8/<part>.bin`, written by the reference
+/// kernels. Layout (little-endian): `b"EGGV"`, `u32` version 1, `u32` count, `u32` input
+/// bytes, `u32` output bytes, then per set its input (pixels, or f32 latents) and its
+/// outputs (f32, all outputs concatenated).
+pub fn write_golden(dir: &Path, part: &str, file: &[u8], inputs: &[Vec<u8>]) -> Result<()> {
+    let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let interp = edgegen_runtime::interpreter::Interpreter::new(model, Kernels::Reference);
+    let mut arena = vec![0u8; interp.arena_len()];
+    let out_len: usize = model.outputs().iter().map(|&o| model.tensor(o as usize).len()).sum();
+    let mut blob = Vec::new();
+    blob.extend_from_slice(b"EGGV");
+    for v in [1u32, inputs.len() as u32, inputs[0].len() as u32, (4 * out_len) as u32] {
+        blob.extend_from_slice(&v.to_le_bytes());
+    }
+    for input in inputs {
+        if model.input().dtype == DType::I8 {
+            interp.set_input_image(&mut arena, input)?;
+        } else {
+            let z: Vec<f32> = input.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            interp.set_input_f32(&mut arena, &z)?;
+        }
+        interp.invoke(&mut arena)?;
+        blob.extend_from_slice(input);
+        for (w, &o) in model.outputs().iter().enumerate() {
+            let mut v = vec![0f32; model.tensor(o as usize).len()];
+            interp.output_f32(&arena, w, &mut v)?;
+            blob.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        }
+    }
+    data::write_atomic(&dir.join("golden").join("int8").join(format!("{part}.bin")), &blob)
+}
+
+fn golden_inputs(model: &Model) -> Vec<Vec<u8>> {
+    let test = data::fashion_mnist(data::Split::Test).ok();
+    (0..3)
+        .map(|i| {
+            if model.input().dtype == DType::I8 {
+                test.as_ref().map(|t| t.image(i).to_vec()).unwrap_or_else(|| (0..PIXELS).map(|p| ((p * 7 + i) % 256) as u8).collect())
+            } else {
+                let mut z = vec![0f32; model.input().len()];
+                Rng::new(1000 + i as u64).fill_normal(&mut z);
+                z.iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
+        })
+        .collect()
+}
+
+/// Sum of all activation tensors' bytes (what an arena without planning would need).
+pub fn activations_sum(model: &Model) -> usize {
+    (0..model.tensor_count()).map(|i| model.tensor(i).byte_len as usize).sum()
+}
+
+/// `edgegen compile`: `<part>.egm` for every part, from the f32 ONNX and
+/// `calibration.json`; golden vectors; int8 figures in the card.
+pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
+    let mut card = read_card(dir)?;
+    let fam = family(&card)?;
+    let mut files = serde_json::Map::new();
+    for part in parts(&fam)? {
+        let (graph, q) = load_program(dir, part)?;
+        let mut m = meta(&card, part, &graph);
+        let path = dir.join(format!("{part}.egm"));
+        if let Ok(old) = std::fs::read(&path) {
+            // Keep a calibrated guard across recompiles.
+            if let Ok(old) = Model::from_bytes(&old) {
+                let md = old.metadata();
+                m.guard = (md.guard_score, md.guard_flags, md.guard_threshold, md.guard_false_reject, md.guard_param);
+            }
+        }
+        let file = quantize::compile(&q, &m)?;
+        data::write_atomic(&path, &file)?;
+        let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        write_golden(dir, part, &file, &golden_inputs(&model))?;
+        files.insert(
+            part.to_string(),
+            json!({
+                "path": format!("{part}.egm"),
+                "bytes": file.len(),
+                "arena_bytes": model.arena_len(),
+                "activations_sum_bytes": activations_sum(&model),
+                "weights_bytes": model.data_len(),
+                "ops": model.op_count(),
+                "f32_onnx_bytes": std::fs::metadata(dir.join(format!("{part}.onnx"))).map(|m| m.len()).unwrap_or(0),
+                "int8_onnx": format!("{part}.int8.onnx"),
+                "int8_onnx_bytes": std::fs::metadata(dir.join(format!("{part}.int8.onnx"))).map(|m| m.len()).unwrap_or(0),
+                "golden": format!("golden/int8/{part}.bin"),
+            }),
+        );
+    }
+    card["model_file"] = Value::Object(files);
+    card["quantization"] = json!({
+        "scheme": "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (min/max calibration), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused",
+        "edges_in_f32": "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.",
+        "calibration": "calibration.json",
+    });
+    measure_int8(dir, &fam, &mut card, progress)?;
+    crate::card::write(dir, &card)
+}
+
+fn load_file(dir: &Path, part: &str) -> Result<Vec<u8>> {
+    let path = dir.join(format!("{part}.egm"));
+    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// int8 quality figures on the full test set (optimized kernels, all cores).
+fn measure_int8(dir: &Path, fam: &str, card: &mut Value, progress: bool) -> Result<()> {
+    let test = data::fashion_mnist(data::Split::Test)?;
+    match fam {
+        "pixelcnn" => {
+            let bytes = load_file(dir, "model")?;
+            let lp = pixelcnn_log_probs(&bytes, &test, progress)?;
+            card["test_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&lp)));
+        }
+        "vae" => {
+            let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);
+            let k = 4;
+            let b = vae_bounds(&e, &d, &test, k, 1, progress)?;
+            card["test_elbo_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
+            card["test_iwae_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
+            card["int8_iwae_k"] = json!(k);
+        }
+        "gan" => {
+            let bytes = load_file(dir, "generator")?;
+            let samples = gan_samples(&bytes, 10_000)?;
+            let cache = Path::new("runs").join("fd-classifier");
+            let (classifier, _) = crate::fd::classifier(&cache, progress)?;
+            let test_stats = crate::fd::feature_stats(&classifier, &test.pixels);
+            card["fd_int8"] = json!(crate::card::r4(crate::fd::fd_against_test(&classifier, &samples, &test_stats)));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Exact log p of every image through the int8 PixelCNN (nats).
+pub fn pixelcnn_log_probs(file: &[u8], images: &Images, progress: bool) -> Result<Vec<f64>> {
+    let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = engine::PixelCnn::new(model, Kernels::Optimized)?;
+    let bar = crate::progress::bar(progress, images.len() as u64, "int8");
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+    let per = images.len().div_ceil(threads);
+    let chunks: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (engine, bar) = (&engine, &bar);
+                s.spawn(move || {
+                    let mut arena = vec![0u8; engine.arena_len()];
+                    (t * per..((t + 1) * per).min(images.len()))
+                        .map(|i| {
+                            bar.inc(1);
+                            engine.log_prob(&mut arena, images.image(i)).map_err(|e| anyhow::anyhow!("{e}"))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("worker")).collect()
+    });
+    bar.finish_and_clear();
+    Ok(chunks.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
+/// ELBO / IWAE of every image through the int8 VAE; image `i` draws latents from
+/// `Rng::with_stream(seed, i)`.
+pub fn vae_bounds(encoder: &[u8], decoder: &[u8], images: &Images, k: usize, seed: u64, progress: bool) -> Result<Vec<engine::VaeBounds>> {
+    let e = Model::from_bytes(encoder).map_err(|e| anyhow::anyhow!("encoder: {e}"))?;
+    let d = Model::from_bytes(decoder).map_err(|e| anyhow::anyhow!("decoder: {e}"))?;
+    let vae = engine::Vae::new(e, d, Kernels::Optimized)?;
+    let bar = crate::progress::bar(progress, images.len() as u64, "int8");
+    let out = crate::parallel::map(images.len(), |i| {
+        let mut arena = vec![0u8; vae.arena_len()];
+        bar.inc(1);
+        vae.bounds(&mut arena, images.image(i), k, &mut Rng::with_stream(seed, i as u64))
+    });
+    bar.finish_and_clear();
+    out.into_iter().map(|r| r.map_err(|e| anyhow::anyhow!("{e}"))).collect()
+}
+
+/// `n` int8 generator samples for seeds `0..n`.
+pub fn gan_samples(file: &[u8], n: usize) -> Result<Vec<u8>> {
+    let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gan = engine::Gan::new(model, Kernels::Optimized)?;
+    let images = crate::parallel::map(n, |i| {
+        let mut arena = vec![0u8; gan.arena_len()];
+        let mut img = vec![0u8; PIXELS];
+        gan.sample(&mut arena, i as u64, &mut img).map(|_| img)
+    });
+    Ok(images.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("{e}"))?.concat())
+}
+
+/// `edgegen inspect`: a model file's header, metadata, tensors, ops and arena plan.
+pub fn inspect(path: &Path) -> Result<String> {
+    use std::fmt::Write;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let model = Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let md = model.metadata();
+    let mut s = String::new();
+    writeln!(s, "{}: edgegen model file v{}, {} bytes (weights and constants {} bytes)", path.display(), edgegen_runtime::model::VERSION, bytes.len(), model.data_len())?;
+    writeln!(s, "name {}  family {}  components {}  latent {}", md.name_str(), md.family.name(), md.components, md.latent)?;
+    if md.guard_flags & 1 != 0 {
+        writeln!(s, "guard: score {} threshold {} (calibrated for false-reject {})", md.guard_score, md.guard_threshold, md.guard_false_reject)?;
+    } else {
+        writeln!(s, "guard: not calibrated")?;
+    }
+    writeln!(s, "arena {} bytes (planned by lifetime; all activations together {} bytes)", model.arena_len(), activations_sum(&model))?;
+    writeln!(s, "input t{}  outputs {:?}", model.input_index(), model.outputs())?;
+    writeln!(s, "tensors:")?;
+    for i in 0..model.tensor_count() {
+        let t = model.tensor(i);
+        let q = if t.dtype == DType::I8 { format!("scale {:.6} zp {}", t.scale, t.zero_point) } else { "f32".into() };
+        writeln!(s, "  t{i:<3} {:?} {:?} arena [{}..{}) {q}", t.dtype, &t.dims[..t.rank as usize], t.offset, t.offset + t.byte_len)?;
+    }
+    writeln!(s, "ops:")?;
+    for i in 0..model.op_count() {
+        let op = model.op(i);
+        let extra = match op.code {
+            edgegen_runtime::model::OpCode::Conv2d | edgegen_runtime::model::OpCode::ConvTranspose2d => format!(" k{}x{} s{} p{} weights {} B", op.kernel_h, op.kernel_w, op.stride, op.pad, op.weights_len),
+            edgegen_runtime::model::OpCode::FullyConnected => format!(" weights {} B", op.weights_len),
+            _ => String::new(),
+        };
+        let second = if op.input1 == edgegen_runtime::model::NO_TENSOR { String::new() } else { format!(", t{}", op.input1) };
+        let act = if op.act_min > -128 { format!(" clamp [{}, {}]", op.act_min, op.act_max) } else { String::new() };
+        writeln!(s, "  {i:<3} {:<16} t{}{second} -> t{}{extra}{act}", op.code.name(), op.input0, op.output)?;
+    }
+    Ok(s)
+}
