@@ -35,6 +35,7 @@ cargo run --release --quiet --bin edgegen -- data fetch
 step "runtime without std, for Cortex-M4F and Cortex-M55"
 for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   cargo build --release --quiet -p edgegen-runtime --no-default-features --target "$target"
+  cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt --target "$target"
   echo "ok $target"
 done
 

@@ -7,6 +7,41 @@ use crate::model::{DType, Model, OpCode, Tensor, NO_TENSOR};
 use crate::Error;
 use core::ops::Range;
 
+/// Most tensors a [`PrivateLayout`] holds.
+pub const MAX_PRIVATE_TENSORS: usize = 64;
+
+/// An arena layout in which every tensor has storage of its own (no reuse between
+/// lifetimes), so values survive across invocations: what row-band evaluation needs.
+/// Costs the sum of all activations instead of the planned peak.
+#[derive(Debug, Clone)]
+pub struct PrivateLayout {
+    offsets: heapless::Vec<u32, MAX_PRIVATE_TENSORS>,
+    len: usize,
+}
+
+impl PrivateLayout {
+    /// A layout for `model`: tensors one after another, 16-byte aligned.
+    pub fn new(model: &Model) -> Result<Self, Error> {
+        let mut offsets = heapless::Vec::new();
+        let mut at = 0usize;
+        for i in 0..model.tensor_count() {
+            offsets.push(at as u32).map_err(|_| Error::InvalidParameter("too many tensors for a private layout"))?;
+            at = (at + model.tensor(i).byte_len as usize).div_ceil(16) * 16;
+        }
+        Ok(PrivateLayout { offsets, len: at })
+    }
+
+    /// Arena bytes the layout needs.
+    pub fn arena_len(&self) -> usize {
+        self.len
+    }
+
+    fn range(&self, t: &Tensor, i: usize) -> Range<usize> {
+        let o = self.offsets[i] as usize;
+        o..o + t.byte_len as usize
+    }
+}
+
 /// Runs a model over an arena.
 #[derive(Debug, Clone, Copy)]
 pub struct Interpreter<'m> {
@@ -30,7 +65,7 @@ fn view<'b>(left: &'b [u8], right: &'b [u8], right_start: usize, r: Range<usize>
     }
 }
 
-fn geometry(x: &Tensor, y: &Tensor, kernel: [usize; 2], stride: usize, pad: usize) -> ConvGeometry {
+fn geometry(x: &Tensor, y: &Tensor, kernel: [usize; 2], stride: usize, pad: usize, rows: (usize, usize)) -> ConvGeometry {
     ConvGeometry {
         input: [x.dims[0] as usize, x.dims[1] as usize, x.dims[2] as usize],
         output: [y.dims[0] as usize, y.dims[1] as usize, y.dims[2] as usize],
@@ -38,6 +73,17 @@ fn geometry(x: &Tensor, y: &Tensor, kernel: [usize; 2], stride: usize, pad: usiz
         stride,
         pad,
         input_zero_point: x.zero_point,
+        rows: (rows.0, rows.1.min(y.dims[1] as usize)),
+    }
+}
+
+/// Applies `f` to the `[r0, r1)` row band of every channel of a `(C, H, W)` tensor with
+/// `width` bytes per element: the elementwise ops' part of a row-band evaluation.
+fn for_rows(t: &Tensor, rows: (usize, usize), width: usize, mut f: impl FnMut(core::ops::Range<usize>)) {
+    let (c, h, w) = (t.dims[0] as usize, t.dims[1] as usize, t.dims[2] as usize);
+    let (r0, r1) = (rows.0.min(h), rows.1.min(h));
+    for ch in 0..c {
+        f(width * (ch * h * w + r0 * w)..width * (ch * h * w + r1 * w));
     }
 }
 
@@ -65,7 +111,7 @@ impl<'m> Interpreter<'m> {
     }
 
     /// Writes an 8-bit image into the int8 input tensor: `q = p − 128` (the input is
-    /// quantized with scale 1/127.5 and zero point 0, see `docs/model-format.md`).
+    /// quantized with scale 1/127.5 and zero point 0, see `edgegen_runtime::model`).
     pub fn set_input_image(&self, arena: &mut [u8], pixels: &[u8]) -> Result<(), Error> {
         self.check_arena(arena)?;
         let t = self.model.input();
@@ -119,18 +165,88 @@ impl<'m> Interpreter<'m> {
             return Err(Error::InvalidParameter("op range past the end of the model"));
         }
         for i in ops {
-            self.run_op(arena, i);
+            self.run_op(arena, i, (0, usize::MAX), None);
         }
         Ok(())
     }
 
-    fn run_op(&self, arena: &mut [u8], i: usize) {
+    /// Runs every op with tensors at the offsets of `layout` instead of the planned ones.
+    pub fn invoke_in(&self, arena: &mut [u8], layout: &PrivateLayout) -> Result<(), Error> {
+        if arena.len() < layout.arena_len() {
+            return Err(Error::ArenaTooSmall { needed: layout.arena_len(), got: arena.len() });
+        }
+        for i in 0..self.model.op_count() {
+            self.run_op(arena, i, (0, usize::MAX), Some(layout));
+        }
+        Ok(())
+    }
+
+    /// The bytes of tensor `i` under `layout`.
+    pub fn tensor_bytes<'a>(&self, arena: &'a [u8], layout: &PrivateLayout, i: usize) -> &'a [u8] {
+        &arena[layout.range(&self.model.tensor(i), i)]
+    }
+
+    /// The bytes of tensor `i` under `layout`, mutable (to edit the input between bands).
+    pub fn tensor_bytes_mut<'a>(&self, arena: &'a mut [u8], layout: &PrivateLayout, i: usize) -> &'a mut [u8] {
+        &mut arena[layout.range(&self.model.tensor(i), i)]
+    }
+
+    /// True when every output row of every op depends only on input rows at or above it,
+    /// so [`Interpreter::invoke_rows`] is exact: stride-1 convolutions (and elementwise ops)
+    /// over equally tall maps whose kernel rows below the centre are all zero (masked
+    /// convolutions). Checked against the weights themselves.
+    pub fn is_row_causal(&self) -> bool {
+        let m = &self.model;
+        let h = m.input().dims[1];
+        (0..m.op_count()).all(|i| {
+            let op = m.op(i);
+            let y = m.tensor(op.output as usize);
+            if y.dims[1] != h || m.tensor(op.input0 as usize).dims[1] != h {
+                return false;
+            }
+            match op.code {
+                OpCode::Conv2d => {
+                    let (kh, kw) = (op.kernel_h as usize, op.kernel_w as usize);
+                    if op.stride != 1 || op.pad as usize != kh / 2 || kh % 2 == 0 {
+                        return false;
+                    }
+                    let w = m.data(op.weights, op.weights_len as usize);
+                    w.chunks(kh * kw).all(|k| k[(kh / 2 + 1) * kw..].iter().all(|&v| v == 0))
+                }
+                OpCode::Add | OpCode::Relu => true,
+                _ => false,
+            }
+        })
+    }
+
+    /// Recomputes only output rows `rows` of every op (for a row-causal model, see
+    /// [`Interpreter::is_row_causal`]): after the input changes only in rows ≥ `rows.start`,
+    /// and all rows above were computed before, the outputs in `rows` are exactly what a full
+    /// [`Interpreter::invoke`] gives. The cost is the band's share of a full pass.
+    ///
+    /// Tensors live at `layout`'s private offsets, so the rows above the band are still
+    /// there from earlier calls (the planned arena reuses memory between layers).
+    pub fn invoke_rows(&self, arena: &mut [u8], layout: &PrivateLayout, rows: core::ops::Range<usize>) -> Result<(), Error> {
+        if arena.len() < layout.arena_len() {
+            return Err(Error::ArenaTooSmall { needed: layout.arena_len(), got: arena.len() });
+        }
+        if !self.is_row_causal() {
+            return Err(Error::InvalidParameter("row-band evaluation needs a row-causal model"));
+        }
+        for i in 0..self.model.op_count() {
+            self.run_op(arena, i, (rows.start, rows.end), Some(layout));
+        }
+        Ok(())
+    }
+
+    fn run_op(&self, arena: &mut [u8], i: usize, rows: (usize, usize), layout: Option<&PrivateLayout>) {
         let m = &self.model;
         let op = m.op(i);
         let x = m.tensor(op.input0 as usize);
         let y = m.tensor(op.output as usize);
-        let (left, out, right, right_start) = split(arena, y.range());
-        let input = view(left, right, right_start, x.range());
+        let range = |t: &Tensor, idx: u16| layout.map_or_else(|| t.range(), |l| l.range(t, idx as usize));
+        let (left, out, right, right_start) = split(arena, range(&y, op.output));
+        let input = view(left, right, right_start, range(&x, op.input0));
         let reference = self.kernels == Kernels::Reference;
         match op.code {
             OpCode::Conv2d | OpCode::ConvTranspose2d | OpCode::FullyConnected => {
@@ -142,7 +258,7 @@ impl<'m> Interpreter<'m> {
                     DType::I8 => OutSpec::Int8 { zero_point: y.zero_point, act_min: op.act_min, act_max: op.act_max, quant },
                     DType::F32 => OutSpec::F32 { quant },
                 };
-                let g = geometry(&x, &y, [op.kernel_h as usize, op.kernel_w as usize], op.stride as usize, op.pad as usize);
+                let g = geometry(&x, &y, [op.kernel_h as usize, op.kernel_w as usize], op.stride as usize, op.pad as usize, rows);
                 match (op.code, reference) {
                     (OpCode::Conv2d, true) => kernels::reference::conv2d(&g, input, weights, bias, &spec, out),
                     (OpCode::Conv2d, false) => kernels::optimized::conv2d(&g, input, weights, bias, &spec, out),
@@ -155,7 +271,7 @@ impl<'m> Interpreter<'m> {
             OpCode::Add => {
                 debug_assert!(op.input1 != NO_TENSOR);
                 let x2 = m.tensor(op.input1 as usize);
-                let other = view(left, right, right_start, x2.range());
+                let other = view(left, right, right_start, range(&x2, op.input1));
                 let q = m.data(op.quant, 28);
                 let p = AddParams {
                     left_shift: i32_at(q, 0),
@@ -165,12 +281,14 @@ impl<'m> Interpreter<'m> {
                     output_zero_point: y.zero_point,
                     act: (op.act_min, op.act_max),
                 };
-                if reference {
-                    kernels::reference::add(&p, input, other, out)
+                let add = if reference { kernels::reference::add } else { kernels::optimized::add };
+                if rows == (0, usize::MAX) {
+                    add(&p, input, other, out)
                 } else {
-                    kernels::optimized::add(&p, input, other, out)
+                    for_rows(&y, rows, 1, |r| add(&p, &input[r.clone()], &other[r.clone()], &mut out[r]));
                 }
             }
+            OpCode::Relu if rows != (0, usize::MAX) => for_rows(&y, rows, 1, |r| kernels::reference::relu(x.zero_point, &input[r.clone()], &mut out[r])),
             OpCode::Relu => kernels::reference::relu(x.zero_point, input, out),
             OpCode::Tanh => kernels::reference::tanh(input, out),
             OpCode::Quantize => kernels::reference::quantize(y.scale, y.zero_point, input, out),

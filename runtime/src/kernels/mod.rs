@@ -46,6 +46,9 @@ pub struct ConvGeometry {
     pub pad: usize,
     /// Input zero point.
     pub input_zero_point: i32,
+    /// Output rows to compute, `[first, end)`; `(0, output[1])` for the whole output.
+    /// Rows outside are left untouched (row-band evaluation for PixelCNN sampling).
+    pub rows: (usize, usize),
 }
 
 #[inline]

@@ -37,7 +37,7 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
     } else {
         ((hi + 2 * pad - k) / stride + 1, (wi + 2 * pad - k) / stride + 1)
     };
-    let g = ConvGeometry { input: [ci, hi, wi], output: [co, ho, wo], kernel: [k, k], stride, pad, input_zero_point: rng.below(256) as i32 - 128 };
+    let g = ConvGeometry { input: [ci, hi, wi], output: [co, ho, wo], kernel: [k, k], stride, pad, input_zero_point: rng.below(256) as i32 - 128, rows: (0, ho) };
     let input = random_bytes(rng, ci * hi * wi);
     let mut weights = random_bytes(rng, co * ci * k * k);
     for w in weights.iter_mut() {
@@ -58,7 +58,7 @@ macro_rules! kernel_suite {
 
             #[test]
             fn conv_identity_kernel_copies_input() {
-                let g = ConvGeometry { input: [1, 3, 3], output: [1, 3, 3], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 5 };
+                let g = ConvGeometry { input: [1, 3, 3], output: [1, 3, 3], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 5, rows: (0, 3) };
                 let input: Vec<u8> = [-9i8, 0, 4, 7, 100, -128, 127, 5, 6].iter().map(|&v| v as u8).collect();
                 let mut w = [0u8; 9];
                 w[4] = 1;
@@ -71,7 +71,7 @@ macro_rules! kernel_suite {
             #[test]
             fn conv_sums_neighbourhood_with_padding() {
                 // 3x3 ones kernel over a 2x2 input of value 1 (zero point 0): every output sees all 4.
-                let g = ConvGeometry { input: [1, 2, 2], output: [1, 2, 2], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 0 };
+                let g = ConvGeometry { input: [1, 2, 2], output: [1, 2, 2], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 0, rows: (0, 2) };
                 let spec = OutSpec::F32 { quant: &0.5f32.to_le_bytes() };
                 let mut out = [0u8; 16];
                 imp::conv2d(&g, &[1, 1, 1, 1], &[1; 9], &bytes_i32(&[2]), &spec, &mut out);
@@ -82,7 +82,7 @@ macro_rules! kernel_suite {
 
             #[test]
             fn transposed_conv_of_an_impulse_is_the_kernel() {
-                let g = ConvGeometry { input: [1, 1, 1], output: [1, 3, 3], kernel: [3, 3], stride: 2, pad: 0, input_zero_point: -1 };
+                let g = ConvGeometry { input: [1, 1, 1], output: [1, 3, 3], kernel: [3, 3], stride: 2, pad: 0, input_zero_point: -1, rows: (0, 3) };
                 let w: Vec<u8> = (1..=9i8).map(|v| v as u8).collect();
                 let spec = OutSpec::Int8 { zero_point: 0, act_min: -128, act_max: 127, quant: &quant_block(&[1.0 - 1e-9]) };
                 let mut out = [0u8; 9];
@@ -135,6 +135,24 @@ macro_rules! kernel_suite {
                             imp::conv2d(&g, &input, &weights, &bias, &spec, &mut got);
                         }
                         assert_eq!(want, got, "case {case} {g:?}");
+                        // A band of output rows: exactly those rows, the rest untouched.
+                        if !transpose {
+                            let ho = g.output[1];
+                            let r0 = rng.below(ho as u32) as usize;
+                            let r1 = r0 + 1 + rng.below((ho - r0) as u32) as usize;
+                            let band = ConvGeometry { rows: (r0, r1), ..g };
+                            let mut part = vec![0xAAu8; n * width];
+                            imp::conv2d(&band, &input, &weights, &bias, &spec, &mut part);
+                            let plane = g.output[1] * g.output[2];
+                            for (i, (&p, &w)) in part.iter().zip(&want).enumerate() {
+                                let row = (i / width % plane) / g.output[2];
+                                if (r0..r1).contains(&row) {
+                                    assert_eq!(p, w, "band case {case}");
+                                } else {
+                                    assert_eq!(p, 0xAA, "band case {case} wrote outside its rows");
+                                }
+                            }
+                        }
                     }
                     let (m, k) = (1 + rng.below(40) as usize, 1 + rng.below(700) as usize);
                     let x = random_bytes(&mut rng, k);

@@ -47,9 +47,9 @@ pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec:
     for co in 0..co_n {
         let b = i32_at(bias, co);
         let w_co = &weights[co * ci_n * kh * kw..(co + 1) * ci_n * kh * kw];
-        let mut y0 = 0;
-        while y0 < ho {
-            let rows = rows_per_tile.min(ho - y0);
+        let (mut y0, y_end) = (g.rows.0, g.rows.1.min(ho));
+        while y0 < y_end {
+            let rows = rows_per_tile.min(y_end - y0);
             let tile = &mut acc[..rows * wo];
             tile.fill(b);
             for ci in 0..ci_n {
@@ -95,7 +95,7 @@ pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
-    if ho * wo > TILE {
+    if ho * wo > TILE || g.rows != (0, ho) {
         return crate::kernels::reference::conv_transpose2d(g, input, weights, bias, spec, out);
     }
     let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);

@@ -9,7 +9,7 @@ pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec:
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
     for co in 0..co_n {
-        for oy in 0..ho {
+        for oy in g.rows.0..g.rows.1.min(ho) {
             for ox in 0..wo {
                 let mut acc = i32_at(bias, co);
                 for ci in 0..ci_n {
@@ -44,7 +44,7 @@ pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[
     let [kh, kw] = g.kernel;
     let s = g.stride as isize;
     for co in 0..co_n {
-        for oy in 0..ho {
+        for oy in g.rows.0..g.rows.1.min(ho) {
             for ox in 0..wo {
                 let mut acc = i32_at(bias, co);
                 for ci in 0..ci_n {

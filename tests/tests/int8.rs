@@ -1,0 +1,251 @@
+//! The int8 path: quantize → compile → run, checked against tract on the QDQ ONNX, against
+//! the golden vectors (reference and optimized kernels bit-exact), and against hostile
+//! model files.
+
+mod common;
+
+use burn::prelude::*;
+use edgegen_runtime::engine;
+use edgegen_runtime::interpreter::Interpreter;
+use edgegen_runtime::kernels::Kernels;
+use edgegen_runtime::likelihood::bits_per_dim;
+use edgegen_runtime::model::{DType, Model};
+use edgegen_runtime::rng::Rng;
+use edgegen_trainer::graph::Graph;
+use edgegen_trainer::quantize::{self, Meta};
+
+/// A tiny PixelCNN compiled in-process (random weights, calibrated on random images).
+fn tiny_pixelcnn_file() -> Vec<u8> {
+    let device = Device::flex();
+    device.seed(21);
+    let model = edgegen_trainer::pixelcnn::PixelCnnConfig::new().with_channels(8).with_inner(4).with_blocks(1).with_components(2).init(&device);
+    let onnx = edgegen_trainer::onnx::encode(&edgegen_trainer::pixelcnn::export::onnx(&model));
+    let graph = Graph::parse(&onnx).unwrap();
+    let mut rng = Rng::new(5);
+    let inputs: Vec<Vec<f32>> = (0..8).map(|_| (0..784).map(|_| rng.uniform() * 2.0 - 1.0).collect()).collect();
+    let q = quantize::quantize(&graph, &quantize::calibrate(&graph, &inputs, false)).unwrap();
+    quantize::compile(&q, &Meta { components: 2, latent: 0, name: "tiny".into(), guard: (0, 0, 0.0, 0.0, 0.0) }).unwrap()
+}
+
+fn frames() -> edgegen_trainer::data::Images {
+    edgegen_trainer::data::read_idx_images(&common::root().join("models/frames/fashion-mnist-test.idx")).unwrap()
+}
+
+/// Runs every golden set of `dir/golden/int8/<part>.bin` with both kernel sets: outputs
+/// must equal the stored ones bit for bit.
+fn check_int8_golden(dir: &std::path::Path, part: &str) {
+    let file = std::fs::read(dir.join(format!("{part}.egm"))).unwrap();
+    let model = Model::from_bytes(&file).unwrap();
+    let blob = std::fs::read(dir.join("golden/int8").join(format!("{part}.bin"))).unwrap();
+    assert_eq!(&blob[0..4], b"EGGV");
+    let word = |i: usize| u32::from_le_bytes(blob[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize;
+    let (count, in_len, out_len) = (word(1), word(2), word(3));
+    assert!(count >= 3);
+    for kernels in [Kernels::Reference, Kernels::Optimized] {
+        let interp = Interpreter::new(model, kernels);
+        let mut arena = vec![0u8; interp.arena_len()];
+        for s in 0..count {
+            let at = 20 + s * (in_len + out_len);
+            let input = &blob[at..at + in_len];
+            if model.input().dtype == DType::I8 {
+                interp.set_input_image(&mut arena, input).unwrap();
+            } else {
+                let z: Vec<f32> = input.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+                interp.set_input_f32(&mut arena, &z).unwrap();
+            }
+            interp.invoke(&mut arena).unwrap();
+            let mut got = Vec::new();
+            for &o in model.outputs() {
+                got.extend_from_slice(&arena[model.tensor(o as usize).range()]);
+            }
+            assert_eq!(&got[..], &blob[at + in_len..at + in_len + out_len], "{part} set {s} with {kernels:?} kernels");
+        }
+    }
+}
+
+#[test]
+fn bundled_vae_int8_golden_vectors_are_bit_exact() {
+    let dir = common::model_dir("vae-fmnist");
+    check_int8_golden(&dir, "encoder");
+    check_int8_golden(&dir, "decoder");
+}
+
+#[test]
+fn bundled_pixelcnn_int8_golden_vectors_are_bit_exact() {
+    check_int8_golden(&common::model_dir("pixelcnn-fmnist"), "model");
+}
+
+#[test]
+fn bundled_gan_int8_golden_vectors_are_bit_exact() {
+    check_int8_golden(&common::model_dir("gan-fmnist"), "generator");
+}
+
+#[test]
+fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
+    let dir = common::model_dir("pixelcnn-fmnist");
+    let tract = edgegen_runtime::onnx::OnnxPixelCnn::load_file(&dir.join("model.int8.onnx")).unwrap();
+    let file = std::fs::read(dir.join("model.egm")).unwrap();
+    let engine = engine::PixelCnn::new(Model::from_bytes(&file).unwrap(), Kernels::Optimized).unwrap();
+    let mut arena = vec![0u8; engine.arena_len()];
+    let frames = frames();
+    for i in 0..frames.len() {
+        let a = bits_per_dim(engine.log_prob(&mut arena, frames.image(i)).unwrap(), 784);
+        let b = bits_per_dim(tract.log_prob(frames.image(i)).unwrap(), 784);
+        assert!((a - b).abs() < 0.01, "frame {i}: int8 {a} vs tract int8 {b}");
+    }
+}
+
+#[test]
+fn bundled_vae_int8_engine_agrees_with_tract_on_qdq() {
+    let dir = common::model_dir("vae-fmnist");
+    let tract = edgegen_runtime::onnx::OnnxVae::load_files(&dir.join("encoder.int8.onnx"), &dir.join("decoder.int8.onnx")).unwrap();
+    let (e, d) = (std::fs::read(dir.join("encoder.egm")).unwrap(), std::fs::read(dir.join("decoder.egm")).unwrap());
+    let vae = engine::Vae::new(Model::from_bytes(&e).unwrap(), Model::from_bytes(&d).unwrap(), Kernels::Optimized).unwrap();
+    let mut arena = vec![0u8; vae.arena_len()];
+    let frames = frames();
+    for i in 0..frames.len() {
+        let a = vae.bounds(&mut arena, frames.image(i), 4, &mut Rng::with_stream(3, i as u64)).unwrap();
+        let b = tract.bounds(frames.image(i), 4, &mut Rng::with_stream(3, i as u64)).unwrap();
+        assert!((a.iwae_bpd() - b.iwae_bpd()).abs() < 0.01, "frame {i}: int8 {} vs tract int8 {}", a.iwae_bpd(), b.iwae_bpd());
+    }
+    let (mut s1, mut s2) = ([0u8; 784], [0u8; 784]);
+    vae.sample(&mut arena, 5, &mut s1).unwrap();
+    vae.sample(&mut arena, 5, &mut s2).unwrap();
+    assert_eq!(s1, s2);
+}
+
+#[test]
+fn tiny_model_runs_identically_with_both_kernel_sets_and_plans_its_arena() {
+    let file = tiny_pixelcnn_file();
+    let model = Model::from_bytes(&file).unwrap();
+    let sum: usize = (0..model.tensor_count()).map(|i| model.tensor(i).byte_len as usize).sum();
+    assert!(model.arena_len() < sum, "arena {} should be below the sum of activations {sum}", model.arena_len());
+    let frames = frames();
+    let (r, o) = (engine::PixelCnn::new(model, Kernels::Reference).unwrap(), engine::PixelCnn::new(model, Kernels::Optimized).unwrap());
+    let mut arena = vec![0u8; r.arena_len()];
+    for i in 0..4 {
+        let a = r.log_prob(&mut arena, frames.image(i)).unwrap();
+        let b = o.log_prob(&mut arena, frames.image(i)).unwrap();
+        assert_eq!(a.to_bits(), b.to_bits());
+    }
+    assert!(matches!(r.log_prob(&mut vec![0u8; 10], frames.image(0)), Err(edgegen_runtime::Error::ArenaTooSmall { .. })));
+}
+
+fn fix_crc(bytes: &mut [u8]) {
+    if bytes.len() >= 16 {
+        let crc = edgegen_runtime::model::crc32(&bytes[16..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+#[test]
+fn hostile_model_files_return_errors_never_panic() {
+    let good = tiny_pixelcnn_file();
+    let mut rng = Rng::new(2026);
+    let (mut rejected, mut accepted, mut ran) = (0usize, 0usize, 0usize);
+    let image = frames().image(0).to_vec();
+    let cases = 100_000;
+    for case in 0..cases {
+        let mut b = good.clone();
+        match case % 6 {
+            // Random byte changes in the structural part, checksum repaired so validation runs.
+            0 | 1 => {
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(704.min(b.len() as u32)) as usize;
+                    b[at] = rng.next_u32() as u8;
+                }
+                fix_crc(&mut b);
+            }
+            // Anywhere, checksum not repaired.
+            2 => {
+                let at = rng.below(b.len() as u32) as usize;
+                b[at] ^= 1 << rng.below(8);
+            }
+            // Truncation (header length left as is).
+            3 => b.truncate(rng.below(b.len() as u32) as usize),
+            // Oversized dimensions, wrong version, or offsets pointing anywhere.
+            4 => {
+                let field = [4usize, 20, 22, 24, 28, 32, 36, 40, 44, 64 + 4, 64 + 6, 64 + 8, 64 + 12, 64 + 16][rng.below(14) as usize];
+                let v = [0u32, 1, 0xFFFF, 0xFFFF_FFFF, b.len() as u32, rng.next_u32()][rng.below(6) as usize];
+                b[field..field + 2].copy_from_slice(&(v as u16).to_le_bytes());
+                fix_crc(&mut b);
+            }
+            // Inconsistent op offsets and lengths.
+            _ => {
+                let ops_off = u32::from_le_bytes(b[28..32].try_into().unwrap()) as usize;
+                let op = rng.below(4) as usize;
+                let field = ops_off + op * 48 + [16usize, 20, 24, 28, 32, 10, 12, 13][rng.below(8) as usize];
+                if field + 4 <= b.len() {
+                    b[field..field + 4].copy_from_slice(&rng.next_u32().to_le_bytes());
+                }
+                fix_crc(&mut b);
+            }
+        }
+        match Model::from_bytes(&b) {
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                rejected += 1;
+            }
+            Ok(model) => {
+                accepted += 1;
+                // Check once, then trust: a file that validates must run without panicking.
+                if accepted % 16 == 1 {
+                    if let Ok(pcnn) = engine::PixelCnn::new(model, Kernels::Optimized) {
+                        let mut arena = vec![0u8; pcnn.arena_len()];
+                        let _ = pcnn.log_prob(&mut arena, &image);
+                        ran += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{cases} mutated files: {rejected} rejected with an error, {accepted} accepted, {ran} of those run");
+    assert_eq!(rejected + accepted, cases);
+    assert!(rejected > cases / 2, "most mutations must be caught");
+    assert!(ran > 100, "some accepted mutations must be run");
+}
+
+#[test]
+fn model_file_errors_say_what_and_where() {
+    let good = tiny_pixelcnn_file();
+    let err = |b: &[u8]| Model::from_bytes(b).unwrap_err().to_string();
+    assert!(err(&good[..10]).contains("truncated"));
+    assert!(err(&good[..good.len() - 1]).contains("truncated"));
+    assert!(err(b"PK\x03\x04 this is a zip file, not a model, and it is long enough for a header.....").contains("bad magic"));
+    let mut v = good.clone();
+    v[4] = 9;
+    assert!(err(&v).contains("version 9"));
+    let mut c = good.clone();
+    let last = c.len() - 1;
+    c[last] ^= 0xFF;
+    assert!(err(&c).contains("checksum"));
+    // A tensor extending past the arena.
+    let mut t = good.clone();
+    t[64 + 32 + 12..64 + 32 + 16].copy_from_slice(&0x00FF_0000u32.to_le_bytes());
+    fix_crc(&mut t);
+    let e = err(&t);
+    assert!(e.contains("Arena 1") || e.contains("Tensor 1"), "{e}");
+}
+
+#[test]
+fn row_band_sampling_equals_full_passes() {
+    let file = tiny_pixelcnn_file();
+    let model = Model::from_bytes(&file).unwrap();
+    assert!(Interpreter::new(model, Kernels::Optimized).is_row_causal());
+    for kernels in [Kernels::Reference, Kernels::Optimized] {
+        let pcnn = engine::PixelCnn::new(model, kernels).unwrap();
+        assert!(pcnn.sample_arena_len() > pcnn.arena_len());
+        let mut arena = vec![0u8; pcnn.sample_arena_len()];
+        for seed in [0u64, 9] {
+            let (mut fast, mut full) = ([0u8; 784], [0u8; 784]);
+            pcnn.sample(&mut arena, seed, &mut fast).unwrap();
+            // A dirty arena must not matter.
+            arena.iter_mut().for_each(|b| *b = 0x5A);
+            pcnn.sample_full(&mut arena, seed, &mut full).unwrap();
+            assert_eq!(fast, full, "seed {seed} with {kernels:?}");
+        }
+    }
+    // A model whose masked rows are not zero is not row-causal (and sample falls back).
+    let vae = std::fs::read(common::model_dir("vae-fmnist").join("encoder.egm")).unwrap();
+    assert!(!Interpreter::new(Model::from_bytes(&vae).unwrap(), Kernels::Optimized).is_row_causal());
+}

@@ -1,0 +1,74 @@
+//! The `edgegen` binary on bad input: clear messages and a non-zero exit, never a panic.
+
+use std::process::{Command, Output};
+
+fn edgegen(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgegen"));
+    c.args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().expect("edgegen runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("edgegen-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn inspect_prints_a_valid_model_and_rejects_malformed_ones() {
+    let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/vae-fmnist/decoder.egm")).unwrap();
+    let ok = edgegen(&["inspect", "models/vae-fmnist/decoder.egm"], &[]);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(text.contains("arena") && text.contains("ConvTranspose2d") && text.contains("vae-decoder"), "{text}");
+
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x10;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", good[..good.len() / 3].to_vec(), "truncated"),
+        ("flipped", flipped, "checksum"),
+        ("garbage", b"hello, I am not a model file at all, but I am longer than a header is.".to_vec(), "bad magic"),
+        ("empty", Vec::new(), "truncated"),
+    ];
+    for (name, bytes, want) in cases {
+        let path = temp(name, &bytes);
+        let o = edgegen(&["inspect", path.to_str().unwrap()], &[]);
+        assert!(!o.status.success(), "{name} accepted");
+        let e = stderr(&o);
+        assert!(e.contains(want) && !e.contains("panicked"), "{name}: {e}");
+        std::fs::remove_file(path).ok();
+    }
+    let missing = edgegen(&["inspect", "no/such/file.egm"], &[]);
+    assert!(!missing.status.success() && stderr(&missing).contains("cannot read"));
+}
+
+#[test]
+fn missing_dataset_names_the_install_command() {
+    let o = edgegen(&["train", "vae", "--epochs", "1", "--limit", "64", "--quiet", "--run-dir", "/tmp/edgegen-never"], &[("EDGEGEN_FASHION_MNIST", "/nonexistent")]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("Fashion-MNIST not found") && e.contains("data fetch"), "{e}");
+}
+
+#[test]
+fn bad_arguments_are_rejected_cleanly() {
+    for args in [
+        vec!["train", "vae", "--epochs", "0"],
+        vec!["train", "vae", "--lr", "7"],
+        vec!["train", "pixelcnn", "--components", "99"],
+        vec!["quantize", "--model", "no/such/dir"],
+        vec!["demo", "--k", "0"],
+        vec!["frobnicate"],
+    ] {
+        let o = edgegen(&args, &[]);
+        assert!(!o.status.success(), "{args:?} accepted");
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}
