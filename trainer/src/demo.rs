@@ -1,11 +1,10 @@
 //! `edgegen demo`: the main job on the bundled models and frames. Samples images from each
-//! bundled model and scores each bundled sensor frame, printing bits/dim per frame.
+//! bundled model and scores each bundled sensor frame, printing bits/dim per frame and the
+//! guard's verdict where a threshold is calibrated.
 
 use crate::data::{self, Images};
 use anyhow::{Context, Result};
-use edgegen_runtime::image::PIXELS;
-use edgegen_runtime::onnx::OnnxVae;
-use edgegen_runtime::rng::Rng;
+use crate::score::{EngineKind, Loaded};
 use std::path::{Path, PathBuf};
 
 /// The bundled frame sets: (file, what the frames are).
@@ -38,41 +37,71 @@ pub struct DemoOptions {
     pub frames: PathBuf,
     /// Where pictures go.
     pub out: PathBuf,
-    /// Importance samples per frame.
-    pub k: usize,
+    /// Engine.
+    pub engine: EngineKind,
 }
 
-/// Runs the demo, printing to stdout.
-pub fn run(opts: &DemoOptions) -> Result<()> {
-    let vae_dir = opts.models.join("vae-fmnist");
-    let vae = OnnxVae::load(&vae_dir).with_context(|| format!("loading the bundled VAE from {}", vae_dir.display()))?;
-    println!("edgegen demo: VAE {} (latent {}, {}-component pixel mixture) through tract", vae_dir.display(), vae.latent(), vae.components());
+/// The bundled models the demo uses, in order, with how many samples to draw.
+const MODELS: [(&str, usize); 3] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16)];
 
-    let mut samples = vec![0u8; 16 * PIXELS];
-    for (seed, img) in samples.chunks_mut(PIXELS).enumerate() {
-        vae.sample(seed as u64, img)?;
+/// Runs the demo, printing to stdout: samples from every bundled model, then every
+/// bundled frame's bits/dim under each likelihood model and the guards' verdicts.
+pub fn run(opts: &DemoOptions) -> Result<()> {
+    println!("edgegen demo: bundled models in {}, {:?} engine", opts.models.display(), opts.engine);
+    let mut scorers = Vec::new();
+    for (name, count) in MODELS {
+        let dir = opts.models.join(name);
+        if !dir.join("card.json").exists() {
+            println!("  {name}: not bundled, skipped");
+            continue;
+        }
+        let loaded = Loaded::open(&dir, opts.engine).with_context(|| format!("loading {}", dir.display()))?;
+        let started = std::time::Instant::now();
+        let images = crate::parallel::map(count, |i| loaded.sample(i as u64));
+        let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+        let path = opts.out.join(format!("{name}-samples.png"));
+        crate::card::save_grid(&path, &images, 8, 3)?;
+        println!("  {name}: {count} samples (seeds 0..{}) in {:.1} s -> {}", count - 1, started.elapsed().as_secs_f64(), path.display());
+        if loaded.family() != "gan" {
+            scorers.push((name, loaded));
+        }
     }
-    let tiles: Vec<&[u8]> = samples.chunks(PIXELS).collect();
-    let (w, h, g) = crate::imageio::grid(&tiles, 28, 8, 2, 255);
-    let (w, h, g) = crate::imageio::upscale(w, h, &g, 3);
-    let grid_path = opts.out.join("vae-samples.png");
-    crate::imageio::write_gray_png(&grid_path, w, h, &g)?;
-    println!("samples: 16 images from seeds 0..15 -> {}", grid_path.display());
     println!();
-    println!("{:<28} {:>10} {:>16}", "frame", "ELBO bpd", format!("IWAE k={} bpd", opts.k));
+    print!("{:<26}", "frame");
+    for (name, l) in &scorers {
+        let head = format!("{name} bpd");
+        print!(" {head:>22}");
+        if let Some(t) = l.threshold() {
+            print!(" {:>8}", format!("<={t:.2}?"));
+        }
+    }
+    println!();
     for (file, what) in FRAME_SETS {
         let path = opts.frames.join(file);
         let frames: Images = data::read_idx_images(&path)?;
         data::ensure_28x28(&frames, &path.display().to_string())?;
         println!("# {what}");
-        let mut sum = 0f64;
+        let mut sums = vec![0f64; scorers.len()];
         for i in 0..frames.len() {
-            let mut rng = Rng::with_stream(0, i as u64);
-            let b = vae.bounds(frames.image(i), opts.k, &mut rng)?;
-            sum += b.iwae_bpd();
-            println!("{:<28} {:>10.3} {:>16.3}", format!("{file}#{i}"), b.elbo_bpd(), b.iwae_bpd());
+            print!("{:<26}", format!("{file}#{i}"));
+            for (j, (_, l)) in scorers.iter().enumerate() {
+                let bpd = l.bpd(frames.image(i), i)?;
+                sums[j] += bpd;
+                print!(" {bpd:>22.3}");
+                if let Some(t) = l.threshold() {
+                    print!(" {:>8}", if bpd as f32 <= t { "accept" } else { "REJECT" });
+                }
+            }
+            println!();
         }
-        println!("{:<28} {:>10} {:>16.3}", "mean", "", sum / frames.len().max(1) as f64);
+        print!("{:<26}", "mean");
+        for (j, (_, l)) in scorers.iter().enumerate() {
+            print!(" {:>22.3}", sums[j] / frames.len().max(1) as f64);
+            if l.threshold().is_some() {
+                print!(" {:>8}", "");
+            }
+        }
+        println!();
     }
     Ok(())
 }

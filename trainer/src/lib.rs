@@ -20,5 +20,6 @@ pub mod pixelcnn;
 pub mod progress;
 pub mod qdq;
 pub mod quantize;
+pub mod score;
 pub mod training;
 pub mod vae;

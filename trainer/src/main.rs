@@ -49,6 +49,48 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Score images (IDX or 8-bit grayscale 28x28 PNG): one JSON line per image with bits/dim
+    /// and the guard's verdict.
+    Score {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Engine.
+        #[arg(long, value_enum, default_value = "int8")]
+        engine: edgegen_trainer::score::EngineKind,
+        /// IDX or PNG files.
+        files: Vec<PathBuf>,
+    },
+    /// Draw samples from a model into a PNG grid.
+    Sample {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Engine.
+        #[arg(long, value_enum, default_value = "int8")]
+        engine: edgegen_trainer::score::EngineKind,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Number of samples.
+        #[arg(long, default_value_t = 16)]
+        count: usize,
+        /// Output PNG.
+        #[arg(long, default_value = "out/samples.png")]
+        out: PathBuf,
+    },
+    /// Calibrate the guard's threshold on the validation split and store it in the model file.
+    Calibrate {
+        /// Model directory (PixelCNN or VAE).
+        #[arg(long)]
+        model: PathBuf,
+        /// Target false-reject rate on in-distribution images.
+        #[arg(long, default_value_t = 0.01)]
+        false_reject: f32,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Print a compiled model file's contents; fails with a clear message on a malformed file.
     Inspect {
         /// The .egm file.
@@ -65,9 +107,9 @@ enum Command {
         /// Where pictures are written.
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// Importance samples per frame for the VAE bound.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
-        k: u32,
+        /// Engine.
+        #[arg(long, value_enum, default_value = "int8")]
+        engine: edgegen_trainer::score::EngineKind,
     },
 }
 
@@ -313,8 +355,11 @@ fn main() {
         Command::Train { family: TrainFamily::Gan(a) } => train_gan(a),
         Command::Quantize { model, calibration, seed, quiet } => edgegen_trainer::int8::quantize_dir(&model, calibration, seed, !quiet),
         Command::Compile { model, quiet } => edgegen_trainer::int8::compile_dir(&model, !quiet),
+        Command::Score { model, engine, files } => edgegen_trainer::score::score(&model, engine, &files),
+        Command::Sample { model, engine, seed, count, out } => edgegen_trainer::score::sample(&model, engine, seed, count, &out),
+        Command::Calibrate { model, false_reject, quiet } => edgegen_trainer::score::calibrate(&model, false_reject, !quiet),
         Command::Inspect { file } => edgegen_trainer::int8::inspect(&file).map(|s| print!("{s}")),
-        Command::Demo { models, frames, out, k } => demo::run(&demo::DemoOptions { models, frames, out, k: k as usize }),
+        Command::Demo { models, frames, out, engine } => demo::run(&demo::DemoOptions { models, frames, out, engine }),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

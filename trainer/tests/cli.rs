@@ -64,7 +64,7 @@ fn bad_arguments_are_rejected_cleanly() {
         vec!["train", "vae", "--lr", "7"],
         vec!["train", "pixelcnn", "--components", "99"],
         vec!["quantize", "--model", "no/such/dir"],
-        vec!["demo", "--k", "0"],
+        vec!["demo", "--engine", "fast"],
         vec!["frobnicate"],
     ] {
         let o = edgegen(&args, &[]);
