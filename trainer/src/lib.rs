@@ -4,6 +4,7 @@
 //! ONNX export → evaluation, plus the `edgegen` command line. Probability is never
 //! re-implemented here: evaluation calls `edgegen_runtime::likelihood`.
 
+pub mod bench;
 pub mod card;
 pub mod checkpoint;
 pub mod data;

@@ -91,6 +91,15 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Measure every engine's throughput on one model (one process, one thread).
+    Bench {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Images per engine.
+        #[arg(long, default_value_t = 50)]
+        images: usize,
+    },
     /// Print a compiled model file's contents; fails with a clear message on a malformed file.
     Inspect {
         /// The .egm file.
@@ -358,6 +367,7 @@ fn main() {
         Command::Score { model, engine, files } => edgegen_trainer::score::score(&model, engine, &files),
         Command::Sample { model, engine, seed, count, out } => edgegen_trainer::score::sample(&model, engine, seed, count, &out),
         Command::Calibrate { model, false_reject, quiet } => edgegen_trainer::score::calibrate(&model, false_reject, !quiet),
+        Command::Bench { model, images } => edgegen_trainer::bench::run(&model, images.max(1)).map(|_| ()),
         Command::Inspect { file } => edgegen_trainer::int8::inspect(&file).map(|s| print!("{s}")),
         Command::Demo { models, frames, out, engine } => demo::run(&demo::DemoOptions { models, frames, out, engine }),
     };

@@ -1,0 +1,60 @@
+//! `edgegen bench`: throughput of every engine on one model, measured in one process so the
+//! numbers are comparable, reported as images/s and as ratios to the int8 engine with the
+//! reference kernels. Not a test: speed is measured here, never asserted.
+
+use crate::data;
+use crate::score::{EngineKind, Loaded};
+use anyhow::Result;
+use edgegen_runtime::engine;
+use edgegen_runtime::kernels::Kernels;
+use edgegen_runtime::model::Model;
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+
+/// Images per second of `f` over `n` calls (after one warm-up call).
+fn rate(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
+    f(0)?;
+    let t = Instant::now();
+    for i in 0..n {
+        f(i)?;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Runs the benchmark on `dir` with `n` images per engine (one thread); prints a table and
+/// returns it as JSON.
+pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
+    let test = data::fashion_mnist(data::Split::Test)?;
+    let card = crate::int8::read_card(dir)?;
+    let family = card["family"].as_str().unwrap_or_default().to_string();
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    if family == "pixelcnn" {
+        let bytes = std::fs::read(dir.join("model.egm"))?;
+        let model = Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (name, k) in [("int8 reference kernels", Kernels::Reference), ("int8 optimized kernels", Kernels::Optimized)] {
+            let e = engine::PixelCnn::new(model, k)?;
+            let mut arena = vec![0u8; e.arena_len()];
+            rows.push((format!("log_prob {name}"), rate(n, |i| e.log_prob(&mut arena, test.image(i)).map(|_| ()).map_err(Into::into))?));
+        }
+    }
+    for (name, kind) in [("tract f32", EngineKind::Tract), ("tract int8 (QDQ)", EngineKind::TractInt8)] {
+        let l = Loaded::open(dir, kind)?;
+        rows.push((format!("log_prob {name}"), rate(n, |i| l.bpd(test.image(i), i).map(|_| ()))?));
+    }
+    if family == "pixelcnn" {
+        let bytes = std::fs::read(dir.join("model.egm"))?;
+        let e = engine::PixelCnn::new(Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?, Kernels::Optimized)?;
+        let mut arena = vec![0u8; e.sample_arena_len()];
+        let mut img = [0u8; 784];
+        let s = 2.max(n / 50);
+        rows.push(("sample int8, one row per pixel".into(), rate(s, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+        rows.push(("sample int8, full pass per pixel".into(), rate(1, |i| e.sample_full(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+    }
+    let base = rows.first().map(|r| r.1).unwrap_or(1.0);
+    println!("{:<40} {:>12} {:>10}", "engine (1 thread)", "images/s", "ratio");
+    for (name, r) in &rows {
+        println!("{name:<40} {r:>12.2} {:>10.2}", r / base);
+    }
+    Ok(json!(rows.iter().map(|(k, v)| json!({"engine": k, "images_per_s": v})).collect::<Vec<_>>()))
+}
