@@ -12,6 +12,7 @@ step "system packages"
 need_apt=()
 [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
@@ -22,6 +23,10 @@ echo "ok"
 step "rust targets"
 rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
 echo "ok"
+
+step "defmt-print (decodes the firmware's log)"
+command -v defmt-print >/dev/null || cargo install defmt-print --locked --quiet
+defmt-print --version
 
 step "python: onnx, onnxruntime (reference checker and runtime)"
 if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
@@ -39,5 +44,5 @@ for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   echo "ok $target"
 done
 
-step "host tests (runtime, trainer, cross-checks)"
-EDGEGEN_REQUIRE_PYTHON=1 cargo test --release --workspace
+step "tests: runtime, trainer, cross-checks, firmware in QEMU"
+EDGEGEN_REQUIRE_PYTHON=1 EDGEGEN_REQUIRE_QEMU=1 cargo test --release --workspace

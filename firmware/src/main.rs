@@ -1,0 +1,160 @@
+//! edgegen firmware: the end of the data path. Embeds the compiled models and a set of
+//! sensor frames, generates images with every model family, scores every frame with the
+//! guard, logs it all with defmt, draws a screen with embedded-graphics and sends it to the
+//! host through semihosting. Exits QEMU with 0 when every check passed.
+//!
+//! Every number it logs is computed by the same `edgegen-runtime` code the host runs (the
+//! int8 kernels and `libm`), so the host test compares them bit for bit.
+#![no_std]
+#![no_main]
+
+mod assets;
+mod clock;
+mod host;
+mod screen;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::debug;
+use defmt_semihosting as _;
+use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
+use edgegen_runtime::kernels::Kernels;
+use edgegen_runtime::likelihood::bits_per_dim;
+use edgegen_runtime::model::Model;
+use edgegen_runtime::rng::Rng;
+
+/// Arena for scoring (the PixelCNN guard's planned arena must fit: the RAM goal).
+const ARENA: usize = 256 * 1024;
+/// Arena for row-band PixelCNN sampling (every activation kept).
+const SAMPLE_ARENA: usize = 1280 * 1024;
+/// Importance samples of the VAE bound on the device.
+const VAE_K: usize = 4;
+/// Images generated per model family.
+pub const SAMPLES: usize = 4;
+
+fn fail(what: &str) -> ! {
+    defmt::error!("check failed: {=str}", what);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+fn load(bytes: &'static [u8], what: &str) -> Model<'static> {
+    match Model::from_bytes(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("{=str}: {}", what, e);
+            fail(what)
+        }
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| fail("peripherals"));
+    clock::start(&mut cp.SYST);
+    let arena: &'static mut [u8; ARENA] = cortex_m::singleton!(: [u8; ARENA] = [0; ARENA]).unwrap_or_else(|| fail("arena"));
+    let sample_arena: &'static mut [u8; SAMPLE_ARENA] = cortex_m::singleton!(: [u8; SAMPLE_ARENA] = [0; SAMPLE_ARENA]).unwrap_or_else(|| fail("sample arena"));
+
+    let pixelcnn = PixelCnn::new(load(assets::PIXELCNN, "pixelcnn"), Kernels::Optimized).unwrap_or_else(|_| fail("pixelcnn engine"));
+    let vae = Vae::new(load(assets::VAE_ENCODER, "vae encoder"), load(assets::VAE_DECODER, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine"));
+    let gan = Gan::new(load(assets::GAN_GENERATOR, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine"));
+    defmt::info!(
+        "boot arena={=usize} pixelcnn_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        ARENA,
+        pixelcnn.arena_len(),
+        pixelcnn.sample_arena_len(),
+        vae.arena_len(),
+        gan.arena_len(),
+        assets::MODELS_BYTES
+    );
+    if pixelcnn.arena_len().max(vae.arena_len()).max(gan.arena_len()) > ARENA || pixelcnn.sample_arena_len() > SAMPLE_ARENA {
+        fail("a model needs more arena than the firmware reserves");
+    }
+
+    let mut screen = screen::Screen::new();
+    // Generation: every family from fixed seeds.
+    for seed in 0..SAMPLES as u64 {
+        let mut img = [0u8; 784];
+        let t = clock::now();
+        vae.sample(&mut arena[..], seed, &mut img).unwrap_or_else(|_| fail("vae sample"));
+        let n = clock::now() - t;
+        defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::model::crc32(&img), n);
+        screen.sample(0, seed as usize, &img);
+        let t = clock::now();
+        gan.sample(&mut arena[..], seed, &mut img).unwrap_or_else(|_| fail("gan sample"));
+        let n = clock::now() - t;
+        defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::model::crc32(&img), n);
+        screen.sample(1, seed as usize, &img);
+        let t = clock::now();
+        pixelcnn.sample(&mut sample_arena[..], seed, &mut img).unwrap_or_else(|_| fail("pixelcnn sample"));
+        let n = clock::now() - t;
+        defmt::info!("sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::model::crc32(&img), n);
+        screen.sample(2, seed as usize, &img);
+    }
+
+    // Scoring: every embedded frame.
+    let mut slot = 0;
+    for (set, frames) in assets::frame_sets() {
+        for (index, frame) in frames.enumerate() {
+            let t = clock::now();
+            let lp = pixelcnn.log_prob(&mut arena[..], frame).unwrap_or_else(|_| fail("pixelcnn log_prob"));
+            let pixelcnn_instructions = clock::now() - t;
+            let bpd = bits_per_dim(lp, 784);
+            let t = clock::now();
+            let bounds = vae.bounds(&mut arena[..], frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
+            let vae_instructions = clock::now() - t;
+            let md = pixelcnn.interpreter().model().metadata();
+            let (threshold, calibrated) = (md.guard_threshold, md.guard_flags & 1 != 0);
+            let accept = !calibrated || bpd as f32 <= threshold;
+            defmt::info!(
+                "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} threshold={=f32} verdict={=str} pixelcnn_instructions={=u64} vae_instructions={=u64}",
+                set,
+                index,
+                bpd,
+                bpd.to_bits(),
+                bounds.iwae_bpd(),
+                bounds.iwae_bpd().to_bits(),
+                threshold,
+                if !calibrated { "uncalibrated" } else if accept { "accept" } else { "reject" },
+                pixelcnn_instructions,
+                vae_instructions
+            );
+            screen.frame(slot, frame, accept, bpd as f32);
+            slot += 1;
+        }
+    }
+    match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
+        Ok(()) => defmt::info!("screen {=usize}x{=usize} written to edgegen-screen.pgm", screen::WIDTH, screen::HEIGHT),
+        Err(()) => fail("writing the screen to the host"),
+    }
+    defmt::info!("done: all checks passed");
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc={=u32:#010x}", ef.pc());
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    if let Some(loc) = info.location() {
+        defmt::error!("panic at {=str}:{=u32}", loc.file(), loc.line());
+    } else {
+        defmt::error!("panic");
+    }
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+defmt::timestamp!("{=u64}", clock::now());

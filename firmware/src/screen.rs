@@ -1,0 +1,102 @@
+//! The screen: a 400×300 8-bit grayscale framebuffer drawn with embedded-graphics. Rows of
+//! generated samples per model family, then the strip of scored sensor frames, each boxed
+//! by its verdict (solid box: accepted; cross: rejected) with its bits/dim underneath.
+
+use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
+use embedded_graphics::mono_font::MonoTextStyle;
+use embedded_graphics::pixelcolor::{Gray8, GrayColor};
+use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
+use embedded_graphics::text::Text;
+
+/// Screen width in pixels.
+pub const WIDTH: usize = 400;
+/// Screen height in pixels.
+pub const HEIGHT: usize = 300;
+
+/// The framebuffer.
+pub struct Screen {
+    buf: [u8; WIDTH * HEIGHT],
+}
+
+impl DrawTarget for Screen {
+    type Color = Gray8;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Gray8>>>(&mut self, pixels: I) -> Result<(), Self::Error> {
+        for Pixel(p, c) in pixels {
+            if (0..WIDTH as i32).contains(&p.x) && (0..HEIGHT as i32).contains(&p.y) {
+                self.buf[p.y as usize * WIDTH + p.x as usize] = c.luma();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OriginDimensions for Screen {
+    fn size(&self) -> Size {
+        Size::new(WIDTH as u32, HEIGHT as u32)
+    }
+}
+
+const FAMILIES: [&str; 3] = ["VAE", "GAN", "PixelCNN"];
+
+impl Screen {
+    /// A dark screen with the titles.
+    pub fn new() -> Self {
+        let mut s = Screen { buf: [16; WIDTH * HEIGHT] };
+        let title = MonoTextStyle::new(&FONT_6X10, Gray8::WHITE);
+        let label = MonoTextStyle::new(&FONT_5X8, Gray8::new(200));
+        let _ = Text::new("edgegen on Cortex-M (QEMU): int8 models", Point::new(4, 10), title).draw(&mut s);
+        for (i, f) in FAMILIES.iter().enumerate() {
+            let _ = Text::new(f, Point::new(4, 40 + 60 * i as i32), label).draw(&mut s);
+        }
+        let _ = Text::new("sensor frames: box = accept, cross = reject, bits/dim below", Point::new(4, 206), label).draw(&mut s);
+        s
+    }
+
+    fn blit(&mut self, x0: usize, y0: usize, img: &[u8], scale: usize) {
+        for y in 0..28 * scale {
+            for x in 0..28 * scale {
+                if y0 + y < HEIGHT && x0 + x < WIDTH {
+                    self.buf[(y0 + y) * WIDTH + x0 + x] = img[(y / scale) * 28 + x / scale];
+                }
+            }
+        }
+    }
+
+    /// Generated sample `n` of family row `row`.
+    pub fn sample(&mut self, row: usize, n: usize, img: &[u8]) {
+        self.blit(60 + n * 62, 16 + row * 60, img, 2);
+    }
+
+    /// Scored frame `slot` with its verdict and score.
+    pub fn frame(&mut self, slot: usize, img: &[u8], accept: bool, bpd: f32) {
+        let (col, row) = (slot % 12, slot / 12);
+        let (x, y) = (4 + col * 33, 214 + row * 42);
+        self.blit(x + 2, y + 2, img, 1);
+        let style = PrimitiveStyle::with_stroke(if accept { Gray8::WHITE } else { Gray8::new(110) }, 1);
+        let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(32, 32)).into_styled(style).draw(self);
+        if !accept {
+            let cross = PrimitiveStyle::with_stroke(Gray8::WHITE, 1);
+            let _ = Line::new(Point::new(x as i32, y as i32), Point::new(x as i32 + 31, y as i32 + 31)).into_styled(cross).draw(self);
+            let _ = Line::new(Point::new(x as i32 + 31, y as i32), Point::new(x as i32, y as i32 + 31)).into_styled(cross).draw(self);
+        }
+        let mut text: heapless::String<8> = heapless::String::new();
+        let hundredths = (bpd * 100.0 + 0.5) as u32;
+        let _ = core::fmt::write(&mut text, format_args!("{}.{:02}", hundredths / 100, hundredths % 100));
+        let _ = Text::new(&text, Point::new(x as i32 + 2, y as i32 + 40), MonoTextStyle::new(&FONT_5X8, Gray8::new(220))).draw(self);
+    }
+
+    /// The PGM header of the framebuffer.
+    pub fn pgm_header(&self) -> heapless::Vec<u8, 32> {
+        let mut s: heapless::String<32> = heapless::String::new();
+        let _ = core::fmt::write(&mut s, format_args!("P5\n{WIDTH} {HEIGHT}\n255\n"));
+        heapless::Vec::from_slice(s.as_bytes()).unwrap_or_default()
+    }
+
+    /// The framebuffer, row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.buf
+    }
+}
