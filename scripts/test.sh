@@ -13,6 +13,8 @@ need_apt=()
 [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
@@ -21,7 +23,7 @@ fi
 echo "ok"
 
 step "rust targets"
-rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
+rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu >/dev/null
 echo "ok"
 
 step "defmt-print (decodes the firmware's log)"
@@ -46,3 +48,6 @@ done
 
 step "tests: runtime, trainer, cross-checks, firmware in QEMU"
 EDGEGEN_REQUIRE_PYTHON=1 EDGEGEN_REQUIRE_QEMU=1 cargo test --release --workspace
+
+step "runtime tests on aarch64 Linux (cross-compiled, run under qemu-aarch64)"
+cargo test --release -p edgegen-runtime --features onnx --target aarch64-unknown-linux-gnu

@@ -15,6 +15,14 @@ pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/mod
     + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
     + include_bytes!("../../models/gan-fmnist/generator.egm").len();
 
+/// Golden vectors of every embedded model (written by the trainer, checked on the device).
+pub static GOLDEN: [(&str, &[u8]); 4] = [
+    ("pixelcnn", include_bytes!("../../models/pixelcnn-fmnist/golden/int8/model.bin")),
+    ("vae-encoder", include_bytes!("../../models/vae-fmnist/golden/int8/encoder.bin")),
+    ("vae-decoder", include_bytes!("../../models/vae-fmnist/golden/int8/decoder.bin")),
+    ("gan-generator", include_bytes!("../../models/gan-fmnist/golden/int8/generator.bin")),
+];
+
 static FASHION: &[u8] = include_bytes!("../../models/frames/fashion-mnist-test.idx");
 static MNIST: &[u8] = include_bytes!("../../models/frames/mnist-digits.idx");
 

@@ -72,6 +72,18 @@ fn main() -> ! {
         fail("a model needs more arena than the firmware reserves");
     }
 
+    // The trainer's golden vectors, bit for bit, on this CPU.
+    let models = [pixelcnn.interpreter().model(), vae.encoder_model(), vae.decoder_model(), gan.model()];
+    for ((name, bytes), model) in assets::GOLDEN.iter().zip(models) {
+        let golden = edgegen_runtime::golden::Golden::parse(bytes).unwrap_or_else(|_| fail("golden file"));
+        let interp = edgegen_runtime::interpreter::Interpreter::new(*model, Kernels::Optimized);
+        let passed = (0..golden.len()).filter(|&i| golden.check(&interp, &mut arena[..], i).unwrap_or(false)).count();
+        defmt::info!("golden model={=str} sets={=usize} passed={=usize}", name, golden.len(), passed);
+        if passed != golden.len() {
+            fail("golden vectors");
+        }
+    }
+
     let mut screen = screen::Screen::new();
     // Generation: every family from fixed seeds.
     for seed in 0..SAMPLES as u64 {

@@ -198,6 +198,16 @@ impl<'m> Vae<'m> {
         self.latent
     }
 
+    /// The encoder's model file.
+    pub fn encoder_model(&self) -> &Model<'m> {
+        self.encoder.model()
+    }
+
+    /// The decoder's model file.
+    pub fn decoder_model(&self) -> &Model<'m> {
+        self.decoder.model()
+    }
+
     /// `(mu, logvar)` of q(z|x), written into the first `latent` entries of each buffer.
     pub fn encode(&self, arena: &mut [u8], image: &[u8], mu: &mut [f32], logvar: &mut [f32]) -> Result<(), Error> {
         self.encoder.set_input_image(arena, image)?;
@@ -273,6 +283,11 @@ impl<'m> Gan<'m> {
     /// Arena bytes needed.
     pub fn arena_len(&self) -> usize {
         self.generator.arena_len()
+    }
+
+    /// The generator's model file.
+    pub fn model(&self) -> &Model<'m> {
+        self.generator.model()
     }
 
     /// The image for z ~ N(0, I) drawn from `Rng::new(seed)`.

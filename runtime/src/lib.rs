@@ -18,6 +18,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod golden;
 pub mod guard;
 pub mod image;
 pub mod interpreter;

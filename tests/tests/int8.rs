@@ -9,7 +9,7 @@ use edgegen_runtime::engine;
 use edgegen_runtime::interpreter::Interpreter;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
-use edgegen_runtime::model::{DType, Model};
+use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
 use edgegen_trainer::graph::Graph;
 use edgegen_trainer::quantize::{self, Meta};
@@ -37,28 +37,13 @@ fn check_int8_golden(dir: &std::path::Path, part: &str) {
     let file = std::fs::read(dir.join(format!("{part}.egm"))).unwrap();
     let model = Model::from_bytes(&file).unwrap();
     let blob = std::fs::read(dir.join("golden/int8").join(format!("{part}.bin"))).unwrap();
-    assert_eq!(&blob[0..4], b"EGGV");
-    let word = |i: usize| u32::from_le_bytes(blob[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize;
-    let (count, in_len, out_len) = (word(1), word(2), word(3));
-    assert!(count >= 3);
+    let golden = edgegen_runtime::golden::Golden::parse(&blob).unwrap();
+    assert!(golden.len() >= 3);
     for kernels in [Kernels::Reference, Kernels::Optimized] {
         let interp = Interpreter::new(model, kernels);
         let mut arena = vec![0u8; interp.arena_len()];
-        for s in 0..count {
-            let at = 20 + s * (in_len + out_len);
-            let input = &blob[at..at + in_len];
-            if model.input().dtype == DType::I8 {
-                interp.set_input_image(&mut arena, input).unwrap();
-            } else {
-                let z: Vec<f32> = input.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-                interp.set_input_f32(&mut arena, &z).unwrap();
-            }
-            interp.invoke(&mut arena).unwrap();
-            let mut got = Vec::new();
-            for &o in model.outputs() {
-                got.extend_from_slice(&arena[model.tensor(o as usize).range()]);
-            }
-            assert_eq!(&got[..], &blob[at + in_len..at + in_len + out_len], "{part} set {s} with {kernels:?} kernels");
+        for s in 0..golden.len() {
+            assert!(golden.check(&interp, &mut arena, s).unwrap(), "{part} set {s} with {kernels:?} kernels");
         }
     }
 }

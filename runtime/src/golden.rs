@@ -1,0 +1,81 @@
+//! Golden vectors of compiled models (`golden/int8/<part>.bin`), written by the trainer with
+//! the reference kernels and read by every test that runs the model: host, aarch64 and the
+//! firmware. Layout (little-endian): `b"EGGV"`, `u32` version (1), `u32` set count, `u32`
+//! input bytes, `u32` output bytes, then per set its input (8-bit pixels or f32 latents) and
+//! its outputs (f32, all outputs concatenated).
+
+use crate::Error;
+
+/// A parsed golden file, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Golden<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    input_len: usize,
+    output_len: usize,
+}
+
+impl<'a> Golden<'a> {
+    /// Parses and checks a golden file.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        if bytes.len() < 20 {
+            return Err(Error::Truncated { needed: 20, got: bytes.len() as u32 });
+        }
+        if bytes[..4] != *b"EGGV" {
+            return Err(Error::BadMagic);
+        }
+        let word = |i: usize| u32::from_le_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize;
+        if word(0) != 1 {
+            return Err(Error::UnsupportedVersion { found: word(0) as u16, supported: 1 });
+        }
+        let (count, input_len, output_len) = (word(1), word(2), word(3));
+        let needed = input_len.checked_add(output_len).and_then(|s| s.checked_mul(count)).and_then(|s| s.checked_add(20));
+        if needed != Some(bytes.len()) {
+            return Err(Error::Truncated { needed: needed.unwrap_or(usize::MAX) as u32, got: bytes.len() as u32 });
+        }
+        Ok(Golden { bytes, count, input_len, output_len })
+    }
+
+    /// Number of sets.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the file holds no set.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Set `i`: (input bytes, expected output bytes).
+    pub fn set(&self, i: usize) -> (&'a [u8], &'a [u8]) {
+        let at = 20 + i * (self.input_len + self.output_len);
+        (&self.bytes[at..at + self.input_len], &self.bytes[at + self.input_len..at + self.input_len + self.output_len])
+    }
+
+    /// Runs set `i` through `interp` (the input written as pixels or as f32 latents, as the
+    /// model takes it) and tells whether every output byte equals the stored one.
+    pub fn check(&self, interp: &crate::interpreter::Interpreter, arena: &mut [u8], i: usize) -> Result<bool, Error> {
+        let (input, expected) = self.set(i);
+        let model = interp.model();
+        if model.input().dtype == crate::model::DType::I8 {
+            interp.set_input_image(arena, input)?;
+        } else {
+            let t = model.input();
+            if t.byte_len as usize != input.len() {
+                return Err(Error::LengthMismatch { expected: t.byte_len as usize, got: input.len() });
+            }
+            arena[t.range()].copy_from_slice(input);
+        }
+        interp.invoke(arena)?;
+        let mut at = 0;
+        for &o in model.outputs() {
+            let r = model.tensor(o as usize).range();
+            let n = r.len();
+            if at + n > expected.len() || arena[r] != expected[at..at + n] {
+                return Ok(false);
+            }
+            at += n;
+        }
+        Ok(at == expected.len())
+    }
+}
