@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod complexity;
 pub mod engine;
 pub mod error;
 pub mod golden;

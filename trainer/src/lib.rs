@@ -16,6 +16,7 @@ pub mod imageio;
 pub mod int8;
 pub mod loss;
 pub mod onnx;
+pub mod ood;
 pub mod parallel;
 pub mod pixelcnn;
 pub mod progress;

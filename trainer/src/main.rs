@@ -91,6 +91,11 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Evaluations.
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
     /// Measure every engine's throughput on one model (one process, one thread).
     Bench {
         /// Model directory.
@@ -119,6 +124,26 @@ enum Command {
         /// Engine.
         #[arg(long, value_enum, default_value = "int8")]
         engine: edgegen_trainer::score::EngineKind,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvalWhat {
+    /// Outlier rejection: AUROC, AUPRC and false accepts of every score, Fashion-MNIST vs
+    /// MNIST and vs corrupted frames, on the int8 engines; JSON report and ROC plot.
+    Ood {
+        /// Model directories (PixelCNN and VAE).
+        #[arg(long, default_values = ["models/pixelcnn-fmnist", "models/vae-fmnist"])]
+        models: Vec<PathBuf>,
+        /// Images per set.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Where the report and the plot go.
+        #[arg(long, default_value = "models/ood")]
+        out: PathBuf,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -367,6 +392,10 @@ fn main() {
         Command::Score { model, engine, files } => edgegen_trainer::score::score(&model, engine, &files),
         Command::Sample { model, engine, seed, count, out } => edgegen_trainer::score::sample(&model, engine, seed, count, &out),
         Command::Calibrate { model, false_reject, quiet } => edgegen_trainer::score::calibrate(&model, false_reject, !quiet),
+        Command::Eval { what: EvalWhat::Ood { models, count, out, quiet } } => {
+            let dirs: Vec<&std::path::Path> = models.iter().map(|p| p.as_path()).collect();
+            edgegen_trainer::ood::run(&dirs, count, &out, !quiet).map(|_| ())
+        }
         Command::Bench { model, images } => edgegen_trainer::bench::run(&model, images.max(1)).map(|_| ()),
         Command::Inspect { file } => edgegen_trainer::int8::inspect(&file).map(|s| print!("{s}")),
         Command::Demo { models, frames, out, engine } => demo::run(&demo::DemoOptions { models, frames, out, engine }),
