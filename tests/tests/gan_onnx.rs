@@ -56,5 +56,5 @@ fn bundled_gan_matches_golden_and_card() {
 
 #[test]
 fn bundled_gan_passes_onnx_checker_and_onnxruntime() {
-    common::python_check(&common::model_dir("gan-fmnist"), &["generator.onnx", "discriminator.onnx"]);
+    common::python_check(&common::model_dir("gan-fmnist"), &["generator.onnx", "discriminator.onnx", "generator.int8.onnx"]);
 }

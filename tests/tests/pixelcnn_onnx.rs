@@ -74,7 +74,7 @@ fn bundled_pixelcnn_is_autoregressive_and_matches_golden() {
 
 #[test]
 fn bundled_pixelcnn_passes_onnx_checker_and_onnxruntime() {
-    common::python_check(&common::model_dir("pixelcnn-fmnist"), &["model.onnx"]);
+    common::python_check(&common::model_dir("pixelcnn-fmnist"), &["model.onnx", "model.int8.onnx"]);
 }
 
 #[test]

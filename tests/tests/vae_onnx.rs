@@ -49,7 +49,7 @@ fn bundled_vae_golden_vectors_match_tract() {
 
 #[test]
 fn bundled_vae_passes_onnx_checker_and_onnxruntime() {
-    common::python_check(&common::model_dir("vae-fmnist"), &["encoder.onnx", "decoder.onnx"]);
+    common::python_check(&common::model_dir("vae-fmnist"), &["encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx"]);
 }
 
 #[test]

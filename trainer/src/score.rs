@@ -223,8 +223,8 @@ pub fn calibrate(dir: &Path, false_reject: f32, progress: bool) -> Result<()> {
     card["guard"] = json!({
         "score": "bits_per_dim",
         "engine": "int8",
-        "threshold": threshold,
-        "false_reject_target": false_reject,
+        "threshold": crate::card::r4(threshold as f64),
+        "false_reject_target": (false_reject as f64 * 1e6).round() / 1e6,
         "calibrated_on": "Fashion-MNIST validation split (last 5,000 training images)",
         "test_false_reject": crate::card::r4(test_frr),
         "stored_in": format!("{part}.egm metadata"),
