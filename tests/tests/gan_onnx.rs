@@ -35,6 +35,10 @@ fn folded_generator_matches_burn_inference_in_tract() {
     }
     let mut img = [0u8; 784];
     engine.sample(1, &mut img).unwrap();
+    // The card's parameter count is what the exported file holds.
+    let onnx = export::generator_onnx(&generator);
+    let floats: usize = onnx.graph.as_ref().unwrap().initializer.iter().filter(|t| t.data_type == 1).map(|t| t.dims.iter().product::<i64>() as usize).sum();
+    assert_eq!(export::exported_params(&generator), floats);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -99,6 +99,13 @@ pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
     g.finish("dcgan_discriminator", "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].", &[("family", "gan-discriminator".into())])
 }
 
+/// Parameters of the generator as exported: BatchNorm folded away into the fc and
+/// deconv1 weights and biases.
+pub fn exported_params(g: &Generator) -> usize {
+    let (w, b, w1, b1) = folded_generator(g);
+    w.len() + b.len() + w1.len() + b1.len() + g.deconv2.weight.dims().iter().product::<usize>() + g.deconv2.weight.dims()[1]
+}
+
 /// Golden vectors for both networks (trainer's forward pass).
 pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
     let g = gan.generator.valid();
@@ -132,7 +139,7 @@ pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, 
         "name": "gan-fmnist",
         "family": "gan",
         "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images",
-        "params": g.num_params() - 2 * (g.bn0.gamma.dims()[0] + g.bn1.gamma.dims()[0]),
+        "params": exported_params(&g),
         "params_note": "generator as exported (BatchNorm folded); the discriminator is not shipped to devices",
         "params_discriminator": gan.discriminator.num_params(),
         "macs": g.macs(),
