@@ -379,7 +379,19 @@ fn train_vae(a: VaeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Dies quietly on a closed pipe (`edgegen score … | head`), as Unix tools do, instead of
+/// panicking on the failed write: Rust ignores SIGPIPE by default.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal disposition to its default at the start of main, before any
+    // thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data { action: DataAction::Fetch } => data::fetch(),

@@ -29,23 +29,26 @@ pub enum EngineKind {
 /// Importance samples of the VAE bound used as its likelihood.
 pub const VAE_K: usize = 16;
 
-/// A loaded model: bytes of the compiled files plus tract engines when asked for.
+/// A loaded model: its engines, validated once when opened. The compiled files' bytes are
+/// kept for the life of the process (the int8 engines read them in place, as a device reads
+/// flash), so opening a model costs one allocation that is never freed.
 pub struct Loaded {
     family: String,
-    files: Vec<Vec<u8>>,
-    engine: EngineKind,
+    int8_pixelcnn: Option<engine::PixelCnn<'static>>,
+    int8_vae: Option<engine::Vae<'static>>,
+    int8_gan: Option<engine::Gan<'static>>,
+    guard_file: Option<Model<'static>>,
     tract_pixelcnn: Option<OnnxPixelCnn>,
     tract_vae: Option<OnnxVae>,
     tract_gan: Option<OnnxGan>,
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
+/// Reads and validates a compiled model file, keeping its bytes for the process's life.
+fn read(dir: &Path, name: &str) -> Result<Model<'static>> {
     let p = dir.join(name);
-    std::fs::read(&p).with_context(|| format!("cannot read {} (run `cargo edgegen quantize --model {}`?)", p.display(), dir.display()))
-}
-
-fn model(bytes: &[u8]) -> Result<Model<'_>> {
-    Model::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))
+    let bytes = std::fs::read(&p).with_context(|| format!("cannot read {} (run `cargo edgegen quantize --model {}`?)", p.display(), dir.display()))?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    Model::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
 }
 
 impl Loaded {
@@ -56,25 +59,26 @@ impl Loaded {
         let parts = crate::int8::parts(&family)?;
         let suffix = if engine == EngineKind::TractInt8 { ".int8.onnx" } else { ".onnx" };
         let onnx = |p: &str| dir.join(format!("{p}{suffix}"));
-        let mut l = Loaded { family: family.clone(), files: Vec::new(), engine, tract_pixelcnn: None, tract_vae: None, tract_gan: None };
-        match engine {
-            EngineKind::Int8 => {
-                for p in parts {
-                    l.files.push(read(dir, &format!("{p}.egm"))?);
-                }
-            }
-            _ => match family.as_str() {
-                "pixelcnn" => l.tract_pixelcnn = Some(OnnxPixelCnn::load_file(&onnx("model"))?),
-                "vae" => l.tract_vae = Some(OnnxVae::load_files(&onnx("encoder"), &onnx("decoder"))?),
-                _ => l.tract_gan = Some(OnnxGan::load_file(&onnx("generator"))?),
-            },
+        let mut l = Loaded {
+            family: family.clone(),
+            int8_pixelcnn: None,
+            int8_vae: None,
+            int8_gan: None,
+            guard_file: None,
+            tract_pixelcnn: None,
+            tract_vae: None,
+            tract_gan: None,
+        };
+        match (engine, family.as_str()) {
+            (EngineKind::Int8, "pixelcnn") => l.int8_pixelcnn = Some(engine::PixelCnn::new(read(dir, "model.egm")?, Kernels::Optimized)?),
+            (EngineKind::Int8, "vae") => l.int8_vae = Some(engine::Vae::new(read(dir, "encoder.egm")?, read(dir, "decoder.egm")?, Kernels::Optimized)?),
+            (EngineKind::Int8, _) => l.int8_gan = Some(engine::Gan::new(read(dir, "generator.egm")?, Kernels::Optimized)?),
+            (_, "pixelcnn") => l.tract_pixelcnn = Some(OnnxPixelCnn::load_file(&onnx("model"))?),
+            (_, "vae") => l.tract_vae = Some(OnnxVae::load_files(&onnx("encoder"), &onnx("decoder"))?),
+            _ => l.tract_gan = Some(OnnxGan::load_file(&onnx("generator"))?),
         }
-        // The guard threshold lives in the first compiled file even for tract engines.
-        if l.files.is_empty() {
-            if let Ok(b) = std::fs::read(dir.join(format!("{}.egm", parts[0]))) {
-                l.files.push(b);
-            }
-        }
+        // The guard threshold lives in the first compiled file, whatever the engine.
+        l.guard_file = read(dir, &format!("{}.egm", parts[0])).ok();
         Ok(l)
     }
 
@@ -88,51 +92,42 @@ impl Loaded {
     pub fn bpd(&self, image: &[u8], index: usize) -> Result<f64> {
         ensure!(image.len() == PIXELS, "image has {} pixels, models take 28x28", image.len());
         let mut rng = Rng::with_stream(0, index as u64);
-        Ok(match (self.family.as_str(), self.engine) {
-            ("pixelcnn", EngineKind::Int8) => {
-                let e = engine::PixelCnn::new(model(&self.files[0])?, Kernels::Optimized)?;
-                let mut arena = vec![0u8; e.arena_len()];
-                bits_per_dim(e.log_prob(&mut arena, image)?, PIXELS)
-            }
-            ("pixelcnn", _) => bits_per_dim(self.tract_pixelcnn.as_ref().expect("loaded").log_prob(image)?, PIXELS),
-            ("vae", EngineKind::Int8) => {
-                let e = engine::Vae::new(model(&self.files[0])?, model(&self.files[1])?, Kernels::Optimized)?;
-                let mut arena = vec![0u8; e.arena_len()];
-                e.bounds(&mut arena, image, VAE_K, &mut rng)?.iwae_bpd()
-            }
-            ("vae", _) => self.tract_vae.as_ref().expect("loaded").bounds(image, VAE_K, &mut rng)?.iwae_bpd(),
-            (f, _) => bail!("a {f} has no likelihood to score with; use a PixelCNN or a VAE model"),
+        Ok(if let Some(e) = &self.int8_pixelcnn {
+            let mut arena = vec![0u8; e.arena_len()];
+            bits_per_dim(e.log_prob(&mut arena, image)?, PIXELS)
+        } else if let Some(e) = &self.tract_pixelcnn {
+            bits_per_dim(e.log_prob(image)?, PIXELS)
+        } else if let Some(e) = &self.int8_vae {
+            let mut arena = vec![0u8; e.arena_len()];
+            e.bounds(&mut arena, image, VAE_K, &mut rng)?.iwae_bpd()
+        } else if let Some(e) = &self.tract_vae {
+            e.bounds(image, VAE_K, &mut rng)?.iwae_bpd()
+        } else {
+            bail!("a {} has no likelihood to score with; use a PixelCNN or a VAE model", self.family)
         })
     }
 
     /// The calibrated guard threshold stored in the model file, if any.
     pub fn threshold(&self) -> Option<f32> {
-        let m = Model::from_bytes(self.files.first()?).ok()?.metadata();
+        let m = self.guard_file.as_ref()?.metadata();
         (m.guard_flags & 1 != 0 && m.guard_score == ScoreKind::BitsPerDim as u8).then_some(m.guard_threshold)
     }
 
     /// One image from `seed`.
     pub fn sample(&self, seed: u64) -> Result<Vec<u8>> {
         let mut out = vec![0u8; PIXELS];
-        match (self.family.as_str(), self.engine) {
-            ("pixelcnn", EngineKind::Int8) => {
-                let e = engine::PixelCnn::new(model(&self.files[0])?, Kernels::Optimized)?;
-                let mut arena = vec![0u8; e.sample_arena_len()];
-                e.sample(&mut arena, seed, &mut out)?;
-            }
-            ("pixelcnn", _) => self.tract_pixelcnn.as_ref().expect("loaded").sample(seed, &mut out)?,
-            ("vae", EngineKind::Int8) => {
-                let e = engine::Vae::new(model(&self.files[0])?, model(&self.files[1])?, Kernels::Optimized)?;
-                let mut arena = vec![0u8; e.arena_len()];
-                e.sample(&mut arena, seed, &mut out)?;
-            }
-            ("vae", _) => self.tract_vae.as_ref().expect("loaded").sample(seed, &mut out)?,
-            (_, EngineKind::Int8) => {
-                let e = engine::Gan::new(model(&self.files[0])?, Kernels::Optimized)?;
-                let mut arena = vec![0u8; e.arena_len()];
-                e.sample(&mut arena, seed, &mut out)?;
-            }
-            _ => self.tract_gan.as_ref().expect("loaded").sample(seed, &mut out)?,
+        if let Some(e) = &self.int8_pixelcnn {
+            e.sample(&mut vec![0u8; e.sample_arena_len()], seed, &mut out)?;
+        } else if let Some(e) = &self.int8_vae {
+            e.sample(&mut vec![0u8; e.arena_len()], seed, &mut out)?;
+        } else if let Some(e) = &self.int8_gan {
+            e.sample(&mut vec![0u8; e.arena_len()], seed, &mut out)?;
+        } else if let Some(e) = &self.tract_pixelcnn {
+            e.sample(seed, &mut out)?;
+        } else if let Some(e) = &self.tract_vae {
+            e.sample(seed, &mut out)?;
+        } else if let Some(e) = &self.tract_gan {
+            e.sample(seed, &mut out)?;
         }
         Ok(out)
     }
