@@ -78,4 +78,13 @@ impl<'a> Golden<'a> {
         }
         Ok(at == expected.len())
     }
+
+    /// How many sets `interp` reproduces bit for bit (all of them, for a correct engine).
+    pub fn passed(&self, interp: &crate::interpreter::Interpreter, arena: &mut [u8]) -> Result<usize, Error> {
+        let mut n = 0;
+        for i in 0..self.count {
+            n += self.check(interp, arena, i)? as usize;
+        }
+        Ok(n)
+    }
 }

@@ -279,27 +279,13 @@ pub fn pixelcnn_log_probs(file: &[u8], images: &Images, progress: bool) -> Resul
     let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let engine = engine::PixelCnn::new(model, Kernels::Optimized)?;
     let bar = crate::progress::bar(progress, images.len() as u64, "int8");
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
-    let per = images.len().div_ceil(threads);
-    let chunks: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (engine, bar) = (&engine, &bar);
-                s.spawn(move || {
-                    let mut arena = vec![0u8; engine.arena_len()];
-                    (t * per..((t + 1) * per).min(images.len()))
-                        .map(|i| {
-                            bar.inc(1);
-                            engine.log_prob(&mut arena, images.image(i)).map_err(|e| anyhow::anyhow!("{e}"))
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("worker")).collect()
+    let out = crate::parallel::map(images.len(), |i| {
+        let mut arena = vec![0u8; engine.arena_len()];
+        bar.inc(1);
+        engine.log_prob(&mut arena, images.image(i))
     });
     bar.finish_and_clear();
-    Ok(chunks.into_iter().collect::<Result<Vec<_>>>()?.concat())
+    out.into_iter().map(|r| r.map_err(|e| anyhow::anyhow!("{e}"))).collect()
 }
 
 /// ELBO / IWAE of every image through the int8 VAE; image `i` draws latents from
