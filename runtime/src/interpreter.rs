@@ -98,6 +98,29 @@ impl<'m> Interpreter<'m> {
         &self.model
     }
 
+    /// Multiply-accumulates of op `i`: `(nominal, executed)`, where executed leaves out the
+    /// kernel taps that are zero for every channel (the masked part of a PixelCNN
+    /// convolution, which the optimized kernels skip). 0 for ops without weights.
+    pub fn op_macs(&self, i: usize) -> (u64, u64) {
+        let m = &self.model;
+        let op = m.op(i);
+        let (x, y) = (m.tensor(op.input0 as usize), m.tensor(op.output as usize));
+        let (xn, yn) = (x.len() as u64, y.len() as u64);
+        match op.code {
+            OpCode::FullyConnected => (xn * yn, xn * yn),
+            OpCode::Conv2d | OpCode::ConvTranspose2d => {
+                let taps = op.kernel_h as usize * op.kernel_w as usize;
+                let (ci, co) = (x.dims[0] as usize, y.dims[0] as usize);
+                let per_tap = if op.code == OpCode::Conv2d { yn * ci as u64 } else { xn * co as u64 };
+                let mut live = [0u8; 256];
+                let weights = m.data(op.weights, op.weights_len as usize);
+                let n_live = if taps <= live.len() { kernels::optimized::live_taps(weights, ci * co, taps, &mut live) } else { taps };
+                (per_tap * taps as u64, per_tap * n_live as u64)
+            }
+            _ => (0, 0),
+        }
+    }
+
     /// Bytes of arena the model needs (ask before allocating).
     pub fn arena_len(&self) -> usize {
         self.model.arena_len()

@@ -11,10 +11,19 @@
 //! * [`image`]: the image geometry shared by all model families.
 //! * [`model`]: the compiled model file, validated once and read in place.
 //! * [`kernels`], [`interpreter`], [`quant`]: the int8 path over a statically planned arena.
+//! * [`engine`]: `sample`, `log_prob` (and per-pixel log-likelihoods), VAE bounds.
+//! * [`guard`], [`complexity`]: the outlier-rejection guard — a calibrated threshold on a
+//!   p(x)-based score (raw bits/dim, complexity-corrected, likelihood ratio against a
+//!   background model, the worst line's ratio, or their normalized maximum).
 //! * `onnx` (feature `onnx`): engines that run the exported ONNX files through tract-onnx.
+//!
+//! Features: `std` (default), `onnx`, `defmt`, and `dsp` (Arm DSP-extension kernels).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// The exceptions: `kernels::optimized::dsp` (one SMLAD instruction in inline assembly,
+// feature `dsp`) and `kernels::optimized::x86` (calling the AVX2-compiled variant of the
+// convolution after checking the CPU has AVX2); everything else is safe Rust.
+#![deny(unsafe_code)]
 
 pub mod complexity;
 pub mod engine;

@@ -35,8 +35,9 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
 
 /// Folds a positive real scale into an int32 multiplier in [2^30, 2^31) and a shift, so
 /// `multiply_by_quantized_multiplier(x, m, s) ≈ x · scale` (TFLite's `QuantizeMultiplier`).
-/// Returns `None` for scales that cannot be represented (non-finite, ≤ 0, or with a shift
-/// outside -31..=30).
+/// Returns `None` for scales that cannot be represented (non-finite, ≤ 0, or ≥ 2^30).
+/// Scales below 2^-32 give `(0, 0)`, as TFLite does: no int32 accumulator then moves the
+/// result by half a step (a channel whose weights decayed to nothing).
 pub fn quantize_multiplier(scale: f64) -> Option<(i32, i32)> {
     if !(scale.is_finite() && scale > 0.0) {
         return None;
@@ -47,7 +48,10 @@ pub fn quantize_multiplier(scale: f64) -> Option<(i32, i32)> {
         m /= 2;
         shift += 1;
     }
-    if !(-31..=30).contains(&shift) {
+    if shift < -31 {
+        return Some((0, 0));
+    }
+    if shift > 30 {
         return None;
     }
     Some((m as i32, shift))
@@ -56,6 +60,16 @@ pub fn quantize_multiplier(scale: f64) -> Option<(i32, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiny_scales_fold_to_zero_and_huge_ones_fail() {
+        assert_eq!(quantize_multiplier(4.5e-13), Some((0, 0)));
+        assert_eq!(multiply_by_quantized_multiplier(i32::MAX, 0, 0), 0);
+        assert!(quantize_multiplier(2f64.powi(31)).is_none());
+        assert!(quantize_multiplier(0.0).is_none());
+        let (m, s) = quantize_multiplier(0.25).unwrap();
+        assert_eq!(multiply_by_quantized_multiplier(1000, m, s), 250);
+    }
 
     #[test]
     fn high_mul_matches_definition() {

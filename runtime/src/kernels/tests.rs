@@ -26,8 +26,10 @@ fn random_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
 
 /// A random convolution case: geometry, input, weights (some zero), bias, quant.
 fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
-    let ci = 1 + rng.below(5) as usize;
-    let co = 1 + rng.below(5) as usize;
+    // Now and then many input channels: long dot products, several position groups per
+    // row in the im2col kernel, and shapes beyond its stack buffers.
+    let ci = if rng.below(5) == 0 { 20 + rng.below(30) as usize } else { 1 + rng.below(5) as usize };
+    let co = if rng.below(4) == 0 { 6 + rng.below(10) as usize } else { 1 + rng.below(5) as usize };
     let k = 1 + rng.below(5) as usize;
     let stride = 1 + rng.below(2) as usize;
     let pad = rng.below(k as u32) as usize;
@@ -43,6 +45,15 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
     for w in weights.iter_mut() {
         if rng.below(3) == 0 {
             *w = 0;
+        }
+    }
+    // Now and then a masked kernel: taps that are zero for every channel (all of them, rarely).
+    if rng.below(3) == 0 {
+        let dead: Vec<bool> = (0..k * k).map(|_| rng.below(2) == 0).collect();
+        for (i, w) in weights.iter_mut().enumerate() {
+            if dead[i % (k * k)] {
+                *w = 0;
+            }
         }
     }
     let bias = bytes_i32(&(0..co).map(|_| rng.below(20_001) as i32 - 10_000).collect::<Vec<_>>());
@@ -110,6 +121,29 @@ macro_rules! kernel_suite {
                 let mut out = [0u8; 4];
                 imp::add(&p, &a, &b, &mut out);
                 assert_eq!(out.map(|v| v as i8), [3, 100, -120, 127]);
+            }
+
+            #[test]
+            fn add_is_bit_exact_with_reference_on_random_cases() {
+                let mut rng = Rng::new(78);
+                for case in 0..40 {
+                    let q = |rng: &mut Rng| quantize_multiplier(1e-3 + rng.uniform() as f64 * 0.9).unwrap();
+                    let p = AddParams {
+                        left_shift: 20,
+                        zero_points: [rng.below(256) as i32 - 128, rng.below(256) as i32 - 128],
+                        inputs: [q(&mut rng), q(&mut rng)],
+                        output: quantize_multiplier((1e-3 + rng.uniform() as f64) / (1 << 20) as f64).unwrap(),
+                        output_zero_point: rng.below(256) as i32 - 128,
+                        act: (-128 + rng.below(100) as i8, 127),
+                    };
+                    // Long enough for the optimized kernel's tables, short ones too.
+                    let n = if case % 2 == 0 { 600 + rng.below(900) as usize } else { 1 + rng.below(100) as usize };
+                    let (a, b) = (random_bytes(&mut rng, n), random_bytes(&mut rng, n));
+                    let (mut want, mut got) = (vec![0u8; n], vec![0u8; n]);
+                    crate::kernels::reference::add(&p, &a, &b, &mut want);
+                    imp::add(&p, &a, &b, &mut got);
+                    assert_eq!(want, got, "case {case}");
+                }
             }
 
             #[test]

@@ -33,8 +33,254 @@ fn valid_cols(k: usize, pad: usize, stride: usize, wi: usize, wo: usize) -> (usi
     (lo, hi.max(lo))
 }
 
-/// 2-D convolution, bit-exact with `reference::conv2d`.
+/// im2col columns on the stack (i16, zero-point corrected): `positions × K` values.
+const COLS: usize = 8192;
+/// Widened weights on the stack: all output channels' (`Co × K` values) when they fit,
+/// else one output-channel pair's (`2 × K`).
+const WBUF: usize = 6144;
+/// Most kernel taps (kh·kw) the im2col kernel handles.
+const MAX_TAPS: usize = 64;
+
+/// What the dot products read: on Arm with the DSP extension, words holding two i16
+/// lanes (low half first, as SMLAD reads them); elsewhere the i16 values themselves.
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+type Lane = u32;
+#[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+type Lane = i16;
+/// i16 values per [`Lane`].
+const PACK: usize = core::mem::size_of::<Lane>() / 2;
+
+/// Dot products of two columns with two weight rows (the 2×2 micro-kernel): four
+/// accumulators share every load (equal lengths). On Arm with the DSP extension each step
+/// is 4 word loads and 4 SMLADs for 8 multiply-accumulates.
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+#[inline(always)]
+fn dot2x2(c0: &[u32], c1: &[u32], w0: &[u32], w1: &[u32]) -> [i32; 4] {
+    use super::dsp::smlad;
+    let n = c0.len();
+    let (c1, w0, w1) = (&c1[..n], &w0[..n], &w1[..n]);
+    let (mut s00, mut s01, mut s10, mut s11) = (0i32, 0i32, 0i32, 0i32);
+    for i in 0..n {
+        let (a, b, u, v) = (c0[i], c1[i], w0[i], w1[i]);
+        s00 = smlad(a, u, s00);
+        s01 = smlad(a, v, s01);
+        s10 = smlad(b, u, s10);
+        s11 = smlad(b, v, s11);
+    }
+    [s00, s01, s10, s11]
+}
+
+/// Dot products of two columns with two weight rows (the 2×2 micro-kernel): four
+/// accumulators share every load (equal, even lengths).
+#[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+#[inline(always)]
+fn dot2x2(c0: &[i16], c1: &[i16], w0: &[i16], w1: &[i16]) -> [i32; 4] {
+    let (mut s00, mut s01, mut s10, mut s11) = (0i32, 0i32, 0i32, 0i32);
+    for (((a, b), u), v) in c0.chunks_exact(2).zip(c1.chunks_exact(2)).zip(w0.chunks_exact(2)).zip(w1.chunks_exact(2)) {
+        let (a0, a1, b0, b1) = (a[0] as i32, a[1] as i32, b[0] as i32, b[1] as i32);
+        let (u0, u1, v0, v1) = (u[0] as i32, u[1] as i32, v[0] as i32, v[1] as i32);
+        s00 += a0 * u0 + a1 * u1;
+        s01 += a0 * v0 + a1 * v1;
+        s10 += b0 * u0 + b1 * u1;
+        s11 += b0 * v0 + b1 * v1;
+    }
+    [s00, s01, s10, s11]
+}
+
+/// The accumulators of one output-channel pair over a group of positions: `a0[p]`,
+/// `a1[p]` = bias + column `p` of `cols` (`kl` lanes each) · `w0`, `w1`, two positions at a
+/// time through [`dot2x2`]. Out of line on Arm so the inner loop gets the register file,
+/// with the per-position bookkeeping outside it.
+#[cfg_attr(all(target_arch = "arm", feature = "dsp"), inline(never))]
+#[cfg_attr(not(all(target_arch = "arm", feature = "dsp")), inline(always))]
+#[allow(clippy::too_many_arguments)]
+fn gemm_pair(cols: &[Lane], kl: usize, w0: &[Lane], w1: &[Lane], b0: i32, b1: i32, a0: &mut [i32], a1: &mut [i32]) {
+    let np = a0.len().min(a1.len());
+    if kl == 0 {
+        a0[..np].fill(b0);
+        a1[..np].fill(b1);
+        return;
+    }
+    let mut p = 0;
+    for (c, (a0, a1)) in cols.chunks_exact(2 * kl).zip(a0[..np].chunks_exact_mut(2).zip(a1[..np].chunks_exact_mut(2))) {
+        let (c0, c1) = c.split_at(kl);
+        let [s00, s01, s10, s11] = dot2x2(c0, c1, w0, w1);
+        (a0[0], a1[0], a0[1], a1[1]) = (b0 + s00, b1 + s01, b0 + s10, b1 + s11);
+        p += 2;
+    }
+    if p < np {
+        let c0 = &cols[p * kl..(p + 1) * kl];
+        a0[p] = b0 + dot(c0, w0);
+        a1[p] = b1 + dot(c0, w1);
+    }
+}
+
+/// One dot product (equal lengths).
+#[inline(always)]
+fn dot(c: &[Lane], w: &[Lane]) -> i32 {
+    let mut s = 0i32;
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    for (&a, &u) in c.iter().zip(w) {
+        s = super::dsp::smlad(a, u, s);
+    }
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+    for (&a, &u) in c.iter().zip(w) {
+        s += a as i32 * u as i32;
+    }
+    s
+}
+
+/// 2-D convolution, bit-exact with `reference::conv2d`: im2col + a 2×2 register-blocked
+/// GEMM over i16 operands. For each group of output positions of a row, their receptive
+/// fields are gathered once (zero-point corrected, so padding is 0); for each pair of
+/// output channels the int8 weights are widened once (per call when all fit, else per
+/// group); then each 2-position ×
+/// 2-channel block is four dot products sharing their loads. Stack: 28 KiB.
 pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if std::is_x86_feature_detected!("avx2") {
+        return super::x86::conv2d_avx2(g, input, weights, bias, spec, out);
+    }
+    conv2d_im2col(g, input, weights, bias, spec, out)
+}
+
+/// The body of [`conv2d`], inlined into each instruction-set variant.
+#[inline(always)]
+pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    let [ci_n, hi, wi] = g.input;
+    let [co_n, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let taps = kh * kw;
+    if taps == 0 || taps > MAX_TAPS || wo > TILE {
+        return conv2d_rows(g, input, weights, bias, spec, out);
+    }
+    // Taps (ky·kw + kx) with a nonzero weight for some channel: a masked kernel's zero half
+    // drops out of every dot product.
+    let mut live = [0u8; MAX_TAPS];
+    let n_live = live_taps(weights, co_n * ci_n, taps, &mut live);
+    let live = &live[..n_live];
+    let k = ci_n * n_live;
+    let k2 = k + (k & 1);
+    if 2 * k2 > WBUF || 2 * k2 > COLS {
+        return conv2d_rows(g, input, weights, bias, spec, out);
+    }
+    let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
+    let group = if k2 == 0 { wo } else { (COLS / k2).min(wo).min(TILE / 2) };
+    // u32 storage, written as i16 values and read as [`Lane`]s (`bytemuck` casts).
+    let mut cols_buf = [0u32; COLS / 2];
+    let mut w_buf = [0u32; WBUF / 2];
+    let kl = k2 / PACK;
+    let mut acc = [0i32; TILE];
+    // Tap offsets (ky, kx) of the live taps, decoded once.
+    let mut tap_yx = [(0usize, 0usize); MAX_TAPS];
+    for (d, &t) in tap_yx.iter_mut().zip(live) {
+        *d = (t as usize / kw, t as usize % kw);
+    }
+    let tap_yx = &tap_yx[..n_live];
+    let widen = |dst: &mut [i16], co: usize| {
+        let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
+        for (d, w) in dst[..k].chunks_exact_mut(n_live.max(1)).zip(w_co.chunks_exact(taps)) {
+            for (d, &t) in d.iter_mut().zip(live) {
+                *d = w[t as usize] as i8 as i16;
+            }
+        }
+        if k2 > k {
+            dst[k] = 0;
+        }
+    };
+    // All output channels' weights widened once per call when they fit (the PixelCNN's
+    // convolutions all do); otherwise one pair at a time, per group of positions.
+    let all_fit = co_n * k2 <= WBUF;
+    if all_fit {
+        let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
+        for co in 0..co_n {
+            widen(&mut wv[co * k2..(co + 1) * k2], co);
+        }
+    }
+    for oy in g.rows.0..g.rows.1.min(ho) {
+        let mut x0 = 0;
+        while x0 < wo {
+            let np = group.min(wo - x0);
+            // Gather the receptive fields of positions x0..x0+np (padding reads as 0), one
+            // (input channel, tap) at a time: a strided walk along one input row.
+            let cols: &mut [i16] = bytemuck::cast_slice_mut(&mut cols_buf[..]);
+            if k2 > k {
+                cols[..np * k2].chunks_exact_mut(k2).for_each(|c| c[k] = 0);
+            }
+            for ci in 0..ci_n {
+                let plane = &input[ci * hi * wi..(ci + 1) * hi * wi];
+                for (ti, &(ky, kx)) in tap_yx.iter().enumerate() {
+                    let j = ci * n_live + ti;
+                    let dst = cols[j..np * k2].iter_mut().step_by(k2);
+                    let iy = (oy * s + ky).wrapping_sub(pad);
+                    if iy >= hi {
+                        dst.for_each(|d| *d = 0);
+                        continue;
+                    }
+                    let row = &plane[iy * wi..(iy + 1) * wi];
+                    // Positions whose tap lands inside the row: lo..hi_p (relative to x0).
+                    let (lo, hi_p) = valid_cols(kx, pad, s, wi, x0 + np);
+                    let (lo, hi_p) = (lo.max(x0) - x0, hi_p.max(x0) - x0);
+                    for (p, d) in dst.enumerate() {
+                        *d = if p >= lo && p < hi_p { (row[(x0 + p) * s + kx - pad] as i8 as i32 - zp) as i16 } else { 0 };
+                    }
+                }
+            }
+            let cols: &[Lane] = bytemuck::cast_slice(&cols_buf[..]);
+            let cols = &cols[..np * kl];
+            let mut co = 0;
+            while co < co_n {
+                let pair = co + 1 < co_n;
+                let base = if all_fit { co * kl } else { 0 };
+                if !all_fit {
+                    let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
+                    let (w0, w1) = wv.split_at_mut(k2);
+                    widen(w0, co);
+                    if pair {
+                        widen(w1, co + 1);
+                    }
+                }
+                let wv: &[Lane] = bytemuck::cast_slice(&w_buf[..]);
+                let (w0, w1) = (&wv[base..base + kl], &wv[base + kl..base + 2 * kl]);
+                let (b0, b1) = (i32_at(bias, co), if pair { i32_at(bias, co + 1) } else { 0 });
+                let (a0, a1) = acc[..2 * np].split_at_mut(np);
+                if pair {
+                    gemm_pair(cols, kl, w0, w1, b0, b1, a0, a1);
+                } else if kl == 0 {
+                    a0.fill(b0);
+                } else {
+                    for (a, c) in a0.iter_mut().zip(cols.chunks_exact(kl)) {
+                        *a = b0 + dot(c, w0);
+                    }
+                }
+                emit_run(a0, co, (co * ho + oy) * wo + x0, spec, out);
+                if pair {
+                    emit_run(a1, co + 1, ((co + 1) * ho + oy) * wo + x0, spec, out);
+                }
+                co += 2;
+            }
+            x0 += np;
+        }
+    }
+}
+
+/// Writes the kernel taps (`ky·kw + kx`, ascending) that have a nonzero weight in any of
+/// the `rows` (output × input channel) kernels of `weights` into `live`; returns how many.
+/// `taps` must be at most `live.len()`.
+pub fn live_taps(weights: &[u8], rows: usize, taps: usize, live: &mut [u8]) -> usize {
+    let mut n = 0;
+    for t in 0..taps.min(live.len()) {
+        if (0..rows).any(|r| weights[r * taps + t] != 0) {
+            live[n] = t as u8;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// 2-D convolution by weight-stationary row sweeps (for shapes the im2col kernel's stack
+/// buffers do not hold), bit-exact with `reference::conv2d`.
+fn conv2d_rows(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
