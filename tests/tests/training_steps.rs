@@ -6,7 +6,7 @@ mod common;
 use edgegen_trainer::training::TrainOptions;
 
 fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
-    TrainOptions { epochs: 2, batch: 32, lr, seed: 4, limit: Some(512), run_dir, resume: false, checkpoint_every: 1000, progress: false }
+    TrainOptions { epochs: 2, batch: 32, lr, seed: 4, limit: Some(512), run_dir, resume: false, checkpoint_every: 1000, progress: false, perturb: 0.0, weight_decay: 0.0 }
 }
 
 #[test]

@@ -36,6 +36,26 @@ pub struct TrainOptions {
     pub checkpoint_every: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Fraction of training pixels replaced by uniform random values in every step (0 for
+    /// ordinary training; > 0 trains the background model of the likelihood-ratio score,
+    /// Ren et al. 2019). The noise is a function of seed, epoch and step, so `--resume`
+    /// still reproduces the uninterrupted run.
+    pub perturb: f64,
+    /// L2 weight decay of Adam (0 for none).
+    pub weight_decay: f64,
+}
+
+/// Replaces each pixel of `pixels` with probability `rate` by a uniform value in 0..=255.
+pub fn perturb_pixels(pixels: &mut [u8], rate: f64, seed: u64, epoch: usize, step: usize) {
+    if rate <= 0.0 {
+        return;
+    }
+    let mut rng = edgegen_runtime::rng::Rng::with_stream(seed ^ 0x9e37_79b9_7f4a_7c15, ((epoch as u64) << 32) | step as u64);
+    for p in pixels {
+        if (rng.uniform() as f64) < rate {
+            *p = rng.below(256) as u8;
+        }
+    }
 }
 
 /// The training and validation images for `opts` (validation cut to 500 on `--limit` runs).
@@ -60,7 +80,11 @@ where
 {
     let device = Device::flex().autodiff();
     let mut model = model;
-    let mut optim = AdamConfig::new().init();
+    let mut adam = AdamConfig::new();
+    if opts.weight_decay > 0.0 {
+        adam = adam.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(opts.weight_decay as f32)));
+    }
+    let mut optim = adam.init();
     let ckpt = Checkpoint::new(&opts.run_dir);
     let mut state = TrainState::new(opts.seed, opts.epochs);
     if opts.resume {
@@ -88,6 +112,7 @@ where
             for (j, &idx) in order[step * opts.batch..(step + 1) * opts.batch].iter().enumerate() {
                 batch_pixels[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(train.image(idx));
             }
+            perturb_pixels(&mut batch_pixels, opts.perturb, opts.seed, epoch, step);
             let x = images_to_tensor(&batch_pixels, opts.batch, &device);
             let mean = loss(&model, x, epoch, step).mean().div_scalar(PIXELS as f64);
             let nats_per_dim: f32 = mean.clone().into_scalar();
