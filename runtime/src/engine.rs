@@ -105,6 +105,17 @@ impl<'m> PixelCnn<'m> {
         likelihood::mixture_image_log_prob(image, &self.head(arena), self.components)
     }
 
+    /// Exact log p(image) in nats, also writing each pixel's log p(x_i | x_<i) (nats, raster
+    /// order) into `pixels` (784 values). The total equals [`PixelCnn::log_prob`] bit for bit.
+    pub fn log_prob_pixels(&self, arena: &mut [u8], image: &[u8], pixels: &mut [f32]) -> Result<f64, Error> {
+        if pixels.len() != image.len() {
+            return Err(Error::LengthMismatch { expected: image.len(), got: pixels.len() });
+        }
+        self.interp.set_input_image(arena, image)?;
+        self.interp.invoke(arena)?;
+        likelihood::mixture_image_log_prob_pixels(image, &self.head(arena), self.components, pixels)
+    }
+
     /// Arena bytes [`PixelCnn::sample`] needs: every activation kept (see
     /// [`PrivateLayout`]), or the planned arena when the model is not row-causal.
     pub fn sample_arena_len(&self) -> usize {

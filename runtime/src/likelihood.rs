@@ -161,6 +161,22 @@ pub fn mixture_image_log_prob<P: Params + ?Sized>(image: &[u8], params: &P, k: u
     Ok(image.iter().enumerate().map(|(p, &x)| mixture_log_prob_at(x, params, p, k, n) as f64).sum())
 }
 
+/// [`mixture_image_log_prob`], also writing each pixel's log probability (nats) into `out`
+/// (same length as `image`). The total is summed in the same order, so it is identical.
+pub fn mixture_image_log_prob_pixels<P: Params + ?Sized>(image: &[u8], params: &P, k: usize, out: &mut [f32]) -> Result<f64, Error> {
+    check_mixture_shape(image, params, k)?;
+    if out.len() != image.len() {
+        return Err(Error::LengthMismatch { expected: image.len(), got: out.len() });
+    }
+    let n = image.len();
+    let mut total = -0.0f64; // as `Sum for f64` starts
+    for (p, (&x, o)) in image.iter().zip(out.iter_mut()).enumerate() {
+        *o = mixture_log_prob_at(x, params, p, k, n);
+        total += *o as f64;
+    }
+    Ok(total)
+}
+
 /// Draws one 8-bit value from the mixture at one pixel (parameters read as in
 /// [`mixture_log_prob_at`]): a component by its softmax weight, then a logistic deviate from
 /// it, rounded to the nearest bin and clamped to 0..=255.

@@ -56,8 +56,9 @@
 //!
 //! **Metadata** (64 bytes): `family u8`, `distribution u8` (1 = discretized logistic
 //! mixture), `components u8`, `guard_score u8`, `latent u16`, `guard_flags u16`
-//! (bit 0 = calibrated), `guard_threshold f32`, `guard_false_reject f32`, `guard_param f32`,
-//! 12 reserved, `name [u8; 32]` (UTF-8, NUL-padded).
+//! (bit 0 = calibrated), `guard_threshold f32`, `guard_false_reject f32`,
+//! `guard_params [f32; 4]` (the score's normalization constants, see `guard::ScoreKind`),
+//! `name [u8; 32]` (UTF-8, NUL-padded).
 
 use crate::Error;
 
@@ -295,8 +296,8 @@ pub struct Metadata {
     pub guard_threshold: f32,
     /// False-reject rate the threshold was calibrated for.
     pub guard_false_reject: f32,
-    /// Score-specific parameter.
-    pub guard_param: f32,
+    /// Score-specific constants (see [`crate::guard::ScoreKind`]).
+    pub guard_params: [f32; 4],
     /// Model name (UTF-8, NUL-padded).
     pub name: [u8; 32],
 }
@@ -721,7 +722,7 @@ impl<'a> Model<'a> {
             guard_flags: u16_at(b, 6),
             guard_threshold: f32_at(b, 8),
             guard_false_reject: f32_at(b, 12),
-            guard_param: f32_at(b, 16),
+            guard_params: [f32_at(b, 16), f32_at(b, 20), f32_at(b, 24), f32_at(b, 28)],
             name,
         })
     }

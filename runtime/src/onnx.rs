@@ -287,6 +287,11 @@ impl OnnxPixelCnn {
         Ok(likelihood::mixture_image_log_prob(image, &self.heads(image)?[..], self.components)?)
     }
 
+    /// Exact log p(image) in nats, also writing each pixel's log p(x_i | x_<i) into `pixels`.
+    pub fn log_prob_pixels(&self, image: &[u8], pixels: &mut [f32]) -> Result<f64, OnnxError> {
+        Ok(likelihood::mixture_image_log_prob_pixels(image, &self.heads(image)?[..], self.components, pixels)?)
+    }
+
     /// Draws an image pixel by pixel in raster order from `Rng::new(seed)` (784 passes; the
     /// int8 engine avoids the redundant work).
     pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {

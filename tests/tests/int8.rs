@@ -6,9 +6,9 @@ mod common;
 
 use burn::prelude::*;
 use edgegen_runtime::engine;
+use edgegen_runtime::guard::{PixelCnnScorer, ScoreKind, Statistics};
 use edgegen_runtime::interpreter::Interpreter;
 use edgegen_runtime::kernels::Kernels;
-use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
 use edgegen_trainer::graph::Graph;
@@ -24,7 +24,7 @@ fn tiny_pixelcnn_file() -> Vec<u8> {
     let mut rng = Rng::new(5);
     let inputs: Vec<Vec<f32>> = (0..8).map(|_| (0..784).map(|_| rng.uniform() * 2.0 - 1.0).collect()).collect();
     let q = quantize::quantize(&graph, &quantize::calibrate(&graph, &inputs, false)).unwrap();
-    quantize::compile(&q, &Meta { components: 2, latent: 0, name: "tiny".into(), guard: (0, 0, 0.0, 0.0, 0.0) }).unwrap()
+    quantize::compile(&q, &Meta { components: 2, latent: 0, name: "tiny".into(), guard: (0, 0, 0.0, 0.0, [0.0; 4]) }).unwrap()
 }
 
 fn frames() -> edgegen_trainer::data::Images {
@@ -59,35 +59,54 @@ fn bundled_pixelcnn_int8_golden_vectors_are_bit_exact() {
 }
 
 #[test]
+fn bundled_background_pixelcnn_int8_golden_vectors_are_bit_exact() {
+    check_int8_golden(&common::model_dir("pixelcnn-fmnist-bg"), "model");
+}
+
+#[test]
 fn bundled_gan_int8_golden_vectors_are_bit_exact() {
     check_int8_golden(&common::model_dir("gan-fmnist"), "generator");
 }
 
-/// The int8 engine against tract on the QDQ file, on the bundled real frames. tract runs
-/// QDQ in float and rounds half to even; the engine is exact integer arithmetic with
+/// The int8 engine against tract on the QDQ files, on the bundled real frames: bits/dim,
+/// and the calibrated guard (model and background model) with its stored constants. tract
+/// runs QDQ in float and rounds half to even; the engine is exact integer arithmetic with
 /// fixed-point multipliers, so an activation lying at a rounding boundary can land one step
 /// apart. The result is unbiased noise: the mean difference must stay within 0.01 bits/dim,
 /// every frame within 0.02, and every verdict must be the same.
 #[test]
 fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
     let dir = common::model_dir("pixelcnn-fmnist");
+    let bg_dir = common::model_dir("pixelcnn-fmnist-bg");
     let tract = edgegen_runtime::onnx::OnnxPixelCnn::load_file(&dir.join("model.int8.onnx")).unwrap();
-    let file = std::fs::read(dir.join("model.egm")).unwrap();
+    let tract_bg = edgegen_runtime::onnx::OnnxPixelCnn::load_file(&bg_dir.join("model.int8.onnx")).unwrap();
+    let (file, bg_file) = (std::fs::read(dir.join("model.egm")).unwrap(), std::fs::read(bg_dir.join("model.egm")).unwrap());
     let model = Model::from_bytes(&file).unwrap();
-    let threshold = model.metadata().guard_threshold as f64;
+    let md = model.metadata();
+    let kind = ScoreKind::from_u8(md.guard_score).expect("a calibrated guard");
     let engine = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
-    let mut arena = vec![0u8; engine.arena_len()];
-    let mut diffs = Vec::new();
+    let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
+    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background))];
+    let mut guard = PixelCnnScorer::guard(engine, Some(background), &mut arena).expect("a calibrated guard");
+    let (mut diffs, mut verdicts) = (Vec::new(), 0);
     for set in ["fashion-mnist-test.idx", "mnist-digits.idx"] {
         let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
         for i in 0..frames.len() {
-            let a = bits_per_dim(engine.log_prob(&mut arena, frames.image(i)).unwrap(), 784);
-            let b = bits_per_dim(tract.log_prob(frames.image(i)).unwrap(), 784);
-            assert!((a - b).abs() < 0.02, "{set} {i}: int8 {a} vs tract int8 {b}");
-            assert_eq!(a <= threshold, b <= threshold, "{set} {i}: verdicts differ");
-            diffs.push(a - b);
+            let img = frames.image(i);
+            let v = guard.check(img).unwrap();
+            let a = guard.scorer().last().unwrap();
+            let (mut fg, mut bg) = (vec![0f32; 784], vec![0f32; 784]);
+            tract.log_prob_pixels(img, &mut fg).unwrap();
+            tract_bg.log_prob_pixels(img, &mut bg).unwrap();
+            let b = Statistics::from_pixels(img, 28, &fg, Some(&bg));
+            assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
+            let tract_score = b.score(kind, &md.guard_params).unwrap();
+            assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
+            diffs.push(a.bpd - b.bpd);
+            verdicts += 1;
         }
     }
+    assert_eq!(verdicts, 24);
     let mean_abs = diffs.iter().map(|d| d.abs()).sum::<f64>() / diffs.len() as f64;
     let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
     assert!(mean_abs < 0.01 && mean.abs() < 0.005, "mean |diff| {mean_abs}, mean diff {mean}");

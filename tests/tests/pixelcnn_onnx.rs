@@ -78,6 +78,16 @@ fn bundled_pixelcnn_passes_onnx_checker_and_onnxruntime() {
 }
 
 #[test]
+fn bundled_background_pixelcnn_is_autoregressive_matches_golden_and_passes_the_checker() {
+    let dir = common::model_dir("pixelcnn-fmnist-bg");
+    assert_autoregressive(&OnnxModel::load(&dir.join("model.onnx")).unwrap());
+    common::check_golden(&dir, "model", 1e-4);
+    common::python_check(&dir, &["model.onnx", "model.int8.onnx"]);
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    assert!(card["train_command"].as_str().unwrap().contains("--perturb"), "the background model is trained on perturbed images");
+}
+
+#[test]
 fn bundled_pixelcnn_likelihood_and_sampling() {
     let dir = common::model_dir("pixelcnn-fmnist");
     let engine = OnnxPixelCnn::load(&dir).unwrap();

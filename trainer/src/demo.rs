@@ -71,8 +71,8 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     for (name, l) in &scorers {
         let head = format!("{name} bpd");
         print!(" {head:>22}");
-        if let Some(t) = l.threshold() {
-            print!(" {:>8}", format!("<={t:.2}?"));
+        if let Some((kind, _, t)) = l.guard() {
+            print!(" {:>22}", format!("{} <= {t:.2}?", kind.name()));
         }
     }
     println!();
@@ -85,11 +85,11 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         for i in 0..frames.len() {
             print!("{:<26}", format!("{file}#{i}"));
             for (j, (_, l)) in scorers.iter().enumerate() {
-                let bpd = l.bpd(frames.image(i), i)?;
-                sums[j] += bpd;
-                print!(" {bpd:>22.3}");
-                if let Some(t) = l.threshold() {
-                    print!(" {:>8}", if bpd as f32 <= t { "accept" } else { "REJECT" });
+                let stats = l.statistics(frames.image(i), i)?;
+                sums[j] += stats.bpd;
+                print!(" {:>22.3}", stats.bpd);
+                if let Some((score, _, accept)) = crate::score::verdict(l, &stats)? {
+                    print!(" {:>22}", format!("{score:.3} {}", if accept { "accept" } else { "REJECT" }));
                 }
             }
             println!();
@@ -97,8 +97,8 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         print!("{:<26}", "mean");
         for (j, (_, l)) in scorers.iter().enumerate() {
             print!(" {:>22.3}", sums[j] / frames.len().max(1) as f64);
-            if l.threshold().is_some() {
-                print!(" {:>8}", "");
+            if l.guard().is_some() {
+                print!(" {:>22}", "");
             }
         }
         println!();

@@ -104,7 +104,7 @@ fn meta(card: &Value, part: &str, graph: &Graph) -> Meta {
         "vae-decoder" | "pixelcnn" => k,
         _ => 0,
     };
-    Meta { components, latent, name, guard: (0, 0, 0.0, 0.0, 0.0) }
+    Meta { components, latent, name, guard: (0, 0, 0.0, 0.0, [0.0; 4]) }
 }
 
 /// `edgegen quantize`: calibrates every part on `n` training images and writes
@@ -206,7 +206,7 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
             // Keep a calibrated guard across recompiles.
             if let Ok(old) = Model::from_bytes(&old) {
                 let md = old.metadata();
-                m.guard = (md.guard_score, md.guard_flags, md.guard_threshold, md.guard_false_reject, md.guard_param);
+                m.guard = (md.guard_score, md.guard_flags, md.guard_threshold, md.guard_false_reject, md.guard_params);
             }
         }
         let file = quantize::compile(&q, &m)?;

@@ -87,6 +87,10 @@ enum Command {
         /// Target false-reject rate on in-distribution images.
         #[arg(long, default_value_t = 0.01)]
         false_reject: f32,
+        /// Guard score [default: combined for a PixelCNN with a `-bg` background model,
+        /// else complexity_corrected].
+        #[arg(long, value_parser = ["bits_per_dim", "complexity_corrected", "likelihood_ratio", "line_ratio", "combined"])]
+        score: Option<String>,
         /// Hide progress bars.
         #[arg(long)]
         quiet: bool,
@@ -238,6 +242,13 @@ struct Common {
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Replace this fraction of training pixels by uniform noise in every step: trains the
+    /// background model of the likelihood-ratio score (Ren et al. 2019 use 0.1-0.3).
+    #[arg(long, default_value_t = 0.0)]
+    perturb: f64,
+    /// Adam L2 weight decay (Ren et al. regularize the background model).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
 }
 
 #[derive(Args, Debug)]
@@ -265,6 +276,9 @@ fn validate(c: &Common) -> Result<()> {
     if c.epochs == 0 || c.batch == 0 || c.checkpoint_every == 0 {
         bail!("--epochs, --batch and --checkpoint-every must be positive");
     }
+    if !(0.0..1.0).contains(&c.perturb) || !(0.0..1.0).contains(&c.weight_decay) {
+        bail!("--perturb and --weight-decay must be in [0, 1)");
+    }
     if let Some(lr) = c.lr {
         if !(lr > 0.0 && lr < 1.0) {
             bail!("--lr must be in (0, 1), got {lr}");
@@ -285,18 +299,22 @@ impl Common {
             resume: self.resume,
             checkpoint_every: self.checkpoint_every,
             progress: !self.quiet,
+            perturb: self.perturb,
+            weight_decay: self.weight_decay,
         }
     }
 
     /// The command line that reproduces a run, for the card.
     fn command(&self, family: &str, default_lr: f64, extra: &str) -> String {
         format!(
-            "cargo edgegen train {family} --epochs {} --batch {} --lr {} --seed {}{extra}{}",
+            "cargo edgegen train {family} --epochs {} --batch {} --lr {} --seed {}{extra}{}{}{}",
             self.epochs,
             self.batch,
             self.lr.unwrap_or(default_lr),
             self.seed,
-            self.limit.map(|l| format!(" --limit {l}")).unwrap_or_default()
+            self.limit.map(|l| format!(" --limit {l}")).unwrap_or_default(),
+            if self.perturb > 0.0 { format!(" --perturb {}", self.perturb) } else { String::new() },
+            if self.weight_decay > 0.0 { format!(" --weight-decay {}", self.weight_decay) } else { String::new() },
         )
     }
 }
@@ -314,7 +332,14 @@ fn train_pixelcnn(a: PixelCnnArgs) -> Result<()> {
     let command = a.common.command(
         "pixelcnn",
         1e-3,
-        &format!(" --channels {} --inner {} --blocks {} --components {}", a.channels, a.inner, a.blocks, a.components),
+        &format!(
+            " --channels {} --inner {} --blocks {} --components {}{}",
+            a.channels,
+            a.inner,
+            a.blocks,
+            a.components,
+            if a.out != std::path::Path::new("models/pixelcnn-fmnist") { format!(" --out {} --run-dir {}", a.out.display(), a.run_dir.display()) } else { String::new() }
+        ),
     );
     let (model, state) = pixelcnn::training::train(&cfg, &a.common.options(&a.run_dir, 1e-3))?;
     eprintln!("publishing to {}", a.out.display());
@@ -403,7 +428,11 @@ fn main() {
         Command::Compile { model, quiet } => edgegen_trainer::int8::compile_dir(&model, !quiet),
         Command::Score { model, engine, files } => edgegen_trainer::score::score(&model, engine, &files),
         Command::Sample { model, engine, seed, count, out } => edgegen_trainer::score::sample(&model, engine, seed, count, &out),
-        Command::Calibrate { model, false_reject, quiet } => edgegen_trainer::score::calibrate(&model, false_reject, !quiet),
+        Command::Calibrate { model, false_reject, score, quiet } => {
+            // clap admits only the five names; an unknown one would fall back to the default.
+            let kind = score.and_then(|n| edgegen_runtime::guard::ScoreKind::ALL.into_iter().find(|k| k.name() == n));
+            edgegen_trainer::score::calibrate(&model, false_reject, kind, !quiet)
+        }
         Command::Eval { what: EvalWhat::Ood { models, count, out, quiet } } => {
             let dirs: Vec<&std::path::Path> = models.iter().map(|p| p.as_path()).collect();
             edgegen_trainer::ood::run(&dirs, count, &out, !quiet).map(|_| ())

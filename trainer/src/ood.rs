@@ -5,7 +5,7 @@
 use crate::data::{self, Images};
 use crate::score::{EngineKind, Loaded};
 use anyhow::{ensure, Result};
-use edgegen_runtime::complexity;
+use edgegen_runtime::guard::{ScoreKind, Statistics};
 use edgegen_runtime::rng::Rng;
 use serde_json::json;
 use std::path::Path;
@@ -122,16 +122,11 @@ fn roc(inliers: &[f64], outliers: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
-/// Scores of one image: raw bits/dim and complexity-corrected bits/dim.
-fn scores(model: &Loaded, image: &[u8], index: usize) -> Result<(f64, f64)> {
-    let bpd = model.bpd(image, index)?;
-    Ok((bpd, bpd - complexity::bits_per_dim(image, 28)))
-}
-
-/// Runs the evaluation for the models in `dirs` on `count` images per set; writes a JSON
-/// report and a ROC plot into `out`.
-pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<serde_json::Value> {
-    ensure!(count >= 100, "--count must be at least 100");
+/// The evaluation sets: `count` Fashion-MNIST test images (in distribution), and the
+/// outlier sets: `count` MNIST digits, then `count` corrupted test images (other images than
+/// the inliers) per kind in [`CORRUPTIONS`].
+/// Also returns the uncorrupted test images the corrupted sets were made from.
+pub fn eval_sets(count: usize) -> Result<(Images, Vec<(String, Images)>, Images)> {
     let test = data::fashion_mnist(data::Split::Test)?;
     let mnist = data::mnist_digits()?;
     let pick = |n: usize, seed: u64| data::permutation(n, seed)[..count.min(n)].to_vec();
@@ -143,34 +138,64 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         let pixels: Vec<u8> = (0..base.len()).flat_map(|i| corrupt(kind, base.image(i), &mut rng)).collect();
         sets.push((kind.to_string(), Images { rows: 28, cols: 28, pixels, labels: None }));
     }
+    Ok((inliers, sets, base))
+}
+
+/// Runs the evaluation for the models in `dirs` on `count` images per set; writes a JSON
+/// report and a ROC plot into `out`.
+pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<serde_json::Value> {
+    ensure!(count >= 100, "--count must be at least 100");
+    let (inliers, sets, base) = eval_sets(count)?;
+    // Corrupted frames identical to their source (a dead column over black background, say):
+    // no score can flag them; the report counts them per kind.
+    let unchanged = |set: &str, imgs: &Images| -> Option<usize> {
+        (set != "mnist").then(|| (0..imgs.len()).filter(|&i| imgs.image(i) == base.image(i)).count())
+    };
     let mut report = Vec::new();
     let mut curves = Vec::new();
+    let mut guards = Vec::new();
     for dir in dirs {
         let model = Loaded::open(dir, EngineKind::Int8)?;
         let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let total = (inliers.len() * (sets.len() + 1)) as u64;
         let bar = crate::progress::bar(progress, total, "ood");
-        let score_all = |imgs: &Images| -> Result<Vec<(f64, f64)>> {
+        let stats_all = |imgs: &Images| -> Result<Vec<Statistics>> {
             let r = crate::parallel::map(imgs.len(), |i| {
                 bar.inc(1);
-                scores(&model, imgs.image(i), i)
+                model.statistics(imgs.image(i), i)
             });
             r.into_iter().collect()
         };
-        let inl = score_all(&inliers)?;
+        let guard = model.guard();
+        // Every score this model supports; the calibrated guard's with its stored constants.
+        let kinds: Vec<ScoreKind> = ScoreKind::ALL
+            .into_iter()
+            .filter(|k| *k != ScoreKind::Combined || guard.map(|g| g.0) == Some(ScoreKind::Combined))
+            .filter(|k| !k.needs_background() || model.background_dir().is_some())
+            .collect();
+        let params = guard.map(|g| g.1).unwrap_or_default();
+        let pick = |st: &[Statistics], k: ScoreKind| -> Vec<f64> { st.iter().filter_map(|s| s.score(k, &params)).collect() };
+        let inl = stats_all(&inliers)?;
+        if let Some((gk, _, t)) = guard {
+            let s = pick(&inl, gk);
+            let frr = s.iter().filter(|&&v| v as f32 > t).count() as f64 / s.len().max(1) as f64;
+            guards.push(json!({"model": name, "score": gk.name(), "threshold": t, "false_reject_on_these_inliers": crate::card::r4(frr)}));
+        }
         for (set, imgs) in &sets {
-            let outl = score_all(imgs)?;
-            for (score, pick) in [("bits_per_dim", 0usize), ("complexity_corrected", 1)] {
-                let a: Vec<f64> = inl.iter().map(|s| if pick == 0 { s.0 } else { s.1 }).collect();
-                let b: Vec<f64> = outl.iter().map(|s| if pick == 0 { s.0 } else { s.1 }).collect();
+            let outl = stats_all(imgs)?;
+            for &k in &kinds {
+                let (a, b) = (pick(&inl, k), pick(&outl, k));
+                let at_guard = guard.filter(|g| g.0 == k).map(|g| b.iter().filter(|&&v| v as f32 <= g.2).count() as f64 / b.len().max(1) as f64);
                 let row = json!({
-                    "model": name, "score": score, "outliers": set,
+                    "model": name, "score": k.name(), "outliers": set,
                     "auroc": crate::card::r4(auroc(&a, &b)),
                     "auprc": crate::card::r4(auprc(&a, &b)),
                     "false_accept_at_95": crate::card::r4(false_accept_at_95(&a, &b)),
+                    "false_accept_at_guard": at_guard.map(crate::card::r4),
+                    "unchanged_frames": unchanged(set, imgs),
                 });
-                if set == "mnist" {
-                    curves.push((format!("{name} {score}"), roc(&a, &b)));
+                if set == "mnist" && name.starts_with("pixelcnn") {
+                    curves.push((format!("{name} {}", k.name()), roc(&a, &b)));
                 }
                 report.push(row);
             }
@@ -191,9 +216,11 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
     }
     let doc = json!({
         "in_distribution": format!("{} Fashion-MNIST test images", inliers.len()),
-        "outliers": format!("{} MNIST digits; {} corrupted Fashion-MNIST test images per kind", count, base.len()),
+        "outliers": format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind"),
         "engine": "int8 (the device path)",
         "false_accept_at_95": "fraction of outliers accepted at the threshold that accepts 95% of in-distribution images",
+        "false_accept_at_guard": "fraction of outliers the calibrated guard (threshold in the model file) accepts",
+        "guards": guards,
         "results": report,
         "command": format!("cargo edgegen eval ood --count {count}"),
     });

@@ -439,7 +439,7 @@ pub struct Meta {
     /// Model name.
     pub name: String,
     /// Guard: score kind, flags, threshold, false-reject target, parameter.
-    pub guard: (u8, u16, f32, f32, f32),
+    pub guard: (u8, u16, f32, f32, [f32; 4]),
 }
 
 fn push_blob(data: &mut Vec<u8>, bytes: &[u8]) -> u32 {
@@ -544,7 +544,9 @@ pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
     m[6..8].copy_from_slice(&meta.guard.1.to_le_bytes());
     m[8..12].copy_from_slice(&meta.guard.2.to_le_bytes());
     m[12..16].copy_from_slice(&meta.guard.3.to_le_bytes());
-    m[16..20].copy_from_slice(&meta.guard.4.to_le_bytes());
+    for (i, v) in meta.guard.4.iter().enumerate() {
+        m[16 + 4 * i..20 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
     let name = meta.name.as_bytes();
     m[32..32 + name.len().min(31)].copy_from_slice(&name[..name.len().min(31)]);
 
@@ -582,7 +584,7 @@ pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
 }
 
 /// Rewrites the guard fields of a compiled file's metadata (and its checksum).
-pub fn set_guard(file: &[u8], score: u8, threshold: f32, false_reject: f32, param: f32) -> Result<Vec<u8>> {
+pub fn set_guard(file: &[u8], score: u8, threshold: f32, false_reject: f32, params: [f32; 4]) -> Result<Vec<u8>> {
     let model = edgegen_runtime::model::Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let _ = model;
     let meta_off = u32::from_le_bytes(file[40..44].try_into().expect("4 bytes")) as usize;
@@ -591,7 +593,9 @@ pub fn set_guard(file: &[u8], score: u8, threshold: f32, false_reject: f32, para
     out[meta_off + 6..meta_off + 8].copy_from_slice(&1u16.to_le_bytes());
     out[meta_off + 8..meta_off + 12].copy_from_slice(&threshold.to_le_bytes());
     out[meta_off + 12..meta_off + 16].copy_from_slice(&false_reject.to_le_bytes());
-    out[meta_off + 16..meta_off + 20].copy_from_slice(&param.to_le_bytes());
+    for (i, v) in params.iter().enumerate() {
+        out[meta_off + 16 + 4 * i..meta_off + 20 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
     let crc = fmt::crc32(&out[16..]);
     out[12..16].copy_from_slice(&crc.to_le_bytes());
     Ok(out)

@@ -5,8 +5,8 @@
 use crate::data::{self, Images};
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
-use edgegen_runtime::guard::{self, ScoreKind};
-use edgegen_runtime::image::PIXELS;
+use edgegen_runtime::guard::{self, ScoreKind, Statistics};
+use edgegen_runtime::image::{PIXELS, WIDTH};
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;
@@ -38,9 +38,20 @@ pub struct Loaded {
     int8_vae: Option<engine::Vae<'static>>,
     int8_gan: Option<engine::Gan<'static>>,
     guard_file: Option<Model<'static>>,
+    int8_background: Option<engine::PixelCnn<'static>>,
+    tract_background: Option<OnnxPixelCnn>,
+    background_dir: Option<PathBuf>,
     tract_pixelcnn: Option<OnnxPixelCnn>,
     tract_vae: Option<OnnxVae>,
     tract_gan: Option<OnnxGan>,
+}
+
+/// The background model of the PixelCNN in `dir`: the sibling directory `<dir>-bg`, if it
+/// holds a card.
+pub fn background_dir(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_string_lossy().to_string();
+    let bg = dir.with_file_name(format!("{name}-bg"));
+    bg.join("card.json").exists().then_some(bg)
 }
 
 /// Reads and validates a compiled model file, keeping its bytes for the process's life.
@@ -65,6 +76,9 @@ impl Loaded {
             int8_vae: None,
             int8_gan: None,
             guard_file: None,
+            int8_background: None,
+            tract_background: None,
+            background_dir: None,
             tract_pixelcnn: None,
             tract_vae: None,
             tract_gan: None,
@@ -79,7 +93,61 @@ impl Loaded {
         }
         // The guard threshold lives in the first compiled file, whatever the engine.
         l.guard_file = read(dir, &format!("{}.egm", parts[0])).ok();
+        // A PixelCNN's background model (likelihood-ratio scores) is the sibling `<dir>-bg`.
+        if family == "pixelcnn" {
+            if let Some(bg) = background_dir(dir) {
+                match engine {
+                    EngineKind::Int8 => l.int8_background = Some(engine::PixelCnn::new(read(&bg, "model.egm")?, Kernels::Optimized)?),
+                    _ => l.tract_background = Some(OnnxPixelCnn::load_file(&bg.join(format!("model{suffix}")))?),
+                }
+                l.background_dir = Some(bg);
+            }
+        }
         Ok(l)
+    }
+
+    /// The background model's directory, when one was loaded.
+    pub fn background_dir(&self) -> Option<&Path> {
+        self.background_dir.as_deref()
+    }
+
+    /// The statistics the guard scores are computed from. PixelCNN: exact per-pixel
+    /// likelihoods under the model and the background model (when there is one); VAE: the
+    /// `VAE_K`-sample bound (no per-pixel terms, so no background scores).
+    pub fn statistics(&self, image: &[u8], index: usize) -> Result<Statistics> {
+        ensure!(image.len() == PIXELS, "image has {} pixels, models take 28x28", image.len());
+        let (mut fg, mut bg) = (vec![0f32; PIXELS], vec![0f32; PIXELS]);
+        let have_bg = if let Some(e) = &self.int8_pixelcnn {
+            let mut arena = vec![0u8; e.arena_len()];
+            e.log_prob_pixels(&mut arena, image, &mut fg)?;
+            if let Some(b) = &self.int8_background {
+                let mut arena = vec![0u8; b.arena_len()];
+                b.log_prob_pixels(&mut arena, image, &mut bg)?;
+            }
+            self.int8_background.is_some()
+        } else if let Some(e) = &self.tract_pixelcnn {
+            e.log_prob_pixels(image, &mut fg)?;
+            if let Some(b) = &self.tract_background {
+                b.log_prob_pixels(image, &mut bg)?;
+            }
+            self.tract_background.is_some()
+        } else {
+            let bpd = self.bpd(image, index)?;
+            return Ok(Statistics { bpd, coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, WIDTH), background_bpd: None, line_ratio: None });
+        };
+        Ok(Statistics::from_pixels(image, WIDTH, &fg, have_bg.then_some(&bg[..])))
+    }
+
+    /// The calibrated guard stored in the model file: score kind, constants, threshold.
+    pub fn guard(&self) -> Option<(ScoreKind, [f32; 4], f32)> {
+        let m = self.guard_file.as_ref()?.metadata();
+        let kind = ScoreKind::from_u8(m.guard_score)?;
+        (m.guard_flags & 1 != 0 && m.guard_threshold.is_finite()).then_some((kind, m.guard_params, m.guard_threshold))
+    }
+
+    /// The int8 PixelCNN engine, when this is a PixelCNN opened with the int8 engine.
+    pub fn int8_pixelcnn(&self) -> Option<&engine::PixelCnn<'static>> {
+        self.int8_pixelcnn.as_ref()
     }
 
     /// The model family.
@@ -105,12 +173,6 @@ impl Loaded {
         } else {
             bail!("a {} has no likelihood to score with; use a PixelCNN or a VAE model", self.family)
         })
-    }
-
-    /// The calibrated guard threshold stored in the model file, if any.
-    pub fn threshold(&self) -> Option<f32> {
-        let m = self.guard_file.as_ref()?.metadata();
-        (m.guard_flags & 1 != 0 && m.guard_score == ScoreKind::BitsPerDim as u8).then_some(m.guard_threshold)
     }
 
     /// One image from `seed`.
@@ -150,25 +212,35 @@ pub fn read_images(path: &Path) -> Result<Images> {
     Ok(images)
 }
 
+/// The guard's verdict on one image: (score, threshold, accept), when a guard is calibrated.
+pub fn verdict(loaded: &Loaded, stats: &Statistics) -> Result<Option<(f64, f32, bool)>> {
+    let Some((kind, params, threshold)) = loaded.guard() else { return Ok(None) };
+    let score = stats.score(kind, &params).with_context(|| format!("the calibrated {} guard needs the background model (a sibling `-bg` directory)", kind.name()))?;
+    Ok(Some((score, threshold, score as f32 <= threshold)))
+}
+
 /// `edgegen score`: one JSON line per image.
 pub fn score(dir: &Path, engine: EngineKind, files: &[PathBuf]) -> Result<()> {
     ensure!(!files.is_empty(), "give at least one IDX or PNG file to score");
     let loaded = Loaded::open(dir, engine)?;
-    let threshold = loaded.threshold();
-    if threshold.is_none() {
-        eprintln!("note: {} holds no calibrated threshold; run `cargo edgegen calibrate --model {}` (accept is null)", dir.display(), dir.display());
+    let guard = loaded.guard();
+    if guard.is_none() {
+        eprintln!("note: {} holds no calibrated guard; run `cargo edgegen calibrate --model {}` (accept is null)", dir.display(), dir.display());
     }
+    let r4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
     for f in files {
         let images = read_images(f)?;
         for i in 0..images.len() {
-            let bpd = loaded.bpd(images.image(i), i)?;
+            let stats = loaded.statistics(images.image(i), i)?;
+            let v = verdict(&loaded, &stats)?;
             let line = json!({
                 "file": f.display().to_string(),
                 "index": i,
-                "bpd": (bpd * 10_000.0).round() / 10_000.0,
-                "score": (bpd * 10_000.0).round() / 10_000.0,
-                "threshold": threshold,
-                "accept": threshold.map(|t| bpd as f32 <= t),
+                "bpd": r4(stats.bpd),
+                "score_kind": guard.map(|g| g.0.name()),
+                "score": v.map(|v| r4(v.0)),
+                "threshold": v.map(|v| v.1),
+                "accept": v.map(|v| v.2),
             });
             println!("{line}");
         }
@@ -188,35 +260,55 @@ pub fn sample(dir: &Path, engine: EngineKind, seed: u64, count: usize, out: &Pat
     Ok(())
 }
 
-/// `edgegen calibrate`: the raw bits/dim threshold rejecting `false_reject` of the held-out
-/// validation split (never the test set), stored in the model file and the card; reports
-/// the false-reject rate it gives on the test set.
-pub fn calibrate(dir: &Path, false_reject: f32, progress: bool) -> Result<()> {
+/// The median and the 99th-percentile-minus-median of `v` (the Combined score's constants).
+fn spread(v: &mut [f64]) -> (f32, f32) {
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    let (m, hi) = (q(0.5), q(0.99));
+    (m as f32, ((hi - m) as f32).max(1e-6))
+}
+
+/// `edgegen calibrate`: the guard's constants and threshold from the held-out validation
+/// split (never the test set), stored in the model file and the card; reports the
+/// false-reject rate it gives on the test set. `kind` defaults to `combined` for a PixelCNN
+/// with a background model, else `complexity_corrected`.
+pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progress: bool) -> Result<()> {
     ensure!(false_reject > 0.0 && false_reject < 0.5, "--false-reject must be in (0, 0.5)");
     let loaded = Loaded::open(dir, EngineKind::Int8)?;
     let family = loaded.family().to_string();
-    let scores_of = |images: &Images| -> Result<Vec<f32>> {
+    let has_bg = loaded.background_dir().is_some();
+    let kind = kind.unwrap_or(if has_bg { ScoreKind::Combined } else { ScoreKind::ComplexityCorrected });
+    ensure!(!kind.needs_background() || has_bg, "the {} score needs a background model in {}-bg (train one with `--perturb`)", kind.name(), dir.display());
+    let stats_of = |images: &Images| -> Result<Vec<Statistics>> {
         let bar = crate::progress::bar(progress, images.len() as u64, "score");
         let s = crate::parallel::map(images.len(), |i| {
             bar.inc(1);
-            loaded.bpd(images.image(i), i).map(|b| b as f32)
+            loaded.statistics(images.image(i), i)
         });
         bar.finish_and_clear();
         s.into_iter().collect()
     };
-    let valid = data::fashion_mnist(data::Split::Validation)?;
-    let mut v = scores_of(&valid)?;
+    let valid = stats_of(&data::fashion_mnist(data::Split::Validation)?)?;
+    let mut params = [0f32; 4];
+    if kind == ScoreKind::Combined {
+        let (c0, s0) = spread(&mut valid.iter().map(|s| s.bpd - s.coder_bpd).collect::<Vec<_>>());
+        let (c1, s1) = spread(&mut valid.iter().filter_map(|s| s.line_ratio).collect::<Vec<_>>());
+        params = [c0, s0, c1, s1];
+    }
+    let score_all = |st: &[Statistics]| -> Result<Vec<f32>> { st.iter().map(|s| s.score(kind, &params).map(|v| v as f32).context("score needs the background model")).collect() };
+    let mut v = score_all(&valid)?;
     let threshold = guard::calibrate_threshold(&mut v, false_reject).context("calibration scores are not finite")?;
-    let test = data::fashion_mnist(data::Split::Test)?;
-    let t = scores_of(&test)?;
+    let t = score_all(&stats_of(&data::fashion_mnist(data::Split::Test)?)?)?;
     let test_frr = t.iter().filter(|&&s| s > threshold).count() as f64 / t.len() as f64;
     let part = crate::int8::parts(&family)?[0];
     let path = dir.join(format!("{part}.egm"));
-    let updated = crate::quantize::set_guard(&std::fs::read(&path)?, ScoreKind::BitsPerDim as u8, threshold, false_reject, 0.0)?;
+    let updated = crate::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, params)?;
     data::write_atomic(&path, &updated)?;
     let mut card = crate::int8::read_card(dir)?;
     card["guard"] = json!({
-        "score": "bits_per_dim",
+        "score": kind.name(),
+        "params": if kind == ScoreKind::Combined { json!({"cc_median": params[0], "cc_spread": params[1], "line_median": params[2], "line_spread": params[3]}) } else { json!(null) },
+        "background_model": loaded.background_dir().filter(|_| kind.needs_background()).and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()),
         "engine": "int8",
         "threshold": crate::card::r4(threshold as f64),
         "false_reject_target": (false_reject as f64 * 1e6).round() / 1e6,
@@ -226,6 +318,6 @@ pub fn calibrate(dir: &Path, false_reject: f32, progress: bool) -> Result<()> {
         "command": format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
     });
     crate::card::write(dir, &card)?;
-    println!("threshold {threshold:.4} bits/dim (false-reject target {false_reject}); test-set false-reject {:.2}%", test_frr * 100.0);
+    println!("{} threshold {threshold:.4} (false-reject target {false_reject}); test-set false-reject {:.2}%", kind.name(), test_frr * 100.0);
     Ok(())
 }

@@ -94,3 +94,26 @@ fn a_closed_pipe_ends_output_without_a_panic() {
     child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn score_uses_the_calibrated_guard_of_the_model_file() {
+    let o = Command::new(env!("CARGO_BIN_EXE_edgegen"))
+        .args(["score", "--model", "models/pixelcnn-fmnist", "models/frames/fashion-mnist-test.idx", "models/frames/mnist-digits.idx"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 24);
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/pixelcnn-fmnist/card.json")).unwrap()).unwrap();
+    for l in &lines {
+        assert_eq!(l["score_kind"], card["guard"]["score"], "{l}");
+        let (score, threshold) = (l["score"].as_f64().unwrap(), l["threshold"].as_f64().unwrap());
+        assert!((threshold - card["guard"]["threshold"].as_f64().unwrap()).abs() < 1e-4, "{l}");
+        // The printed score is rounded to 4 decimals; the verdict is the exact comparison.
+        if (score - threshold).abs() > 1e-4 {
+            assert_eq!(l["accept"].as_bool().unwrap(), score <= threshold, "{l}");
+        }
+        assert!(l["bpd"].as_f64().unwrap() > 0.0);
+    }
+}
