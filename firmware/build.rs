@@ -1,6 +1,8 @@
 //! Copies the memory map of the board the target runs on into the linker's search path.
 //! The maps live in `memory/`, not the crate root, where a `memory.x` would win for every
-//! target.
+//! target. Also writes the device's golden files: the first set of each model's
+//! `golden/int8/*.bin` (the host tests check all of them; one per model on the device keeps
+//! the firmware inside 1 MiB of flash).
 use std::path::PathBuf;
 
 fn main() {
@@ -15,4 +17,22 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={}", map.display());
     println!("cargo:rerun-if-changed=build.rs");
+
+    for (name, path) in [
+        ("pixelcnn", "../models/pixelcnn-fmnist/golden/int8/model.bin"),
+        ("pixelcnn-bg", "../models/pixelcnn-fmnist-bg/golden/int8/model.bin"),
+        ("vae-encoder", "../models/vae-fmnist/golden/int8/encoder.bin"),
+        ("vae-decoder", "../models/vae-fmnist/golden/int8/decoder.bin"),
+        ("gan-generator", "../models/gan-fmnist/golden/int8/generator.bin"),
+    ] {
+        println!("cargo:rerun-if-changed={path}");
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen quantize`)"));
+        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+        assert!(bytes.len() >= 20 && &bytes[..4] == b"EGGV" && word(1) >= 1, "{path}: not a golden file");
+        let set = word(2) + word(3);
+        assert!(bytes.len() >= 20 + set, "{path}: truncated");
+        let mut first = bytes[..20 + set].to_vec();
+        first[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
+    }
 }

@@ -45,6 +45,11 @@ for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt --target "$target"
   echo "ok $target"
 done
+# SMLAD kernels: the M4 has DSP; a thumbv8m.main core only with it named (the firmware's
+# .cargo/config.toml passes the same target-cpu).
+cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,dsp --target thumbv7em-none-eabihf
+RUSTFLAGS="-C target-cpu=cortex-m55" cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,dsp --target thumbv8m.main-none-eabihf
+echo "ok dsp kernels"
 
 step "tests: runtime, trainer, cross-checks, firmware in QEMU"
 EDGEGEN_REQUIRE_PYTHON=1 EDGEGEN_REQUIRE_QEMU=1 cargo test --release --workspace

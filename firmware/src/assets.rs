@@ -1,30 +1,46 @@
 //! What the firmware embeds: the compiled models and the sensor frames, straight from
 //! `models/` (the same files the host tests read).
 
+/// Embeds a file in the `.models` section, which each board's memory map places in its
+/// flash (after the code on the mps2-an386; in the QSPI flash on the mps3-an547, whose
+/// 512 KiB ITCM holds the code).
+macro_rules! embed {
+    ($path:expr) => {{
+        #[link_section = ".models"]
+        static BYTES: [u8; include_bytes!($path).len()] = *include_bytes!($path);
+        &BYTES
+    }};
+}
+
 /// PixelCNN (guard and pixel-by-pixel generation).
-pub static PIXELCNN: &[u8] = include_bytes!("../../models/pixelcnn-fmnist/model.egm");
+pub static PIXELCNN: &[u8] = embed!("../../models/pixelcnn-fmnist/model.egm");
+/// The background PixelCNN (trained on perturbed images) of the guard's likelihood ratio.
+pub static PIXELCNN_BG: &[u8] = embed!("../../models/pixelcnn-fmnist-bg/model.egm");
 /// VAE encoder.
-pub static VAE_ENCODER: &[u8] = include_bytes!("../../models/vae-fmnist/encoder.egm");
+pub static VAE_ENCODER: &[u8] = embed!("../../models/vae-fmnist/encoder.egm");
 /// VAE decoder.
-pub static VAE_DECODER: &[u8] = include_bytes!("../../models/vae-fmnist/decoder.egm");
+pub static VAE_DECODER: &[u8] = embed!("../../models/vae-fmnist/decoder.egm");
 /// GAN generator.
-pub static GAN_GENERATOR: &[u8] = include_bytes!("../../models/gan-fmnist/generator.egm");
+pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-fmnist/generator.egm");
 /// Bytes of all embedded models.
 pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/model.egm").len()
+    + include_bytes!("../../models/pixelcnn-fmnist-bg/model.egm").len()
     + include_bytes!("../../models/vae-fmnist/encoder.egm").len()
     + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
     + include_bytes!("../../models/gan-fmnist/generator.egm").len();
 
-/// Golden vectors of every embedded model (written by the trainer, checked on the device).
-pub static GOLDEN: [(&str, &[u8]); 4] = [
-    ("pixelcnn", include_bytes!("../../models/pixelcnn-fmnist/golden/int8/model.bin")),
-    ("vae-encoder", include_bytes!("../../models/vae-fmnist/golden/int8/encoder.bin")),
-    ("vae-decoder", include_bytes!("../../models/vae-fmnist/golden/int8/decoder.bin")),
-    ("gan-generator", include_bytes!("../../models/gan-fmnist/golden/int8/generator.bin")),
+/// Golden vectors of every embedded model: the first set of each file the trainer wrote
+/// (`build.rs` cuts them), checked on the device.
+pub static GOLDEN: [(&str, &[u8]); 5] = [
+    ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
+    ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
+    ("vae-encoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-encoder.bin"))),
+    ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
+    ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
 ];
 
-static FASHION: &[u8] = include_bytes!("../../models/frames/fashion-mnist-test.idx");
-static MNIST: &[u8] = include_bytes!("../../models/frames/mnist-digits.idx");
+static FASHION: &[u8] = embed!("../../models/frames/fashion-mnist-test.idx");
+static MNIST: &[u8] = embed!("../../models/frames/mnist-digits.idx");
 
 /// The 28×28 images of an IDX image file (validated by the host when it wrote them; an
 /// inconsistent file yields no images rather than a panic).

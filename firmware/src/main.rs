@@ -12,13 +12,14 @@ mod assets;
 mod clock;
 mod host;
 mod screen;
+mod stack;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
+use edgegen_runtime::guard::PixelCnnScorer;
 use edgegen_runtime::kernels::Kernels;
-use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
 
@@ -51,18 +52,21 @@ fn load(bytes: &'static [u8], what: &str) -> Model<'static> {
 
 #[entry]
 fn main() -> ! {
+    stack::paint();
     let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| fail("peripherals"));
     clock::start(&mut cp.SYST);
     let arena: &'static mut [u8; ARENA] = cortex_m::singleton!(: [u8; ARENA] = [0; ARENA]).unwrap_or_else(|| fail("arena"));
     let sample_arena: &'static mut [u8; SAMPLE_ARENA] = cortex_m::singleton!(: [u8; SAMPLE_ARENA] = [0; SAMPLE_ARENA]).unwrap_or_else(|| fail("sample arena"));
 
     let pixelcnn = PixelCnn::new(load(assets::PIXELCNN, "pixelcnn"), Kernels::Optimized).unwrap_or_else(|_| fail("pixelcnn engine"));
+    let background = PixelCnn::new(load(assets::PIXELCNN_BG, "pixelcnn background"), Kernels::Optimized).unwrap_or_else(|_| fail("background engine"));
     let vae = Vae::new(load(assets::VAE_ENCODER, "vae encoder"), load(assets::VAE_DECODER, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine"));
     let gan = Gan::new(load(assets::GAN_GENERATOR, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine"));
     defmt::info!(
-        "boot arena={=usize} pixelcnn_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        "boot arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
         ARENA,
         pixelcnn.arena_len(),
+        background.arena_len(),
         pixelcnn.sample_arena_len(),
         vae.arena_len(),
         gan.arena_len(),
@@ -73,7 +77,7 @@ fn main() -> ! {
     }
 
     // The trainer's golden vectors, bit for bit, on this CPU.
-    let models = [pixelcnn.interpreter().model(), vae.encoder_model(), vae.decoder_model(), gan.model()];
+    let models = [pixelcnn.interpreter().model(), background.interpreter().model(), vae.encoder_model(), vae.decoder_model(), gan.model()];
     for ((name, bytes), model) in assets::GOLDEN.iter().zip(models) {
         let golden = edgegen_runtime::golden::Golden::parse(bytes).unwrap_or_else(|_| fail("golden file"));
         let interp = edgegen_runtime::interpreter::Interpreter::new(*model, Kernels::Optimized);
@@ -82,6 +86,18 @@ fn main() -> ! {
         if passed != golden.len() {
             fail("golden vectors");
         }
+    }
+
+    // Where the PixelCNN's instructions go: every op once, with its multiply-accumulates
+    // (nominal, and executed: without the masked taps the optimized kernels skip).
+    let interp = pixelcnn.interpreter();
+    interp.set_input_image(&mut arena[..], &[0u8; 784]).unwrap_or_else(|_| fail("profile input"));
+    for i in 0..interp.model().op_count() {
+        let t = clock::now();
+        interp.invoke_ops(&mut arena[..], i..i + 1).unwrap_or_else(|_| fail("profile op"));
+        let n = clock::now() - t;
+        let (macs, executed) = interp.op_macs(i);
+        defmt::info!("op model=pixelcnn index={=usize} code={=u8} macs={=u64} executed_macs={=u64} instructions={=u64}", i, interp.model().op(i).code as u8, macs, executed, n);
     }
 
     let mut screen = screen::Screen::new();
@@ -105,37 +121,41 @@ fn main() -> ! {
         screen.sample(2, seed as usize, &img);
     }
 
-    // Scoring: every embedded frame.
+    // Scoring: every embedded frame, with the guard calibrated into the PixelCNN's file
+    // (its score may need the background model's per-pixel likelihoods too).
+    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut sample_arena[..]).unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
+    let kind = guard.scorer().kind();
     let mut slot = 0;
     for (set, frames) in assets::frame_sets() {
         for (index, frame) in frames.enumerate() {
             let t = clock::now();
-            let lp = pixelcnn.log_prob(&mut arena[..], frame).unwrap_or_else(|_| fail("pixelcnn log_prob"));
-            let pixelcnn_instructions = clock::now() - t;
-            let bpd = bits_per_dim(lp, 784);
+            let verdict = guard.check(frame).unwrap_or_else(|_| fail("guard"));
+            let guard_instructions = clock::now() - t;
+            let stats = guard.scorer().last().unwrap_or_else(|| fail("guard statistics"));
             let t = clock::now();
             let bounds = vae.bounds(&mut arena[..], frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
             let vae_instructions = clock::now() - t;
-            let md = pixelcnn.interpreter().model().metadata();
-            let (threshold, calibrated) = (md.guard_threshold, md.guard_flags & 1 != 0);
-            let accept = !calibrated || bpd as f32 <= threshold;
             defmt::info!(
-                "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} threshold={=f32} verdict={=str} pixelcnn_instructions={=u64} vae_instructions={=u64}",
+                "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} score_kind={=str} score={=f32} score_bits={=u32:#010x} threshold={=f32} verdict={=str} guard_instructions={=u64} vae_instructions={=u64}",
                 set,
                 index,
-                bpd,
-                bpd.to_bits(),
+                stats.bpd,
+                stats.bpd.to_bits(),
                 bounds.iwae_bpd(),
                 bounds.iwae_bpd().to_bits(),
-                threshold,
-                if !calibrated { "uncalibrated" } else if accept { "accept" } else { "reject" },
-                pixelcnn_instructions,
+                kind.name(),
+                verdict.score,
+                verdict.score.to_bits(),
+                verdict.threshold,
+                if verdict.accept { "accept" } else { "reject" },
+                guard_instructions,
                 vae_instructions
             );
-            screen.frame(slot, frame, accept, bpd as f32);
+            screen.frame(slot, frame, verdict.accept, verdict.score);
             slot += 1;
         }
     }
+    defmt::info!("stack used_bytes={=usize}", stack::used());
     match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
         Ok(()) => defmt::info!("screen {=usize}x{=usize} written to edgegen-screen.pgm", screen::WIDTH, screen::HEIGHT),
         Err(()) => fail("writing the screen to the host"),

@@ -1,6 +1,6 @@
 //! The screen: a 400×300 8-bit grayscale framebuffer drawn with embedded-graphics. Rows of
 //! generated samples per model family, then the strip of scored sensor frames, each boxed
-//! by its verdict (solid box: accepted; cross: rejected) with its bits/dim underneath.
+//! by its verdict (solid box: accepted; cross: rejected) with its guard score underneath.
 
 use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
 use embedded_graphics::mono_font::MonoTextStyle;
@@ -51,7 +51,7 @@ impl Screen {
         for (i, f) in FAMILIES.iter().enumerate() {
             let _ = Text::new(f, Point::new(4, 40 + 60 * i as i32), label).draw(&mut s);
         }
-        let _ = Text::new("sensor frames: box = accept, cross = reject, bits/dim below", Point::new(4, 206), label).draw(&mut s);
+        let _ = Text::new("sensor frames: box = accept, cross = reject, guard score below", Point::new(4, 206), label).draw(&mut s);
         s
     }
 
@@ -71,7 +71,7 @@ impl Screen {
     }
 
     /// Scored frame `slot` with its verdict and score.
-    pub fn frame(&mut self, slot: usize, img: &[u8], accept: bool, bpd: f32) {
+    pub fn frame(&mut self, slot: usize, img: &[u8], accept: bool, score: f32) {
         let (col, row) = (slot % 12, slot / 12);
         let (x, y) = (4 + col * 33, 214 + row * 42);
         self.blit(x + 2, y + 2, img, 1);
@@ -83,8 +83,9 @@ impl Screen {
             let _ = Line::new(Point::new(x as i32 + 31, y as i32), Point::new(x as i32, y as i32 + 31)).into_styled(cross).draw(self);
         }
         let mut text: heapless::String<8> = heapless::String::new();
-        let hundredths = (bpd * 100.0 + 0.5) as u32;
-        let _ = core::fmt::write(&mut text, format_args!("{}.{:02}", hundredths / 100, hundredths % 100));
+        let hundredths = (if score < 0.0 { -score } else { score } * 100.0 + 0.5) as u32;
+        let sign = if score < 0.0 && hundredths > 0 { "-" } else { "" };
+        let _ = core::fmt::write(&mut text, format_args!("{sign}{}.{:02}", hundredths / 100, hundredths % 100));
         let _ = Text::new(&text, Point::new(x as i32 + 2, y as i32 + 40), MonoTextStyle::new(&FONT_5X8, Gray8::new(220))).draw(self);
     }
 

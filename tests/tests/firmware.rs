@@ -1,4 +1,4 @@
-//! The firmware in QEMU (Cortex-M4F, mps2-an386) against the host: every score, verdict and
+//! The firmware in QEMU (Cortex-M4F on mps2-an386, Cortex-M55 on mps3-an547) against the host: every score, verdict and
 //! generated sample it logs must equal, bit for bit, what the same runtime code computes
 //! here for the same embedded models, frames and seeds.
 //!
@@ -9,8 +9,8 @@
 mod common;
 
 use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
+use edgegen_runtime::guard::PixelCnnScorer;
 use edgegen_runtime::kernels::Kernels;
-use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::{crc32, Model};
 use edgegen_runtime::rng::Rng;
 use std::collections::HashMap;
@@ -18,13 +18,17 @@ use std::process::Command;
 
 fn tools_available() -> bool {
     let ok = |cmd: &str, arg: &str| Command::new(cmd).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
-    let target = Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| String::from_utf8_lossy(&o.stdout).contains("thumbv7em-none-eabihf")).unwrap_or(false);
+    let target = Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| {
+        let t = String::from_utf8_lossy(&o.stdout).to_string();
+        t.contains("thumbv7em-none-eabihf") && t.contains("thumbv8m.main-none-eabihf")
+    })
+    .unwrap_or(false);
     let all = ok("qemu-system-arm", "--version") && ok("defmt-print", "--version") && target;
     if !all && std::env::var("EDGEGEN_REQUIRE_QEMU").as_deref() == Ok("1") {
-        panic!("EDGEGEN_REQUIRE_QEMU=1 but qemu-system-arm, defmt-print or the thumbv7em-none-eabihf target is missing");
+        panic!("EDGEGEN_REQUIRE_QEMU=1 but qemu-system-arm, defmt-print or the thumbv7em-none-eabihf / thumbv8m.main-none-eabihf targets are missing");
     }
     if !all {
-        eprintln!("skipping: qemu-system-arm, defmt-print or thumbv7em-none-eabihf missing (scripts/test.sh installs them)");
+        eprintln!("skipping: qemu-system-arm, defmt-print or the thumb targets missing (scripts/test.sh installs them)");
     }
     all
 }
@@ -38,15 +42,33 @@ fn hex(v: &str) -> u64 {
     u64::from_str_radix(v.trim_start_matches("0x"), 16).expect("hex field")
 }
 
-#[test]
-fn firmware_in_qemu_matches_the_host_bit_for_bit() {
-    if !tools_available() {
-        return;
+/// Section sizes of an ELF32 file: (name, size, flags, is_nobits) for allocated sections.
+fn elf_sections(elf: &[u8]) -> Vec<(String, u64, u32, bool)> {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    assert_eq!(&elf[..5], b"\x7fELF\x01", "an ELF32 file");
+    let (shoff, shentsize, shnum, shstrndx) = (u32_at(0x20) as usize, u16_at(0x2E), u16_at(0x30), u16_at(0x32));
+    let sh = |i: usize| shoff + i * shentsize;
+    let strtab = u32_at(sh(shstrndx) + 16) as usize;
+    let mut out = Vec::new();
+    for i in 0..shnum {
+        let (name_off, kind, flags, size) = (u32_at(sh(i)) as usize, u32_at(sh(i) + 4), u32_at(sh(i) + 8), u32_at(sh(i) + 20));
+        if flags & 2 == 0 || size == 0 {
+            continue;
+        }
+        let name: String = elf[strtab + name_off..].iter().take_while(|&&b| b != 0).map(|&b| b as char).collect();
+        out.push((name, size as u64, flags, kind == 8));
     }
+    out
+}
+
+/// Runs the firmware for `target` in QEMU and checks its log against the host; returns the
+/// footprint figures it measured.
+fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
     let root = common::root();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target")).join("firmware");
     let out = Command::new("cargo")
-        .args(["run", "--release", "--quiet"])
+        .args(["run", "--release", "--quiet", "--target", target])
         .current_dir(root.join("firmware"))
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
@@ -54,23 +76,32 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
         .expect("cargo runs");
     let log = String::from_utf8_lossy(&out.stdout).to_string();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "firmware failed:\n{log}\n{err}");
+    assert!(out.status.success(), "firmware on {target} failed:\n{log}\n{err}");
     assert!(log.contains("done: all checks passed"), "{log}");
 
     let read = |p: &str| std::fs::read(root.join("models").join(p)).unwrap();
-    let (pbytes, ebytes, dbytes, gbytes) = (read("pixelcnn-fmnist/model.egm"), read("vae-fmnist/encoder.egm"), read("vae-fmnist/decoder.egm"), read("gan-fmnist/generator.egm"));
+    let (pbytes, bbytes, ebytes, dbytes, gbytes) =
+        (read("pixelcnn-fmnist/model.egm"), read("pixelcnn-fmnist-bg/model.egm"), read("vae-fmnist/encoder.egm"), read("vae-fmnist/decoder.egm"), read("gan-fmnist/generator.egm"));
     let pixelcnn = PixelCnn::new(Model::from_bytes(&pbytes).unwrap(), Kernels::Optimized).unwrap();
+    let background = PixelCnn::new(Model::from_bytes(&bbytes).unwrap(), Kernels::Optimized).unwrap();
     let vae = Vae::new(Model::from_bytes(&ebytes).unwrap(), Model::from_bytes(&dbytes).unwrap(), Kernels::Optimized).unwrap();
     let gan = Gan::new(Model::from_bytes(&gbytes).unwrap(), Kernels::Optimized).unwrap();
     let mut arena = vec![0u8; pixelcnn.sample_arena_len().max(vae.arena_len())];
+    let mut guard_arena = vec![0u8; PixelCnnScorer::arena_len(&pixelcnn, Some(&background))];
+    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut guard_arena).expect("the PixelCNN file holds a calibrated guard");
     let sets = [("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx")];
     let frames: HashMap<&str, edgegen_trainer::data::Images> =
         sets.iter().map(|(s, f)| (*s, edgegen_trainer::data::read_idx_images(&root.join("models/frames").join(f)).unwrap())).collect();
 
-    let (mut samples, mut scored) = (0, 0);
+    let (mut samples, mut scored, mut ops) = (0, 0, Vec::new());
+    let (mut guard_instr, mut vae_instr, mut sample_instr) = (Vec::new(), Vec::new(), HashMap::<String, Vec<u64>>::new());
+    let mut boot = HashMap::new();
+    let mut stack = 0u64;
     for line in log.lines() {
         let f = fields(line);
-        if line.contains(" sample ") {
+        if line.contains(" boot ") {
+            boot = f.iter().map(|(k, v)| (k.to_string(), v.parse::<u64>().unwrap_or(0))).collect();
+        } else if line.contains(" sample ") {
             let seed: u64 = f["seed"].parse().unwrap();
             let mut img = [0u8; 784];
             match f["model"] {
@@ -79,28 +110,107 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
                 _ => pixelcnn.sample(&mut arena, seed, &mut img).unwrap(),
             }
             assert_eq!(hex(f["crc"]) as u32, crc32(&img), "{line}");
+            sample_instr.entry(f["model"].to_string()).or_default().push(f["instructions"].parse().unwrap());
             samples += 1;
+        } else if line.contains(" op ") {
+            ops.push((f["code"].parse::<u8>().unwrap(), f["macs"].parse::<u64>().unwrap(), f["executed_macs"].parse::<u64>().unwrap(), f["instructions"].parse::<u64>().unwrap()));
         } else if line.contains(" frame ") {
             let index: usize = f["index"].parse().unwrap();
             let image = frames[f["set"]].image(index);
-            let bpd = bits_per_dim(pixelcnn.log_prob(&mut arena, image).unwrap(), 784);
+            let v = guard.check(image).unwrap();
+            let stats = guard.scorer().last().unwrap();
             let vae_bpd = vae.bounds(&mut arena, image, 4, &mut Rng::with_stream(0, index as u64)).unwrap().iwae_bpd();
             let bits: Vec<u64> = line.split_whitespace().filter_map(|t| t.strip_prefix("bits=")).map(hex).collect();
-            assert_eq!(bits, vec![bpd.to_bits(), vae_bpd.to_bits()], "{line}");
-            let md = pixelcnn.interpreter().model().metadata();
-            let want = if md.guard_flags & 1 == 0 { "uncalibrated" } else if bpd as f32 <= md.guard_threshold { "accept" } else { "reject" };
-            assert_eq!(f["verdict"], want, "{line}");
+            assert_eq!(bits, vec![stats.bpd.to_bits(), vae_bpd.to_bits()], "{line}");
+            assert_eq!(hex(f["score_bits"]) as u32, v.score.to_bits(), "{line}");
+            assert_eq!(f["score_kind"], guard.scorer().kind().name(), "{line}");
+            assert_eq!(f["verdict"], if v.accept { "accept" } else { "reject" }, "{line}");
+            guard_instr.push(f["guard_instructions"].parse::<u64>().unwrap());
+            vae_instr.push(f["vae_instructions"].parse::<u64>().unwrap());
             scored += 1;
+        } else if line.contains(" stack ") {
+            stack = f["used_bytes"].parse().unwrap();
         }
     }
     assert_eq!(samples, 12, "{log}");
     assert_eq!(scored, 24, "{log}");
+    assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
+    assert!(stack > 0, "{log}");
 
-    // The screen the firmware drew, as a PNG the README shows.
+    let elf = std::fs::read(target_dir.join(target).join("release/edgegen-firmware")).unwrap();
+    let sections = elf_sections(&elf);
+    let flash: u64 = sections.iter().filter(|s| !s.3).map(|s| s.1).sum();
+    let ram: u64 = sections.iter().filter(|s| s.2 & 1 != 0).map(|s| s.1).sum();
+    // SysTick reads in steps of 40 instructions: report thousands, which are repeatable.
+    let k = |v: u64| (v + 500) / 1000 * 1000;
+    let mean = |v: &[u64]| k(v.iter().sum::<u64>() / v.len().max(1) as u64);
+    // The main conv kernel: the op with the most multiply-accumulates (a masked 3×3).
+    let main = ops.iter().copied().max_by_key(|o| o.1).unwrap();
+    let conv: Vec<_> = ops.iter().filter(|o| o.1 > 0).collect();
+    let (conv_macs, conv_exec, conv_instr) = conv.iter().fold((0, 0, 0), |a, o| (a.0 + o.1, a.1 + o.2, a.2 + o.3));
+    let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
+    serde_json::json!({
+        "machine": machine,
+        "sections_bytes": sections.iter().map(|s| (s.0.clone(), s.1)).collect::<std::collections::BTreeMap<_, _>>(),
+        "flash_bytes": flash,
+        "static_ram_bytes": ram,
+        "models_bytes": boot.get("models_bytes"),
+        "arena_plan_bytes": {
+            "pixelcnn": boot.get("pixelcnn_arena"), "pixelcnn_background": boot.get("background_arena"),
+            "pixelcnn_sampling": boot.get("pixelcnn_sample_arena"), "vae": boot.get("vae_arena"), "gan": boot.get("gan_arena"),
+        },
+        "stack_peak_bytes": stack,
+        "guard_ram_bytes": boot["pixelcnn_arena"].max(boot["background_arena"]) + 2 * 784 * 4 + stack,
+        "instructions": {
+            "guard_per_frame": mean(&guard_instr),
+            "pixelcnn_log_prob": k(ops.iter().map(|o| o.3).sum::<u64>()),
+            "vae_iwae_k4_per_frame": mean(&vae_instr),
+            "vae_sample": mean(&sample_instr["vae"]),
+            "gan_sample": mean(&sample_instr["gan"]),
+            "pixelcnn_sample": mean(&sample_instr["pixelcnn"]),
+        },
+        "main_conv": {
+            "macs": main.1, "executed_macs": main.2, "instructions": k(main.3),
+            "instructions_per_mac": r3(main.3 as f64 / main.1 as f64),
+            "instructions_per_executed_mac": r3(main.3 as f64 / main.2 as f64),
+        },
+        "all_convs": {
+            "macs": conv_macs, "executed_macs": conv_exec, "instructions": k(conv_instr),
+            "instructions_per_mac": r3(conv_instr as f64 / conv_macs as f64),
+            "instructions_per_executed_mac": r3(conv_instr as f64 / conv_exec as f64),
+        },
+    })
+}
+
+#[test]
+fn firmware_in_qemu_matches_the_host_bit_for_bit() {
+    if !tools_available() {
+        return;
+    }
+    let root = common::root();
+    let m4 = run_and_check("thumbv7em-none-eabihf", "mps2-an386 (Cortex-M4F)");
+    // The screen the M4 firmware drew, as a PNG the README shows.
     let pgm = std::fs::read(root.join("firmware/edgegen-screen.pgm")).expect("the firmware wrote its screen");
     let header_end = pgm.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(2).unwrap().0 + 1;
     let dims: Vec<usize> = String::from_utf8_lossy(&pgm[..header_end]).split_whitespace().skip(1).take(2).map(|v| v.parse().unwrap()).collect();
     assert_eq!(pgm.len() - header_end, dims[0] * dims[1]);
     edgegen_trainer::imageio::write_gray_png(&root.join("firmware/screen.png"), dims[0], dims[1], &pgm[header_end..]).unwrap();
     std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
+
+    let m55 = run_and_check("thumbv8m.main-none-eabihf", "mps3-an547 (Cortex-M55, Helium)");
+    std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
+    // The footprint report the README quotes (written atomically).
+    let report = serde_json::json!({
+        "command": "scripts/test.sh (tests/tests/firmware.rs)",
+        "note": "instructions counted by SysTick under QEMU -icount shift=0 (rounded to thousands); executed MACs leave out the masked kernel taps the optimized kernels skip; guard_ram_bytes = the larger planned arena of the PixelCNN and its background model + two 784-value f32 likelihood buffers + the measured peak stack",
+        "cortex_m4": m4,
+        "cortex_m55": m55,
+    });
+    let path = root.join("firmware/footprint.json");
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&report).unwrap() + "\n").unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    // The budgets of the firmware issue.
+    assert!(m4["flash_bytes"].as_u64().unwrap() <= 1 << 20, "flash over 1 MiB: {m4}");
+    assert!(m4["guard_ram_bytes"].as_u64().unwrap() <= 256 << 10, "PixelCNN guard RAM over 256 KiB: {m4}");
 }
