@@ -41,6 +41,7 @@ pub static GOLDEN: [(&str, &[u8]); 5] = [
 
 static FASHION: &[u8] = embed!("../../models/frames/fashion-mnist-test.idx");
 static MNIST: &[u8] = embed!("../../models/frames/mnist-digits.idx");
+static FAULTS: &[u8] = embed!("../../models/frames/sensor-faults.idx");
 
 /// The 28×28 images of an IDX image file (validated by the host when it wrote them; an
 /// inconsistent file yields no images rather than a panic).
@@ -51,6 +52,6 @@ fn frames(idx: &'static [u8]) -> impl Iterator<Item = &'static [u8]> {
 }
 
 /// The frame sets: name and images.
-pub fn frame_sets() -> [(&'static str, impl Iterator<Item = &'static [u8]>); 2] {
-    [("fashion", frames(FASHION)), ("mnist", frames(MNIST))]
+pub fn frame_sets() -> [(&'static str, impl Iterator<Item = &'static [u8]>); 3] {
+    [("fashion", frames(FASHION)), ("mnist", frames(MNIST)), ("faults", frames(FAULTS))]
 }

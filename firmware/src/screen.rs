@@ -12,7 +12,7 @@ use embedded_graphics::text::Text;
 /// Screen width in pixels.
 pub const WIDTH: usize = 400;
 /// Screen height in pixels.
-pub const HEIGHT: usize = 300;
+pub const HEIGHT: usize = 344;
 
 /// The framebuffer.
 pub struct Screen {

@@ -89,7 +89,7 @@ fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
     let mut arena = vec![0u8; pixelcnn.sample_arena_len().max(vae.arena_len())];
     let mut guard_arena = vec![0u8; PixelCnnScorer::arena_len(&pixelcnn, Some(&background))];
     let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut guard_arena).expect("the PixelCNN file holds a calibrated guard");
-    let sets = [("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx")];
+    let sets = [("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx"), ("faults", "sensor-faults.idx")];
     let frames: HashMap<&str, edgegen_trainer::data::Images> =
         sets.iter().map(|(s, f)| (*s, edgegen_trainer::data::read_idx_images(&root.join("models/frames").join(f)).unwrap())).collect();
 
@@ -133,7 +133,7 @@ fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
         }
     }
     assert_eq!(samples, 12, "{log}");
-    assert_eq!(scored, 24, "{log}");
+    assert_eq!(scored, 36, "{log}");
     assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
     assert!(stack > 0, "{log}");
 

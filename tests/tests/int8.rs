@@ -89,7 +89,7 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
     let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background))];
     let mut guard = PixelCnnScorer::guard(engine, Some(background), &mut arena).expect("a calibrated guard");
     let (mut diffs, mut verdicts) = (Vec::new(), 0);
-    for set in ["fashion-mnist-test.idx", "mnist-digits.idx"] {
+    for set in ["fashion-mnist-test.idx", "mnist-digits.idx", "sensor-faults.idx"] {
         let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
         for i in 0..frames.len() {
             let img = frames.image(i);
@@ -106,7 +106,7 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
             verdicts += 1;
         }
     }
-    assert_eq!(verdicts, 24);
+    assert_eq!(verdicts, 36);
     let mean_abs = diffs.iter().map(|d| d.abs()).sum::<f64>() / diffs.len() as f64;
     let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
     assert!(mean_abs < 0.01 && mean.abs() < 0.005, "mean |diff| {mean_abs}, mean diff {mean}");

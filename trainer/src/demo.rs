@@ -8,23 +8,31 @@ use crate::score::{EngineKind, Loaded};
 use std::path::{Path, PathBuf};
 
 /// The bundled frame sets: (file, what the frames are).
-pub const FRAME_SETS: [(&str, &str); 2] = [
+pub const FRAME_SETS: [(&str, &str); 3] = [
     ("fashion-mnist-test.idx", "Fashion-MNIST test images (in distribution)"),
     ("mnist-digits.idx", "MNIST digits (out of distribution)"),
+    ("sensor-faults.idx", "sensor faults: Fashion-MNIST test images corrupted, one kind after another (out of distribution)"),
 ];
 
-/// Writes the bundled frames: the first `n` Fashion-MNIST test images and `n` MNIST digits
-/// spread over all ten classes (`edgegen data frames`).
+/// Writes the bundled frames (`edgegen data frames`): the first `n` Fashion-MNIST test
+/// images, `n` MNIST digits spread over the file, and `n` corrupted test images (the next
+/// `n`, one corruption kind after another).
 pub fn write_frames(dir: &Path, n: usize) -> Result<()> {
     let test = data::fashion_mnist(data::Split::Test)?;
     let mnist = data::mnist_digits()?;
+    anyhow::ensure!(n >= 1 && 2 * n <= test.len() && n <= mnist.len(), "--count must be in 1..={}", test.len() / 2);
     let picks: Vec<usize> = (0..n).map(|i| i * mnist.len() / n + 7).collect();
     let mut fm = test.slice(0..n);
     fm.labels = None;
     let mut mn = mnist.select(&picks);
     mn.labels = None;
+    // Sensor faults: the next `n` test images, corrupted with the kinds of `eval ood` in turn.
+    let mut rng = edgegen_runtime::rng::Rng::with_stream(5, 0);
+    let pixels: Vec<u8> = (0..n).flat_map(|i| crate::ood::corrupt(crate::ood::CORRUPTIONS[i % crate::ood::CORRUPTIONS.len()], test.image(n + i), &mut rng)).collect();
+    let faults = data::Images { rows: 28, cols: 28, pixels, labels: None };
     data::write_atomic(&dir.join(FRAME_SETS[0].0), &data::encode_idx_images(&fm))?;
     data::write_atomic(&dir.join(FRAME_SETS[1].0), &data::encode_idx_images(&mn))?;
+    data::write_atomic(&dir.join(FRAME_SETS[2].0), &data::encode_idx_images(&faults))?;
     Ok(())
 }
 
