@@ -215,7 +215,13 @@ pub fn read_images(path: &Path) -> Result<Images> {
 /// The guard's verdict on one image: (score, threshold, accept), when a guard is calibrated.
 pub fn verdict(loaded: &Loaded, stats: &Statistics) -> Result<Option<(f64, f32, bool)>> {
     let Some((kind, params, threshold)) = loaded.guard() else { return Ok(None) };
-    let score = stats.score(kind, &params).with_context(|| format!("the calibrated {} guard needs the background model (a sibling `-bg` directory)", kind.name()))?;
+    let score = stats.score(kind, &params).with_context(|| {
+        if kind.needs_background() && stats.background_bpd.is_none() {
+            format!("the calibrated {} guard needs the background model (a sibling `-bg` directory)", kind.name())
+        } else {
+            format!("the {} guard's constants in the model file are unusable ({params:?}); recalibrate", kind.name())
+        }
+    })?;
     Ok(Some((score, threshold, score as f32 <= threshold)))
 }
 

@@ -135,7 +135,8 @@ fn dot(c: &[Lane], w: &[Lane]) -> i32 {
 /// fields are gathered once (zero-point corrected, so padding is 0); for each pair of
 /// output channels the int8 weights are widened once (per call when all fit, else per
 /// group); then each 2-position ×
-/// 2-channel block is four dot products sharing their loads. Stack: 28 KiB.
+/// 2-channel block is four dot products sharing their loads. Stack: 32 KiB (columns,
+/// widened weights, accumulators).
 pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     if std::is_x86_feature_detected!("avx2") {
