@@ -178,6 +178,11 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
         *d = (t as usize / kw, t as usize % kw);
     }
     let tap_yx = &tap_yx[..n_live];
+    // Many input channels: read the receptive fields straight from channel-last rows.
+    let ci2 = ci_n + (ci_n & 1);
+    if ci_n >= 8 && taps > 1 && co_n * n_live * ci2 <= WBUF && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
+        return conv2d_rows_hwc(g, input, weights, bias, spec, out, live, tap_yx);
+    }
     let widen = |dst: &mut [i16], co: usize| {
         let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
         for (d, w) in dst[..k].chunks_exact_mut(n_live.max(1)).zip(w_co.chunks_exact(taps)) {
@@ -212,18 +217,26 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
                 let plane = &input[ci * hi * wi..(ci + 1) * hi * wi];
                 for (ti, &(ky, kx)) in tap_yx.iter().enumerate() {
                     let j = ci * n_live + ti;
-                    let dst = cols[j..np * k2].iter_mut().step_by(k2);
+                    let cols = &mut cols[..np * k2];
                     let iy = (oy * s + ky).wrapping_sub(pad);
-                    if iy >= hi {
-                        dst.for_each(|d| *d = 0);
-                        continue;
-                    }
-                    let row = &plane[iy * wi..(iy + 1) * wi];
                     // Positions whose tap lands inside the row: lo..hi_p (relative to x0).
-                    let (lo, hi_p) = valid_cols(kx, pad, s, wi, x0 + np);
-                    let (lo, hi_p) = (lo.max(x0) - x0, hi_p.max(x0) - x0);
-                    for (p, d) in dst.enumerate() {
-                        *d = if p >= lo && p < hi_p { (row[(x0 + p) * s + kx - pad] as i8 as i32 - zp) as i16 } else { 0 };
+                    let (lo, hi_p) = if iy < hi {
+                        let (lo, hi_p) = valid_cols(kx, pad, s, wi, x0 + np);
+                        (lo.max(x0) - x0, hi_p.max(x0) - x0)
+                    } else {
+                        (0, 0)
+                    };
+                    let (head, rest) = cols.split_at_mut(lo * k2);
+                    let (mid, tail) = rest.split_at_mut((hi_p - lo) * k2);
+                    for c in head.chunks_exact_mut(k2).chain(tail.chunks_exact_mut(k2)) {
+                        c[j] = 0;
+                    }
+                    if lo < hi_p {
+                        let row = &plane[iy * wi..(iy + 1) * wi];
+                        let src = row[(x0 + lo) * s + kx - pad..].iter().step_by(s);
+                        for (c, &x) in mid.chunks_exact_mut(k2).zip(src) {
+                            c[j] = (x as i8 as i32 - zp) as i16;
+                        }
                     }
                 }
             }
@@ -261,6 +274,129 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
                 co += 2;
             }
             x0 += np;
+        }
+    }
+}
+
+/// The accumulators of one output-channel pair over one output row, reading receptive
+/// fields from channel-last input rows (`rows`: per kernel row `ky`, `wp` pixels of `cw`
+/// lanes, zero-padded). Each run `(o, n)` of `runs` is `n` contiguous lanes at `o + p·step`
+/// for position `p` (live taps of one kernel row with consecutive `kx` are one run);
+/// `w0`, `w1` hold the widened weights run after run. Out of line on Arm, as [`gemm_pair`].
+#[cfg_attr(all(target_arch = "arm", feature = "dsp"), inline(never))]
+#[cfg_attr(not(all(target_arch = "arm", feature = "dsp")), inline(always))]
+#[allow(clippy::too_many_arguments)]
+fn gemm_pair_hwc(rows: &[Lane], runs: &[(usize, usize)], step: usize, w0: &[Lane], w1: &[Lane], b0: i32, b1: i32, a0: &mut [i32], a1: &mut [i32]) {
+    let np = a0.len().min(a1.len());
+    let mut p = 0;
+    while p + 1 < np {
+        let (mut s00, mut s01, mut s10, mut s11) = (b0, b1, b0, b1);
+        let mut wo = 0;
+        for &(o, n) in runs {
+            let c0 = &rows[o + p * step..o + p * step + n];
+            let c1 = &rows[o + (p + 1) * step..o + (p + 1) * step + n];
+            let [d00, d01, d10, d11] = dot2x2(c0, c1, &w0[wo..wo + n], &w1[wo..wo + n]);
+            (s00, s01, s10, s11) = (s00 + d00, s01 + d01, s10 + d10, s11 + d11);
+            wo += n;
+        }
+        (a0[p], a1[p], a0[p + 1], a1[p + 1]) = (s00, s01, s10, s11);
+        p += 2;
+    }
+    if p < np {
+        let (mut s0, mut s1, mut wo) = (b0, b1, 0);
+        for &(o, n) in runs {
+            let c = &rows[o + p * step..o + p * step + n];
+            s0 += dot(c, &w0[wo..wo + n]);
+            s1 += dot(c, &w1[wo..wo + n]);
+            wo += n;
+        }
+        (a0[p], a1[p]) = (s0, s1);
+    }
+}
+
+/// [`conv2d`] for many input channels, bit-exact with `reference::conv2d`: for each output
+/// row the input rows it reads are converted once to channel-last i16 (zero-point corrected,
+/// zero-padded), so every tap of every position is a contiguous run of channels and the 2×2
+/// micro-kernel reads it in place — no per-position gathering. Weights are widened once per
+/// call in (output channel, live tap, input channel) order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_rows_hwc(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], live: &[u8], tap_yx: &[(usize, usize)]) {
+    let [ci_n, hi, wi] = g.input;
+    let [co_n, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
+    let (taps, n_live) = (kh * kw, live.len());
+    let ci2 = ci_n + (ci_n & 1);
+    let (cw, wp) = (ci2 / PACK, wi + 2 * pad);
+    let mut rows_buf = [0u32; COLS / 2];
+    let mut w_buf = [0u32; WBUF / 2];
+    let mut acc = [0i32; TILE];
+    {
+        let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
+        for co in 0..co_n {
+            let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
+            for (t, &tap) in live.iter().enumerate() {
+                let dst = &mut wv[(co * n_live + t) * ci2..(co * n_live + t + 1) * ci2];
+                for (ci, d) in dst[..ci_n].iter_mut().enumerate() {
+                    *d = w_co[ci * taps + tap as usize] as i8 as i16;
+                }
+                dst[ci_n..].fill(0);
+            }
+        }
+    }
+    // Runs of live taps (same kernel row, consecutive kx) as (lane offset for position 0,
+    // lanes); one position further is `s` pixels.
+    let mut runs = [(0usize, 0usize); MAX_TAPS];
+    let mut n_runs = 0;
+    for (t, &(ky, kx)) in tap_yx.iter().enumerate() {
+        if t > 0 && tap_yx[t - 1] == (ky, kx.wrapping_sub(1)) {
+            runs[n_runs - 1].1 += cw;
+        } else {
+            runs[n_runs] = ((ky * wp + kx) * cw, cw);
+            n_runs += 1;
+        }
+    }
+    let runs = &runs[..n_runs];
+    let mut needed = [false; MAX_TAPS];
+    for &(ky, _) in tap_yx {
+        needed[ky] = true;
+    }
+    for oy in g.rows.0..g.rows.1.min(ho) {
+        {
+            let rows: &mut [i16] = bytemuck::cast_slice_mut(&mut rows_buf[..]);
+            for ky in (0..kh).filter(|&ky| needed[ky]) {
+                let dst = &mut rows[ky * wp * ci2..(ky + 1) * wp * ci2];
+                let iy = (oy * s + ky).wrapping_sub(pad);
+                dst.fill(0);
+                if iy >= hi {
+                    continue;
+                }
+                for ci in 0..ci_n {
+                    let src = &input[(ci * hi + iy) * wi..(ci * hi + iy + 1) * wi];
+                    for (d, &x) in dst[pad * ci2 + ci..].iter_mut().step_by(ci2).zip(src) {
+                        *d = (x as i8 as i32 - zp) as i16;
+                    }
+                }
+            }
+        }
+        let rows: &[Lane] = bytemuck::cast_slice(&rows_buf[..kh * wp * ci2 / 2]);
+        let wv: &[Lane] = bytemuck::cast_slice(&w_buf[..]);
+        let per_co = n_live * cw;
+        let mut co = 0;
+        while co < co_n {
+            let pair = co + 1 < co_n;
+            let w0 = &wv[co * per_co..(co + 1) * per_co];
+            // An odd last channel runs against itself; its second result is dropped.
+            let w1 = if pair { &wv[(co + 1) * per_co..(co + 2) * per_co] } else { w0 };
+            let (b0, b1) = (i32_at(bias, co), if pair { i32_at(bias, co + 1) } else { 0 });
+            let (a0, a1) = acc[..2 * wo].split_at_mut(wo);
+            gemm_pair_hwc(rows, runs, s * cw, w0, w1, b0, b1, a0, a1);
+            emit_run(a0, co, (co * ho + oy) * wo, spec, out);
+            if pair {
+                emit_run(a1, co + 1, ((co + 1) * ho + oy) * wo, spec, out);
+            }
+            co += 2;
         }
     }
 }
