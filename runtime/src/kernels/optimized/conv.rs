@@ -167,7 +167,8 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
     }
     let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
     let group = if k2 == 0 { wo } else { (COLS / k2).min(wo).min(TILE / 2) };
-    // u32 storage, written as i16 values and read as [`Lane`]s (`bytemuck` casts).
+    // u32 storage, written as i16 values and read as [`Lane`]s (`bytemuck` casts); the
+    // channel-last path below uses the same buffers.
     let mut cols_buf = [0u32; COLS / 2];
     let mut w_buf = [0u32; WBUF / 2];
     let kl = k2 / PACK;
@@ -181,7 +182,8 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
     // Many input channels: read the receptive fields straight from channel-last rows.
     let ci2 = ci_n + (ci_n & 1);
     if ci_n >= 8 && taps > 1 && co_n * n_live * ci2 <= WBUF && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
-        return conv2d_rows_hwc(g, input, weights, bias, spec, out, live, tap_yx);
+        let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
+        return conv2d_rows_hwc(g, input, weights, bias, spec, out, live, tap_yx, bufs);
     }
     let widen = |dst: &mut [i16], co: usize| {
         let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
@@ -321,7 +323,17 @@ fn gemm_pair_hwc(rows: &[Lane], runs: &[(usize, usize)], step: usize, w0: &[Lane
 /// call in (output channel, live tap, input channel) order.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn conv2d_rows_hwc(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], live: &[u8], tap_yx: &[(usize, usize)]) {
+fn conv2d_rows_hwc(
+    g: &ConvGeometry,
+    input: &[u8],
+    weights: &[u8],
+    bias: &[u8],
+    spec: &OutSpec,
+    out: &mut [u8],
+    live: &[u8],
+    tap_yx: &[(usize, usize)],
+    (rows_buf, w_buf, acc): (&mut [u32; COLS / 2], &mut [u32; WBUF / 2], &mut [i32; TILE]),
+) {
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
@@ -329,9 +341,6 @@ fn conv2d_rows_hwc(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
     let (taps, n_live) = (kh * kw, live.len());
     let ci2 = ci_n + (ci_n & 1);
     let (cw, wp) = (ci2 / PACK, wi + 2 * pad);
-    let mut rows_buf = [0u32; COLS / 2];
-    let mut w_buf = [0u32; WBUF / 2];
-    let mut acc = [0i32; TILE];
     {
         let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
         for co in 0..co_n {
