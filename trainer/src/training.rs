@@ -152,3 +152,26 @@ where
     bar.finish_and_clear();
     Ok((model, state))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::perturb_pixels;
+
+    #[test]
+    fn perturbation_is_seeded_and_hits_its_rate() {
+        let clean: Vec<u8> = (0..100_000).map(|i| (i % 7) as u8).collect();
+        let mut a = clean.clone();
+        perturb_pixels(&mut a, 0.0, 1, 0, 0);
+        assert_eq!(a, clean, "rate 0 leaves images alone");
+        perturb_pixels(&mut a, 0.15, 1, 2, 3);
+        let mut b = clean.clone();
+        perturb_pixels(&mut b, 0.15, 1, 2, 3);
+        assert_eq!(a, b, "same seed, epoch and step: same noise");
+        let mut c = clean.clone();
+        perturb_pixels(&mut c, 0.15, 1, 2, 4);
+        assert_ne!(a, c, "another step: other noise");
+        // A replaced pixel keeps its value with probability 1/256.
+        let changed = a.iter().zip(&clean).filter(|(x, y)| x != y).count() as f64 / clean.len() as f64;
+        assert!((changed - 0.15 * 255.0 / 256.0).abs() < 0.005, "changed {changed}");
+    }
+}
