@@ -1,2 +1,2 @@
 
-BlogitJzPO<
+BlogitJ…•1¿
