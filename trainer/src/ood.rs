@@ -183,6 +183,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         }
         for (set, imgs) in &sets {
             let outl = stats_all(imgs)?;
+            let unchanged_frames = unchanged(set, imgs);
             for &k in &kinds {
                 let (a, b) = (pick(&inl, k), pick(&outl, k));
                 let at_guard = guard.filter(|g| g.0 == k).map(|g| b.iter().filter(|&&v| v as f32 <= g.2).count() as f64 / b.len().max(1) as f64);
@@ -192,7 +193,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
                     "auprc": crate::card::r4(auprc(&a, &b)),
                     "false_accept_at_95": crate::card::r4(false_accept_at_95(&a, &b)),
                     "false_accept_at_guard": at_guard.map(crate::card::r4),
-                    "unchanged_frames": unchanged(set, imgs),
+                    "unchanged_frames": unchanged_frames,
                 });
                 if set == "mnist" && name.starts_with("pixelcnn") {
                     curves.push((format!("{name} {}", k.name()), roc(&a, &b)));
