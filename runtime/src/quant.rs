@@ -9,9 +9,12 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = a as i64 * b as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    ((ab + nudge) / (1i64 << 31)) as i32
+    // gemmlowp adds a nudge of 2^30 (ab ≥ 0) or 1 − 2^30 (ab < 0) and divides by 2^31
+    // truncating toward zero. For ab < 0 that is ⌈(ab + 1 − 2^30) / 2^31⌉ =
+    // ⌊(ab + 1 − 2^30 + 2^31 − 1) / 2^31⌋ = ⌊(ab + 2^30) / 2^31⌋, the same floor as for
+    // ab ≥ 0: one add and an arithmetic shift, no sign test (SMULL, ADDS, ADC and two
+    // shifts on a Cortex-M4). `high_mul_equals_gemmlowp` checks it against the definition.
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent` rounded to nearest, ties away from zero (`exponent` in 0..=31).
@@ -78,6 +81,52 @@ mod tests {
             assert!((saturating_rounding_doubling_high_mul(a, b) as f64 - exact).abs() <= 0.5 + 1e-9, "{a} {b}");
         }
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+    }
+
+    /// gemmlowp's definition, spelled out (nudge by sign, divide truncating toward zero).
+    fn gemmlowp_high_mul(a: i32, b: i32) -> i32 {
+        if a == i32::MIN && b == i32::MIN {
+            return i32::MAX;
+        }
+        let ab = a as i64 * b as i64;
+        let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+        ((ab + nudge) / (1i64 << 31)) as i32
+    }
+
+    #[test]
+    fn high_mul_equals_gemmlowp() {
+        let mut rng = crate::rng::Rng::new(7);
+        let edges = [0, 1, -1, 2, -2, 1 << 30, -(1 << 30), (1 << 30) + 1, -(1 << 30) - 1, i32::MAX, i32::MIN, i32::MIN + 1, 3 << 29, -(3 << 29)];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(saturating_rounding_doubling_high_mul(a, b), gemmlowp_high_mul(a, b), "{a} {b}");
+            }
+        }
+        for _ in 0..200_000 {
+            let (a, b) = (rng.next_u32() as i32, rng.next_u32() as i32);
+            // Small products too, where the rounding boundaries are dense.
+            let small = (a >> (rng.next_u32() % 31), b >> (rng.next_u32() % 31));
+            for (a, b) in [(a, b), small, (a, 1 << 30), (small.0, -(b.abs() >> 1))] {
+                assert_eq!(saturating_rounding_doubling_high_mul(a, b), gemmlowp_high_mul(a, b), "{a} {b}");
+            }
+        }
+        // Exactly on the rounding boundaries: ab = k·2^31 ± 2^30 (+ 0, ±1).
+        for k in -4i64..=4 {
+            for d in [-1i64, 0, 1] {
+                let ab = k * (1 << 31) + (1 << 30) + d;
+                let ab_neg = k * (1 << 31) - (1 << 30) + d;
+                for ab in [ab, ab_neg] {
+                    if ab % 2 == 0 {
+                        let (a, b) = ((ab / 2) as i32, 2);
+                        assert_eq!(saturating_rounding_doubling_high_mul(a, b), gemmlowp_high_mul(a, b), "{a} {b}");
+                    }
+                    let (a, b) = (ab as i32, 1);
+                    if a as i64 == ab {
+                        assert_eq!(saturating_rounding_doubling_high_mul(a, b), gemmlowp_high_mul(a, b), "{a} {b}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

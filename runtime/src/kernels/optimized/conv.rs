@@ -183,7 +183,9 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
     let tap_yx = &tap_yx[..n_live];
     // Many input channels: read the receptive fields straight from channel-last rows.
     let ci2 = ci_n + (ci_n & 1);
-    if ci_n >= 8 && taps > 1 && co_n * n_live * ci2 <= WBUF && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
+    // (1×1 kernels too on the M4, where the 4-channel assembly micro-kernel beats im2col.)
+    let one_by_one = cfg!(all(target_arch = "arm", feature = "dsp")) && ci2 % 8 == 0;
+    if ci_n >= 8 && (taps > 1 || one_by_one) && co_n * n_live * ci2 <= WBUF && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
         let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
         return conv2d_rows_hwc(g, input, weights, bias, spec, out, live, tap_yx, bufs);
     }
@@ -343,7 +345,28 @@ fn conv2d_rows_hwc(
     let (taps, n_live) = (kh * kw, live.len());
     let ci2 = ci_n + (ci_n & 1);
     let (cw, wp) = (ci2 / PACK, wi + 2 * pad);
-    {
+    #[cfg(all(target_arch = "arm", feature = "dsp"))]
+    let quads = cw % 4 == 0 && 4 * wo <= TILE && co_n.div_ceil(4) * 4 * n_live * cw <= WBUF / 2;
+    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
+    let quads = false;
+    if quads {
+        // Four output channels per block, their weights interleaved two words at a time
+        // (the layout `dsp::dot1x4` reads): quad q, word pair j, channel r.
+        let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
+        let per_co = n_live * cw;
+        wv[..co_n.div_ceil(4) * 8 * per_co].fill(0);
+        for co in 0..co_n {
+            let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
+            let (q, r) = (co / 4, co % 4);
+            for (t, &tap) in live.iter().enumerate() {
+                for ci in 0..ci_n {
+                    let (lane, half) = ((t * ci2 + ci) / 2, (t * ci2 + ci) % 2);
+                    let word = q * 4 * per_co + (lane / 2) * 8 + r * 2 + lane % 2;
+                    wv[2 * word + half] = w_co[ci * taps + tap as usize] as i8 as i16;
+                }
+            }
+        }
+    } else {
         let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
         for co in 0..co_n {
             let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
@@ -373,26 +396,42 @@ fn conv2d_rows_hwc(
     for &(ky, _) in tap_yx {
         needed[ky] = true;
     }
+    // The input row each kernel-row slot holds (usize::MAX: none yet). With stride 1 the
+    // next output row needs most of the same input rows one slot up: those are copied, and
+    // only the new row is converted.
+    let mut held = [usize::MAX; MAX_TAPS];
+    let row_len = wp * ci2;
     for oy in g.rows.0..g.rows.1.min(ho) {
         {
             let rows: &mut [i16] = bytemuck::cast_slice_mut(&mut rows_buf[..]);
             for ky in (0..kh).filter(|&ky| needed[ky]) {
-                let dst = &mut rows[ky * wp * ci2..(ky + 1) * wp * ci2];
+                // Rows above the input wrap to huge indices: all padding.
                 let iy = (oy * s + ky).wrapping_sub(pad);
-                dst.fill(0);
-                if iy >= hi {
+                if held[ky] == iy {
                     continue;
                 }
-                for ci in 0..ci_n {
-                    let src = &input[(ci * hi + iy) * wi..(ci * hi + iy + 1) * wi];
-                    for (d, &x) in dst[pad * ci2 + ci..].iter_mut().step_by(ci2).zip(src) {
-                        *d = (x as i8 as i32 - zp) as i16;
+                if let Some(j) = (ky + 1..kh).find(|&j| held[j] == iy) {
+                    rows.copy_within(j * row_len..(j + 1) * row_len, ky * row_len);
+                } else {
+                    let dst = &mut rows[ky * row_len..(ky + 1) * row_len];
+                    if iy >= hi {
+                        dst.fill(0);
+                    } else {
+                        channel_last_row(input, ci_n, hi, wi, iy, zp, pad, dst);
                     }
                 }
+                held[ky] = iy;
             }
         }
         let rows: &[Lane] = bytemuck::cast_slice(&rows_buf[..kh * wp * ci2 / 2]);
         let wv: &[Lane] = bytemuck::cast_slice(&w_buf[..]);
+        #[cfg(all(target_arch = "arm", feature = "dsp"))]
+        if quads {
+            if !gemm_quads_row(rows, runs, s * cw, wv, n_live * cw, bias, acc, oy, g.output, spec, out) {
+                return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
+            }
+            continue;
+        }
         let per_co = n_live * cw;
         let mut co = 0;
         while co < co_n {
@@ -409,6 +448,62 @@ fn conv2d_rows_hwc(
             }
             co += 2;
         }
+    }
+}
+
+/// One output row of [`conv2d_rows_hwc`] four output channels at a time (M4 with the DSP
+/// extension, [`super::dsp::gemm1x4_row`]), each channel's row then requantized. Returns
+/// `false` if the shapes do not suit the assembly micro-kernel (nothing written then).
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_quads_row(rows: &[u32], runs: &[(usize, usize)], step: usize, wv: &[u32], per_co: usize, bias: &[u8], acc: &mut [i32; TILE], oy: usize, [co_n, ho, wo]: [usize; 3], spec: &OutSpec, out: &mut [u8]) -> bool {
+    for q in 0..co_n.div_ceil(4) {
+        let Some(wq) = wv.get(q * 4 * per_co..(q + 1) * 4 * per_co) else {
+            return false;
+        };
+        let nc = (co_n - 4 * q).min(4);
+        let mut b = [0i32; 4];
+        for (r, b) in b[..nc].iter_mut().enumerate() {
+            *b = i32_at(bias, 4 * q + r);
+        }
+        if !super::dsp::gemm1x4_row(rows, runs, step, wq, b, wo, &mut acc[..]) {
+            return false;
+        }
+        for r in 0..nc {
+            let co = 4 * q + r;
+            emit_run(&acc[r * wo..(r + 1) * wo], co, (co * ho + oy) * wo, spec, out);
+        }
+    }
+    true
+}
+
+/// Input row `iy` of all `ci_n` planes as channel-last i16 (zero-point corrected) into
+/// `dst`: `pad` zero pixels, the row's pixels of `dst.len() / (wi + 2·pad)` lanes (channels,
+/// then a zero lane if the count is odd), `pad` zero pixels.
+#[allow(clippy::too_many_arguments)]
+fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, zp: i32, pad: usize, dst: &mut [i16]) {
+    let ci2 = dst.len() / (wi + 2 * pad);
+    dst[..pad * ci2].fill(0);
+    dst[(pad + wi) * ci2..].fill(0);
+    let body = &mut dst[pad * ci2..(pad + wi) * ci2];
+    let row = |ci: usize| &input[(ci * hi + iy) * wi..(ci * hi + iy + 1) * wi];
+    let mut ci = 0;
+    while ci < ci_n {
+        let a = row(ci);
+        if ci + 1 < ci_n {
+            let b = row(ci + 1);
+            for ((d, &x), &y) in body.chunks_exact_mut(ci2).zip(a).zip(b) {
+                let d = &mut d[ci..ci + 2];
+                d[0] = (x as i8 as i32 - zp) as i16;
+                d[1] = (y as i8 as i32 - zp) as i16;
+            }
+        } else {
+            for (d, &x) in body.chunks_exact_mut(ci2).zip(a) {
+                d[ci..ci + 2].copy_from_slice(&[(x as i8 as i32 - zp) as i16, 0]);
+            }
+        }
+        ci += 2;
     }
 }
 
