@@ -34,6 +34,18 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
     let stride = 1 + rng.below(2) as usize;
     let pad = rng.below(k as u32) as usize;
     let (hi, wi) = (1 + rng.below(9) as usize + k, 1 + rng.below(9) as usize + k);
+    // Now and then a PixelCNN-like layer: 16 to 32 wide rows at stride 1, channel counts that
+    // are multiples of 4 (or one channel, or not), up to 7×7 kernels (the AVX-512 VNNI
+    // kernel's shapes and their edges).
+    let (ci, co, k, stride, pad, hi, wi) = if !transpose && rng.below(3) == 0 {
+        let ci = [1, 4, 8, 12, 32, 64, 6][rng.below(7) as usize];
+        let k = [1, 3, 5, 7, 2][rng.below(5) as usize];
+        let co = 1 + rng.below(if ci * k * k > 400 { 12 } else { 40 }) as usize;
+        let pad = if rng.below(4) == 0 { rng.below(k as u32) as usize } else { k / 2 };
+        (ci, co, k, 1, pad, 12 + rng.below(22) as usize, 12 + rng.below(24) as usize)
+    } else {
+        (ci, co, k, stride, pad, hi, wi)
+    };
     let (ho, wo) = if transpose {
         ((hi - 1) * stride + k - 2 * pad, (wi - 1) * stride + k - 2 * pad)
     } else {

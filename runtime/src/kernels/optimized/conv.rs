@@ -141,8 +141,13 @@ fn dot(c: &[Lane], w: &[Lane]) -> i32 {
 /// widened weights, accumulators).
 pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if std::is_x86_feature_detected!("avx2") {
-        return super::x86::conv2d_avx2(g, input, weights, bias, spec, out);
+    {
+        if super::x86::has_vnni() && super::x86::conv2d_vnni(g, input, weights, bias, spec, out) {
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return super::x86::conv2d_avx2(g, input, weights, bias, spec, out);
+        }
     }
     conv2d_im2col(g, input, weights, bias, spec, out)
 }

@@ -1,9 +1,19 @@
-//! The optimized convolution compiled for AVX2 as well (the same Rust body, vectorized by
-//! LLVM with 256-bit registers: `vpmaddwd` on the i16 dot products), chosen at run time
-//! when the CPU has it. Results are identical: the arithmetic is integer and exact.
+//! x86-64 variants of the optimized convolution, chosen at run time by CPU feature:
+//!
+//! - **AVX-512 VNNI** (`vpdpbusd`: 64 u8 × i8 multiply-accumulates per instruction) for
+//!   stride-1 convolutions whose output rows are 16 to 32 wide (every PixelCNN layer):
+//!   [`conv2d_vnni`]. Activations are re-laid out once per call, four channels interleaved
+//!   per pixel and shifted to u8 (`x + 128`), padded with the zero point; weights are packed
+//!   per call eight output channels at a time. The `+128` shift is undone exactly through
+//!   each channel's weight sum, so the int32 accumulators equal the reference's.
+//! - **AVX2** otherwise: the portable Rust body compiled with 256-bit registers (`vpmaddwd`).
+//!
+//! All integer arithmetic, so results are identical to the reference kernels.
 #![allow(unsafe_code)]
 
-use crate::kernels::{ConvGeometry, OutSpec};
+use crate::kernels::{f32_at, i32_at, ConvGeometry, OutSpec};
+use core::arch::x86_64::*;
+use std::cell::RefCell;
 
 #[target_feature(enable = "avx2")]
 fn conv2d_avx2_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
@@ -16,4 +26,296 @@ pub fn conv2d_avx2(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
     // SAFETY: only called after `is_x86_feature_detected!("avx2")` returned true, so the
     // CPU executes the AVX2 instructions this function was compiled with.
     unsafe { conv2d_avx2_body(g, input, weights, bias, spec, out) }
+}
+
+/// Whether this CPU runs [`conv2d_vnni`] (AVX-512 F, BW and VNNI).
+pub fn has_vnni() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni")
+}
+
+/// Output channels per register block (× 2 vectors of 16 positions = 16 accumulators).
+const CB: usize = 8;
+
+/// Per-thread buffers: the re-laid-out activations, the packed weights, the per-step
+/// activation offsets and the per-channel bias corrections (grown, never shrunk).
+#[derive(Default)]
+struct Scratch {
+    act: Vec<u8>,
+    w: Vec<u32>,
+    steps: Vec<usize>,
+    corr: Vec<i32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The layout of one call: activations as `planes` planes of `hp × wp` pixels of 4 bytes.
+struct Layout {
+    planes: usize,
+    hp: usize,
+    wp: usize,
+}
+
+impl Layout {
+    fn plane(&self) -> usize {
+        self.hp * self.wp * 4
+    }
+}
+
+/// [`super::conv2d`] with AVX-512 VNNI, bit-exact with `reference::conv2d`. Returns `false`
+/// without touching `out` when the shape is not one this kernel handles (stride 1, output
+/// rows 16..=32 wide, input channels a multiple of 4 or exactly 1, the input zero point an
+/// int8 value) or the buffers are inconsistent with `g`; the caller then uses another kernel.
+/// The caller has checked [`has_vnni`].
+pub fn conv2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) -> bool {
+    let [ci, hi, wi] = g.input;
+    let [co, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let (pad, zp) = (g.pad, g.input_zero_point);
+    let shape_ok = g.stride == 1
+        && (16..=32).contains(&wo)
+        && (ci % 4 == 0 || ci == 1)
+        && ci > 0
+        && co > 0
+        && kh > 0
+        && kw > 0
+        && (-128..=127).contains(&zp)
+        && ho + kh - 1 <= hi + 2 * pad
+        && wo + kw - 1 <= wi + 2 * pad
+        && wi >= 16
+        && g.rows.0 < g.rows.1.min(ho);
+    let out_bytes = match spec {
+        OutSpec::Int8 { quant, .. } => (quant.len() >= 8 * co).then_some(1),
+        OutSpec::F32 { quant } => (quant.len() >= 4 * co).then_some(4),
+    };
+    let Some(out_bytes) = out_bytes else { return false };
+    if !shape_ok || input.len() < ci * hi * wi || weights.len() < co * ci * kh * kw || bias.len() < 4 * co || out.len() < out_bytes * co * ho * wo {
+        return false;
+    }
+    debug_assert!(has_vnni());
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        // SAFETY: the caller checked that the CPU has AVX-512 F/BW/VNNI; every pointer
+        // offset inside is derived from the sizes checked above (see the body's comments).
+        unsafe { conv2d_vnni_body(g, input, weights, bias, spec, out, s) };
+    });
+    true
+}
+
+/// Packs the weights (eight output channels per block, one u32 of four i8 per step),
+/// computes the per-step activation offsets (relative to output position (0, 0)) and the
+/// per-channel corrected biases. Returns the number of steps.
+fn pack(g: &ConvGeometry, weights: &[u8], bias: &[u8], lay: &Layout, s: &mut Scratch) -> usize {
+    let [ci, _, _] = g.input;
+    let [co, _, _] = g.output;
+    let [kh, kw] = g.kernel;
+    let taps = kh * kw;
+    let w_at = |o: usize, c: usize, ky: usize, kx: usize| weights[((o * ci + c) * kh + ky) * kw + kx] as i8;
+    s.steps.clear();
+    // The weights of one step for output channel o, as four i8 in one u32.
+    let mut step_w: Vec<(usize, usize, usize)> = Vec::new(); // (c4 or 0, ky, kx0)
+    if ci == 1 {
+        // One input channel: four consecutive kernel columns per step (the activation
+        // layout holds each pixel's next three right-hand neighbours).
+        for ky in 0..kh {
+            let live: Vec<usize> = (0..kw).filter(|&kx| (0..co).any(|o| w_at(o, 0, ky, kx) != 0)).collect();
+            let (Some(&lo), Some(&hi)) = (live.first(), live.last()) else { continue };
+            let mut kx0 = lo;
+            while kx0 <= hi {
+                s.steps.push(ky * lay.wp * 4 + kx0 * 4);
+                step_w.push((0, ky, kx0));
+                kx0 += 4;
+            }
+        }
+    } else {
+        for t in 0..taps {
+            let (ky, kx) = (t / kw, t % kw);
+            if !(0..co).any(|o| (0..ci).any(|c| w_at(o, c, ky, kx) != 0)) {
+                continue; // a masked tap: zero for every channel
+            }
+            for c4 in 0..ci / 4 {
+                s.steps.push(c4 * lay.plane() + ky * lay.wp * 4 + kx * 4);
+                step_w.push((c4, ky, kx));
+            }
+        }
+    }
+    let n_steps = s.steps.len();
+    let blocks = co.div_ceil(CB);
+    s.w.clear();
+    s.w.resize(blocks * n_steps * CB, 0);
+    for o in 0..co {
+        let (b, r) = (o / CB, o % CB);
+        for (t, &(c4, ky, kx)) in step_w.iter().enumerate() {
+            let four: [i8; 4] = if ci == 1 {
+                core::array::from_fn(|j| if kx + j < kw { w_at(o, 0, ky, kx + j) } else { 0 })
+            } else {
+                core::array::from_fn(|j| w_at(o, 4 * c4 + j, ky, kx))
+            };
+            s.w[(b * n_steps + t) * CB + r] = u32::from_le_bytes(four.map(|v| v as u8));
+        }
+    }
+    // acc_ref = bias + Σ (x − zp)·w = bias + Σ u·w − (zp + 128)·Σ w with u = x + 128 (and
+    // u = zp + 128 on padding): the kernel accumulates Σ u·w on top of this correction.
+    // Wrapping, as the reference's int32 sums.
+    s.corr.clear();
+    for o in 0..co {
+        let sum = weights[o * ci * taps..(o + 1) * ci * taps].iter().fold(0i32, |a, &w| a.wrapping_add(w as i8 as i32));
+        s.corr.push(i32_at(bias, o).wrapping_sub((g.input_zero_point + 128).wrapping_mul(sum)));
+    }
+    n_steps
+}
+
+/// Interleaves four 16-byte rows into 16 pixels of four bytes (`dst`: 64 bytes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn interleave4(r: [__m128i; 4], dst: *mut u8) {
+    // SAFETY (caller): `dst` is valid for 64 bytes of writes.
+    unsafe {
+        let (a, b) = (_mm_unpacklo_epi8(r[0], r[1]), _mm_unpackhi_epi8(r[0], r[1]));
+        let (c, d) = (_mm_unpacklo_epi8(r[2], r[3]), _mm_unpackhi_epi8(r[2], r[3]));
+        _mm_storeu_si128(dst as *mut __m128i, _mm_unpacklo_epi16(a, c));
+        _mm_storeu_si128(dst.add(16) as *mut __m128i, _mm_unpackhi_epi16(a, c));
+        _mm_storeu_si128(dst.add(32) as *mut __m128i, _mm_unpacklo_epi16(b, d));
+        _mm_storeu_si128(dst.add(48) as *mut __m128i, _mm_unpackhi_epi16(b, d));
+    }
+}
+
+/// Requantizes 16 accumulators of one channel and stores them at `dst` (16 int8 bytes or
+/// 16 little-endian f32), exactly as `OutSpec::emit` does element by element.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn emit16(acc: __m512i, spec: &OutSpec, c: usize, dst: *mut u8) {
+    // SAFETY (caller): `dst` is valid for 16 (int8) or 64 (f32) bytes of writes.
+    unsafe {
+        match *spec {
+            OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
+                let (m, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
+                if m == i32::MIN || !(-31..=31).contains(&shift) {
+                    // Saturation or shifts outside the fixed-point range: element by element.
+                    let mut a = [0i32; 16];
+                    _mm512_storeu_si512(a.as_mut_ptr() as *mut _, acc);
+                    for (j, &a) in a.iter().enumerate() {
+                        *dst.add(j) = crate::kernels::requantize(a, m, shift, zero_point, act_min, act_max);
+                    }
+                    return;
+                }
+                let (left, right) = (shift.max(0), (-shift).max(0));
+                let x = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(left));
+                // (x·m + 2^30) >> 31 per lane, as `saturating_rounding_doubling_high_mul`.
+                let mv = _mm512_set1_epi32(m);
+                let nudge = _mm512_set1_epi64(1 << 30);
+                let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mv), nudge), 31);
+                let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mv), nudge), 31);
+                let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+                // rounding_divide_by_pot(v, right).
+                let mask = _mm512_set1_epi32(((1i64 << right) - 1) as i32);
+                let rem = _mm512_and_si512(v, mask);
+                let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(v, 31));
+                let q = _mm512_sra_epi32(v, _mm_cvtsi32_si128(right));
+                let q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
+                let q = _mm512_add_epi32(q, _mm512_set1_epi32(zero_point));
+                let q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(act_min as i32)), _mm512_set1_epi32(act_max as i32));
+                _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q));
+            }
+            OutSpec::F32 { quant } => {
+                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(f32_at(quant, c)));
+                _mm512_storeu_ps(dst as *mut f32, v);
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], s: &mut Scratch) {
+    let [ci, hi, wi] = g.input;
+    let [co, ho, wo] = g.output;
+    let [kh, _] = g.kernel;
+    let pad = g.pad;
+    let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
+    // Padded width: every tap's 16-position vector stays inside a padded row
+    // (wo + kw − 1 ≤ wi + 2·pad, checked), plus three columns for the one-channel layout.
+    let lay = Layout { planes: if ci == 1 { 1 } else { ci / 4 }, hp: hi + 2 * pad, wp: wi + 2 * pad + 3 };
+    let n_steps = pack(g, weights, bias, &lay, s);
+    let pv = (g.input_zero_point + 128) as u8;
+    s.act.resize(lay.planes * lay.plane() + 64, pv);
+    let act = s.act.as_mut_ptr();
+    // Padded rows the requested output rows read: y0 ..= y1 − 1 + kh − 1 (≤ hp − 1).
+    let (r0, r1) = (y0, (y1 + kh - 1).min(lay.hp));
+    let flip = _mm_set1_epi8(-128);
+    let mut prow = vec![pv; lay.wp + 4];
+    for p in 0..lay.planes {
+        for yp in r0..r1 {
+            // SAFETY: yp < hp, so the row's 4·wp bytes lie inside plane p.
+            let row = act.add(p * lay.plane() + yp * lay.wp * 4);
+            core::ptr::write_bytes(row, pv, lay.wp * 4);
+            let Some(y) = yp.checked_sub(pad).filter(|&y| y < hi) else { continue };
+            if ci == 1 {
+                // One input channel: each pixel holds itself and its three right-hand
+                // neighbours (padding included), so four kernel columns are one step.
+                for (d, &v) in prow[pad..pad + wi].iter_mut().zip(&input[y * wi..(y + 1) * wi]) {
+                    *d = v ^ 0x80;
+                }
+                for x in 0..lay.wp {
+                    // SAFETY: x < wp, four bytes of the row; prow has wp + 4 bytes.
+                    core::ptr::copy_nonoverlapping(prow.as_ptr().add(x), row.add(4 * x), 4);
+                }
+                prow[pad..pad + wi].fill(pv);
+                continue;
+            }
+            // Four channels interleaved per pixel, 16 pixels at a time (the last chunk ends
+            // at the row's end, overlapping with equal values; wi ≥ 16 was checked).
+            let mut x0 = 0;
+            loop {
+                let x = x0.min(wi - 16);
+                // SAFETY: channel 4p + j < ci, row y < hi, x + 16 ≤ wi: inside `input`.
+                let r: [__m128i; 4] = core::array::from_fn(|j| _mm_xor_si128(_mm_loadu_si128(input.as_ptr().add(((4 * p + j) * hi + y) * wi + x) as *const __m128i), flip));
+                // SAFETY: pixels pad + x .. pad + x + 16 ≤ wp of row yp.
+                interleave4(r, row.add((pad + x) * 4));
+                if x + 16 >= wi {
+                    break;
+                }
+                x0 += 16;
+            }
+        }
+    }
+    let act = s.act.as_ptr();
+    let xs = [0, wo - 16];
+    for b in 0..co.div_ceil(CB) {
+        let wb = s.w.as_ptr().add(b * n_steps * CB);
+        let nc = (co - b * CB).min(CB);
+        for oy in y0..y1 {
+            let mut acc0 = [_mm512_setzero_si512(); CB];
+            let mut acc1 = [_mm512_setzero_si512(); CB];
+            for r in 0..nc {
+                acc0[r] = _mm512_set1_epi32(s.corr[b * CB + r]);
+                acc1[r] = acc0[r];
+            }
+            let base = act.add(oy * lay.wp * 4);
+            for (t, &off) in s.steps.iter().enumerate() {
+                // SAFETY: off addresses (plane, ky, kx) with ky < kh, kx < kw; oy + ky < hp
+                // and x + kx + 16 ≤ wp for both vectors, so 64 bytes stay inside the plane.
+                let p = base.add(off);
+                let v0 = _mm512_loadu_si512(p.add(xs[0] * 4) as *const _);
+                let v1 = _mm512_loadu_si512(p.add(xs[1] * 4) as *const _);
+                let w = wb.add(t * CB);
+                for r in 0..CB {
+                    let wv = _mm512_set1_epi32(*w.add(r) as i32);
+                    acc0[r] = _mm512_dpbusd_epi32(acc0[r], v0, wv);
+                    acc1[r] = _mm512_dpbusd_epi32(acc1[r], v1, wv);
+                }
+            }
+            for r in 0..nc {
+                let c = b * CB + r;
+                let at = |x: usize| ((c * ho + oy) * wo + x) * match spec {
+                    OutSpec::Int8 { .. } => 1,
+                    OutSpec::F32 { .. } => 4,
+                };
+                // SAFETY: c < co, oy < ho, x + 16 ≤ wo: inside `out` (length checked).
+                emit16(acc0[r], spec, c, out.as_mut_ptr().add(at(xs[0])));
+                emit16(acc1[r], spec, c, out.as_mut_ptr().add(at(xs[1])));
+            }
+        }
+    }
 }
