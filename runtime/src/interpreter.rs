@@ -312,8 +312,14 @@ impl<'m> Interpreter<'m> {
                     for_rows(&y, rows, 1, |r| add(&p, &input[r.clone()], &other[r.clone()], &mut out[r]));
                 }
             }
-            OpCode::Relu if rows != (0, usize::MAX) => for_rows(&y, rows, 1, |r| kernels::reference::relu(x.zero_point, &input[r.clone()], &mut out[r])),
-            OpCode::Relu => kernels::reference::relu(x.zero_point, input, out),
+            OpCode::Relu => {
+                let relu = if reference { kernels::reference::relu } else { kernels::optimized::relu };
+                if rows == (0, usize::MAX) {
+                    relu(x.zero_point, input, out)
+                } else {
+                    for_rows(&y, rows, 1, |r| relu(x.zero_point, &input[r.clone()], &mut out[r]));
+                }
+            }
             OpCode::Tanh => kernels::reference::tanh(input, out),
             OpCode::Quantize => kernels::reference::quantize(y.scale, y.zero_point, input, out),
         }

@@ -37,6 +37,7 @@ pub mod likelihood;
 pub mod model;
 pub mod quant;
 pub mod rng;
+pub mod vmath;
 
 #[cfg(feature = "onnx")]
 pub mod onnx;

@@ -37,6 +37,18 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
             let mut arena = vec![0u8; e.arena_len()];
             rows.push((format!("log_prob {name}"), rate(n, |i| e.log_prob(&mut arena, test.image(i)).map(|_| ()).map_err(Into::into))?));
         }
+        // The network alone (no mixture likelihood): what onnxruntime's session.run does.
+        let e = engine::PixelCnn::new(model, Kernels::Optimized)?;
+        let mut arena = vec![0u8; e.arena_len()];
+        let interp = e.interpreter();
+        rows.push((
+            "forward only, int8 optimized kernels".into(),
+            rate(n, |i| {
+                interp.set_input_image(&mut arena, test.image(i))?;
+                interp.invoke(&mut arena)?;
+                Ok(())
+            })?,
+        ));
     }
     for (name, kind) in [("tract f32", EngineKind::Tract), ("tract int8 (QDQ)", EngineKind::TractInt8)] {
         let l = Loaded::open(dir, kind)?;

@@ -136,6 +136,19 @@ macro_rules! kernel_suite {
             }
 
             #[test]
+            fn relu_is_bit_exact_with_reference() {
+                let mut rng = Rng::new(79);
+                for zp in [-128, -5, 0, 77, 127, 200, -300] {
+                    let n = 1 + rng.below(3000) as usize;
+                    let x = random_bytes(&mut rng, n);
+                    let (mut want, mut got) = (vec![0u8; n], vec![0u8; n]);
+                    crate::kernels::reference::relu(zp, &x, &mut want);
+                    imp::relu(zp, &x, &mut got);
+                    assert_eq!(want, got, "zero point {zp}");
+                }
+            }
+
+            #[test]
             fn add_is_bit_exact_with_reference_on_random_cases() {
                 let mut rng = Rng::new(78);
                 for case in 0..40 {

@@ -181,6 +181,83 @@ unsafe fn interleave4(r: [__m128i; 4], dst: *mut u8) {
     }
 }
 
+/// `multiply_by_quantized_multiplier` on 16 lanes, bit for bit; `m != i32::MIN` and
+/// `shift` in `-31..=31` (the caller checks, else it goes element by element).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn mbqm16(acc: __m512i, m: i32, shift: i32) -> __m512i {
+    let (left, right) = (shift.max(0), (-shift).max(0));
+    let x = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(left));
+    // (x·m + 2^30) >> 31 per lane, as `saturating_rounding_doubling_high_mul`.
+    let mv = _mm512_set1_epi32(m);
+    let nudge = _mm512_set1_epi64(1 << 30);
+    let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mv), nudge), 31);
+    let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mv), nudge), 31);
+    let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    // rounding_divide_by_pot(v, right).
+    let mask = _mm512_set1_epi32(((1i64 << right) - 1) as i32);
+    let rem = _mm512_and_si512(v, mask);
+    let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(v, 31));
+    let q = _mm512_sra_epi32(v, _mm_cvtsi32_si128(right));
+    _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1))
+}
+
+/// Whether `(m, shift)` takes the vector path of [`mbqm16`].
+fn vector_quant(m: i32, shift: i32) -> bool {
+    m != i32::MIN && (-31..=31).contains(&shift)
+}
+
+/// int8 addition ([`crate::kernels::reference::add`]) 16 elements at a time with AVX-512,
+/// bit-exact. Returns `false` (nothing written) for parameters outside the vector path's
+/// range (the caller then uses the table kernel). The caller has checked [`has_vnni`].
+pub fn add_avx512(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8]) -> bool {
+    let ok = (0..=31).contains(&p.left_shift) && vector_quant(p.inputs[0].0, p.inputs[0].1) && vector_quant(p.inputs[1].0, p.inputs[1].1) && vector_quant(p.output.0, p.output.1);
+    if !ok {
+        return false;
+    }
+    let n = out.len().min(a.len()).min(b.len());
+    let body = n / 16 * 16;
+    // SAFETY: the caller checked AVX-512 F/BW/VNNI; the body reads and writes 16 bytes at
+    // i < body ≤ the length of all three slices.
+    unsafe { add_avx512_body(p, a, b, out, body) };
+    crate::kernels::reference::add(p, &a[body..n], &b[body..n], &mut out[body..n]);
+    true
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn add_avx512_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8], body: usize) {
+    let shift = _mm_cvtsi32_si128(p.left_shift);
+    let (za, zb) = (_mm512_set1_epi32(p.zero_points[0]), _mm512_set1_epi32(p.zero_points[1]));
+    let (lo, hi) = (_mm512_set1_epi32(p.act.0 as i32), _mm512_set1_epi32(p.act.1 as i32));
+    let zo = _mm512_set1_epi32(p.output_zero_point);
+    let mut i = 0;
+    while i < body {
+        let x = _mm512_cvtepi8_epi32(_mm_loadu_si128(a.as_ptr().add(i) as *const __m128i));
+        let y = _mm512_cvtepi8_epi32(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i));
+        let xs = _mm512_sll_epi32(_mm512_sub_epi32(x, za), shift);
+        let ys = _mm512_sll_epi32(_mm512_sub_epi32(y, zb), shift);
+        let sum = _mm512_add_epi32(mbqm16(xs, p.inputs[0].0, p.inputs[0].1), mbqm16(ys, p.inputs[1].0, p.inputs[1].1));
+        let v = _mm512_add_epi32(mbqm16(sum, p.output.0, p.output.1), zo);
+        let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+        _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+        i += 16;
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn relu_avx2_body(zero_point: i8, input: &[u8], out: &mut [u8]) {
+    for (o, &x) in out.iter_mut().zip(input) {
+        *o = (x as i8).max(zero_point) as u8;
+    }
+}
+
+/// int8 ReLU ([`crate::kernels::reference::relu`]) vectorized by LLVM for AVX2 (`vpmaxsb`);
+/// the caller has checked AVX2 and that the zero point is an int8 value.
+pub fn relu_avx2(zero_point: i8, input: &[u8], out: &mut [u8]) {
+    // SAFETY: only called after `is_x86_feature_detected!("avx2")` returned true.
+    unsafe { relu_avx2_body(zero_point, input, out) }
+}
+
 /// Requantizes 16 accumulators of one channel and stores them at `dst` (16 int8 bytes or
 /// 16 little-endian f32), exactly as `OutSpec::emit` does element by element.
 #[inline]
@@ -191,7 +268,7 @@ unsafe fn emit16(acc: __m512i, spec: &OutSpec, c: usize, dst: *mut u8) {
         match *spec {
             OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
                 let (m, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
-                if m == i32::MIN || !(-31..=31).contains(&shift) {
+                if !vector_quant(m, shift) {
                     // Saturation or shifts outside the fixed-point range: element by element.
                     let mut a = [0i32; 16];
                     _mm512_storeu_si512(a.as_mut_ptr() as *mut _, acc);
@@ -200,20 +277,7 @@ unsafe fn emit16(acc: __m512i, spec: &OutSpec, c: usize, dst: *mut u8) {
                     }
                     return;
                 }
-                let (left, right) = (shift.max(0), (-shift).max(0));
-                let x = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(left));
-                // (x·m + 2^30) >> 31 per lane, as `saturating_rounding_doubling_high_mul`.
-                let mv = _mm512_set1_epi32(m);
-                let nudge = _mm512_set1_epi64(1 << 30);
-                let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mv), nudge), 31);
-                let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mv), nudge), 31);
-                let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-                // rounding_divide_by_pot(v, right).
-                let mask = _mm512_set1_epi32(((1i64 << right) - 1) as i32);
-                let rem = _mm512_and_si512(v, mask);
-                let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(v, 31));
-                let q = _mm512_sra_epi32(v, _mm_cvtsi32_si128(right));
-                let q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
+                let q = mbqm16(acc, m, shift);
                 let q = _mm512_add_epi32(q, _mm512_set1_epi32(zero_point));
                 let q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(act_min as i32)), _mm512_set1_epi32(act_max as i32));
                 _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q));
@@ -318,4 +382,134 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             }
         }
     }
+}
+
+/// Whether this CPU runs the 16-lane `libm` replicas below (AVX-512 F).
+pub fn has_avx512f() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+
+/// `libm::expf` on each element, bit for bit: 16 lanes at a time with AVX-512 for
+/// arguments in the common range `2^-14 < |x| < 87.33` (the FreeBSD algorithm `libm` uses,
+/// the same f32 operations in the same order), `libm::expf` itself for every other element.
+/// The caller has checked [`has_avx512f`].
+pub fn expf_batch(v: &mut [f32]) {
+    let mut chunks = v.chunks_exact_mut(16);
+    for c in &mut chunks {
+        // SAFETY: AVX-512 F checked by the caller; `c` is 16 f32.
+        let common = unsafe { expf16(c) };
+        if common != 0xFFFF {
+            for (j, x) in c.iter_mut().enumerate() {
+                if common & (1 << j) == 0 {
+                    *x = libm::expf(*x);
+                }
+            }
+        }
+    }
+    for x in chunks.into_remainder() {
+        *x = libm::expf(*x);
+    }
+}
+
+/// Replaces the lanes of `c` in the common range by their `expf`; returns the mask of those
+/// lanes (the others are left as they were).
+// The constants are `libm`'s own literals (FreeBSD's), so they round to the same f32.
+#[allow(clippy::excessive_precision)]
+#[target_feature(enable = "avx512f")]
+unsafe fn expf16(c: &mut [f32]) -> u16 {
+    const LN2_HI: f32 = 6.9314575195e-01;
+    const LN2_LO: f32 = 1.4286067653e-06;
+    const INV_LN2: f32 = 1.4426950216e+00;
+    const P1: f32 = 1.6666625440e-1;
+    const P2: f32 = -2.7667332906e-3;
+    let x = _mm512_loadu_ps(c.as_ptr());
+    let bits = _mm512_castps_si512(x);
+    let hx = _mm512_and_si512(bits, _mm512_set1_epi32(0x7fff_ffff));
+    let common = _mm512_cmpgt_epi32_mask(hx, _mm512_set1_epi32(0x3900_0000)) & _mm512_cmplt_epi32_mask(hx, _mm512_set1_epi32(0x42ae_ac50));
+    let negative = _mm512_cmplt_epi32_mask(bits, _mm512_setzero_si512());
+    // k: |x| > 1.5 ln2: (INV_LN2·x ± 0.5) truncated; 0.5 ln2 < |x| ≤ 1.5 ln2: ±1; else 0.
+    let half = _mm512_mask_blend_ps(negative, _mm512_set1_ps(0.5), _mm512_set1_ps(-0.5));
+    let k_far = _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(INV_LN2), x), half));
+    let k_near = _mm512_mask_blend_epi32(negative, _mm512_set1_epi32(1), _mm512_set1_epi32(-1));
+    let far = _mm512_cmpgt_epi32_mask(hx, _mm512_set1_epi32(0x3f85_1592));
+    let reduce = _mm512_cmpgt_epi32_mask(hx, _mm512_set1_epi32(0x3eb1_7218));
+    let k = _mm512_maskz_mov_epi32(reduce, _mm512_mask_blend_epi32(far, k_near, k_far));
+    let kf = _mm512_cvtepi32_ps(k);
+    let hi_r = _mm512_sub_ps(x, _mm512_mul_ps(kf, _mm512_set1_ps(LN2_HI)));
+    let lo_r = _mm512_mul_ps(kf, _mm512_set1_ps(LN2_LO));
+    let hi = _mm512_mask_blend_ps(reduce, x, hi_r);
+    let lo = _mm512_maskz_mov_ps(reduce, lo_r);
+    let xr = _mm512_mask_blend_ps(reduce, x, _mm512_sub_ps(hi_r, lo_r));
+    let xx = _mm512_mul_ps(xr, xr);
+    let cc = _mm512_sub_ps(xr, _mm512_mul_ps(xx, _mm512_add_ps(_mm512_set1_ps(P1), _mm512_mul_ps(xx, _mm512_set1_ps(P2)))));
+    let q = _mm512_div_ps(_mm512_mul_ps(xr, cc), _mm512_sub_ps(_mm512_set1_ps(2.0), cc));
+    let y = _mm512_add_ps(_mm512_set1_ps(1.0), _mm512_add_ps(_mm512_sub_ps(q, lo), hi));
+    // scalbnf(y, k) = y · 2^k for k in -126..=126 (|x| < 87.33); k = 0 leaves y as it is.
+    let scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(0x7f)), 23));
+    let y = _mm512_mask_mul_ps(y, _mm512_cmpneq_epi32_mask(k, _mm512_setzero_si512()), y, scale);
+    _mm512_mask_storeu_ps(c.as_mut_ptr(), common, y);
+    common
+}
+
+/// `libm::log1pf` on each element, bit for bit: 16 lanes at a time with AVX-512 for
+/// `2^-24 ≤ x < 2^24` (the FreeBSD algorithm, same operations), `libm::log1pf` otherwise.
+/// The caller has checked [`has_avx512f`].
+pub fn log1pf_batch(v: &mut [f32]) {
+    let mut chunks = v.chunks_exact_mut(16);
+    for c in &mut chunks {
+        // SAFETY: AVX-512 F checked by the caller; `c` is 16 f32.
+        let common = unsafe { log1pf16(c) };
+        if common != 0xFFFF {
+            for (j, x) in c.iter_mut().enumerate() {
+                if common & (1 << j) == 0 {
+                    *x = libm::log1pf(*x);
+                }
+            }
+        }
+    }
+    for x in chunks.into_remainder() {
+        *x = libm::log1pf(*x);
+    }
+}
+
+#[allow(clippy::excessive_precision)]
+#[target_feature(enable = "avx512f")]
+unsafe fn log1pf16(c: &mut [f32]) -> u16 {
+    const LN2_HI: f32 = 6.9313812256e-01;
+    const LN2_LO: f32 = 9.0580006145e-06;
+    const LG1: f32 = 0.66666662693;
+    const LG2: f32 = 0.40000972152;
+    const LG3: f32 = 0.28498786688;
+    const LG4: f32 = 0.24279078841;
+    let x = _mm512_loadu_ps(c.as_ptr());
+    let ix = _mm512_castps_si512(x);
+    // Positive, 2^-24 ≤ x < 2^24 (signed compares: negative x has a negative bit pattern).
+    let common = _mm512_cmpge_epi32_mask(ix, _mm512_set1_epi32(0x3380_0000)) & _mm512_cmplt_epi32_mask(ix, _mm512_set1_epi32(0x4b80_0000));
+    // x ≥ 0x3ed413d0 (1 + x ≥ √2): reduce through u = 1 + x; below: k = 0, c = 0, f = x.
+    let big = _mm512_cmpge_epi32_mask(ix, _mm512_set1_epi32(0x3ed4_13d0));
+    let one = _mm512_set1_ps(1.0);
+    let u = _mm512_add_ps(one, x);
+    let iu = _mm512_add_epi32(_mm512_castps_si512(u), _mm512_set1_epi32(0x3f80_0000 - 0x3f35_04f3));
+    let k = _mm512_sub_epi32(_mm512_srli_epi32(iu, 23), _mm512_set1_epi32(0x7f));
+    let k_ge2 = _mm512_cmpge_epi32_mask(k, _mm512_set1_epi32(2));
+    let c_ge2 = _mm512_sub_ps(one, _mm512_sub_ps(u, x));
+    let c_lt2 = _mm512_sub_ps(x, _mm512_sub_ps(u, one));
+    let cc = _mm512_div_ps(_mm512_mask_blend_ps(k_ge2, c_lt2, c_ge2), u);
+    let f_big = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(_mm512_and_si512(iu, _mm512_set1_epi32(0x007f_ffff)), _mm512_set1_epi32(0x3f35_04f3))), one);
+    let k = _mm512_maskz_mov_epi32(big, k);
+    let cc = _mm512_maskz_mov_ps(big, cc);
+    let f = _mm512_mask_blend_ps(big, x, f_big);
+    let s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0), f));
+    let z = _mm512_mul_ps(s, s);
+    let w = _mm512_mul_ps(z, z);
+    let t1 = _mm512_mul_ps(w, _mm512_add_ps(_mm512_set1_ps(LG2), _mm512_mul_ps(w, _mm512_set1_ps(LG4))));
+    let t2 = _mm512_mul_ps(z, _mm512_add_ps(_mm512_set1_ps(LG1), _mm512_mul_ps(w, _mm512_set1_ps(LG3))));
+    let r = _mm512_add_ps(t2, t1);
+    let hfsq = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), f), f);
+    let dk = _mm512_cvtepi32_ps(k);
+    let a = _mm512_mul_ps(s, _mm512_add_ps(hfsq, r));
+    let b = _mm512_add_ps(_mm512_mul_ps(dk, _mm512_set1_ps(LN2_LO)), cc);
+    let y = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(a, b), hfsq), f), _mm512_mul_ps(dk, _mm512_set1_ps(LN2_HI)));
+    _mm512_mask_storeu_ps(c.as_mut_ptr(), common, y);
+    common
 }
