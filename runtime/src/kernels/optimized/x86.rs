@@ -258,33 +258,104 @@ pub fn relu_avx2(zero_point: i8, input: &[u8], out: &mut [u8]) {
     unsafe { relu_avx2_body(zero_point, input, out) }
 }
 
-/// Requantizes 16 accumulators of one channel and stores them at `dst` (16 int8 bytes or
-/// 16 little-endian f32), exactly as `OutSpec::emit` does element by element.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn emit16(acc: __m512i, spec: &OutSpec, c: usize, dst: *mut u8) {
-    // SAFETY (caller): `dst` is valid for 16 (int8) or 64 (f32) bytes of writes.
-    unsafe {
-        match *spec {
-            OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
-                let (m, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
-                if !vector_quant(m, shift) {
-                    // Saturation or shifts outside the fixed-point range: element by element.
+/// One output channel's requantization, its constants broadcast once per block of rows.
+#[derive(Clone, Copy)]
+struct Rq {
+    /// int8 path: multiplier, left shift, right shift, remainder mask, rounding threshold
+    /// (without the sign term), zero point and clamp bounds.
+    mult: __m512i,
+    left: __m128i,
+    right: __m128i,
+    mask: __m512i,
+    thr: __m512i,
+    zp: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+    /// f32 path: the scale.
+    scale: __m512,
+    /// How: 0 = int8 vector, 1 = int8 element by element (constants outside the vector
+    /// path's range), 2 = f32.
+    how: u8,
+    /// Scalar constants for the element-by-element path.
+    m: i32,
+    shift: i32,
+}
+
+impl Rq {
+    /// Channel `c`'s constants.
+    #[inline(always)]
+    unsafe fn new(spec: &OutSpec, c: usize) -> Rq {
+        // SAFETY (caller): AVX-512 F is available (plain register broadcasts).
+        unsafe {
+            let mut rq = Rq {
+                mult: _mm512_setzero_si512(),
+                left: _mm_setzero_si128(),
+                right: _mm_setzero_si128(),
+                mask: _mm512_setzero_si512(),
+                thr: _mm512_setzero_si512(),
+                zp: _mm512_setzero_si512(),
+                lo: _mm512_setzero_si512(),
+                hi: _mm512_setzero_si512(),
+                scale: _mm512_setzero_ps(),
+                how: 2,
+                m: 0,
+                shift: 0,
+            };
+            match *spec {
+                OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
+                    let (m, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
+                    rq.m = m;
+                    rq.shift = shift;
+                    rq.how = if vector_quant(m, shift) { 0 } else { 1 };
+                    let right = (-shift).clamp(0, 31);
+                    let mask = ((1i64 << right) - 1) as i32;
+                    rq.mult = _mm512_set1_epi32(m);
+                    rq.left = _mm_cvtsi32_si128(shift.clamp(0, 31));
+                    rq.right = _mm_cvtsi32_si128(right);
+                    rq.mask = _mm512_set1_epi32(mask);
+                    rq.thr = _mm512_set1_epi32(mask >> 1);
+                    rq.zp = _mm512_set1_epi32(zero_point);
+                    rq.lo = _mm512_set1_epi32(act_min as i32);
+                    rq.hi = _mm512_set1_epi32(act_max as i32);
+                }
+                OutSpec::F32 { quant } => rq.scale = _mm512_set1_ps(f32_at(quant, c)),
+            }
+            rq
+        }
+    }
+
+    /// Requantizes 16 accumulators and stores them at `dst` (16 int8 bytes or 16
+    /// little-endian f32), exactly as `OutSpec::emit` does element by element.
+    #[inline(always)]
+    unsafe fn emit16(&self, acc: __m512i, spec: &OutSpec, dst: *mut u8) {
+        // SAFETY (caller): AVX-512 F/BW is available; `dst` is valid for 16 (int8) or 64
+        // (f32) bytes of writes.
+        unsafe {
+            match self.how {
+                0 => {
+                    // multiply_by_quantized_multiplier: (x·m + 2^30) >> 31, then the
+                    // rounding right shift; as `mbqm16` with the constants hoisted.
+                    let x = _mm512_sll_epi32(acc, self.left);
+                    let nudge = _mm512_set1_epi64(1 << 30);
+                    let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, self.mult), nudge), 31);
+                    let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult), nudge), 31);
+                    let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+                    let rem = _mm512_and_si512(v, self.mask);
+                    let thr = _mm512_add_epi32(self.thr, _mm512_srli_epi32(v, 31));
+                    let q = _mm512_sra_epi32(v, self.right);
+                    let q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
+                    let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, self.zp), self.lo), self.hi);
+                    _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q));
+                }
+                1 => {
+                    let OutSpec::Int8 { zero_point, act_min, act_max, .. } = *spec else { return };
                     let mut a = [0i32; 16];
                     _mm512_storeu_si512(a.as_mut_ptr() as *mut _, acc);
                     for (j, &a) in a.iter().enumerate() {
-                        *dst.add(j) = crate::kernels::requantize(a, m, shift, zero_point, act_min, act_max);
+                        *dst.add(j) = crate::kernels::requantize(a, self.m, self.shift, zero_point, act_min, act_max);
                     }
-                    return;
                 }
-                let q = mbqm16(acc, m, shift);
-                let q = _mm512_add_epi32(q, _mm512_set1_epi32(zero_point));
-                let q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(act_min as i32)), _mm512_set1_epi32(act_max as i32));
-                _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q));
-            }
-            OutSpec::F32 { quant } => {
-                let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(f32_at(quant, c)));
-                _mm512_storeu_ps(dst as *mut f32, v);
+                _ => _mm512_storeu_ps(dst as *mut f32, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), self.scale)),
             }
         }
     }
@@ -346,9 +417,14 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
     }
     let act = s.act.as_ptr();
     let xs = [0, wo - 16];
+    let width = match spec {
+        OutSpec::Int8 { .. } => 1,
+        OutSpec::F32 { .. } => 4,
+    };
     for b in 0..co.div_ceil(CB) {
         let wb = s.w.as_ptr().add(b * n_steps * CB);
         let nc = (co - b * CB).min(CB);
+        let rq: [Rq; CB] = core::array::from_fn(|r| Rq::new(spec, (b * CB + r).min(co - 1)));
         for oy in y0..y1 {
             let mut acc0 = [_mm512_setzero_si512(); CB];
             let mut acc1 = [_mm512_setzero_si512(); CB];
@@ -372,13 +448,10 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             }
             for r in 0..nc {
                 let c = b * CB + r;
-                let at = |x: usize| ((c * ho + oy) * wo + x) * match spec {
-                    OutSpec::Int8 { .. } => 1,
-                    OutSpec::F32 { .. } => 4,
-                };
+                let at = |x: usize| ((c * ho + oy) * wo + x) * width;
                 // SAFETY: c < co, oy < ho, x + 16 ≤ wo: inside `out` (length checked).
-                emit16(acc0[r], spec, c, out.as_mut_ptr().add(at(xs[0])));
-                emit16(acc1[r], spec, c, out.as_mut_ptr().add(at(xs[1])));
+                rq[r].emit16(acc0[r], spec, out.as_mut_ptr().add(at(xs[0])));
+                rq[r].emit16(acc1[r], spec, out.as_mut_ptr().add(at(xs[1])));
             }
         }
     }
