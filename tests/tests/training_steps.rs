@@ -28,11 +28,25 @@ fn pixelcnn_few_steps_lower_the_loss() {
 fn gan_discriminator_learns_and_generator_stays_finite() {
     let cfg = edgegen_trainer::gan::GanConfig::new().with_latent(8).with_features(16);
     let dir = common::temp_dir("gan-train");
-    let (gan, state) = edgegen_trainer::gan::training::train(&cfg, &opts(dir.clone(), 2e-4)).unwrap();
+    let (gan, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9).unwrap();
     // A random discriminator scores ln 2 on each half (≈ 1.39 with smoothing); a learning one less.
     let d_loss = state.history.last().unwrap().1;
     assert!(d_loss < 1.3, "discriminator loss {d_loss}");
     let imgs = edgegen_trainer::gan::training::generate(&gan, &[1, 2, 3]);
     assert_eq!(imgs.len(), 3 * 784);
+    // The averaged generator trails the last one: different weights, finite, and it samples.
+    let avg = averaged.expect("an averaged generator with --ema 0.9");
+    let w = |g: &edgegen_trainer::gan::model::Generator| edgegen_trainer::loss::to_vec({ let t = g.fc.weight.val(); let n = t.dims().iter().product::<usize>(); t.reshape([n]) });
+    let (last_w, avg_w) = (w(&gan.generator), w(&avg.generator));
+    assert!(avg_w.iter().all(|v| v.is_finite()));
+    assert!(last_w.iter().zip(&avg_w).any(|(a, b)| a != b), "the average equals the last generator");
+    assert_eq!(edgegen_trainer::gan::training::generate(&avg, &[1, 2]).len(), 2 * 784);
+    // Resuming restores the average from the checkpoint (four files: two modules, two optimizers).
+    let mut more = opts(dir.clone(), 2e-4);
+    more.epochs += 1;
+    more.resume = true;
+    let (_, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &more, 0.9).unwrap();
+    assert!(averaged.is_some());
+    assert_eq!(state.epoch, more.epochs);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -181,6 +181,10 @@ struct GanArgs {
     /// Noise dimensions.
     #[arg(long, default_value_t = 32)]
     latent: usize,
+    /// Decay of the exponential moving average of the generator's weights, which is what
+    /// gets published (0: publish the last generator).
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
     /// The VAE whose samples are also measured (FD).
     #[arg(long, default_value = "models/vae-fmnist")]
     vae: PathBuf,
@@ -353,16 +357,32 @@ fn train_gan(a: GanArgs) -> Result<()> {
     if !(1..=128).contains(&a.latent) {
         bail!("--latent must be in 1..=128");
     }
+    if !(0.0..1.0).contains(&a.ema) {
+        bail!("--ema must be in [0, 1)");
+    }
     let cfg = gan::GanConfig::new().with_latent(a.latent);
-    let command = a.common.command("gan", 2e-4, &format!(" --latent {}", a.latent));
-    let (model, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4))?;
+    let ema = if a.ema > 0.0 { format!(" --ema {}", a.ema) } else { String::new() };
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{ema}", a.latent));
+    let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
     let (classifier, accuracy) = edgegen_trainer::fd::classifier(&cache, !a.common.quiet)?;
     let seeds: Vec<u64> = (0..10_000).collect();
+    // The averaged generator ships (with the last discriminator); the last iterate's FD is
+    // reported beside it.
+    let (model, fd_last) = match averaged {
+        Some(avg) => {
+            let model = gan::model::Gan { generator: avg.generator, discriminator: last.discriminator.clone() };
+            let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test)?;
+            let test_stats = edgegen_trainer::fd::feature_stats(&classifier, &test.pixels);
+            let fd_last = edgegen_trainer::fd::fd_against_test(&classifier, &gan::training::generate(&last, &seeds), &test_stats);
+            (model, Some(fd_last))
+        }
+        None => (last, None),
+    };
     let samples = gan::training::generate(&model, &seeds);
     let fd = edgegen_trainer::fd::report(&classifier, accuracy, &samples, &a.vae)?;
-    gan::export::publish(&model, &state, &command, &a.out, &fd)?;
+    gan::export::publish(&model, &state, &command, &a.out, &fd, fd_last, a.ema)?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
         fd.gan,

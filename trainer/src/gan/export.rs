@@ -127,7 +127,8 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
 }
 
 /// Publishes the GAN into `dir` and returns its FD figures.
-pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, fd: &crate::fd::FdReport) -> Result<()> {
+/// `fd_last`: the last iterate's FD when `gan` holds the averaged generator (decay `ema`).
+pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, fd: &crate::fd::FdReport, fd_last: Option<f64>, ema: f64) -> Result<()> {
     crate::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
     crate::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;
@@ -164,5 +165,10 @@ pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, 
         "train_seconds": state.elapsed_seconds.round(),
         "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
     });
+    let mut card = card;
+    if let Some(last) = fd_last {
+        card["generator_weights"] = json!(format!("exponential moving average of the generator's weights and BatchNorm statistics over the training steps, decay {ema} (the last iterate's FD is fd_last_iterate)"));
+        card["fd_last_iterate"] = json!(r4(last));
+    }
     crate::card::write(dir, &card)
 }

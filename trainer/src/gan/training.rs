@@ -2,13 +2,13 @@
 //! one-sided label smoothing (real target 0.9), with the same progress, checkpoint and
 //! `--resume` behaviour as the likelihood models.
 
-use super::model::{Gan, GanConfig};
+use super::model::{Gan, GanConfig, Generator};
 use crate::checkpoint::{Checkpoint, TrainState};
 use crate::data::{self, Images};
 use crate::loss::images_to_tensor;
 pub use crate::training::TrainOptions;
 use anyhow::{bail, ensure, Result};
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -41,8 +41,47 @@ fn noise(seed: u64, epoch: usize, step: usize, b: usize, latent: usize, device: 
     Tensor::from_data(TensorData::new(v, [b, latent]), device)
 }
 
-/// Trains a GAN; returns it and the training state (history: epoch, mean D loss, mean G loss).
-pub fn train(cfg: &GanConfig, opts: &TrainOptions) -> Result<(Gan, TrainState)> {
+/// The float tensors of a module (parameters and BatchNorm running statistics) in visiting
+/// order, flattened and detached.
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let n = t.dims().iter().product::<usize>();
+        self.0.push(t.reshape([n]).detach());
+    }
+}
+
+/// `ema ← β·ema + (1 − β)·source`, tensor by tensor in visiting order.
+struct Blend {
+    source: std::vec::IntoIter<Tensor<1>>,
+    beta: f64,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(src) = self.source.next() else { return param };
+        let beta = self.beta;
+        param.map(|t| {
+            let dims = t.dims();
+            (t.detach().mul_scalar(beta) + src.reshape(dims).mul_scalar(1.0 - beta)).detach()
+        })
+    }
+}
+
+/// Moves the exponential moving average `ema` (a generator on the inner device) towards
+/// `current` with decay `beta`.
+pub fn ema_update(ema: Generator, current: &Generator, beta: f64) -> Generator {
+    let mut c = Collect(Vec::new());
+    current.valid().visit(&mut c);
+    ema.map(&mut Blend { source: c.0.into_iter(), beta })
+}
+
+/// Trains a GAN; returns it, the exponential moving average of its generator's weights
+/// (`None` when `ema` is 0; Yazıcı et al. 2019: the averaged generator samples better than
+/// the last iterate) and the training state (history: epoch, mean D loss, mean G loss).
+pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64) -> Result<(Gan, Option<Gan>, TrainState)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
     let (train, _) = crate::training::datasets(opts)?;
@@ -51,15 +90,32 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions) -> Result<(Gan, TrainState)> 
     let (mut opt_g, mut opt_d) = (adam(), adam());
     let ckpt = Checkpoint::new(&opts.run_dir);
     let mut state = TrainState::new(opts.seed, opts.epochs);
+    // The averaged generator rides along in the checkpoint as a second `Gan` (its
+    // discriminator is a copy, unused).
+    let mut averaged: Option<Gan> = None;
     if opts.resume {
-        let Some((s, mut m, mut o)) = ckpt.load_all(vec![gan.clone()], vec![opt_g, opt_d])? else {
+        // A checkpoint from before the average existed holds one module: the average then
+        // starts from the resumed generator.
+        let with_ema = ckpt.state()?.is_some_and(|s| s.files.len() == 4);
+        let modules = if with_ema { vec![gan.clone(), gan.clone()] } else { vec![gan.clone()] };
+        let Some((s, mut m, mut o)) = ckpt.load_all(modules, vec![opt_g, opt_d])? else {
             bail!("--resume: no checkpoint in {}", opts.run_dir.display());
         };
         eprintln!("resuming gan from {} at epoch {} step {}", opts.run_dir.display(), s.epoch + 1, s.step);
         opt_d = o.pop().expect("two optimizers");
         opt_g = o.pop().expect("two optimizers");
+        if with_ema {
+            averaged = m.pop().map(|a| a.valid());
+        }
         gan = m.pop().expect("one module");
         state = s;
+    }
+    ensure!((0.0..1.0).contains(&ema), "--ema must be in [0, 1)");
+    if ema > 0.0 && averaged.is_none() {
+        averaged = Some(gan.valid());
+    }
+    if ema == 0.0 {
+        averaged = None;
     }
     state.epochs = opts.epochs;
     let steps = train.len() / opts.batch;
@@ -88,6 +144,9 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions) -> Result<(Gan, TrainState)> 
             let lg: f32 = g_loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(g_loss.backward(), &gan.generator);
             gan.generator = opt_g.step(opts.lr, gan.generator, grads);
+            if let Some(a) = averaged.as_mut() {
+                a.generator = ema_update(a.generator.clone(), &gan.generator, ema);
+            }
 
             ensure!(ld.is_finite() && lg.is_finite(), "gan diverged at epoch {} step {step}", epoch + 1);
             sum_d += ld as f64;
@@ -105,7 +164,7 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions) -> Result<(Gan, TrainState)> 
             if (step + 1) % opts.checkpoint_every == 0 && step + 1 < steps {
                 state.step = step + 1;
                 state.add_elapsed();
-                ckpt.save_all(&mut state, &[&gan], &[&opt_g, &opt_d])?;
+                save(&ckpt, &mut state, &gan, averaged.as_ref(), &opt_g, &opt_d)?;
             }
         }
         let (d, g) = (sum_d / count.max(1) as f64, sum_g / count.max(1) as f64);
@@ -114,10 +173,21 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions) -> Result<(Gan, TrainState)> 
         state.epoch += 1;
         state.step = 0;
         state.add_elapsed();
-        ckpt.save_all(&mut state, &[&gan], &[&opt_g, &opt_d])?;
+        save(&ckpt, &mut state, &gan, averaged.as_ref(), &opt_g, &opt_d)?;
     }
     bar.finish_and_clear();
-    Ok((gan.valid(), state))
+    Ok((gan.valid(), averaged, state))
+}
+
+/// Checkpoints the GAN, and its averaged generator when there is one.
+fn save(ckpt: &Checkpoint, state: &mut TrainState, gan: &Gan, averaged: Option<&Gan>, opt_g: &burn::optim::ModuleOptimizer, opt_d: &burn::optim::ModuleOptimizer) -> Result<()> {
+    match averaged {
+        Some(a) => {
+            let a = Gan { generator: a.generator.clone(), discriminator: gan.discriminator.valid() };
+            ckpt.save_all(state, &[gan, &a], &[opt_g, opt_d])
+        }
+        None => ckpt.save_all(state, &[gan], &[opt_g, opt_d]),
+    }
 }
 
 fn fill_batch(images: &Images, indices: &[usize], out: &mut [u8]) {
