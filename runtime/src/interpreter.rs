@@ -48,6 +48,8 @@ impl PrivateLayout {
 pub struct Interpreter<'m> {
     model: Model<'m>,
     kernels: Kernels,
+    /// [`Interpreter::is_row_causal`], decided once (it reads every weight).
+    row_causal: bool,
 }
 
 /// Splits `arena` into the output range (mutable) and read-only views of the rest, so the
@@ -91,7 +93,9 @@ fn for_rows(t: &Tensor, rows: (usize, usize), width: usize, mut f: impl FnMut(co
 impl<'m> Interpreter<'m> {
     /// An interpreter for `model` using `kernels`.
     pub fn new(model: Model<'m>, kernels: Kernels) -> Self {
-        Interpreter { model, kernels }
+        let mut interp = Interpreter { model, kernels, row_causal: false };
+        interp.row_causal = interp.check_row_causal();
+        interp
     }
 
     /// The model.
@@ -220,6 +224,10 @@ impl<'m> Interpreter<'m> {
     /// over equally tall maps whose kernel rows below the centre are all zero (masked
     /// convolutions). Checked against the weights themselves.
     pub fn is_row_causal(&self) -> bool {
+        self.row_causal
+    }
+
+    fn check_row_causal(&self) -> bool {
         let m = &self.model;
         let h = m.input().dims[1];
         (0..m.op_count()).all(|i| {

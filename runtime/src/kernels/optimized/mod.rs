@@ -30,7 +30,7 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// and every element costs two lookups and one requantization instead of three.
 pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if out.len() >= 64 && x86::has_vnni() && x86::add_avx512(p, a, b, out) {
+    if x86::has_vnni() && x86::add_avx512(p, a, b, out) {
         return;
     }
     if out.len() < 512 {

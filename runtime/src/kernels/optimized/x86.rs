@@ -28,23 +28,37 @@ pub fn conv2d_avx2(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
     unsafe { conv2d_avx2_body(g, input, weights, bias, spec, out) }
 }
 
-/// Whether this CPU runs [`conv2d_vnni`] (AVX-512 F, BW and VNNI).
+/// Whether this CPU runs [`conv2d_vnni`] and [`add_avx512`] (AVX-512 F, BW, VL and VNNI).
 pub fn has_vnni() -> bool {
-    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni")
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vl") && std::is_x86_feature_detected!("avx512vnni")
 }
 
 /// Output channels per register block (× 2 vectors of 16 positions = 16 accumulators).
 const CB: usize = 8;
 
-/// Per-thread buffers: the re-laid-out activations, the packed weights, the per-step
-/// activation offsets and the per-channel bias corrections (grown, never shrunk).
+/// Per-thread buffers: the re-laid-out activations (grown, never shrunk) and the packed
+/// weights of recent convolutions.
 #[derive(Default)]
 struct Scratch {
     act: Vec<u8>,
+    packs: Vec<Packed>,
+}
+
+/// Packed weights, per-step activation offsets and corrected biases of one convolution,
+/// with the inputs they were made from (the key: compared in full, so a different model at
+/// the same address never reuses them). Row-band sampling calls each layer 784 times per
+/// image; packing once instead of per call is most of its speed.
+struct Packed {
+    weights: Vec<u8>,
+    bias: Vec<u8>,
+    geometry: ([usize; 3], [usize; 3], [usize; 2], usize, i32),
     w: Vec<u32>,
     steps: Vec<usize>,
     corr: Vec<i32>,
 }
+
+/// Convolutions whose packing a thread keeps (more: the cache starts over).
+const PACKS: usize = 64;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -105,8 +119,16 @@ pub fn conv2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
 
 /// Packs the weights (eight output channels per block, one u32 of four i8 per step),
 /// computes the per-step activation offsets (relative to output position (0, 0)) and the
-/// per-channel corrected biases. Returns the number of steps.
-fn pack(g: &ConvGeometry, weights: &[u8], bias: &[u8], lay: &Layout, s: &mut Scratch) -> usize {
+/// per-channel corrected biases.
+fn pack(g: &ConvGeometry, weights: &[u8], bias: &[u8], lay: &Layout) -> Packed {
+    let mut s = Packed {
+        weights: weights.to_vec(),
+        bias: bias.to_vec(),
+        geometry: (g.input, g.output, g.kernel, g.pad, g.input_zero_point),
+        w: Vec::new(),
+        steps: Vec::new(),
+        corr: Vec::new(),
+    };
     let [ci, _, _] = g.input;
     let [co, _, _] = g.output;
     let [kh, kw] = g.kernel;
@@ -163,7 +185,20 @@ fn pack(g: &ConvGeometry, weights: &[u8], bias: &[u8], lay: &Layout, s: &mut Scr
         let sum = weights[o * ci * taps..(o + 1) * ci * taps].iter().fold(0i32, |a, &w| a.wrapping_add(w as i8 as i32));
         s.corr.push(i32_at(bias, o).wrapping_sub((g.input_zero_point + 128).wrapping_mul(sum)));
     }
-    n_steps
+    s
+}
+
+/// The index in `packs` of this convolution's packing, made (and cached) if needed.
+fn packed(g: &ConvGeometry, weights: &[u8], bias: &[u8], lay: &Layout, packs: &mut Vec<Packed>) -> usize {
+    let key = (g.input, g.output, g.kernel, g.pad, g.input_zero_point);
+    if let Some(i) = packs.iter().position(|p| p.geometry == key && p.weights == weights && p.bias == bias) {
+        return i;
+    }
+    if packs.len() >= PACKS {
+        packs.clear();
+    }
+    packs.push(pack(g, weights, bias, lay));
+    packs.len() - 1
 }
 
 /// Interleaves four 16-byte rows into 16 pixels of four bytes (`dst`: 64 bytes).
@@ -216,30 +251,30 @@ pub fn add_avx512(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [
         return false;
     }
     let n = out.len().min(a.len()).min(b.len());
-    let body = n / 16 * 16;
     // SAFETY: the caller checked AVX-512 F/BW/VNNI; the body reads and writes 16 bytes at
-    // i < body ≤ the length of all three slices.
-    unsafe { add_avx512_body(p, a, b, out, body) };
-    crate::kernels::reference::add(p, &a[body..n], &b[body..n], &mut out[body..n]);
+    // i + 16 ≤ n and the last 1..=15 elements through masked loads and stores.
+    unsafe { add_avx512_body(p, a, b, out, n) };
     true
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn add_avx512_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8], body: usize) {
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn add_avx512_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8], n: usize) {
     let shift = _mm_cvtsi32_si128(p.left_shift);
     let (za, zb) = (_mm512_set1_epi32(p.zero_points[0]), _mm512_set1_epi32(p.zero_points[1]));
     let (lo, hi) = (_mm512_set1_epi32(p.act.0 as i32), _mm512_set1_epi32(p.act.1 as i32));
     let zo = _mm512_set1_epi32(p.output_zero_point);
     let mut i = 0;
-    while i < body {
-        let x = _mm512_cvtepi8_epi32(_mm_loadu_si128(a.as_ptr().add(i) as *const __m128i));
-        let y = _mm512_cvtepi8_epi32(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i));
+    while i < n {
+        // Whole vectors, then the last 1..=15 elements through a lane mask.
+        let k: __mmask16 = if i + 16 <= n { 0xFFFF } else { (1u32 << (n - i)) as u16 - 1 };
+        let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, a.as_ptr().add(i) as *const i8));
+        let y = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, b.as_ptr().add(i) as *const i8));
         let xs = _mm512_sll_epi32(_mm512_sub_epi32(x, za), shift);
         let ys = _mm512_sll_epi32(_mm512_sub_epi32(y, zb), shift);
         let sum = _mm512_add_epi32(mbqm16(xs, p.inputs[0].0, p.inputs[0].1), mbqm16(ys, p.inputs[1].0, p.inputs[1].1));
         let v = _mm512_add_epi32(mbqm16(sum, p.output.0, p.output.1), zo);
         let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-        _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+        _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, k, _mm512_cvtepi32_epi8(v));
         i += 16;
     }
 }
@@ -372,10 +407,13 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
     // Padded width: every tap's 16-position vector stays inside a padded row
     // (wo + kw − 1 ≤ wi + 2·pad, checked), plus three columns for the one-channel layout.
     let lay = Layout { planes: if ci == 1 { 1 } else { ci / 4 }, hp: hi + 2 * pad, wp: wi + 2 * pad + 3 };
-    let n_steps = pack(g, weights, bias, &lay, s);
+    let Scratch { act: act_buf, packs } = s;
+    let i = packed(g, weights, bias, &lay, packs);
+    let pk = &packs[i];
+    let n_steps = pk.steps.len();
     let pv = (g.input_zero_point + 128) as u8;
-    s.act.resize(lay.planes * lay.plane() + 64, pv);
-    let act = s.act.as_mut_ptr();
+    act_buf.resize(lay.planes * lay.plane() + 64, pv);
+    let act = act_buf.as_mut_ptr();
     // Padded rows the requested output rows read: y0 ..= y1 − 1 + kh − 1 (≤ hp − 1).
     let (r0, r1) = (y0, (y1 + kh - 1).min(lay.hp));
     let flip = _mm_set1_epi8(-128);
@@ -415,25 +453,25 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             }
         }
     }
-    let act = s.act.as_ptr();
+    let act = act_buf.as_ptr();
     let xs = [0, wo - 16];
     let width = match spec {
         OutSpec::Int8 { .. } => 1,
         OutSpec::F32 { .. } => 4,
     };
     for b in 0..co.div_ceil(CB) {
-        let wb = s.w.as_ptr().add(b * n_steps * CB);
+        let wb = pk.w.as_ptr().add(b * n_steps * CB);
         let nc = (co - b * CB).min(CB);
         let rq: [Rq; CB] = core::array::from_fn(|r| Rq::new(spec, (b * CB + r).min(co - 1)));
         for oy in y0..y1 {
             let mut acc0 = [_mm512_setzero_si512(); CB];
             let mut acc1 = [_mm512_setzero_si512(); CB];
             for r in 0..nc {
-                acc0[r] = _mm512_set1_epi32(s.corr[b * CB + r]);
+                acc0[r] = _mm512_set1_epi32(pk.corr[b * CB + r]);
                 acc1[r] = acc0[r];
             }
             let base = act.add(oy * lay.wp * 4);
-            for (t, &off) in s.steps.iter().enumerate() {
+            for (t, &off) in pk.steps.iter().enumerate() {
                 // SAFETY: off addresses (plane, ky, kx) with ky < kh, kx < kw; oy + ky < hp
                 // and x + kx + 16 ≤ wp for both vectors, so 64 bytes stay inside the plane.
                 let p = base.add(off);
