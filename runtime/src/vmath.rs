@@ -25,6 +25,17 @@ pub fn log1pf(v: &mut [f32]) {
     }
 }
 
+/// `libm::logf` on every element, in place.
+pub fn logf(v: &mut [f32]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if crate::kernels::optimized::x86::has_avx512f() {
+        return crate::kernels::optimized::x86::logf_batch(v);
+    }
+    for x in v {
+        *x = libm::logf(*x);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::rng::Rng;
@@ -36,7 +47,7 @@ mod tests {
         let mut v: Vec<f32> = (0..200_000).map(|_| f32::from_bits(rng.next_u32())).collect();
         v.extend((0..200_000).map(|_| (rng.uniform() * 2.0 - 1.0) * 2f32.powi(rng.below(16) as i32 - 8)));
         v.extend((0..100_000).map(|_| (rng.uniform() * 2.0 - 1.0) * 110.0));
-        for b in [0x3900_0000u32, 0x42ae_ac50, 0x42b1_7218, 0x42cf_f1b5, 0x3eb1_7218, 0x3f85_1592, 0x3380_0000, 0x3ed4_13d0, 0x4b80_0000, 0x7f80_0000, 0x3f80_0000] {
+        for b in [0x3900_0000u32, 0x42ae_ac50, 0x42b1_7218, 0x42cf_f1b5, 0x3eb1_7218, 0x3f85_1592, 0x3380_0000, 0x3ed4_13d0, 0x4b80_0000, 0x7f80_0000, 0x3f80_0000, 0x0080_0000, 0x3f35_04f3] {
             for d in 0..8u32 {
                 for bits in [b.wrapping_add(d), b.wrapping_sub(d)] {
                     v.push(f32::from_bits(bits));
@@ -45,6 +56,7 @@ mod tests {
             }
         }
         v.extend([0.0, -0.0, 1.0, -1.0, f32::MIN_POSITIVE, f32::MAX, f32::EPSILON]);
+        v.extend((0..100_000).map(|_| rng.uniform() * 4.0));
         v
     }
 
@@ -55,7 +67,10 @@ mod tests {
         super::expf(&mut e);
         let mut l = args.clone();
         super::log1pf(&mut l);
+        let mut g = args.clone();
+        super::logf(&mut g);
         for (i, &x) in args.iter().enumerate() {
+            assert_eq!(g[i].to_bits(), libm::logf(x).to_bits(), "logf({x:e}) bits {:#x}", x.to_bits());
             assert_eq!(e[i].to_bits(), libm::expf(x).to_bits(), "expf({x:e}) bits {:#x}", x.to_bits());
             assert_eq!(l[i].to_bits(), libm::log1pf(x).to_bits(), "log1pf({x:e}) bits {:#x}", x.to_bits());
         }
