@@ -401,12 +401,12 @@ impl Rq {
 unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], s: &mut Scratch) {
     let [ci, hi, wi] = g.input;
     let [co, ho, wo] = g.output;
-    let [kh, _] = g.kernel;
+    let [kh, kw] = g.kernel;
     let pad = g.pad;
     let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
     // Padded width: every tap's 16-position vector stays inside a padded row
-    // (wo + kw − 1 ≤ wi + 2·pad, checked), plus three columns for the one-channel layout.
-    let lay = Layout { planes: if ci == 1 { 1 } else { ci / 4 }, hp: hi + 2 * pad, wp: wi + 2 * pad + 3 };
+    // (wo + kw − 1 ≤ wi + 2·pad, checked).
+    let lay = Layout { planes: if ci == 1 { 1 } else { ci / 4 }, hp: hi + 2 * pad, wp: wi + 2 * pad };
     let Scratch { act: act_buf, packs } = s;
     let i = packed(g, weights, bias, &lay, packs);
     let pk = &packs[i];
@@ -454,29 +454,48 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
         }
     }
     let act = act_buf.as_ptr();
-    let xs = [0, wo - 16];
     let width = match spec {
         OutSpec::Int8 { .. } => 1,
         OutSpec::F32 { .. } => 4,
     };
+    // Tiles of two 16-position vectors: (activation byte offset, output element offset
+    // within a channel plane) of each. A 1×1 kernel without padding reads the rows as one
+    // flat run (28 × 28 = 49 vectors, not 2 per row of 28: no overlap wasted); otherwise each
+    // output row is positions 0..16 and wo − 16..wo.
+    let mut tiles: Vec<[(usize, usize); 2]> = Vec::new();
+    if kh == 1 && kw == 1 && pad == 0 {
+        let (q0, q1) = (y0 * wo, y1 * wo);
+        let mut starts: Vec<usize> = (q0..q1 - 15).step_by(16).collect();
+        if (q1 - q0) % 16 != 0 {
+            starts.push(q1 - 16);
+        }
+        for pair in starts.chunks(2) {
+            let (a, b) = (pair[0], *pair.last().unwrap_or(&pair[0]));
+            tiles.push([(a * 4, a), (b * 4, b)]);
+        }
+    } else {
+        for oy in y0..y1 {
+            let (a, b) = (0, wo - 16);
+            tiles.push([((oy * lay.wp + a) * 4, oy * wo + a), ((oy * lay.wp + b) * 4, oy * wo + b)]);
+        }
+    }
     for b in 0..co.div_ceil(CB) {
         let wb = pk.w.as_ptr().add(b * n_steps * CB);
         let nc = (co - b * CB).min(CB);
         let rq: [Rq; CB] = core::array::from_fn(|r| Rq::new(spec, (b * CB + r).min(co - 1)));
-        for oy in y0..y1 {
+        for &[(a0, o0), (a1, o1)] in &tiles {
             let mut acc0 = [_mm512_setzero_si512(); CB];
             let mut acc1 = [_mm512_setzero_si512(); CB];
             for r in 0..nc {
                 acc0[r] = _mm512_set1_epi32(pk.corr[b * CB + r]);
                 acc1[r] = acc0[r];
             }
-            let base = act.add(oy * lay.wp * 4);
             for (t, &off) in pk.steps.iter().enumerate() {
-                // SAFETY: off addresses (plane, ky, kx) with ky < kh, kx < kw; oy + ky < hp
-                // and x + kx + 16 ≤ wp for both vectors, so 64 bytes stay inside the plane.
-                let p = base.add(off);
-                let v0 = _mm512_loadu_si512(p.add(xs[0] * 4) as *const _);
-                let v1 = _mm512_loadu_si512(p.add(xs[1] * 4) as *const _);
+                // SAFETY: off addresses (plane, ky, kx) with ky < kh, kx < kw; a row tile has
+                // oy + ky < hp and x + kx + 16 ≤ wp, a flat tile q + 16 ≤ hi·wi (1×1, no
+                // padding): 64 bytes inside the plane either way.
+                let v0 = _mm512_loadu_si512(act.add(off + a0) as *const _);
+                let v1 = _mm512_loadu_si512(act.add(off + a1) as *const _);
                 let w = wb.add(t * CB);
                 for r in 0..CB {
                     let wv = _mm512_set1_epi32(*w.add(r) as i32);
@@ -485,11 +504,10 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
                 }
             }
             for r in 0..nc {
-                let c = b * CB + r;
-                let at = |x: usize| ((c * ho + oy) * wo + x) * width;
-                // SAFETY: c < co, oy < ho, x + 16 ≤ wo: inside `out` (length checked).
-                rq[r].emit16(acc0[r], spec, out.as_mut_ptr().add(at(xs[0])));
-                rq[r].emit16(acc1[r], spec, out.as_mut_ptr().add(at(xs[1])));
+                let plane = (b * CB + r) * ho * wo;
+                // SAFETY: channel < co and o + 16 ≤ ho·wo: inside `out` (length checked).
+                rq[r].emit16(acc0[r], spec, out.as_mut_ptr().add((plane + o0) * width));
+                rq[r].emit16(acc1[r], spec, out.as_mut_ptr().add((plane + o1) * width));
             }
         }
     }
