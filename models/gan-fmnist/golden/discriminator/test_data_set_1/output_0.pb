@@ -1,2 +1,2 @@
 
-BlogitJดพ
+BlogitJFlิพ
