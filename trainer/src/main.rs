@@ -185,6 +185,9 @@ struct GanArgs {
     /// gets published (0: publish the last generator).
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
+    /// Channels of the discriminator's first convolution (the second has twice as many).
+    #[arg(long, default_value_t = 32)]
+    d_features: usize,
     /// The VAE whose samples are also measured (FD).
     #[arg(long, default_value = "models/vae-fmnist")]
     vae: PathBuf,
@@ -360,9 +363,13 @@ fn train_gan(a: GanArgs) -> Result<()> {
     if !(0.0..1.0).contains(&a.ema) {
         bail!("--ema must be in [0, 1)");
     }
-    let cfg = gan::GanConfig::new().with_latent(a.latent);
+    if !(1..=256).contains(&a.d_features) {
+        bail!("--d-features must be in 1..=256");
+    }
+    let cfg = gan::GanConfig::new().with_latent(a.latent).with_d_features(a.d_features);
     let ema = if a.ema > 0.0 { format!(" --ema {}", a.ema) } else { String::new() };
-    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{ema}", a.latent));
+    let d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{ema}{d}", a.latent));
     let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");

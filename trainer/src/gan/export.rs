@@ -92,8 +92,8 @@ pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
         h = g.conv(&h, name, &w, &b, c.weight.dims(), 2, 1, None);
         h = g.node("LeakyRelu", &[&h], None, &[("alpha", Attr::Float(0.2))]);
     }
-    let h = g.reshape(&h, &[1, 64 * 49]);
     let [i, o] = d.fc.weight.dims();
+    let h = g.reshape(&h, &[1, i as i64]);
     g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, Some("logit"));
     g.output("logit", &[1, 1]);
     g.finish("dcgan_discriminator", "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].", &[("family", "gan-discriminator".into())])

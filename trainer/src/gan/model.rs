@@ -14,6 +14,9 @@ pub struct GanConfig {
     /// Channels of the generator's 7×7 map.
     #[config(default = 64)]
     pub features: usize,
+    /// Channels of the discriminator's first convolution (its second has twice as many).
+    #[config(default = 32)]
+    pub d_features: usize,
 }
 
 /// z `[B, latent]` → image `[B, 1, 28, 28]` in (-1, 1) (the network pixel scale).
@@ -34,11 +37,11 @@ pub struct Generator {
 /// image `[B, 1, 28, 28]` → realness logit `[B, 1]`.
 #[derive(Module, Debug)]
 pub struct Discriminator {
-    /// 1→32, 4×4, stride 2.
+    /// 1→d, 4×4, stride 2 (d = `d_features`, 32 by default).
     pub conv1: Conv2d,
-    /// 32→64, 4×4, stride 2.
+    /// d→2d, 4×4, stride 2.
     pub conv2: Conv2d,
-    /// 64×7×7 → 1.
+    /// 2d×7×7 → 1.
     pub fc: Linear,
 }
 
@@ -58,7 +61,7 @@ fn dcgan_init() -> Initializer {
 impl GanConfig {
     /// A freshly initialized GAN on `device` (DCGAN's N(0, 0.02) weights).
     pub fn init(&self, device: &Device) -> Gan {
-        let f = self.features;
+        let (f, d) = (self.features, self.d_features);
         Gan {
             generator: Generator {
                 fc: LinearConfig::new(self.latent, f * 49).with_initializer(dcgan_init()).init(device),
@@ -68,9 +71,9 @@ impl GanConfig {
                 deconv2: ConvTranspose2dConfig::new([32, 1], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
             },
             discriminator: Discriminator {
-                conv1: Conv2dConfig::new([1, 32], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
-                conv2: Conv2dConfig::new([32, 64], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
-                fc: LinearConfig::new(64 * 49, 1).with_initializer(dcgan_init()).init(device),
+                conv1: Conv2dConfig::new([1, d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
+                conv2: Conv2dConfig::new([d, 2 * d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
+                fc: LinearConfig::new(2 * d * 49, 1).with_initializer(dcgan_init()).init(device),
             },
         }
     }
