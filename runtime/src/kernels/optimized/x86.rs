@@ -216,28 +216,58 @@ unsafe fn interleave4(r: [__m128i; 4], dst: *mut u8) {
     }
 }
 
-/// `multiply_by_quantized_multiplier` on 16 lanes, bit for bit; `m != i32::MIN` and
-/// `shift` in `-31..=31` (the caller checks, else it goes element by element).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn mbqm16(acc: __m512i, m: i32, shift: i32) -> __m512i {
-    let (left, right) = (shift.max(0), (-shift).max(0));
-    let x = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(left));
-    // (x·m + 2^30) >> 31 per lane, as `saturating_rounding_doubling_high_mul`.
-    let mv = _mm512_set1_epi32(m);
-    let nudge = _mm512_set1_epi64(1 << 30);
-    let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mv), nudge), 31);
-    let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mv), nudge), 31);
-    let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-    // rounding_divide_by_pot(v, right).
-    let mask = _mm512_set1_epi32(((1i64 << right) - 1) as i32);
-    let rem = _mm512_and_si512(v, mask);
-    let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(v, 31));
-    let q = _mm512_sra_epi32(v, _mm_cvtsi32_si128(right));
-    _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1))
+/// `multiply_by_quantized_multiplier(·, m, shift)` on 16 lanes, bit for bit, its constants
+/// broadcast once; for `m != i32::MIN` and `shift` in `-31..=31` ([`vector_quant`]; the
+/// callers go element by element otherwise).
+#[derive(Clone, Copy)]
+struct Mbqm {
+    mult: __m512i,
+    left: __m128i,
+    right: __m128i,
+    /// Remainder mask of the rounding right shift, and its rounding threshold without the
+    /// sign term.
+    mask: __m512i,
+    thr: __m512i,
 }
 
-/// Whether `(m, shift)` takes the vector path of [`mbqm16`].
+impl Mbqm {
+    #[inline(always)]
+    unsafe fn new(m: i32, shift: i32) -> Mbqm {
+        // SAFETY (caller): AVX-512 F is available (register broadcasts only).
+        unsafe {
+            let right = (-shift).clamp(0, 31);
+            let mask = ((1i64 << right) - 1) as i32;
+            Mbqm {
+                mult: _mm512_set1_epi32(m),
+                left: _mm_cvtsi32_si128(shift.clamp(0, 31)),
+                right: _mm_cvtsi32_si128(right),
+                mask: _mm512_set1_epi32(mask),
+                thr: _mm512_set1_epi32(mask >> 1),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn apply(&self, acc: __m512i) -> __m512i {
+        // SAFETY (caller): AVX-512 F is available.
+        unsafe {
+            let x = _mm512_sll_epi32(acc, self.left);
+            // (x·m + 2^30) >> 31 per lane, as `saturating_rounding_doubling_high_mul`: the
+            // even lanes' 64-bit products, then the odd lanes', blended back.
+            let nudge = _mm512_set1_epi64(1 << 30);
+            let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, self.mult), nudge), 31);
+            let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult), nudge), 31);
+            let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+            // rounding_divide_by_pot(v, right): + 1 where the remainder passes the threshold.
+            let rem = _mm512_and_si512(v, self.mask);
+            let thr = _mm512_add_epi32(self.thr, _mm512_srli_epi32(v, 31));
+            let q = _mm512_sra_epi32(v, self.right);
+            _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1))
+        }
+    }
+}
+
+/// Whether `(m, shift)` takes the vector path of [`Mbqm`].
 fn vector_quant(m: i32, shift: i32) -> bool {
     m != i32::MIN && (-31..=31).contains(&shift)
 }
@@ -263,6 +293,7 @@ unsafe fn add_avx512_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out
     let (za, zb) = (_mm512_set1_epi32(p.zero_points[0]), _mm512_set1_epi32(p.zero_points[1]));
     let (lo, hi) = (_mm512_set1_epi32(p.act.0 as i32), _mm512_set1_epi32(p.act.1 as i32));
     let zo = _mm512_set1_epi32(p.output_zero_point);
+    let (qa, qb, qo) = (Mbqm::new(p.inputs[0].0, p.inputs[0].1), Mbqm::new(p.inputs[1].0, p.inputs[1].1), Mbqm::new(p.output.0, p.output.1));
     let mut i = 0;
     while i < n {
         // Whole vectors, then the last 1..=15 elements through a lane mask.
@@ -271,8 +302,8 @@ unsafe fn add_avx512_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out
         let y = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, b.as_ptr().add(i) as *const i8));
         let xs = _mm512_sll_epi32(_mm512_sub_epi32(x, za), shift);
         let ys = _mm512_sll_epi32(_mm512_sub_epi32(y, zb), shift);
-        let sum = _mm512_add_epi32(mbqm16(xs, p.inputs[0].0, p.inputs[0].1), mbqm16(ys, p.inputs[1].0, p.inputs[1].1));
-        let v = _mm512_add_epi32(mbqm16(sum, p.output.0, p.output.1), zo);
+        let sum = _mm512_add_epi32(qa.apply(xs), qb.apply(ys));
+        let v = _mm512_add_epi32(qo.apply(sum), zo);
         let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
         _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, k, _mm512_cvtepi32_epi8(v));
         i += 16;
@@ -296,13 +327,8 @@ pub fn relu_avx2(zero_point: i8, input: &[u8], out: &mut [u8]) {
 /// One output channel's requantization, its constants broadcast once per block of rows.
 #[derive(Clone, Copy)]
 struct Rq {
-    /// int8 path: multiplier, left shift, right shift, remainder mask, rounding threshold
-    /// (without the sign term), zero point and clamp bounds.
-    mult: __m512i,
-    left: __m128i,
-    right: __m128i,
-    mask: __m512i,
-    thr: __m512i,
+    /// int8 path: the fixed-point multiply, zero point and clamp bounds.
+    q: Mbqm,
     zp: __m512i,
     lo: __m512i,
     hi: __m512i,
@@ -323,11 +349,7 @@ impl Rq {
         // SAFETY (caller): AVX-512 F is available (plain register broadcasts).
         unsafe {
             let mut rq = Rq {
-                mult: _mm512_setzero_si512(),
-                left: _mm_setzero_si128(),
-                right: _mm_setzero_si128(),
-                mask: _mm512_setzero_si512(),
-                thr: _mm512_setzero_si512(),
+                q: Mbqm::new(0, 0),
                 zp: _mm512_setzero_si512(),
                 lo: _mm512_setzero_si512(),
                 hi: _mm512_setzero_si512(),
@@ -342,13 +364,7 @@ impl Rq {
                     rq.m = m;
                     rq.shift = shift;
                     rq.how = if vector_quant(m, shift) { 0 } else { 1 };
-                    let right = (-shift).clamp(0, 31);
-                    let mask = ((1i64 << right) - 1) as i32;
-                    rq.mult = _mm512_set1_epi32(m);
-                    rq.left = _mm_cvtsi32_si128(shift.clamp(0, 31));
-                    rq.right = _mm_cvtsi32_si128(right);
-                    rq.mask = _mm512_set1_epi32(mask);
-                    rq.thr = _mm512_set1_epi32(mask >> 1);
+                    rq.q = Mbqm::new(m, shift);
                     rq.zp = _mm512_set1_epi32(zero_point);
                     rq.lo = _mm512_set1_epi32(act_min as i32);
                     rq.hi = _mm512_set1_epi32(act_max as i32);
@@ -368,18 +384,7 @@ impl Rq {
         unsafe {
             match self.how {
                 0 => {
-                    // multiply_by_quantized_multiplier: (x·m + 2^30) >> 31, then the
-                    // rounding right shift; as `mbqm16` with the constants hoisted.
-                    let x = _mm512_sll_epi32(acc, self.left);
-                    let nudge = _mm512_set1_epi64(1 << 30);
-                    let even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, self.mult), nudge), 31);
-                    let odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult), nudge), 31);
-                    let v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-                    let rem = _mm512_and_si512(v, self.mask);
-                    let thr = _mm512_add_epi32(self.thr, _mm512_srli_epi32(v, 31));
-                    let q = _mm512_sra_epi32(v, self.right);
-                    let q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
-                    let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, self.zp), self.lo), self.hi);
+                    let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(self.q.apply(acc), self.zp), self.lo), self.hi);
                     _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q));
                 }
                 1 => {
