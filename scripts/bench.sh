@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Engine throughput on the bundled PixelCNN, all in one run on one thread: the Rust engines
-# (edgegen bench) and onnxruntime on the same f32 and QDQ ONNX files. Speed is reported as
-# ratios against the int8 engine with reference kernels; nothing here is asserted.
+# Engine throughput of one bundled model (default: the PixelCNN; also models/vae-fmnist and
+# models/gan-fmnist), all in one run on one thread: the Rust engines (edgegen bench) and
+# onnxruntime on the same f32 and QDQ ONNX files. Speed is reported as ratios against the
+# int8 engine with reference kernels doing the same thing; nothing here is asserted.
+# Usage: scripts/bench.sh [MODEL_DIR] [IMAGES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/pixelcnn-fmnist}
@@ -9,25 +11,47 @@ N=${2:-50}
 export RAYON_NUM_THREADS=1
 cargo run --release --quiet --bin edgegen -- bench --model "$MODEL" --images "$N" | tee /tmp/edgegen-bench.txt
 python3 - "$MODEL" "$N" <<'PY'
-# onnxruntime on the same ONNX files and the same test images, one thread. "forward only" is
-# session.run alone; "log_prob" adds the mixture likelihood in numpy (the runtime's formula:
-# log-sigmoids through log1p/exp and the cancellation-free bin probability), so that row does
-# the same work as the Rust engines' log_prob.
-import sys, time, gzip, glob, numpy as np, onnxruntime as ort
+# onnxruntime on the same ONNX files and the same test images, one thread, doing the same
+# work as the Rust engines: "forward only" is session.run alone; "log_prob" adds the mixture
+# likelihood in numpy (the runtime's formula: log-sigmoids through log1p/exp and the
+# cancellation-free bin probability; for the VAE the k = 16 importance-weighted bound);
+# "sample" draws from seeded noise (and, for the VAE, every pixel from p(x|z)).
+import sys, time, gzip, glob, json, numpy as np, onnxruntime as ort
 model, n = sys.argv[1], int(sys.argv[2])
 rows = [l.rsplit(None, 2) for l in open("/tmp/edgegen-bench.txt").read().splitlines()[1:]]
-base = float(rows[0][1])
+def base(name):
+    kind = "sample" if name.startswith("sample") else "log_prob"
+    return next(float(r[1]) for r in rows if r[0].startswith(kind))
+def report(name, rate):
+    print(f"{name:<40} {rate:>12.2f} {rate / base(name):>10.2f}")
+card = json.load(open(f"{model}/card.json"))
+family = card["family"]
 path = glob.glob("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte*")[0]
 raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
 imgs = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:n]
-import json
-k = json.load(open(f"{model}/card.json"))["pixel_distribution"]["components"]
 f32 = np.float32
+rng = np.random.default_rng(0)
+
+def session(file):
+    o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
+    return ort.InferenceSession(f"{model}/{file}", o, providers=["CPUExecutionProvider"])
+
+def image_input(s, img):
+    inp = s.get_inputs()[0]
+    x = img.reshape(1, 1, 28, 28).astype(np.int32)
+    return {inp.name: (x - 128).astype(np.int8) if inp.type == "tensor(int8)" else (x / 127.5 - 1).astype(f32)}
+
+def rate(count, f):
+    f(0)
+    t = time.perf_counter()
+    for i in range(count):
+        f(i)
+    return count / (time.perf_counter() - t)
 
 def log_sigmoid(t):
     return np.minimum(t, f32(0)) - np.log1p(np.exp(-np.abs(t)))
 
-def log_prob(x, params):
+def mixture_log_prob(x, params, k):
     p = params.reshape(3 * k, -1)
     logits, mean, ls = p[:k], p[k:2 * k], np.maximum(p[2 * k:], f32(-7))
     xv = x.reshape(1, -1)
@@ -39,23 +63,48 @@ def log_prob(x, params):
     terms = comp + logits - np.logaddexp.reduce(logits, axis=0)
     return np.logaddexp.reduce(terms, axis=0).astype(np.float64).sum()
 
-for name, path in [("onnxruntime f32", "model.onnx"), ("onnxruntime int8 (QDQ)", "model.int8.onnx")]:
-    o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
-    s = ort.InferenceSession(f"{model}/{path}", o, providers=["CPUExecutionProvider"])
-    inp = s.get_inputs()[0]
-    xs = [imgs[i].reshape(1, 1, 28, 28).astype(np.int32) for i in range(n)]
-    xs = [(x - 128).astype(np.int8) if inp.type == "tensor(int8)" else (x / 127.5 - 1).astype(f32) for x in xs]
-    s.run(None, {inp.name: xs[0]})
-    t = time.perf_counter()
-    for x in xs:
-        s.run(None, {inp.name: x})
-    fwd = n / (time.perf_counter() - t)
-    t = time.perf_counter()
-    total = 0.0
-    for i, x in enumerate(xs):
-        total += log_prob(imgs[i], s.run(None, {inp.name: x})[0])
-    lp = n / (time.perf_counter() - t)
-    print(f"{'log_prob ' + name:<40} {lp:>12.2f} {lp / base:>10.2f}")
-    print(f"{'forward only, ' + name:<40} {fwd:>12.2f} {fwd / base:>10.2f}")
-    print(f"  (mean bits/dim of those {n} images through {name}: {-total / n / 784 / np.log(2):.4f})")
+def mixture_sample(params, k):
+    p = params.reshape(3 * k, -1)
+    logits, mean, ls = p[:k], p[k:2 * k], np.maximum(p[2 * k:], f32(-7))
+    j = np.argmax(logits - np.log(-np.log(rng.uniform(size=logits.shape))), axis=0)
+    cols = np.arange(p.shape[1])
+    u = rng.uniform(1e-6, 1 - 1e-6, size=p.shape[1])
+    x = mean[j, cols] + np.exp(ls[j, cols]) * (np.log(u) - np.log1p(-u))
+    return np.clip(np.rint((x + 1) * 127.5), 0, 255).astype(np.uint8)
+
+for label, suffix in [("onnxruntime f32", ".onnx"), ("onnxruntime int8 (QDQ)", ".int8.onnx")]:
+    if family == "pixelcnn":
+        k = card["pixel_distribution"]["components"]
+        s = session("model" + suffix)
+        feeds = [image_input(s, im) for im in imgs]
+        fwd = rate(n, lambda i: s.run(None, feeds[i]))
+        totals = []
+        lp = rate(n, lambda i: totals.append(mixture_log_prob(imgs[i], s.run(None, feeds[i])[0], k)))
+        report(f"log_prob {label}", lp)
+        report(f"forward only, {label}", fwd)
+        print(f"  (mean bits/dim of those {n} images through {label}: {-np.mean(totals[1:]) / 784 / np.log(2):.4f})")
+    elif family == "vae":
+        k, latent, kk = card["pixel_distribution"]["components"], card["latent_dim"], 16
+        enc, dec = session("encoder" + suffix), session("decoder" + suffix)
+        zname = dec.get_inputs()[0].name
+        def iwae(i):
+            mu, lv = enc.run(None, image_input(enc, imgs[i]))[:2]
+            w = []
+            for _ in range(kk):
+                eps = rng.standard_normal((1, latent)).astype(f32)
+                z = mu + np.exp(0.5 * lv) * eps
+                lp = mixture_log_prob(imgs[i], dec.run(None, {zname: z.astype(f32)})[0], k)
+                w.append(lp - 0.5 * np.sum(z * z) + 0.5 * np.sum(eps * eps + lv))
+            return np.logaddexp.reduce(np.array(w)) - np.log(kk)
+        vals = []
+        report(f"log_prob {label}", rate(max(1, n // 10), lambda i: vals.append(iwae(i))))
+        report(f"sample {label}", rate(n, lambda i: mixture_sample(dec.run(None, {zname: rng.standard_normal((1, latent)).astype(f32)})[0], k)))
+        print(f"  (mean importance-weighted bound through {label}: {-np.mean(vals[1:]) / 784 / np.log(2):.4f} bits/dim)")
+    else:
+        g = session("generator" + suffix)
+        zname, latent = g.get_inputs()[0].name, card["latent_dim"]
+        def sample(i):
+            v = g.run(None, {zname: rng.standard_normal((1, latent)).astype(f32)})[0]
+            return np.clip(np.rint((v + 1) * 127.5), 0, 255).astype(np.uint8)
+        report(f"sample {label}", rate(n, sample))
 PY

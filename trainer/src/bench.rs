@@ -12,6 +12,19 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
 
+/// The baseline of a row: the int8 engine with reference kernels doing the same thing (the
+/// first row of the same kind — `log_prob` or `sample`; the network-only `forward` row is
+/// measured against the reference `log_prob`, whose likelihood part is negligible there).
+fn base(rows: &[(String, f64)], name: &str) -> f64 {
+    let kind = if name.starts_with("sample") { "sample" } else { "log_prob" };
+    rows.iter().find(|(n, _)| n.starts_with(kind)).map_or(1.0, |r| r.1)
+}
+
+/// A compiled model file's bytes, validated.
+fn parse(bytes: &[u8]) -> Result<Model<'_>> {
+    Model::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Images per second of `f` over `n` calls (after one warm-up call).
 fn rate(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
     f(0)?;
@@ -50,9 +63,49 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
             })?,
         ));
     }
+    // The VAE's likelihood is its importance-weighted bound (k = 16, as `score`); the GAN
+    // has none, so its first row is sampling.
+    if family == "vae" {
+        let (enc, dec) = (std::fs::read(dir.join("encoder.egm"))?, std::fs::read(dir.join("decoder.egm"))?);
+        let (enc, dec) = (parse(&enc)?, parse(&dec)?);
+        for (name, k) in [("int8 reference kernels", Kernels::Reference), ("int8 optimized kernels", Kernels::Optimized)] {
+            let e = engine::Vae::new(enc, dec, k)?;
+            let mut arena = vec![0u8; e.arena_len()];
+            let mut bound = |i: usize| -> Result<()> {
+                let mut rng = edgegen_runtime::rng::Rng::with_stream(0, i as u64);
+                e.bounds(&mut arena, test.image(i), crate::score::VAE_K, &mut rng)?;
+                Ok(())
+            };
+            rows.push((format!("log_prob {name}"), rate(n.div_ceil(10), &mut bound)?));
+        }
+    }
+    if family == "gan" || family == "vae" {
+        let names: &[&str] = if family == "gan" { &["generator.egm"] } else { &["encoder.egm", "decoder.egm"] };
+        let files = names.iter().map(|f| std::fs::read(dir.join(f))).collect::<std::io::Result<Vec<_>>>()?;
+        let models = files.iter().map(|b| parse(b)).collect::<Result<Vec<_>>>()?;
+        for (name, k) in [("int8 reference kernels", Kernels::Reference), ("int8 optimized kernels", Kernels::Optimized)] {
+            let mut img = [0u8; 784];
+            let r = if family == "gan" {
+                let e = engine::Gan::new(models[0], k)?;
+                let mut arena = vec![0u8; e.arena_len()];
+                rate(n, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?
+            } else {
+                let e = engine::Vae::new(models[0], models[1], k)?;
+                let mut arena = vec![0u8; e.arena_len()];
+                rate(n, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?
+            };
+            rows.push((format!("sample {name}"), r));
+        }
+    }
     for (name, kind) in [("tract f32", EngineKind::Tract), ("tract int8 (QDQ)", EngineKind::TractInt8)] {
         let l = Loaded::open(dir, kind)?;
-        rows.push((format!("log_prob {name}"), rate(n, |i| l.bpd(test.image(i), i).map(|_| ()))?));
+        if family != "gan" {
+            let m = if family == "vae" { n.div_ceil(10) } else { n };
+            rows.push((format!("log_prob {name}"), rate(m, |i| l.bpd(test.image(i), i).map(|_| ()))?));
+        }
+        // A PixelCNN through tract samples with a full pass per pixel: one image is enough.
+        let m = if family == "pixelcnn" { 1 } else { n };
+        rows.push((format!("sample {name}"), rate(m, |i| l.sample(i as u64).map(|_| ()))?));
     }
     if family == "pixelcnn" {
         let bytes = std::fs::read(dir.join("model.egm"))?;
@@ -60,13 +113,14 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
         let mut arena = vec![0u8; e.sample_arena_len()];
         let mut img = [0u8; 784];
         let s = 2.max(n / 50);
-        rows.push(("sample int8, one row per pixel".into(), rate(s, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));
-        rows.push(("sample int8, full pass per pixel".into(), rate(1, |i| e.sample_full(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+        rows.push(("sample int8 optimized, row-band".into(), rate(s, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+        rows.push(("sample int8 optimized, full pass/pixel".into(), rate(1, |i| e.sample_full(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+        let r = engine::PixelCnn::new(Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?, Kernels::Reference)?;
+        rows.push(("sample int8 reference kernels, row-band".into(), rate(1, |i| r.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));
     }
-    let base = rows.first().map(|r| r.1).unwrap_or(1.0);
     println!("{:<40} {:>12} {:>10}", "engine (1 thread)", "images/s", "ratio");
     for (name, r) in &rows {
-        println!("{name:<40} {r:>12.2} {:>10.2}", r / base);
+        println!("{name:<40} {r:>12.2} {:>10.2}", r / base(&rows, name));
     }
     Ok(json!(rows.iter().map(|(k, v)| json!({"engine": k, "images_per_s": v})).collect::<Vec<_>>()))
 }
