@@ -17,7 +17,8 @@ use std::time::Instant;
 /// measured against the reference `log_prob`, whose likelihood part is negligible there).
 fn base(rows: &[(String, f64)], name: &str) -> f64 {
     let kind = if name.starts_with("sample") { "sample" } else { "log_prob" };
-    rows.iter().find(|(n, _)| n.starts_with(kind)).map_or(1.0, |r| r.1)
+    let of_kind = |n: &String| n.starts_with(kind);
+    rows.iter().find(|(n, _)| of_kind(n) && n.contains("reference")).or_else(|| rows.iter().find(|(n, _)| of_kind(n))).map_or(1.0, |r| r.1)
 }
 
 /// A compiled model file's bytes, validated.
