@@ -586,6 +586,10 @@ fn conv2d_rows(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec
 /// 2-D transposed convolution, bit-exact with `reference::conv_transpose2d`: each weight
 /// scatters one input plane into the output plane's accumulators.
 pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::has_vnni() && super::x86::conv_transpose2d_vnni(g, input, weights, bias, spec, out) {
+        return;
+    }
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;

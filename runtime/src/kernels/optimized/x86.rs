@@ -79,7 +79,7 @@ impl Layout {
 
 /// [`super::conv2d`] with AVX-512 VNNI, bit-exact with `reference::conv2d`. Returns `false`
 /// without touching `out` when the shape is not one this kernel handles (stride 1, output
-/// rows 16..=32 wide, input channels a multiple of 4 or exactly 1, the input zero point an
+/// rows at most 32 wide, input channels a multiple of 4 or exactly 1, the input zero point an
 /// int8 value) or the buffers are inconsistent with `g`; the caller then uses another kernel.
 /// The caller has checked [`has_vnni`].
 pub fn conv2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) -> bool {
@@ -88,7 +88,7 @@ pub fn conv2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
     let [kh, kw] = g.kernel;
     let (pad, zp) = (g.pad, g.input_zero_point);
     let shape_ok = g.stride == 1
-        && (16..=32).contains(&wo)
+        && (1..=32).contains(&wo)
         && (ci % 4 == 0 || ci == 1)
         && ci > 0
         && co > 0
@@ -97,7 +97,6 @@ pub fn conv2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
         && (-128..=127).contains(&zp)
         && ho + kh - 1 <= hi + 2 * pad
         && wo + kw - 1 <= wi + 2 * pad
-        && wi >= 16
         && g.rows.0 < g.rows.1.min(ho);
     let out_bytes = match spec {
         OutSpec::Int8 { quant, .. } => (quant.len() >= 8 * co).then_some(1),
@@ -375,33 +374,33 @@ impl Rq {
         }
     }
 
-    /// Requantizes 16 accumulators and stores them at `dst` (16 int8 bytes or 16
+    /// Requantizes 16 accumulators and stores the lanes of `mask` at `dst` (int8 bytes or
     /// little-endian f32), exactly as `OutSpec::emit` does element by element.
     #[inline(always)]
-    unsafe fn emit16(&self, acc: __m512i, spec: &OutSpec, dst: *mut u8) {
-        // SAFETY (caller): AVX-512 F/BW is available; `dst` is valid for 16 (int8) or 64
-        // (f32) bytes of writes.
+    unsafe fn emit16(&self, acc: __m512i, spec: &OutSpec, dst: *mut u8, mask: u16) {
+        // SAFETY (caller): AVX-512 F/BW/VL is available; `dst` is valid for the writes of
+        // the lanes in `mask` (1 or 4 bytes each).
         unsafe {
             match self.how {
                 0 => {
                     let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(self.q.apply(acc), self.zp), self.lo), self.hi);
-                    _mm_storeu_si128(dst as *mut __m128i, _mm512_cvtepi32_epi8(q));
+                    _mm_mask_storeu_epi8(dst as *mut i8, mask, _mm512_cvtepi32_epi8(q));
                 }
                 1 => {
                     let OutSpec::Int8 { zero_point, act_min, act_max, .. } = *spec else { return };
                     let mut a = [0i32; 16];
                     _mm512_storeu_si512(a.as_mut_ptr() as *mut _, acc);
-                    for (j, &a) in a.iter().enumerate() {
+                    for (j, &a) in a.iter().enumerate().filter(|&(j, _)| mask & (1 << j) != 0) {
                         *dst.add(j) = crate::kernels::requantize(a, self.m, self.shift, zero_point, act_min, act_max);
                     }
                 }
-                _ => _mm512_storeu_ps(dst as *mut f32, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), self.scale)),
+                _ => _mm512_mask_storeu_ps(dst as *mut f32, mask, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), self.scale)),
             }
         }
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], s: &mut Scratch) {
     let [ci, hi, wi] = g.input;
@@ -442,8 +441,17 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
                 prow[pad..pad + wi].fill(pv);
                 continue;
             }
+            if wi < 16 {
+                // A narrow row: pixel by pixel.
+                for x in 0..wi {
+                    for j in 0..4 {
+                        *row.add((pad + x) * 4 + j) = input[((4 * p + j) * hi + y) * wi + x] ^ 0x80;
+                    }
+                }
+                continue;
+            }
             // Four channels interleaved per pixel, 16 pixels at a time (the last chunk ends
-            // at the row's end, overlapping with equal values; wi ≥ 16 was checked).
+            // at the row's end, overlapping with equal values).
             let mut x0 = 0;
             loop {
                 let x = x0.min(wi - 16);
@@ -464,11 +472,12 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
         OutSpec::F32 { .. } => 4,
     };
     // Tiles of two 16-position vectors: (activation byte offset, output element offset
-    // within a channel plane) of each. A 1×1 kernel without padding reads the rows as one
-    // flat run (28 × 28 = 49 vectors, not 2 per row of 28: no overlap wasted); otherwise each
-    // output row is positions 0..16 and wo − 16..wo.
-    let mut tiles: Vec<[(usize, usize); 2]> = Vec::new();
-    if kh == 1 && kw == 1 && pad == 0 {
+    // within a channel plane) of each, and the lanes stored. A 1×1 kernel without padding
+    // reads the rows as one flat run (28 × 28 = 49 vectors, not 2 per row of 28: no overlap
+    // wasted); rows 16 or more wide are positions 0..16 and wo − 16..wo; narrower rows go two
+    // rows to a tile, each one vector of which the first wo lanes are stored.
+    let mut tiles: Vec<([(usize, usize); 2], u16)> = Vec::new();
+    if kh == 1 && kw == 1 && pad == 0 && (y1 - y0) * wo >= 16 {
         let (q0, q1) = (y0 * wo, y1 * wo);
         let mut starts: Vec<usize> = (q0..q1 - 15).step_by(16).collect();
         if (q1 - q0) % 16 != 0 {
@@ -476,19 +485,26 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
         }
         for pair in starts.chunks(2) {
             let (a, b) = (pair[0], *pair.last().unwrap_or(&pair[0]));
-            tiles.push([(a * 4, a), (b * 4, b)]);
+            tiles.push(([(a * 4, a), (b * 4, b)], 0xFFFF));
         }
-    } else {
+    } else if wo >= 16 {
         for oy in y0..y1 {
             let (a, b) = (0, wo - 16);
-            tiles.push([((oy * lay.wp + a) * 4, oy * wo + a), ((oy * lay.wp + b) * 4, oy * wo + b)]);
+            tiles.push(([((oy * lay.wp + a) * 4, oy * wo + a), ((oy * lay.wp + b) * 4, oy * wo + b)], 0xFFFF));
+        }
+    } else {
+        let mut oy = y0;
+        while oy < y1 {
+            let oy2 = (oy + 1).min(y1 - 1);
+            tiles.push(([(oy * lay.wp * 4, oy * wo), (oy2 * lay.wp * 4, oy2 * wo)], ((1u32 << wo) - 1) as u16));
+            oy += 2;
         }
     }
     for b in 0..co.div_ceil(CB) {
         let wb = pk.w.as_ptr().add(b * n_steps * CB);
         let nc = (co - b * CB).min(CB);
         let rq: [Rq; CB] = core::array::from_fn(|r| Rq::new(spec, (b * CB + r).min(co - 1)));
-        for &[(a0, o0), (a1, o1)] in &tiles {
+        for &([(a0, o0), (a1, o1)], lanes) in &tiles {
             let mut acc0 = [_mm512_setzero_si512(); CB];
             let mut acc1 = [_mm512_setzero_si512(); CB];
             for r in 0..nc {
@@ -498,7 +514,9 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             for (t, &off) in pk.steps.iter().enumerate() {
                 // SAFETY: off addresses (plane, ky, kx) with ky < kh, kx < kw; a row tile has
                 // oy + ky < hp and x + kx + 16 ≤ wp, a flat tile q + 16 ≤ hi·wi (1×1, no
-                // padding): 64 bytes inside the plane either way.
+                // padding): 64 bytes inside the plane either way; a narrow-row tile may read
+                // up to 16 pixels past its row, inside the next row or plane, or the 64 bytes
+                // of slack after the last plane (lanes not stored).
                 let v0 = _mm512_loadu_si512(act.add(off + a0) as *const _);
                 let v1 = _mm512_loadu_si512(act.add(off + a1) as *const _);
                 let w = wb.add(t * CB);
@@ -511,8 +529,8 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             for r in 0..nc {
                 let plane = (b * CB + r) * ho * wo;
                 // SAFETY: channel < co and o + 16 ≤ ho·wo: inside `out` (length checked).
-                rq[r].emit16(acc0[r], spec, out.as_mut_ptr().add((plane + o0) * width));
-                rq[r].emit16(acc1[r], spec, out.as_mut_ptr().add((plane + o1) * width));
+                rq[r].emit16(acc0[r], spec, out.as_mut_ptr().add((plane + o0) * width), lanes);
+                rq[r].emit16(acc1[r], spec, out.as_mut_ptr().add((plane + o1) * width), lanes);
             }
         }
     }
@@ -700,4 +718,53 @@ unsafe fn logf16(c: &mut [f32]) -> u16 {
     let y = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(a, hfsq), f), _mm512_mul_ps(dk, _mm512_set1_ps(LN2_HI)));
     _mm512_mask_storeu_ps(c.as_mut_ptr(), common, y);
     common
+}
+
+/// [`super::conv_transpose2d`] through [`conv2d_vnni`], bit-exact: a transposed convolution
+/// is the ordinary convolution of its input with `stride − 1` zero-point pixels inserted
+/// between neighbours, padded by `k − 1 − pad`, under the kernel flipped (rotated 180°) — the
+/// same products in another order, so the int32 sums are equal. The inserted
+/// pixels waste MACs (3 of 4 at stride 2), which 64-MAC instructions afford. Returns `false`
+/// (nothing written) when the shape does not fit (square kernel, whole output, pad < k) or
+/// [`conv2d_vnni`] declines it. The caller has checked [`has_vnni`].
+pub fn conv_transpose2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) -> bool {
+    let [ci, hi, wi] = g.input;
+    let [co, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
+    let fits = s >= 1
+        && kh == kw
+        && pad < kh
+        && hi > 0
+        && wi > 0
+        && g.rows == (0, ho)
+        && (-128..=127).contains(&zp)
+        && ho + 2 * pad == (hi - 1) * s + kh
+        && wo + 2 * pad == (wi - 1) * s + kw
+        && input.len() >= ci * hi * wi
+        && weights.len() >= ci * co * kh * kw;
+    if !fits {
+        return false;
+    }
+    let (hd, wd) = ((hi - 1) * s + 1, (wi - 1) * s + 1);
+    let mut dilated = vec![zp as i8 as u8; ci * hd * wd];
+    for c in 0..ci {
+        for iy in 0..hi {
+            let src = &input[(c * hi + iy) * wi..(c * hi + iy + 1) * wi];
+            let dst = &mut dilated[(c * hd + iy * s) * wd..(c * hd + iy * s + 1) * wd];
+            for (d, &v) in dst.iter_mut().step_by(s).zip(src) {
+                *d = v;
+            }
+        }
+    }
+    // The compiled file stores transposed-convolution weights as [co][ci][kh][kw] (as the
+    // reference kernel reads them); the equivalent convolution's are the same, flipped.
+    let mut flipped = vec![0u8; co * ci * kh * kw];
+    for (dst, src) in flipped.chunks_exact_mut(kh * kw).zip(weights.chunks_exact(kh * kw)) {
+        for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+            *d = *s;
+        }
+    }
+    let g2 = ConvGeometry { input: [ci, hd, wd], output: [co, ho, wo], kernel: [kh, kw], stride: 1, pad: kh - 1 - pad, input_zero_point: zp, rows: (0, ho) };
+    conv2d_vnni(&g2, &dilated, &flipped, bias, spec, out)
 }
