@@ -223,6 +223,12 @@ macro_rules! kernel_suite {
                     crate::kernels::reference::fully_connected(&x, zp, &w, &b, m, &spec, &mut want);
                     imp::fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
                     assert_eq!(want, got, "dense case {case}");
+                    // f32 outputs (a VAE encoder's mu and logvar).
+                    let spec = OutSpec::F32 { quant: &q[..4 * m] };
+                    let (mut want, mut got) = (vec![0u8; 4 * m], vec![0u8; 4 * m]);
+                    crate::kernels::reference::fully_connected(&x, zp, &w, &b, m, &spec, &mut want);
+                    imp::fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
+                    assert_eq!(want, got, "dense f32 case {case}");
                 }
             }
         }

@@ -634,6 +634,10 @@ pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[
 /// Dense layer, bit-exact with `reference::fully_connected`: the input is widened to
 /// zero-point-corrected i16 once per chunk, then every output row is a plain dot product.
 pub fn fully_connected(input: &[u8], input_zero_point: i32, weights: &[u8], bias: &[u8], outputs: usize, spec: &OutSpec, out: &mut [u8]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    if super::x86::has_vnni() && super::x86::fully_connected_vnni(input, input_zero_point, weights, bias, outputs, spec, out) {
+        return;
+    }
     const CHUNK: usize = 512;
     let n = input.len();
     let mut acc = [0i32; TILE];
