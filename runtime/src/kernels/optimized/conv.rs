@@ -142,7 +142,7 @@ fn dot(c: &[Lane], w: &[Lane]) -> i32 {
 pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
-        if super::x86::has_vnni() && super::x86::conv2d_vnni(g, input, weights, bias, spec, out) {
+        if super::x86::has_vnni() && (super::x86::conv2d_vnni(g, input, weights, bias, spec, out) || super::x86::conv2d_stride2_vnni(g, input, weights, bias, spec, out)) {
             return;
         }
         if std::is_x86_feature_detected!("avx2") {

@@ -473,11 +473,11 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
     };
     // Tiles of two 16-position vectors: (activation byte offset, output element offset
     // within a channel plane) of each, and the lanes stored. A 1×1 kernel without padding
-    // reads the rows as one flat run (28 × 28 = 49 vectors, not 2 per row of 28: no overlap
+    // over rows as wide as the output's reads the rows as one flat run (28 × 28 = 49 vectors, not 2 per row of 28: no overlap
     // wasted); rows 16 or more wide are positions 0..16 and wo − 16..wo; narrower rows go two
     // rows to a tile, each one vector of which the first wo lanes are stored.
     let mut tiles: Vec<([(usize, usize); 2], u16)> = Vec::new();
-    if kh == 1 && kw == 1 && pad == 0 && (y1 - y0) * wo >= 16 {
+    if kh == 1 && kw == 1 && pad == 0 && wi == wo && (y1 - y0) * wo >= 16 {
         let (q0, q1) = (y0 * wo, y1 * wo);
         let mut starts: Vec<usize> = (q0..q1 - 15).step_by(16).collect();
         if (q1 - q0) % 16 != 0 {
@@ -935,4 +935,60 @@ unsafe fn emit_lanes(acc: __m512i, spec: &OutSpec, first: usize, mask: u16, out:
             true
         }
     }
+}
+
+/// [`super::conv2d`] at stride 2 through [`conv2d_vnni`], bit-exact: space-to-depth turns it
+/// into a stride-1 convolution — pixel (2Y + a, 2X + b) of the padded input becomes pixel
+/// (Y, X) of channel (c, a, b), and kernel tap (2j + a, 2i + b) tap (j, i) of that channel —
+/// the same products, so the same int32 sums. Returns `false` (nothing written) when the
+/// shape does not fit (whole output only) or [`conv2d_vnni`] declines it. The caller has
+/// checked [`has_vnni`].
+pub fn conv2d_stride2_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) -> bool {
+    let [ci, hi, wi] = g.input;
+    let [co, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let (pad, zp) = (g.pad, g.input_zero_point);
+    let (kh2, kw2) = (kh.div_ceil(2), kw.div_ceil(2));
+    // Space-to-depth planes: even sizes covering the padded input and every tap.
+    let hs = (hi + 2 * pad).div_ceil(2).max(ho + kh2 - 1);
+    let ws = (wi + 2 * pad).div_ceil(2).max(wo + kw2 - 1);
+    let fits = g.stride == 2
+        && ci > 0
+        && kh > 0
+        && kw > 0
+        && g.rows == (0, ho)
+        && (-128..=127).contains(&zp)
+        && ho > 0
+        && wo > 0
+        && 2 * (ho - 1) + kh <= hi + 2 * pad
+        && 2 * (wo - 1) + kw <= wi + 2 * pad
+        && input.len() >= ci * hi * wi
+        && weights.len() >= co * ci * kh * kw;
+    if !fits {
+        return false;
+    }
+    let mut s2d = vec![zp as i8 as u8; 4 * ci * hs * ws];
+    for c in 0..ci {
+        for y in 0..hi {
+            let yp = y + pad;
+            for x in 0..wi {
+                let xp = x + pad;
+                let ch = 4 * c + 2 * (yp % 2) + xp % 2;
+                s2d[(ch * hs + yp / 2) * ws + xp / 2] = input[(c * hi + y) * wi + x];
+            }
+        }
+    }
+    let mut w2 = vec![0u8; co * 4 * ci * kh2 * kw2];
+    for o in 0..co {
+        for c in 0..ci {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let ch = 4 * c + 2 * (ky % 2) + kx % 2;
+                    w2[((o * 4 * ci + ch) * kh2 + ky / 2) * kw2 + kx / 2] = weights[((o * ci + c) * kh + ky) * kw + kx];
+                }
+            }
+        }
+    }
+    let g2 = ConvGeometry { input: [4 * ci, hs, ws], output: [co, ho, wo], kernel: [kh2, kw2], stride: 1, pad: 0, input_zero_point: zp, rows: (0, ho) };
+    conv2d_vnni(&g2, &s2d, &w2, bias, spec, out)
 }
