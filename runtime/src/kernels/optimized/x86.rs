@@ -848,7 +848,7 @@ unsafe fn dense_body(input: &[u8], p: &DensePacked, outputs: usize, spec: &OutSp
             let first = (m0 + j) * 16;
             let lanes = (outputs - first).min(16);
             let mask = ((1u32 << lanes) - 1) as u16;
-            *a = _mm512_maskz_loadu_epi32(mask, p.corr.as_ptr().add(first) as *const i32);
+            *a = _mm512_maskz_loadu_epi32(mask, p.corr.as_ptr().add(first));
         }
         for kg in 0..kq {
             let xb = _mm512_set1_epi32(i32::from_le_bytes([xs[4 * kg], xs[4 * kg + 1], xs[4 * kg + 2], xs[4 * kg + 3]]));
