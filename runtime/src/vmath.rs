@@ -3,38 +3,26 @@
 //! algorithms (`kernels::optimized::x86`), elsewhere `libm` per element. The likelihood code
 //! batches its transcendentals through these, so every target still computes the same bits.
 
-/// `libm::expf` on every element, in place.
-pub fn expf(v: &mut [f32]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if crate::kernels::optimized::x86::has_avx512f() {
-        return crate::kernels::optimized::x86::expf_batch(v);
-    }
-    for x in v {
-        *x = libm::expf(*x);
-    }
+/// `pub fn $name(v: &mut [f32])`: `libm::$name` on every element, in place, through the
+/// bit-exact 16-lane `x86::$batch` when the CPU has AVX-512 F.
+macro_rules! batched {
+    ($name:ident, $batch:ident) => {
+        #[doc = concat!("`libm::", stringify!($name), "` on every element, in place.")]
+        pub fn $name(v: &mut [f32]) {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            if crate::kernels::optimized::x86::has_avx512f() {
+                return crate::kernels::optimized::x86::$batch(v);
+            }
+            for x in v {
+                *x = libm::$name(*x);
+            }
+        }
+    };
 }
 
-/// `libm::log1pf` on every element, in place.
-pub fn log1pf(v: &mut [f32]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if crate::kernels::optimized::x86::has_avx512f() {
-        return crate::kernels::optimized::x86::log1pf_batch(v);
-    }
-    for x in v {
-        *x = libm::log1pf(*x);
-    }
-}
-
-/// `libm::logf` on every element, in place.
-pub fn logf(v: &mut [f32]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if crate::kernels::optimized::x86::has_avx512f() {
-        return crate::kernels::optimized::x86::logf_batch(v);
-    }
-    for x in v {
-        *x = libm::logf(*x);
-    }
-}
+batched!(expf, expf_batch);
+batched!(log1pf, log1pf_batch);
+batched!(logf, logf_batch);
 
 #[cfg(test)]
 mod tests {

@@ -541,26 +541,33 @@ pub fn has_avx512f() -> bool {
     std::is_x86_feature_detected!("avx512f")
 }
 
-/// `libm::expf` on each element, bit for bit: 16 lanes at a time with AVX-512 for
-/// arguments in the common range `2^-14 < |x| < 87.33` (the FreeBSD algorithm `libm` uses,
-/// the same f32 operations in the same order), `libm::expf` itself for every other element.
-/// The caller has checked [`has_avx512f`].
-pub fn expf_batch(v: &mut [f32]) {
+/// Applies a 16-lane replica to each whole chunk of `v` and `scalar` (the `libm` function it
+/// replicates) to the lanes it leaves (outside its common range) and to the remainder.
+fn batch(v: &mut [f32], lanes16: unsafe fn(&mut [f32]) -> u16, scalar: fn(f32) -> f32) {
     let mut chunks = v.chunks_exact_mut(16);
     for c in &mut chunks {
-        // SAFETY: AVX-512 F checked by the caller; `c` is 16 f32.
-        let common = unsafe { expf16(c) };
-        if common != 0xFFFF {
+        // SAFETY: the callers checked AVX-512 F (the replicas' only requirement); `c` is 16
+        // f32, as the replicas read and write.
+        let done = unsafe { lanes16(c) };
+        if done != 0xFFFF {
             for (j, x) in c.iter_mut().enumerate() {
-                if common & (1 << j) == 0 {
-                    *x = libm::expf(*x);
+                if done & (1 << j) == 0 {
+                    *x = scalar(*x);
                 }
             }
         }
     }
     for x in chunks.into_remainder() {
-        *x = libm::expf(*x);
+        *x = scalar(*x);
     }
+}
+
+/// `libm::expf` on each element, bit for bit: 16 lanes at a time with AVX-512 for
+/// arguments in the common range `2^-14 < |x| < 87.33` (the FreeBSD algorithm `libm` uses,
+/// the same f32 operations in the same order), `libm::expf` itself for every other element.
+/// The caller has checked [`has_avx512f`].
+pub fn expf_batch(v: &mut [f32]) {
+    batch(v, expf16, libm::expf)
 }
 
 /// Replaces the lanes of `c` in the common range by their `expf`; returns the mask of those
@@ -607,21 +614,7 @@ unsafe fn expf16(c: &mut [f32]) -> u16 {
 /// `2^-24 ≤ x < 2^24` (the FreeBSD algorithm, same operations), `libm::log1pf` otherwise.
 /// The caller has checked [`has_avx512f`].
 pub fn log1pf_batch(v: &mut [f32]) {
-    let mut chunks = v.chunks_exact_mut(16);
-    for c in &mut chunks {
-        // SAFETY: AVX-512 F checked by the caller; `c` is 16 f32.
-        let common = unsafe { log1pf16(c) };
-        if common != 0xFFFF {
-            for (j, x) in c.iter_mut().enumerate() {
-                if common & (1 << j) == 0 {
-                    *x = libm::log1pf(*x);
-                }
-            }
-        }
-    }
-    for x in chunks.into_remainder() {
-        *x = libm::log1pf(*x);
-    }
+    batch(v, log1pf16, libm::log1pf)
 }
 
 #[allow(clippy::excessive_precision)]
@@ -670,21 +663,7 @@ unsafe fn log1pf16(c: &mut [f32]) -> u16 {
 /// positive finite `x ≠ 1` (the FreeBSD algorithm, same operations), `libm::logf`
 /// otherwise. The caller has checked [`has_avx512f`].
 pub fn logf_batch(v: &mut [f32]) {
-    let mut chunks = v.chunks_exact_mut(16);
-    for c in &mut chunks {
-        // SAFETY: AVX-512 F checked by the caller; `c` is 16 f32.
-        let common = unsafe { logf16(c) };
-        if common != 0xFFFF {
-            for (j, x) in c.iter_mut().enumerate() {
-                if common & (1 << j) == 0 {
-                    *x = libm::logf(*x);
-                }
-            }
-        }
-    }
-    for x in chunks.into_remainder() {
-        *x = libm::logf(*x);
-    }
+    batch(v, logf16, libm::logf)
 }
 
 #[allow(clippy::excessive_precision)]
