@@ -28,7 +28,7 @@ fn pixelcnn_few_steps_lower_the_loss() {
 fn gan_discriminator_learns_and_generator_stays_finite() {
     let cfg = edgegen_trainer::gan::GanConfig::new().with_latent(8).with_features(16);
     let dir = common::temp_dir("gan-train");
-    let (gan, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9).unwrap();
+    let (gan, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
     // A random discriminator scores ln 2 on each half (≈ 1.39 with smoothing); a learning one less.
     let d_loss = state.history.last().unwrap().1;
     assert!(d_loss < 1.3, "discriminator loss {d_loss}");
@@ -45,8 +45,15 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     let mut more = opts(dir.clone(), 2e-4);
     more.epochs += 1;
     more.resume = true;
-    let (_, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &more, 0.9).unwrap();
+    let (_, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &more, 0.9, Some(2)).unwrap();
     assert!(averaged.is_some());
     assert_eq!(state.epoch, more.epochs);
+    // The decayed learning rate: full before the decay epoch, half way down in the middle of
+    // the decaying epochs, 0 only after the last step.
+    let lr = edgegen_trainer::gan::training::learning_rate;
+    assert_eq!(lr(2e-4, Some(2), 4, 10, 1, 9), 2e-4);
+    assert!((lr(2e-4, Some(2), 4, 10, 3, 0) - 1e-4).abs() < 1e-12);
+    assert!(lr(2e-4, Some(2), 4, 10, 3, 9) > 0.0);
+    assert_eq!(lr(2e-4, None, 4, 10, 3, 9), 2e-4);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -188,6 +188,9 @@ struct GanArgs {
     /// Channels of the discriminator's first convolution (the second has twice as many).
     #[arg(long, default_value_t = 32)]
     d_features: usize,
+    /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
+    #[arg(long)]
+    lr_decay_from: Option<usize>,
     /// The VAE whose samples are also measured (FD).
     #[arg(long, default_value = "models/vae-fmnist")]
     vae: PathBuf,
@@ -369,8 +372,12 @@ fn train_gan(a: GanArgs) -> Result<()> {
     let cfg = gan::GanConfig::new().with_latent(a.latent).with_d_features(a.d_features);
     let ema = if a.ema > 0.0 { format!(" --ema {}", a.ema) } else { String::new() };
     let d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
-    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{ema}{d}", a.latent));
-    let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema)?;
+    if a.lr_decay_from.is_some_and(|e| e >= a.common.epochs) {
+        bail!("--lr-decay-from must be below --epochs");
+    }
+    let decay = a.lr_decay_from.map(|e| format!(" --lr-decay-from {e}")).unwrap_or_default();
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{ema}{d}{decay}", a.latent));
+    let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema, a.lr_decay_from)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
     let (classifier, accuracy) = edgegen_trainer::fd::classifier(&cache, !a.common.quiet)?;

@@ -81,7 +81,10 @@ pub fn ema_update(ema: Generator, current: &Generator, beta: f64) -> Generator {
 /// Trains a GAN; returns it, the exponential moving average of its generator's weights
 /// (`None` when `ema` is 0; Yazıcı et al. 2019: the averaged generator samples better than
 /// the last iterate) and the training state (history: epoch, mean D loss, mean G loss).
-pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64) -> Result<(Gan, Option<Gan>, TrainState)> {
+///
+/// `decay_from`: from this epoch on, both learning rates fall linearly to 0 at the last step
+/// (a function of epoch and step, so `--resume` still reproduces the uninterrupted run).
+pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<usize>) -> Result<(Gan, Option<Gan>, TrainState)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
     let (train, _) = crate::training::datasets(opts)?;
@@ -133,17 +136,18 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64) -> Result<(Gan, Opt
             fill_batch(&train, &order[step * opts.batch..(step + 1) * opts.batch], &mut pixels);
             let real = images_to_tensor(&pixels, opts.batch, &device);
 
+            let lr = learning_rate(opts.lr, decay_from, opts.epochs, steps, epoch, step);
             let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step, opts.batch, latent, &device)).detach();
             let d_loss = discriminator_loss(gan.discriminator.forward(real), gan.discriminator.forward(fake));
             let ld: f32 = d_loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(d_loss.backward(), &gan.discriminator);
-            gan.discriminator = opt_d.step(opts.lr, gan.discriminator, grads);
+            gan.discriminator = opt_d.step(lr, gan.discriminator, grads);
 
             let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step + 1, opts.batch, latent, &device));
             let g_loss = generator_loss(gan.discriminator.forward(fake));
             let lg: f32 = g_loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(g_loss.backward(), &gan.generator);
-            gan.generator = opt_g.step(opts.lr, gan.generator, grads);
+            gan.generator = opt_g.step(lr, gan.generator, grads);
             if let Some(a) = averaged.as_mut() {
                 a.generator = ema_update(a.generator.clone(), &gan.generator, ema);
             }
@@ -177,6 +181,18 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64) -> Result<(Gan, Opt
     }
     bar.finish_and_clear();
     Ok((gan.valid(), averaged, state))
+}
+
+/// The learning rate at `epoch`, `step` (of `steps` per epoch): `lr`, falling linearly from
+/// epoch `decay_from` to 0 after the last step of epoch `epochs`.
+pub fn learning_rate(lr: f64, decay_from: Option<usize>, epochs: usize, steps: usize, epoch: usize, step: usize) -> f64 {
+    match decay_from {
+        Some(from) if epoch >= from && epochs > from => {
+            let done = ((epoch - from) * steps + step) as f64;
+            lr * (1.0 - done / ((epochs - from) * steps) as f64)
+        }
+        _ => lr,
+    }
 }
 
 /// Checkpoints the GAN, and its averaged generator when there is one.
