@@ -610,6 +610,33 @@ unsafe fn expf16(c: &mut [f32]) -> u16 {
     common
 }
 
+/// The FreeBSD log kernel both `logf` and `log1pf` end in, on 16 lanes: for the reduced
+/// argument `f`, exponent `k` and correction `c` (0 for `logf`, where `+ 0` changes no bit:
+/// `k·LN2_LO` is never −0),
+/// `s·(hfsq + R(s²)) + (k·LN2_LO + c) − hfsq + f + k·LN2_HI`, with `s = f / (2 + f)`.
+#[allow(clippy::excessive_precision)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn log_kernel16(f: __m512, k: __m512i, c: __m512) -> __m512 {
+    const LN2_HI: f32 = 6.9313812256e-01;
+    const LN2_LO: f32 = 9.0580006145e-06;
+    const LG1: f32 = 0.66666662693;
+    const LG2: f32 = 0.40000972152;
+    const LG3: f32 = 0.28498786688;
+    const LG4: f32 = 0.24279078841;
+    let s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0), f));
+    let z = _mm512_mul_ps(s, s);
+    let w = _mm512_mul_ps(z, z);
+    let t1 = _mm512_mul_ps(w, _mm512_add_ps(_mm512_set1_ps(LG2), _mm512_mul_ps(w, _mm512_set1_ps(LG4))));
+    let t2 = _mm512_mul_ps(z, _mm512_add_ps(_mm512_set1_ps(LG1), _mm512_mul_ps(w, _mm512_set1_ps(LG3))));
+    let r = _mm512_add_ps(t2, t1);
+    let hfsq = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), f), f);
+    let dk = _mm512_cvtepi32_ps(k);
+    let a = _mm512_mul_ps(s, _mm512_add_ps(hfsq, r));
+    let b = _mm512_add_ps(_mm512_mul_ps(dk, _mm512_set1_ps(LN2_LO)), c);
+    _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(a, b), hfsq), f), _mm512_mul_ps(dk, _mm512_set1_ps(LN2_HI)))
+}
+
 /// `libm::log1pf` on each element, bit for bit: 16 lanes at a time with AVX-512 for
 /// `2^-24 ≤ x < 2^24` (the FreeBSD algorithm, same operations), `libm::log1pf` otherwise.
 /// The caller has checked [`has_avx512f`].
@@ -617,15 +644,8 @@ pub fn log1pf_batch(v: &mut [f32]) {
     batch(v, log1pf16, libm::log1pf)
 }
 
-#[allow(clippy::excessive_precision)]
 #[target_feature(enable = "avx512f")]
 unsafe fn log1pf16(c: &mut [f32]) -> u16 {
-    const LN2_HI: f32 = 6.9313812256e-01;
-    const LN2_LO: f32 = 9.0580006145e-06;
-    const LG1: f32 = 0.66666662693;
-    const LG2: f32 = 0.40000972152;
-    const LG3: f32 = 0.28498786688;
-    const LG4: f32 = 0.24279078841;
     let x = _mm512_loadu_ps(c.as_ptr());
     let ix = _mm512_castps_si512(x);
     // Positive, 2^-24 ≤ x < 2^24 (signed compares: negative x has a negative bit pattern).
@@ -644,18 +664,7 @@ unsafe fn log1pf16(c: &mut [f32]) -> u16 {
     let k = _mm512_maskz_mov_epi32(big, k);
     let cc = _mm512_maskz_mov_ps(big, cc);
     let f = _mm512_mask_blend_ps(big, x, f_big);
-    let s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0), f));
-    let z = _mm512_mul_ps(s, s);
-    let w = _mm512_mul_ps(z, z);
-    let t1 = _mm512_mul_ps(w, _mm512_add_ps(_mm512_set1_ps(LG2), _mm512_mul_ps(w, _mm512_set1_ps(LG4))));
-    let t2 = _mm512_mul_ps(z, _mm512_add_ps(_mm512_set1_ps(LG1), _mm512_mul_ps(w, _mm512_set1_ps(LG3))));
-    let r = _mm512_add_ps(t2, t1);
-    let hfsq = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), f), f);
-    let dk = _mm512_cvtepi32_ps(k);
-    let a = _mm512_mul_ps(s, _mm512_add_ps(hfsq, r));
-    let b = _mm512_add_ps(_mm512_mul_ps(dk, _mm512_set1_ps(LN2_LO)), cc);
-    let y = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(a, b), hfsq), f), _mm512_mul_ps(dk, _mm512_set1_ps(LN2_HI)));
-    _mm512_mask_storeu_ps(c.as_mut_ptr(), common, y);
+    _mm512_mask_storeu_ps(c.as_mut_ptr(), common, log_kernel16(f, k, cc));
     common
 }
 
@@ -666,36 +675,20 @@ pub fn logf_batch(v: &mut [f32]) {
     batch(v, logf16, libm::logf)
 }
 
-#[allow(clippy::excessive_precision)]
 #[target_feature(enable = "avx512f")]
 unsafe fn logf16(c: &mut [f32]) -> u16 {
-    const LN2_HI: f32 = 6.9313812256e-01;
-    const LN2_LO: f32 = 9.0580006145e-06;
-    const LG1: f32 = 0.66666662693;
-    const LG2: f32 = 0.40000972152;
-    const LG3: f32 = 0.28498786688;
-    const LG4: f32 = 0.24279078841;
     let x = _mm512_loadu_ps(c.as_ptr());
     let ix = _mm512_castps_si512(x);
     // Normal, positive, finite (signed compares), and not exactly 1.
     let common = _mm512_cmpge_epi32_mask(ix, _mm512_set1_epi32(0x0080_0000))
         & _mm512_cmplt_epi32_mask(ix, _mm512_set1_epi32(0x7f80_0000))
         & _mm512_cmpneq_epi32_mask(ix, _mm512_set1_epi32(0x3f80_0000));
+    // Reduce x into [√2/2, √2): f = x / 2^k − 1.
     let ix = _mm512_add_epi32(ix, _mm512_set1_epi32(0x3f80_0000 - 0x3f35_04f3));
     let k = _mm512_sub_epi32(_mm512_srli_epi32(ix, 23), _mm512_set1_epi32(0x7f));
     let xr = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_and_si512(ix, _mm512_set1_epi32(0x007f_ffff)), _mm512_set1_epi32(0x3f35_04f3)));
     let f = _mm512_sub_ps(xr, _mm512_set1_ps(1.0));
-    let s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0), f));
-    let z = _mm512_mul_ps(s, s);
-    let w = _mm512_mul_ps(z, z);
-    let t1 = _mm512_mul_ps(w, _mm512_add_ps(_mm512_set1_ps(LG2), _mm512_mul_ps(w, _mm512_set1_ps(LG4))));
-    let t2 = _mm512_mul_ps(z, _mm512_add_ps(_mm512_set1_ps(LG1), _mm512_mul_ps(w, _mm512_set1_ps(LG3))));
-    let r = _mm512_add_ps(t2, t1);
-    let hfsq = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), f), f);
-    let dk = _mm512_cvtepi32_ps(k);
-    let a = _mm512_add_ps(_mm512_mul_ps(s, _mm512_add_ps(hfsq, r)), _mm512_mul_ps(dk, _mm512_set1_ps(LN2_LO)));
-    let y = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(a, hfsq), f), _mm512_mul_ps(dk, _mm512_set1_ps(LN2_HI)));
-    _mm512_mask_storeu_ps(c.as_mut_ptr(), common, y);
+    _mm512_mask_storeu_ps(c.as_mut_ptr(), common, log_kernel16(f, k, _mm512_setzero_ps()));
     common
 }
 
