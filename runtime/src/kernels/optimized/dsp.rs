@@ -16,6 +16,28 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     out
 }
 
+/// One step of [`dot1x4_blocks`]' loop as assembly text: two words (four i16) of the column
+/// against the same two words of each of the four weight rows, 5 LDRD + 8 SMLAD.
+macro_rules! two_words {
+    () => {
+        concat!(
+            "ldrd {a0}, {a1}, [{c}], #8\n",
+            "ldrd {w0}, {w1}, [{w}], #8\n",
+            "smlad {s0}, {a0}, {w0}, {s0}\n",
+            "smlad {s0}, {a1}, {w1}, {s0}\n",
+            "ldrd {w0}, {w1}, [{w}], #8\n",
+            "smlad {s1}, {a0}, {w0}, {s1}\n",
+            "smlad {s1}, {a1}, {w1}, {s1}\n",
+            "ldrd {w0}, {w1}, [{w}], #8\n",
+            "smlad {s2}, {a0}, {w0}, {s2}\n",
+            "smlad {s2}, {a1}, {w1}, {s2}\n",
+            "ldrd {w0}, {w1}, [{w}], #8\n",
+            "smlad {s3}, {a0}, {w0}, {s3}\n",
+            "smlad {s3}, {a1}, {w1}, {s3}",
+        )
+    };
+}
+
 /// `s[r] += Σ_i dot(c[4i..4i+4], w-row r)` over `n` blocks of four words of `c` and 16 of
 /// `w` (the interleaved layout of [`gemm1x4_row`]); returns `w` advanced past what it read.
 /// The loop is 10 LDRD + 16 SMLAD + SUBS + BNE for 32 multiply-accumulates.
@@ -31,32 +53,8 @@ unsafe fn dot1x4_blocks(c: *const u32, w: *const u32, n: usize, s: &mut [i32; 4]
     unsafe {
         core::arch::asm!(
             "2:",
-            "ldrd {a0}, {a1}, [{c}], #8",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s0}, {a0}, {w0}, {s0}",
-            "smlad {s0}, {a1}, {w1}, {s0}",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s1}, {a0}, {w0}, {s1}",
-            "smlad {s1}, {a1}, {w1}, {s1}",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s2}, {a0}, {w0}, {s2}",
-            "smlad {s2}, {a1}, {w1}, {s2}",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s3}, {a0}, {w0}, {s3}",
-            "smlad {s3}, {a1}, {w1}, {s3}",
-            "ldrd {a0}, {a1}, [{c}], #8",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s0}, {a0}, {w0}, {s0}",
-            "smlad {s0}, {a1}, {w1}, {s0}",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s1}, {a0}, {w0}, {s1}",
-            "smlad {s1}, {a1}, {w1}, {s1}",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s2}, {a0}, {w0}, {s2}",
-            "smlad {s2}, {a1}, {w1}, {s2}",
-            "ldrd {w0}, {w1}, [{w}], #8",
-            "smlad {s3}, {a0}, {w0}, {s3}",
-            "smlad {s3}, {a1}, {w1}, {s3}",
+            two_words!(),
+            two_words!(),
             "subs {n}, {n}, #1",
             "bne 2b",
             c = inout(reg) c => _,
