@@ -1,2 +1,2 @@
 
-BlogitJFl‘æ
+BlogitJÑ(Qæ
