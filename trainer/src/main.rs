@@ -185,6 +185,9 @@ struct GanArgs {
     /// gets published (0: publish the last generator).
     #[arg(long, default_value_t = 0.999)]
     ema: f64,
+    /// Channels of the generator's 7×7 map (its 14×14 map has half as many).
+    #[arg(long, default_value_t = 64)]
+    features: usize,
     /// Channels of the discriminator's first convolution (the second has twice as many).
     #[arg(long, default_value_t = 32)]
     d_features: usize,
@@ -369,14 +372,18 @@ fn train_gan(a: GanArgs) -> Result<()> {
     if !(1..=256).contains(&a.d_features) {
         bail!("--d-features must be in 1..=256");
     }
-    let cfg = gan::GanConfig::new().with_latent(a.latent).with_d_features(a.d_features);
+    if !(2..=256).contains(&a.features) || a.features % 2 != 0 {
+        bail!("--features must be even and in 2..=256");
+    }
+    let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features);
+    let f = if a.features != 64 { format!(" --features {}", a.features) } else { String::new() };
     let ema = if a.ema > 0.0 { format!(" --ema {}", a.ema) } else { String::new() };
     let d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
     if a.lr_decay_from.is_some_and(|e| e >= a.common.epochs) {
         bail!("--lr-decay-from must be below --epochs");
     }
     let decay = a.lr_decay_from.map(|e| format!(" --lr-decay-from {e}")).unwrap_or_default();
-    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{ema}{d}{decay}", a.latent));
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{f}{ema}{d}{decay}", a.latent));
     let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema, a.lr_decay_from)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");

@@ -11,7 +11,7 @@ pub struct GanConfig {
     /// Noise dimensions.
     #[config(default = 32)]
     pub latent: usize,
-    /// Channels of the generator's 7×7 map.
+    /// Channels of the generator's 7×7 map (its 14×14 map has half as many).
     #[config(default = 64)]
     pub features: usize,
     /// Channels of the discriminator's first convolution (its second has twice as many).
@@ -26,11 +26,11 @@ pub struct Generator {
     pub fc: Linear,
     /// BatchNorm over the 7×7 map's channels.
     pub bn0: BatchNorm,
-    /// features→32, 4×4 transposed, stride 2: 7×7 → 14×14.
+    /// features→features/2, 4×4 transposed, stride 2: 7×7 → 14×14.
     pub deconv1: ConvTranspose2d,
-    /// BatchNorm over 32 channels.
+    /// BatchNorm over features/2 channels.
     pub bn1: BatchNorm,
-    /// 32→1, 4×4 transposed, stride 2: 14×14 → 28×28, then tanh.
+    /// features/2→1, 4×4 transposed, stride 2: 14×14 → 28×28, then tanh.
     pub deconv2: ConvTranspose2d,
 }
 
@@ -62,13 +62,14 @@ impl GanConfig {
     /// A freshly initialized GAN on `device` (DCGAN's N(0, 0.02) weights).
     pub fn init(&self, device: &Device) -> Gan {
         let (f, d) = (self.features, self.d_features);
+        let h = f / 2;
         Gan {
             generator: Generator {
                 fc: LinearConfig::new(self.latent, f * 49).with_initializer(dcgan_init()).init(device),
                 bn0: BatchNormConfig::new(f).init(device),
-                deconv1: ConvTranspose2dConfig::new([f, 32], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
-                bn1: BatchNormConfig::new(32).init(device),
-                deconv2: ConvTranspose2dConfig::new([32, 1], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                deconv1: ConvTranspose2dConfig::new([f, h], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                bn1: BatchNormConfig::new(h).init(device),
+                deconv2: ConvTranspose2dConfig::new([h, 1], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
             },
             discriminator: Discriminator {
                 conv1: Conv2dConfig::new([1, d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
@@ -98,7 +99,8 @@ impl Generator {
     pub fn macs(&self) -> usize {
         let [l, o] = self.fc.weight.dims();
         let f = o / 49;
-        l * o + f * 32 * 16 * 49 + 32 * 16 * 196
+        let h = self.bn1.gamma.dims()[0];
+        l * o + f * h * 16 * 49 + h * 16 * 196
     }
 }
 
