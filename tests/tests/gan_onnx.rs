@@ -13,7 +13,11 @@ use edgegen_trainer::loss::to_vec;
 fn folded_generator_matches_burn_inference_in_tract() {
     let device = Device::flex().autodiff();
     device.seed(2);
-    let gan = GanConfig::new().with_latent(8).init(&device);
+    // A non-default width: the 7×7 map has 24 channels, the 14×14 map half as many.
+    let gan = GanConfig::new().with_latent(8).with_features(24).init(&device);
+    assert_eq!(gan.generator.deconv1.weight.dims(), [24, 12, 4, 4]);
+    assert_eq!(gan.generator.deconv2.weight.dims(), [12, 1, 4, 4]);
+    assert_eq!(gan.generator.macs(), 8 * 24 * 49 + 24 * 12 * 16 * 49 + 12 * 16 * 196);
     // A few forward passes in training mode move BatchNorm's running statistics away from
     // (0, 1), so the folding is really exercised.
     for s in 0..5 {
@@ -61,4 +65,44 @@ fn bundled_gan_matches_golden_and_card() {
 #[test]
 fn bundled_gan_passes_onnx_checker_and_onnxruntime() {
     common::python_check(&common::model_dir("gan-fmnist"), &["generator.onnx", "discriminator.onnx", "generator.int8.onnx"]);
+}
+
+/// Per-channel mean and variance of `[B, C, H, W]` values.
+fn channel_moments(v: &[f32], c: usize, plane: usize) -> Vec<(f64, f64)> {
+    (0..c)
+        .map(|ch| {
+            let xs: Vec<f64> = v.chunks(plane).enumerate().filter(|(i, _)| i % c == ch).flat_map(|(_, p)| p.iter().map(|&x| x as f64)).collect();
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            (m, xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn batchnorm_recalibration_measures_the_generators_own_statistics() {
+    use burn::module::RunningState;
+    use burn::tensor::activation::relu;
+    let device = Device::flex();
+    let mut g = GanConfig::new().with_latent(8).with_features(12).init(&device).generator;
+    // Statistics that belong to other weights, as a weight average leaves them.
+    g.bn0.running_mean = RunningState::new(Tensor::full([12], 3.0, &device));
+    g.bn0.running_var = RunningState::new(Tensor::full([12], 9.0, &device));
+    g.bn1.running_mean = RunningState::new(Tensor::full([6], -2.0, &device));
+    let kept = edgegen_trainer::gan::training::recalibrate_batchnorm(g.clone(), 0, 1);
+    assert_eq!(to_vec(kept.bn0.running_mean.value()), vec![3.0; 12], "0 samples keep the statistics");
+    let g = edgegen_trainer::gan::training::recalibrate_batchnorm(g, 3000, 1);
+    // On noise it has not seen, each layer's pre-BatchNorm activations have the recorded
+    // mean and variance (to sampling error).
+    let mut z = vec![0f32; 2000 * 8];
+    edgegen_runtime::rng::Rng::new(77).fill_normal(&mut z);
+    let h0 = g.fc.forward(Tensor::<2>::from_data(TensorData::new(z, [2000, 8]), &device)).reshape([2000, 12, 7, 7]);
+    let h1 = g.deconv1.forward(relu(g.bn0.forward(h0.clone())));
+    for (h, bn, c, plane) in [(h0, &g.bn0, 12, 49), (h1, &g.bn1, 6, 196)] {
+        let (mean, var) = (to_vec(bn.running_mean.value()), to_vec(bn.running_var.value()));
+        for (ch, (m, v)) in channel_moments(&to_vec(h), c, plane).into_iter().enumerate() {
+            let tol = 0.05 * v.sqrt() + 1e-6;
+            assert!((m - mean[ch] as f64).abs() < tol, "channel {ch}: mean {m} recorded {}", mean[ch]);
+            assert!((v / var[ch] as f64 - 1.0).abs() < 0.05, "channel {ch}: variance {v} recorded {}", var[ch]);
+        }
+    }
 }

@@ -194,6 +194,10 @@ struct GanArgs {
     /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
     #[arg(long)]
     lr_decay_from: Option<usize>,
+    /// Noise vectors over which the averaged generator's BatchNorm statistics are measured
+    /// again before it is published (0: keep the averaged running statistics).
+    #[arg(long, default_value_t = 10_000)]
+    bn_samples: usize,
     /// The VAE whose samples are also measured (FD).
     #[arg(long, default_value = "models/vae-fmnist")]
     vae: PathBuf,
@@ -383,7 +387,8 @@ fn train_gan(a: GanArgs) -> Result<()> {
         bail!("--lr-decay-from must be below --epochs");
     }
     let decay = a.lr_decay_from.map(|e| format!(" --lr-decay-from {e}")).unwrap_or_default();
-    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{f}{ema}{d}{decay}", a.latent));
+    let bn = if a.bn_samples != 10_000 { format!(" --bn-samples {}", a.bn_samples) } else { String::new() };
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{f}{ema}{d}{decay}{bn}", a.latent));
     let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema, a.lr_decay_from)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
@@ -393,7 +398,8 @@ fn train_gan(a: GanArgs) -> Result<()> {
     // reported beside it.
     let (model, fd_last) = match averaged {
         Some(avg) => {
-            let model = gan::model::Gan { generator: avg.generator, discriminator: last.discriminator.clone() };
+            let generator = gan::training::recalibrate_batchnorm(avg.generator, a.bn_samples, a.common.seed);
+            let model = gan::model::Gan { generator, discriminator: last.discriminator.clone() };
             let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test)?;
             let test_stats = edgegen_trainer::fd::feature_stats(&classifier, &test.pixels);
             let fd_last = edgegen_trainer::fd::fd_against_test(&classifier, &gan::training::generate(&last, &seeds), &test_stats);

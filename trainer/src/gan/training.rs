@@ -8,7 +8,7 @@ use crate::data::{self, Images};
 use crate::loss::images_to_tensor;
 pub use crate::training::TrainOptions;
 use anyhow::{bail, ensure, Result};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -210,6 +210,89 @@ fn fill_batch(images: &Images, indices: &[usize], out: &mut [u8]) {
     for (j, &idx) in indices.iter().enumerate() {
         out[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(images.image(idx));
     }
+}
+
+/// Per-channel mean and (biased) variance of `[B, C, H, W]` activations, accumulated over
+/// chunks in f64.
+#[derive(Default)]
+struct ChannelStats {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    count: f64,
+}
+
+impl ChannelStats {
+    fn add(&mut self, h: &Tensor<4>) {
+        let [b, c, hh, ww] = h.dims();
+        let v = crate::loss::to_vec(h.clone());
+        if self.sum.is_empty() {
+            self.sum = vec![0.0; c];
+            self.sum_sq = vec![0.0; c];
+        }
+        for (i, x) in v.iter().enumerate() {
+            let ch = (i / (hh * ww)) % c;
+            self.sum[ch] += *x as f64;
+            self.sum_sq[ch] += (*x as f64) * (*x as f64);
+        }
+        self.count += (b * hh * ww) as f64;
+    }
+
+    fn state(&self, device: &Device) -> (RunningState<Tensor<1>>, RunningState<Tensor<1>>) {
+        let mean: Vec<f32> = self.sum.iter().map(|s| (s / self.count) as f32).collect();
+        let var: Vec<f32> = self.sum.iter().zip(&self.sum_sq).map(|(s, q)| (q / self.count - (s / self.count).powi(2)).max(0.0) as f32).collect();
+        let c = mean.len();
+        (
+            RunningState::new(Tensor::from_data(TensorData::new(mean, [c]), device)),
+            RunningState::new(Tensor::from_data(TensorData::new(var, [c]), device)),
+        )
+    }
+}
+
+/// Noise stream of the BatchNorm recalibration (apart from training's `(epoch << 32) | step`
+/// streams and the FD's `Rng::new(seed)`).
+const RECALIBRATION_STREAM: u64 = 0xB7C0_0000_0000_0000;
+
+/// Replaces the BatchNorm running statistics of `generator` (an inference module) by the
+/// exact statistics of its own activations over `samples` noise vectors, layer by layer.
+///
+/// The moving average of the weights also averages the running statistics, which were
+/// measured under other weights; the averaged weights' own statistics are what inference
+/// should normalize with (the population statistics BatchNorm's running averages estimate).
+pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64) -> Generator {
+    if samples == 0 {
+        return generator;
+    }
+    let device = Device::flex();
+    let latent = generator.latent();
+    let f = generator.bn0.gamma.dims()[0];
+    let mut rng = Rng::with_stream(seed, RECALIBRATION_STREAM);
+    let mut z = vec![0f32; samples * latent];
+    rng.fill_normal(&mut z);
+    let chunk = 500;
+    let noise = |i: usize| {
+        let rows = chunk.min(samples - i);
+        (rows, Tensor::<2>::from_data(TensorData::new(z[i * latent..(i + rows) * latent].to_vec(), [rows, latent]), &device))
+    };
+    // Layer 0: the dense layer's 7×7 map.
+    let mut s0 = ChannelStats::default();
+    for i in (0..samples).step_by(chunk) {
+        let (rows, z) = noise(i);
+        s0.add(&generator.fc.forward(z).reshape([rows, f, 7, 7]));
+    }
+    let (m, v) = s0.state(&device);
+    generator.bn0.running_mean = m;
+    generator.bn0.running_var = v;
+    // Layer 1: the first transposed convolution, fed through the recalibrated layer 0.
+    let mut s1 = ChannelStats::default();
+    for i in (0..samples).step_by(chunk) {
+        let (rows, z) = noise(i);
+        let h = relu(generator.bn0.forward(generator.fc.forward(z).reshape([rows, f, 7, 7])));
+        s1.add(&generator.deconv1.forward(h));
+    }
+    let (m, v) = s1.state(&device);
+    generator.bn1.running_mean = m;
+    generator.bn1.running_var = v;
+    generator
 }
 
 /// Generates images for the noise of `seeds` (one z per seed from `Rng::new(seed)`), mapped
