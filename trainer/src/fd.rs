@@ -279,6 +279,109 @@ pub fn report(model: &Classifier, accuracy: f64, gan_samples: &[u8], vae_dir: &P
     })
 }
 
+/// Fashion-MNIST's class names, by label.
+pub const CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+/// Features `[n·128]` and predicted classes of `pixels` (n·784 values).
+pub fn features_and_classes(model: &Classifier, pixels: &[u8]) -> (Vec<f32>, Vec<usize>) {
+    let n = pixels.len() / PIXELS;
+    let (mut feats, mut classes) = (Vec::with_capacity(n * FEATURES), Vec::with_capacity(n));
+    for start in (0..n).step_by(500) {
+        let b = (n - start).min(500);
+        let f = model.features(images_to_tensor(&pixels[start * PIXELS..(start + b) * PIXELS], b, &Device::flex()));
+        let logits = to_vec(model.out.forward(f.clone()));
+        classes.extend(logits.chunks(10).map(|l| (0..10).fold(0, |best, k| if l[k] > l[best] { k } else { best })));
+        feats.extend(to_vec(f));
+    }
+    (feats, classes)
+}
+
+/// One image set's FD against the test set, split into its two terms.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct FdTerms {
+    /// The whole distance.
+    pub fd: f64,
+    /// `|μ₁ − μ₂|²`: where the features sit on average.
+    pub mean_term: f64,
+    /// The rest: how they spread.
+    pub covariance_term: f64,
+}
+
+fn terms(a: &[f32], b: &[f32]) -> FdTerms {
+    let ((m1, c1), (m2, c2)) = (stats(a, FEATURES), stats(b, FEATURES));
+    let fd = frechet_distance(&m1, &c1, &m2, &c2, FEATURES);
+    let mean_term: f64 = m1.iter().zip(&m2).map(|(x, y)| (x - y).powi(2)).sum();
+    FdTerms { fd, mean_term, covariance_term: fd - mean_term }
+}
+
+/// Where a generator's FD comes from: its two terms, the classes the classifier sees in its
+/// samples, and the FD within each class (samples and the floor's training images of a
+/// predicted class against the test images the classifier puts in that class).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Breakdown {
+    /// Samples vs test.
+    pub samples: FdTerms,
+    /// The first 10,000 training images vs test (the floor).
+    pub floor: FdTerms,
+    /// Per class: name, share of the test images, of the samples, of the floor images; FD of
+    /// the samples and of the floor images within the class (`None` below 10 images).
+    pub classes: Vec<ClassRow>,
+}
+
+/// One row of [`Breakdown::classes`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClassRow {
+    /// Class name.
+    pub class: &'static str,
+    /// Fraction of the test images predicted as this class.
+    pub test_share: f64,
+    /// Fraction of the samples.
+    pub samples_share: f64,
+    /// Within-class FD of the samples.
+    pub samples_fd: Option<f64>,
+    /// Within-class FD of the floor's training images.
+    pub floor_fd: Option<f64>,
+}
+
+/// Measures [`Breakdown`] for `samples` (n·784 pixels).
+pub fn breakdown(model: &Classifier, samples: &[u8]) -> Result<Breakdown> {
+    let test = data::fashion_mnist(data::Split::Test)?;
+    let train = data::fashion_mnist(data::Split::Train)?.slice(0..10_000);
+    let (tf, tc) = features_and_classes(model, &test.pixels);
+    let (sf, sc) = features_and_classes(model, samples);
+    let (ff, fc) = features_and_classes(model, &train.pixels);
+    let of_class = |f: &[f32], c: &[usize], k: usize| -> Vec<f32> { f.chunks(FEATURES).zip(c).filter(|(_, &ck)| ck == k).flat_map(|(row, _)| row.iter().copied()).collect() };
+    let share = |c: &[usize], k: usize| c.iter().filter(|&&x| x == k).count() as f64 / c.len().max(1) as f64;
+    let classes = (0..10)
+        .map(|k| {
+            let t = of_class(&tf, &tc, k);
+            let within = |f: &[f32], c: &[usize]| {
+                let x = of_class(f, c, k);
+                (x.len() >= 10 * FEATURES && t.len() >= 10 * FEATURES).then(|| terms(&x, &t).fd)
+            };
+            ClassRow { class: CLASSES[k], test_share: share(&tc, k), samples_share: share(&sc, k), samples_fd: within(&sf, &sc), floor_fd: within(&ff, &fc) }
+        })
+        .collect();
+    Ok(Breakdown { samples: terms(&sf, &tf), floor: terms(&ff, &tf), classes })
+}
+
+impl std::fmt::Display for Breakdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "FD against the 10,000 test images in the classifier's 128-d features")?;
+        writeln!(f, "{:<26}{:>10}{:>14}{:>18}", "", "FD", "mean term", "covariance term")?;
+        for (name, t) in [("samples", &self.samples), ("floor (10,000 training)", &self.floor)] {
+            writeln!(f, "{name:<26}{:>10.3}{:>14.3}{:>18.3}", t.fd, t.mean_term, t.covariance_term)?;
+        }
+        writeln!(f, "\nby predicted class (within-class FD: samples, floor)")?;
+        writeln!(f, "{:<14}{:>12}{:>15}{:>12}{:>12}", "class", "test share", "samples share", "FD samples", "FD floor")?;
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+        for r in &self.classes {
+            writeln!(f, "{:<14}{:>11.1}%{:>14.1}%{:>12}{:>12}", r.class, 100.0 * r.test_share, 100.0 * r.samples_share, opt(r.samples_fd), opt(r.floor_fd))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +408,24 @@ mod tests {
         // Means 3 apart, variances 1 and 4 on each axis: 9 + 2·(1 + 4 − 2·2) = 11.
         let four = [4.0, 0.0, 0.0, 4.0];
         assert!((frechet_distance(&[0.0, 0.0], &id, &[3.0, 0.0], &four, d) - 11.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fd_terms_split_the_distance() {
+        // Rows of 128 values: set b is set a shifted by 0.5 in every feature and scaled by 2.
+        let mut rng = edgegen_runtime::rng::Rng::new(3);
+        let mut a = vec![0f32; 400 * FEATURES];
+        rng.fill_normal(&mut a);
+        let b: Vec<f32> = a.iter().map(|x| 2.0 * x + 0.5).collect();
+        let t = terms(&a, &b);
+        assert!((t.mean_term + t.covariance_term - t.fd).abs() < 1e-9);
+        // The means differ by exactly 0.5 + (2 − 1)·mean(a) per feature.
+        let (ma, _) = stats(&a, FEATURES);
+        let want: f64 = ma.iter().map(|m| (0.5 + m).powi(2)).sum();
+        assert!((t.mean_term - want).abs() < 1e-6 * want.max(1.0), "{} vs {want}", t.mean_term);
+        // Σ_b = 4 Σ_a, so the covariance term is tr(Σ_a) (1 + 4 − 2·2).
+        let tr: f64 = { let (_, c) = stats(&a, FEATURES); (0..FEATURES).map(|i| c[i * FEATURES + i]).sum() };
+        assert!((t.covariance_term - tr).abs() < 1e-3 * tr, "{} vs {tr}", t.covariance_term);
+        assert!(terms(&a, &a).fd.abs() < 1e-6);
     }
 }

@@ -149,6 +149,25 @@ enum EvalWhat {
         #[arg(long)]
         quiet: bool,
     },
+    /// Where a generator's Frechet distance comes from: its mean and covariance terms, the
+    /// classes in its samples and the FD within each class, beside the floor's.
+    Fd {
+        /// Model directory (GAN, VAE or PixelCNN).
+        #[arg(long, default_value = "models/gan-fmnist")]
+        model: PathBuf,
+        /// Engine drawing the samples.
+        #[arg(long, value_enum, default_value = "tract")]
+        engine: edgegen_trainer::score::EngineKind,
+        /// Samples (seeds 0..N-1).
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// The FD classifier's cache (trained there, 2 epochs, when absent).
+        #[arg(long, default_value = "runs/fd-classifier")]
+        classifier: PathBuf,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -422,6 +441,23 @@ fn train_gan(a: GanArgs) -> Result<()> {
     Ok(())
 }
 
+fn eval_fd(dir: &std::path::Path, engine: edgegen_trainer::score::EngineKind, count: usize, cache: &std::path::Path, json: Option<&std::path::Path>) -> Result<()> {
+    if !(1_000..=60_000).contains(&count) {
+        bail!("--count must be in 1000..=60000 (a 128-d covariance needs many samples)");
+    }
+    let loaded = edgegen_trainer::score::Loaded::open(dir, engine)?;
+    let (classifier, accuracy) = edgegen_trainer::fd::classifier(cache, true)?;
+    eprintln!("drawing {count} {} samples ({engine:?})", loaded.family());
+    let samples = edgegen_trainer::parallel::map(count, |i| loaded.sample(i as u64)).into_iter().collect::<Result<Vec<_>>>()?.concat();
+    let b = edgegen_trainer::fd::breakdown(&classifier, &samples)?;
+    println!("{}: {count} samples, seeds 0..{}; classifier test accuracy {:.2}%", dir.display(), count - 1, accuracy * 100.0);
+    print!("{b}");
+    if let Some(path) = json {
+        edgegen_trainer::data::write_atomic(path, serde_json::to_string_pretty(&b)?.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn train_vae(a: VaeArgs) -> Result<()> {
     validate(&a.common)?;
     if !(1..=32).contains(&a.latent) || !(1..=edgegen_runtime::likelihood::MAX_COMPONENTS).contains(&a.components) || a.iwae_k == 0 {
@@ -484,6 +520,7 @@ fn main() {
             let dirs: Vec<&std::path::Path> = models.iter().map(|p| p.as_path()).collect();
             edgegen_trainer::ood::run(&dirs, count, &out, !quiet).map(|_| ())
         }
+        Command::Eval { what: EvalWhat::Fd { model, engine, count, classifier, json } } => eval_fd(&model, engine, count, &classifier, json.as_deref()),
         Command::Bench { model, images } => edgegen_trainer::bench::run(&model, images.max(1)).map(|_| ()),
         Command::Inspect { file } => edgegen_trainer::int8::inspect(&file).map(|s| print!("{s}")),
         Command::Demo { models, frames, out, engine } => demo::run(&demo::DemoOptions { models, frames, out, engine }),
