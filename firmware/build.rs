@@ -31,8 +31,25 @@ fn main() {
         assert!(bytes.len() >= 20 && &bytes[..4] == b"EGGV" && word(1) >= 1, "{path}: not a golden file");
         let set = word(2) + word(3);
         assert!(bytes.len() >= 20 + set, "{path}: truncated");
-        let mut first = bytes[..20 + set].to_vec();
+        // The first set in golden version 2: its input, and its outputs as one CRC-32.
+        let input = word(2);
+        let mut first = bytes[..20 + input].to_vec();
+        first[4..8].copy_from_slice(&2u32.to_le_bytes());
         first[8..12].copy_from_slice(&1u32.to_le_bytes());
+        first[16..20].copy_from_slice(&4u32.to_le_bytes());
+        first.extend_from_slice(&crc32(&bytes[20 + input..20 + set]).to_le_bytes());
         std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
     }
+}
+
+/// CRC-32 (IEEE, as zlib and `edgegen_runtime::model::crc32` compute it), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+        }
+    }
+    !crc
 }

@@ -29,8 +29,9 @@ pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/mod
     + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
     + include_bytes!("../../models/gan-fmnist/generator.egm").len();
 
-/// Golden vectors of every embedded model: the first set of each file the trainer wrote
-/// (`build.rs` cuts them), checked on the device.
+/// Golden vectors of every embedded model: the first set of each file the trainer wrote,
+/// its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them), checked on
+/// the device bit for bit.
 pub static GOLDEN: [(&str, &[u8]); 5] = [
     ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
     ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),

@@ -312,6 +312,12 @@ impl Metadata {
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
 pub fn crc32(bytes: &[u8]) -> u32 {
+    !crc32_update(!0, bytes)
+}
+
+/// Feeds `bytes` to a running CRC-32 register (start with `!0`, finish with `!`): the CRC of
+/// data that arrives in pieces.
+pub fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut table = [0u32; 256];
         let mut i = 0;
@@ -327,11 +333,10 @@ pub fn crc32(bytes: &[u8]) -> u32 {
         }
         table
     };
-    let mut crc = !0u32;
     for &b in bytes {
         crc = TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
     }
-    !crc
+    crc
 }
 
 #[inline]

@@ -36,6 +36,47 @@ fn golden_vectors_reproduce_with_both_kernel_sets() {
     }
 }
 
+/// The version-2 form of a golden file: each set's outputs replaced by their CRC-32.
+fn digest_form(blob: &[u8]) -> Vec<u8> {
+    let word = |i: usize| u32::from_le_bytes(blob[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize;
+    let (count, input, output) = (word(1), word(2), word(3));
+    let mut out = blob[..20].to_vec();
+    out[4..8].copy_from_slice(&2u32.to_le_bytes());
+    out[16..20].copy_from_slice(&4u32.to_le_bytes());
+    for set in blob[20..].chunks(input + output).take(count) {
+        out.extend_from_slice(&set[..input]);
+        out.extend_from_slice(&edgegen_runtime::model::crc32(&set[input..]).to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn golden_digest_form_checks_the_same_bits() {
+    let bytes = b"edgegen golden vectors";
+    let pieces = edgegen_runtime::model::crc32_update(edgegen_runtime::model::crc32_update(!0, &bytes[..7]), &bytes[7..]);
+    assert_eq!(!pieces, edgegen_runtime::model::crc32(bytes));
+    assert_eq!(edgegen_runtime::model::crc32(b"123456789"), 0xCBF4_3926, "zlib's check value");
+    for part in ["encoder", "decoder"] {
+        let file = std::fs::read(models().join(format!("vae-fmnist/{part}.egm"))).unwrap();
+        let interp = Interpreter::new(Model::from_bytes(&file).unwrap(), Kernels::Optimized);
+        let mut arena = vec![0u8; interp.arena_len()];
+        let blob = std::fs::read(models().join(format!("vae-fmnist/golden/int8/{part}.bin"))).unwrap();
+        let mut v2 = digest_form(&blob);
+        let golden = Golden::parse(&v2).unwrap();
+        let sets = golden.len();
+        assert!(sets >= 3 && v2.len() < blob.len());
+        assert_eq!(golden.passed(&interp, &mut arena).unwrap(), sets, "{part}");
+        // One flipped bit in a stored CRC fails exactly that set.
+        let at = v2.len() - 1;
+        v2[at] ^= 1;
+        assert_eq!(Golden::parse(&v2).unwrap().passed(&interp, &mut arena).unwrap(), sets - 1);
+        // A version-2 header over full outputs is refused, not misread.
+        let mut bad = blob.clone();
+        bad[4..8].copy_from_slice(&2u32.to_le_bytes());
+        assert!(Golden::parse(&bad).is_err());
+    }
+}
+
 #[cfg(feature = "onnx")]
 #[test]
 fn int8_engine_agrees_with_tract_on_the_qdq_files() {
