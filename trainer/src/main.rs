@@ -213,8 +213,8 @@ struct GanArgs {
     /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
     #[arg(long)]
     lr_decay_from: Option<usize>,
-    /// Noise vectors over which the averaged generator's BatchNorm statistics are measured
-    /// again before it is published (0: keep the averaged running statistics).
+    /// Noise vectors over which the published generator's BatchNorm statistics are measured
+    /// again (0: keep the running statistics of training, averaged with the weights).
     #[arg(long, default_value_t = 10_000)]
     bn_samples: usize,
     /// The VAE whose samples are also measured (FD).
@@ -400,7 +400,7 @@ fn train_gan(a: GanArgs) -> Result<()> {
     }
     let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features);
     let f = if a.features != 64 { format!(" --features {}", a.features) } else { String::new() };
-    let ema = if a.ema > 0.0 { format!(" --ema {}", a.ema) } else { String::new() };
+    let ema = format!(" --ema {}", a.ema);
     let d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
     if a.lr_decay_from.is_some_and(|e| e >= a.common.epochs) {
         bail!("--lr-decay-from must be below --epochs");
@@ -414,7 +414,7 @@ fn train_gan(a: GanArgs) -> Result<()> {
     let (classifier, accuracy) = edgegen_trainer::fd::classifier(&cache, !a.common.quiet)?;
     let seeds: Vec<u64> = (0..10_000).collect();
     // The averaged generator ships (with the last discriminator); the last iterate's FD is
-    // reported beside it.
+    // reported beside it. Whichever ships gets BatchNorm statistics of its own weights.
     let (model, fd_last) = match averaged {
         Some(avg) => {
             let generator = gan::training::recalibrate_batchnorm(avg.generator, a.bn_samples, a.common.seed);
@@ -424,11 +424,22 @@ fn train_gan(a: GanArgs) -> Result<()> {
             let fd_last = edgegen_trainer::fd::fd_against_test(&classifier, &gan::training::generate(&last, &seeds), &test_stats);
             (model, Some(fd_last))
         }
-        None => (last, None),
+        None => {
+            let generator = gan::training::recalibrate_batchnorm(last.generator, a.bn_samples, a.common.seed);
+            (gan::model::Gan { generator, discriminator: last.discriminator }, None)
+        }
     };
     let samples = gan::training::generate(&model, &seeds);
     let fd = edgegen_trainer::fd::report(&classifier, accuracy, &samples, &a.vae)?;
-    gan::export::publish(&model, &state, &command, &a.out, &fd, fd_last, a.ema)?;
+    let weights = match fd_last {
+        Some(_) => format!("exponential moving average of the generator's weights over the training steps, decay {} (the last iterate's FD is fd_last_iterate)", a.ema),
+        None => "the last iterate (--ema 0)".to_string(),
+    };
+    let bn = match a.bn_samples {
+        0 => "BatchNorm running statistics as trained (averaged with the weights)".to_string(),
+        n => format!("BatchNorm statistics measured over {n} noise vectors of these weights"),
+    };
+    gan::export::publish(&model, &state, &command, &a.out, &fd, fd_last, &format!("{weights}; {bn}"))?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
         fd.gan,

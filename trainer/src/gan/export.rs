@@ -127,8 +127,9 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
 }
 
 /// Publishes the GAN into `dir` and returns its FD figures.
-/// `fd_last`: the last iterate's FD when `gan` holds the averaged generator (decay `ema`).
-pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, fd: &crate::fd::FdReport, fd_last: Option<f64>, ema: f64) -> Result<()> {
+/// `fd_last`: the last iterate's FD when `gan` holds the averaged generator; `weights` says
+/// which weights these are (the card's `generator_weights`).
+pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, fd: &crate::fd::FdReport, fd_last: Option<f64>, weights: &str) -> Result<()> {
     crate::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
     crate::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;
@@ -166,8 +167,8 @@ pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, 
         "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
     });
     let mut card = card;
+    card["generator_weights"] = json!(weights);
     if let Some(last) = fd_last {
-        card["generator_weights"] = json!(format!("exponential moving average of the generator's weights and BatchNorm statistics over the training steps, decay {ema} (the last iterate's FD is fd_last_iterate)"));
         card["fd_last_iterate"] = json!(r4(last));
     }
     crate::card::write(dir, &card)
