@@ -1,2 +1,2 @@
 
-BlogitJ„(Q¾
+BlogitJym3½

@@ -1,2 +1,2 @@
 
-BlogitJYÖæ
+BlogitJÊX&æ
