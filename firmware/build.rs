@@ -1,8 +1,9 @@
 //! Copies the memory map of the board the target runs on into the linker's search path.
 //! The maps live in `memory/`, not the crate root, where a `memory.x` would win for every
 //! target. Also writes the device's golden files: the first set of each model's
-//! `golden/int8/*.bin` (the host tests check all of them; one per model on the device keeps
-//! the firmware inside 1 MiB of flash).
+//! `golden/int8/*.bin`, its outputs as their CRC-32 (golden version 2; the host tests check
+//! every set in full; one digest per model on the device keeps the firmware inside 1 MiB of
+//! flash).
 use std::path::PathBuf;
 
 fn main() {
@@ -27,29 +28,17 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={path}");
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen quantize`)"));
-        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
-        assert!(bytes.len() >= 20 && &bytes[..4] == b"EGGV" && word(1) >= 1, "{path}: not a golden file");
-        let set = word(2) + word(3);
-        assert!(bytes.len() >= 20 + set, "{path}: truncated");
+        let golden = edgegen_runtime::golden::Golden::parse(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(!golden.is_empty(), "{path}: no golden set");
         // The first set in golden version 2: its input, and its outputs as one CRC-32.
-        let input = word(2);
-        let mut first = bytes[..20 + input].to_vec();
-        first[4..8].copy_from_slice(&2u32.to_le_bytes());
-        first[8..12].copy_from_slice(&1u32.to_le_bytes());
-        first[16..20].copy_from_slice(&4u32.to_le_bytes());
-        first.extend_from_slice(&crc32(&bytes[20 + input..20 + set]).to_le_bytes());
+        let (input, outputs) = golden.set(0);
+        let mut first = b"EGGV".to_vec();
+        for word in [2, 1, input.len() as u32, 4] {
+            first.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        first.extend_from_slice(input);
+        first.extend_from_slice(&edgegen_runtime::model::crc32(outputs).to_le_bytes());
         std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
     }
 }
 
-/// CRC-32 (IEEE, as zlib and `edgegen_runtime::model::crc32` compute it), bit by bit.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
-        }
-    }
-    !crc
-}

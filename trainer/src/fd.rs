@@ -109,13 +109,7 @@ pub fn classifier(cache: &Path, progress: bool) -> Result<(Classifier, f64)> {
 
 /// Mean and covariance of the features of `pixels` (n·784 values).
 pub fn feature_stats(model: &Classifier, pixels: &[u8]) -> (Vec<f64>, Vec<f64>) {
-    let n = pixels.len() / PIXELS;
-    let mut feats = Vec::with_capacity(n * FEATURES);
-    for start in (0..n).step_by(500) {
-        let b = (n - start).min(500);
-        feats.extend(to_vec(model.features(images_to_tensor(&pixels[start * PIXELS..(start + b) * PIXELS], b, &Device::flex()))));
-    }
-    stats(&feats, FEATURES)
+    stats(&features_and_classes(model, pixels).0, FEATURES)
 }
 
 /// Mean and (unbiased) covariance of `n` rows of `d` values.
