@@ -249,19 +249,23 @@ pub fn fd_against_test(model: &Classifier, pixels: &[u8], test_stats: &(Vec<f64>
     frechet_distance(&m, &c, &test_stats.0, &test_stats.1, FEATURES)
 }
 
-/// Measures the GAN, the floor and the VAE (samples from the shipped `vae_dir` through tract).
-pub fn report(model: &Classifier, accuracy: f64, gan_samples: &[u8], vae_dir: &Path) -> Result<FdReport> {
-    let test = data::fashion_mnist(data::Split::Test)?;
-    let test_stats = feature_stats(model, &test.pixels);
+/// Mean and covariance of the test set's features: what every FD is measured against.
+pub fn test_stats(model: &Classifier) -> Result<(Vec<f64>, Vec<f64>)> {
+    Ok(feature_stats(model, &data::fashion_mnist(data::Split::Test)?.pixels))
+}
+
+/// Measures the GAN, the floor and the VAE (samples from the shipped `vae_dir` through tract)
+/// against `test_stats` ([`test_stats`]).
+pub fn report(model: &Classifier, accuracy: f64, gan_samples: &[u8], vae_dir: &Path, test_stats: &(Vec<f64>, Vec<f64>)) -> Result<FdReport> {
     let train = data::fashion_mnist(data::Split::Train)?;
-    let floor = fd_against_test(model, &train.slice(0..10_000).pixels, &test_stats);
-    let gan = fd_against_test(model, gan_samples, &test_stats);
+    let floor = fd_against_test(model, &train.slice(0..10_000).pixels, test_stats);
+    let gan = fd_against_test(model, gan_samples, test_stats);
     let vae = edgegen_runtime::onnx::OnnxVae::load(vae_dir)?;
     let mut vae_samples = vec![0u8; 10_000 * PIXELS];
     for (i, img) in vae_samples.chunks_mut(PIXELS).enumerate() {
         vae.sample(i as u64, img)?;
     }
-    let vae_fd = fd_against_test(model, &vae_samples, &test_stats);
+    let vae_fd = fd_against_test(model, &vae_samples, test_stats);
     Ok(FdReport {
         gan,
         floor,

@@ -266,7 +266,7 @@ fn measure_int8(dir: &Path, fam: &str, card: &mut Value, progress: bool) -> Resu
             let samples = gan_samples(&bytes, 10_000)?;
             let cache = Path::new("runs").join("fd-classifier");
             let (classifier, _) = crate::fd::classifier(&cache, progress)?;
-            let test_stats = crate::fd::feature_stats(&classifier, &test.pixels);
+            let test_stats = crate::fd::test_stats(&classifier)?;
             card["fd_int8"] = json!(crate::card::r4(crate::fd::fd_against_test(&classifier, &samples, &test_stats)));
         }
         _ => {}

@@ -413,14 +413,13 @@ fn train_gan(a: GanArgs) -> Result<()> {
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
     let (classifier, accuracy) = edgegen_trainer::fd::classifier(&cache, !a.common.quiet)?;
     let seeds: Vec<u64> = (0..10_000).collect();
+    let test_stats = edgegen_trainer::fd::test_stats(&classifier)?;
     // The averaged generator ships (with the last discriminator); the last iterate's FD is
     // reported beside it. Whichever ships gets BatchNorm statistics of its own weights.
     let (model, fd_last) = match averaged {
         Some(avg) => {
             let generator = gan::training::recalibrate_batchnorm(avg.generator, a.bn_samples, a.common.seed);
             let model = gan::model::Gan { generator, discriminator: last.discriminator.clone() };
-            let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test)?;
-            let test_stats = edgegen_trainer::fd::feature_stats(&classifier, &test.pixels);
             let fd_last = edgegen_trainer::fd::fd_against_test(&classifier, &gan::training::generate(&last, &seeds), &test_stats);
             (model, Some(fd_last))
         }
@@ -430,7 +429,7 @@ fn train_gan(a: GanArgs) -> Result<()> {
         }
     };
     let samples = gan::training::generate(&model, &seeds);
-    let fd = edgegen_trainer::fd::report(&classifier, accuracy, &samples, &a.vae)?;
+    let fd = edgegen_trainer::fd::report(&classifier, accuracy, &samples, &a.vae, &test_stats)?;
     let weights = match fd_last {
         Some(_) => format!("exponential moving average of the generator's weights over the training steps, decay {} (the last iterate's FD is fd_last_iterate)", a.ema),
         None => "the last iterate (--ema 0)".to_string(),
