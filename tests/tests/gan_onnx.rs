@@ -9,21 +9,20 @@ use edgegen_runtime::onnx::OnnxGan;
 use edgegen_trainer::gan::{export, GanConfig};
 use edgegen_trainer::loss::to_vec;
 
-#[test]
-fn folded_generator_matches_burn_inference_in_tract() {
+/// Exports a fresh generator whose BatchNorm running statistics moved away from (0, 1) and
+/// checks tract's output against burn's inference, and the card's parameter count against the
+/// file's floats.
+fn check_folding(cfg: GanConfig, seed: u64) {
     let device = Device::flex().autodiff();
-    device.seed(2);
-    // A non-default width: the 7×7 map has 24 channels, the 14×14 map half as many.
-    let gan = GanConfig::new().with_latent(8).with_features(24).init(&device);
-    assert_eq!(gan.generator.deconv1.weight.dims(), [24, 12, 4, 4]);
-    assert_eq!(gan.generator.deconv2.weight.dims(), [12, 1, 4, 4]);
-    assert_eq!(gan.generator.macs(), 8 * 24 * 49 + 24 * 12 * 16 * 49 + 12 * 16 * 196);
+    device.seed(seed);
+    let gan = cfg.init(&device);
+    let latent = cfg.latent;
     // A few forward passes in training mode move BatchNorm's running statistics away from
     // (0, 1), so the folding is really exercised.
     for s in 0..5 {
-        let mut z = vec![0f32; 16 * 8];
+        let mut z = vec![0f32; 16 * latent];
         edgegen_runtime::rng::Rng::new(s).fill_normal(&mut z);
-        let _ = gan.generator.forward(Tensor::from_data(TensorData::new(z.iter().map(|v| v * 3.0 + 1.0).collect::<Vec<_>>(), [16, 8]), &device));
+        let _ = gan.generator.forward(Tensor::from_data(TensorData::new(z.iter().map(|v| v * 3.0 + 1.0).collect::<Vec<_>>(), [16, latent]), &device));
     }
     let generator = gan.generator.valid();
     let dir = common::temp_dir("fresh-gan");
@@ -31,9 +30,9 @@ fn folded_generator_matches_burn_inference_in_tract() {
     let engine = OnnxGan::load(&dir).unwrap();
     let model = edgegen_runtime::onnx::OnnxModel::load(&dir.join("generator.onnx")).unwrap();
     for s in 0..3 {
-        let mut z = vec![0f32; 8];
+        let mut z = vec![0f32; latent];
         edgegen_runtime::rng::Rng::new(100 + s).fill_normal(&mut z);
-        let want = to_vec(generator.forward(Tensor::from_data(TensorData::new(z.clone(), [1, 8]), &Device::flex())));
+        let want = to_vec(generator.forward(Tensor::from_data(TensorData::new(z.clone(), [1, latent]), &Device::flex())));
         let got = model.run(&z, "generator").unwrap().swap_remove(0);
         assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
     }
@@ -44,6 +43,31 @@ fn folded_generator_matches_burn_inference_in_tract() {
     let floats: usize = onnx.graph.as_ref().unwrap().initializer.iter().filter(|t| t.data_type == 1).map(|t| t.dims.iter().product::<i64>() as usize).sum();
     assert_eq!(export::exported_params(&generator), floats);
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn folded_generator_matches_burn_inference_in_tract() {
+    // A non-default width: the 7×7 map has 24 channels, the 14×14 map half as many.
+    let cfg = GanConfig::new().with_latent(8).with_features(24);
+    let gan = cfg.init(&Device::flex());
+    assert_eq!(gan.generator.deconv1.weight.dims(), [24, 12, 4, 4]);
+    assert_eq!(gan.generator.deconv2.weight.dims(), [12, 1, 4, 4]);
+    assert!(gan.generator.fine.is_none());
+    assert_eq!(gan.generator.macs(), 8 * 24 * 49 + 24 * 12 * 16 * 49 + 12 * 16 * 196);
+    check_folding(cfg, 2);
+}
+
+#[test]
+fn generator_with_a_fine_stage_folds_its_third_batchnorm() {
+    // The last transposed convolution writes a 5-channel 28×28 map (BatchNorm, ReLU), which a
+    // 3×3 convolution turns into the image.
+    let cfg = GanConfig::new().with_latent(6).with_features(16).with_fine_features(5);
+    let gan = cfg.init(&Device::flex());
+    assert_eq!(gan.generator.deconv2.weight.dims(), [8, 5, 4, 4]);
+    assert_eq!(gan.generator.fine.as_ref().unwrap().conv3.weight.dims(), [1, 5, 3, 3]);
+    assert_eq!(gan.generator.fine_features(), 5);
+    assert_eq!(gan.generator.macs(), 6 * 16 * 49 + 16 * 8 * 16 * 49 + 8 * 5 * 16 * 196 + 5 * 9 * 784);
+    check_folding(cfg, 3);
 }
 
 #[test]
@@ -83,11 +107,12 @@ fn batchnorm_recalibration_measures_the_generators_own_statistics() {
     use burn::module::RunningState;
     use burn::tensor::activation::relu;
     let device = Device::flex();
-    let mut g = GanConfig::new().with_latent(8).with_features(12).init(&device).generator;
+    let mut g = GanConfig::new().with_latent(8).with_features(12).with_fine_features(3).init(&device).generator;
     // Statistics that belong to other weights, as a weight average leaves them.
     g.bn0.running_mean = RunningState::new(Tensor::full([12], 3.0, &device));
     g.bn0.running_var = RunningState::new(Tensor::full([12], 9.0, &device));
     g.bn1.running_mean = RunningState::new(Tensor::full([6], -2.0, &device));
+    g.fine.as_mut().unwrap().bn2.running_var = RunningState::new(Tensor::full([3], 0.01, &device));
     let kept = edgegen_trainer::gan::training::recalibrate_batchnorm(g.clone(), 0, 1);
     assert_eq!(to_vec(kept.bn0.running_mean.value()), vec![3.0; 12], "0 samples keep the statistics");
     let g = edgegen_trainer::gan::training::recalibrate_batchnorm(g, 3000, 1);
@@ -97,7 +122,9 @@ fn batchnorm_recalibration_measures_the_generators_own_statistics() {
     edgegen_runtime::rng::Rng::new(77).fill_normal(&mut z);
     let h0 = g.fc.forward(Tensor::<2>::from_data(TensorData::new(z, [2000, 8]), &device)).reshape([2000, 12, 7, 7]);
     let h1 = g.deconv1.forward(relu(g.bn0.forward(h0.clone())));
-    for (h, bn, c, plane) in [(h0, &g.bn0, 12, 49), (h1, &g.bn1, 6, 196)] {
+    let h2 = g.deconv2.forward(relu(g.bn1.forward(h1.clone())));
+    let bn2 = &g.fine.as_ref().unwrap().bn2;
+    for (h, bn, c, plane) in [(h0, &g.bn0, 12, 49), (h1, &g.bn1, 6, 196), (h2, bn2, 3, 784)] {
         let (mean, var) = (to_vec(bn.running_mean.value()), to_vec(bn.running_var.value()));
         for (ch, (m, v)) in channel_moments(&to_vec(h), c, plane).into_iter().enumerate() {
             let tol = 0.05 * v.sqrt() + 1e-6;

@@ -210,6 +210,10 @@ struct GanArgs {
     /// Channels of the discriminator's first convolution (the second has twice as many).
     #[arg(long, default_value_t = 32)]
     d_features: usize,
+    /// Channels of a 28×28 map that a final 3×3 convolution turns into the image (0: the
+    /// last transposed convolution writes the image directly).
+    #[arg(long, default_value_t = 0)]
+    fine_features: usize,
     /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
     #[arg(long)]
     lr_decay_from: Option<usize>,
@@ -398,7 +402,10 @@ fn train_gan(a: GanArgs) -> Result<()> {
     if !(2..=256).contains(&a.features) || a.features % 2 != 0 {
         bail!("--features must be even and in 2..=256");
     }
-    let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features);
+    if a.fine_features > 256 {
+        bail!("--fine-features must be in 0..=256");
+    }
+    let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features).with_fine_features(a.fine_features);
     let f = if a.features != 64 { format!(" --features {}", a.features) } else { String::new() };
     let ema = format!(" --ema {}", a.ema);
     let d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
@@ -406,8 +413,9 @@ fn train_gan(a: GanArgs) -> Result<()> {
         bail!("--lr-decay-from must be below --epochs");
     }
     let decay = a.lr_decay_from.map(|e| format!(" --lr-decay-from {e}")).unwrap_or_default();
+    let fine = if a.fine_features != 0 { format!(" --fine-features {}", a.fine_features) } else { String::new() };
     let bn = if a.bn_samples != 10_000 { format!(" --bn-samples {}", a.bn_samples) } else { String::new() };
-    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{f}{ema}{d}{decay}{bn}", a.latent));
+    let command = a.common.command("gan", 2e-4, &format!(" --latent {}{f}{fine}{ema}{d}{decay}{bn}", a.latent));
     let (last, averaged, state) = gan::training::train(&cfg, &a.common.options(&a.run_dir, 2e-4), a.ema, a.lr_decay_from)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");

@@ -9,6 +9,7 @@ use crate::loss::to_vec;
 use crate::onnx::{Attr, GraphBuilder};
 use anyhow::Result;
 use burn::module::Module;
+use burn::nn::conv::ConvTranspose2d;
 use burn::nn::BatchNorm;
 use burn::prelude::*;
 use serde_json::json;
@@ -26,8 +27,49 @@ fn bn_affine(bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
     (scale, shift)
 }
 
-/// The generator's layers with BatchNorm folded in: (fc W [in,out], fc b, deconv1 W, deconv1 b).
-pub fn folded_generator(g: &Generator) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+/// Folds the inference-mode BatchNorm `bn` into a transposed convolution's weights
+/// `[c_in, c_out, kh, kw]` and bias.
+fn fold_deconv(deconv: &ConvTranspose2d, bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let [c_in, c_out, kh, kw] = deconv.weight.dims();
+    let (s, t) = bn_affine(bn);
+    let mut w = to_vec(deconv.weight.val());
+    let mut b = to_vec(deconv.bias.as_ref().expect("bias").val());
+    for ci in 0..c_in {
+        for co in 0..c_out {
+            for k in 0..kh * kw {
+                w[(ci * c_out + co) * kh * kw + k] *= s[co];
+            }
+        }
+    }
+    for co in 0..c_out {
+        b[co] = b[co] * s[co] + t[co];
+    }
+    (w, b)
+}
+
+/// The generator's layers as exported, BatchNorm folded in: (fc W [in,out], fc b),
+/// (deconv1 W, b), (deconv2 W, b) and, with a fine stage, (conv3 W, b).
+pub struct Folded {
+    /// Dense layer.
+    pub fc: (Vec<f32>, Vec<f32>),
+    /// 7×7 → 14×14 transposed convolution.
+    pub deconv1: (Vec<f32>, Vec<f32>),
+    /// 14×14 → 28×28 transposed convolution.
+    pub deconv2: (Vec<f32>, Vec<f32>),
+    /// The fine stage's 3×3 convolution.
+    pub conv3: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Folded {
+    /// Floats in the exported weights and biases.
+    pub fn params(&self) -> usize {
+        let n = |(w, b): &(Vec<f32>, Vec<f32>)| w.len() + b.len();
+        n(&self.fc) + n(&self.deconv1) + n(&self.deconv2) + self.conv3.as_ref().map_or(0, n)
+    }
+}
+
+/// The generator's layers with BatchNorm folded into the layer before each.
+pub fn folded_generator(g: &Generator) -> Folded {
     let [d_in, d_out] = g.fc.weight.dims();
     let (s0, t0) = bn_affine(&g.bn0);
     let mut w = to_vec(g.fc.weight.val());
@@ -39,21 +81,16 @@ pub fn folded_generator(g: &Generator) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32
         }
         b[j] = b[j] * s0[c] + t0[c];
     }
-    let [c_in, c_out, kh, kw] = g.deconv1.weight.dims();
-    let (s1, t1) = bn_affine(&g.bn1);
-    let mut w1 = to_vec(g.deconv1.weight.val());
-    let mut b1 = to_vec(g.deconv1.bias.as_ref().expect("bias").val());
-    for ci in 0..c_in {
-        for co in 0..c_out {
-            for t in 0..kh * kw {
-                w1[(ci * c_out + co) * kh * kw + t] *= s1[co];
-            }
-        }
+    let plain = |c: &ConvTranspose2d| (to_vec(c.weight.val()), to_vec(c.bias.as_ref().expect("bias").val()));
+    Folded {
+        fc: (w, b),
+        deconv1: fold_deconv(&g.deconv1, &g.bn1),
+        deconv2: match &g.fine {
+            Some(fine) => fold_deconv(&g.deconv2, &fine.bn2),
+            None => plain(&g.deconv2),
+        },
+        conv3: g.fine.as_ref().map(|f| (to_vec(f.conv3.weight.val()), to_vec(f.conv3.bias.as_ref().expect("bias").val()))),
     }
-    for co in 0..c_out {
-        b1[co] = b1[co] * s1[co] + t1[co];
-    }
-    (w, b, w1, b1)
 }
 
 /// The generator as ONNX: `z [1,L]` → `image [1,1,28,28]` on the network scale (-1..1).
@@ -61,22 +98,25 @@ pub fn generator_onnx(g: &Generator) -> ModelProto {
     let g = g.valid();
     let latent = g.latent();
     let [_, flat] = g.fc.weight.dims();
-    let (w, b, w1, b1) = folded_generator(&g);
+    let f = folded_generator(&g);
     let mut gb = GraphBuilder::new();
     gb.input("z", &[1, latent]);
-    let h = gb.dense("z", "fc", &w, &b, latent, flat, None);
+    let h = gb.dense("z", "fc", &f.fc.0, &f.fc.1, latent, flat, None);
     let h = gb.reshape(&h, &[1, (flat / 49) as i64, 7, 7]);
     let h = gb.relu(&h);
-    let h = gb.conv_transpose(&h, "deconv1", &w1, &b1, g.deconv1.weight.dims(), 2, 1, None);
+    let h = gb.conv_transpose(&h, "deconv1", &f.deconv1.0, &f.deconv1.1, g.deconv1.weight.dims(), 2, 1, None);
     let h = gb.relu(&h);
-    let w2 = to_vec(g.deconv2.weight.val());
-    let b2 = to_vec(g.deconv2.bias.as_ref().expect("bias").val());
-    let h = gb.conv_transpose(&h, "deconv2", &w2, &b2, g.deconv2.weight.dims(), 2, 1, None);
+    let mut h = gb.conv_transpose(&h, "deconv2", &f.deconv2.0, &f.deconv2.1, g.deconv2.weight.dims(), 2, 1, None);
+    if let (Some(fine), Some((w3, b3))) = (&g.fine, &f.conv3) {
+        h = gb.relu(&h);
+        h = gb.conv(&h, "conv3", w3, b3, fine.conv3.weight.dims(), 1, 1, None);
+    }
     gb.node("Tanh", &[&h], Some("image"), &[]);
     gb.output("image", &[1, 1, 28, 28]);
+    let layers = if g.fine.is_some() { "Gemm, ConvTranspose and ConvTranspose" } else { "Gemm and ConvTranspose" };
     gb.finish(
         "dcgan_generator",
-        &format!("edgegen DCGAN generator. Input z: float32 [1,{latent}], z ~ N(0, I). Output image: [1,1,28,28] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into Gemm and ConvTranspose."),
+        &format!("edgegen DCGAN generator. Input z: float32 [1,{latent}], z ~ N(0, I). Output image: [1,1,28,28] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into {layers}."),
         &[("family", "gan-generator".into())],
     )
 }
@@ -99,11 +139,9 @@ pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
     g.finish("dcgan_discriminator", "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].", &[("family", "gan-discriminator".into())])
 }
 
-/// Parameters of the generator as exported: BatchNorm folded away into the fc and
-/// deconv1 weights and biases.
+/// Parameters of the generator as exported: BatchNorm folded away into the layer before it.
 pub fn exported_params(g: &Generator) -> usize {
-    let (w, b, w1, b1) = folded_generator(g);
-    w.len() + b.len() + w1.len() + b1.len() + g.deconv2.weight.dims().iter().product::<usize>() + g.deconv2.weight.dims()[1]
+    folded_generator(g).params()
 }
 
 /// Golden vectors for both networks (trainer's forward pass).

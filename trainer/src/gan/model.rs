@@ -17,6 +17,11 @@ pub struct GanConfig {
     /// Channels of the discriminator's first convolution (its second has twice as many).
     #[config(default = 32)]
     pub d_features: usize,
+    /// Channels of a 28×28 feature map between the last transposed convolution and the
+    /// image, which a 3×3 convolution then writes; 0 (the default): the transposed
+    /// convolution writes the image directly.
+    #[config(default = 0)]
+    pub fine_features: usize,
 }
 
 /// z `[B, latent]` → image `[B, 1, 28, 28]` in (-1, 1) (the network pixel scale).
@@ -30,8 +35,21 @@ pub struct Generator {
     pub deconv1: ConvTranspose2d,
     /// BatchNorm over features/2 channels.
     pub bn1: BatchNorm,
-    /// features/2→1, 4×4 transposed, stride 2: 14×14 → 28×28, then tanh.
+    /// features/2→1 (or → `fine_features`), 4×4 transposed, stride 2: 14×14 → 28×28, then
+    /// tanh (or the fine layer).
     pub deconv2: ConvTranspose2d,
+    /// With `fine_features` > 0: BatchNorm, ReLU and a 3×3 convolution to the image.
+    pub fine: Option<Fine>,
+}
+
+/// The generator's optional 28×28 stage: BatchNorm over the last transposed convolution's
+/// `fine_features` channels, ReLU, then a 3×3 convolution (padding 1) to one channel and tanh.
+#[derive(Module, Debug)]
+pub struct Fine {
+    /// BatchNorm over the 28×28 map's channels.
+    pub bn2: BatchNorm,
+    /// fine_features→1, 3×3, stride 1, padding 1.
+    pub conv3: Conv2d,
 }
 
 /// image `[B, 1, 28, 28]` → realness logit `[B, 1]`.
@@ -63,13 +81,19 @@ impl GanConfig {
     pub fn init(&self, device: &Device) -> Gan {
         let (f, d) = (self.features, self.d_features);
         let h = f / 2;
+        let n = self.fine_features;
+        let out = if n > 0 { n } else { 1 };
         Gan {
             generator: Generator {
                 fc: LinearConfig::new(self.latent, f * 49).with_initializer(dcgan_init()).init(device),
                 bn0: BatchNormConfig::new(f).init(device),
                 deconv1: ConvTranspose2dConfig::new([f, h], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
                 bn1: BatchNormConfig::new(h).init(device),
-                deconv2: ConvTranspose2dConfig::new([h, 1], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                deconv2: ConvTranspose2dConfig::new([h, out], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                fine: (n > 0).then(|| Fine {
+                    bn2: BatchNormConfig::new(n).init(device),
+                    conv3: Conv2dConfig::new([n, 1], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
+                }),
             },
             discriminator: Discriminator {
                 conv1: Conv2dConfig::new([1, d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
@@ -87,7 +111,16 @@ impl Generator {
         let f = self.bn0.gamma.dims()[0];
         let h = relu(self.bn0.forward(self.fc.forward(z).reshape([b, f, 7, 7])));
         let h = relu(self.bn1.forward(self.deconv1.forward(h)));
-        tanh(self.deconv2.forward(h))
+        let h = self.deconv2.forward(h);
+        match &self.fine {
+            Some(fine) => tanh(fine.conv3.forward(relu(fine.bn2.forward(h)))),
+            None => tanh(h),
+        }
+    }
+
+    /// Channels of the 28×28 map ahead of the final 3×3 convolution (0 without one).
+    pub fn fine_features(&self) -> usize {
+        self.fine.as_ref().map_or(0, |f| f.bn2.gamma.dims()[0])
     }
 
     /// Noise dimensions.
@@ -100,7 +133,8 @@ impl Generator {
         let [l, o] = self.fc.weight.dims();
         let f = o / 49;
         let h = self.bn1.gamma.dims()[0];
-        l * o + f * h * 16 * 49 + h * 16 * 196
+        let n = self.fine_features();
+        l * o + f * h * 16 * 49 + h * n.max(1) * 16 * 196 + n * 9 * 784
     }
 }
 

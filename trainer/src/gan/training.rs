@@ -292,6 +292,21 @@ pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64
     let (m, v) = s1.state(&device);
     generator.bn1.running_mean = m;
     generator.bn1.running_var = v;
+    // Layer 2 (the fine stage's 28×28 map), fed through the recalibrated layers 0 and 1.
+    if generator.fine.is_some() {
+        let mut s2 = ChannelStats::default();
+        for i in (0..samples).step_by(chunk) {
+            let (rows, z) = noise(i);
+            let h = relu(generator.bn0.forward(generator.fc.forward(z).reshape([rows, f, 7, 7])));
+            let h = relu(generator.bn1.forward(generator.deconv1.forward(h)));
+            s2.add(&generator.deconv2.forward(h));
+        }
+        let (m, v) = s2.state(&device);
+        if let Some(fine) = generator.fine.as_mut() {
+            fine.bn2.running_mean = m;
+            fine.bn2.running_var = v;
+        }
+    }
     generator
 }
 
