@@ -1,2 +1,2 @@
 
-BlogitJM:«¾
+BlogitJJý7¾

@@ -1,2 +1,2 @@
 
-BlogitJym3½
+BlogitJooZ¾
