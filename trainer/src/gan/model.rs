@@ -107,14 +107,42 @@ impl GanConfig {
 impl Generator {
     /// Images for a batch of noise vectors.
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
-        let [b, _] = z.dims();
-        let f = self.bn0.gamma.dims()[0];
-        let h = relu(self.bn0.forward(self.fc.forward(z).reshape([b, f, 7, 7])));
-        let h = relu(self.bn1.forward(self.deconv1.forward(h)));
-        let h = self.deconv2.forward(h);
+        let h = self.pre_norm(z, 2);
         match &self.fine {
             Some(fine) => tanh(fine.conv3.forward(relu(fine.bn2.forward(h)))),
             None => tanh(h),
+        }
+    }
+
+    /// The network up to layer `layer`'s BatchNorm: 0, the dense layer's 7×7 map; 1, the
+    /// 14×14 map; 2, the last transposed convolution's 28×28 output (what the fine stage's
+    /// BatchNorm normalizes, or the image before tanh without one).
+    pub fn pre_norm(&self, z: Tensor<2>, layer: usize) -> Tensor<4> {
+        let [b, _] = z.dims();
+        let f = self.bn0.gamma.dims()[0];
+        let h = self.fc.forward(z).reshape([b, f, 7, 7]);
+        if layer == 0 {
+            return h;
+        }
+        let h = self.deconv1.forward(relu(self.bn0.forward(h)));
+        if layer == 1 {
+            return h;
+        }
+        self.deconv2.forward(relu(self.bn1.forward(h)))
+    }
+
+    /// Number of BatchNorm layers (2, or 3 with the fine stage).
+    pub fn batchnorms(&self) -> usize {
+        if self.fine.is_some() { 3 } else { 2 }
+    }
+
+    /// BatchNorm `layer` (`0..batchnorms()`), the one applied to [`Generator::pre_norm`]'s output.
+    pub fn batchnorm_mut(&mut self, layer: usize) -> &mut BatchNorm {
+        match (layer, &mut self.fine) {
+            (0, _) => &mut self.bn0,
+            (1, _) => &mut self.bn1,
+            (2, Some(fine)) => &mut fine.bn2,
+            _ => panic!("generator has no BatchNorm {layer}"),
         }
     }
 

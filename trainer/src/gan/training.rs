@@ -264,48 +264,22 @@ pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64
     }
     let device = Device::flex();
     let latent = generator.latent();
-    let f = generator.bn0.gamma.dims()[0];
     let mut rng = Rng::with_stream(seed, RECALIBRATION_STREAM);
     let mut z = vec![0f32; samples * latent];
     rng.fill_normal(&mut z);
     let chunk = 500;
-    let noise = |i: usize| {
-        let rows = chunk.min(samples - i);
-        (rows, Tensor::<2>::from_data(TensorData::new(z[i * latent..(i + rows) * latent].to_vec(), [rows, latent]), &device))
-    };
-    // Layer 0: the dense layer's 7×7 map.
-    let mut s0 = ChannelStats::default();
-    for i in (0..samples).step_by(chunk) {
-        let (rows, z) = noise(i);
-        s0.add(&generator.fc.forward(z).reshape([rows, f, 7, 7]));
-    }
-    let (m, v) = s0.state(&device);
-    generator.bn0.running_mean = m;
-    generator.bn0.running_var = v;
-    // Layer 1: the first transposed convolution, fed through the recalibrated layer 0.
-    let mut s1 = ChannelStats::default();
-    for i in (0..samples).step_by(chunk) {
-        let (rows, z) = noise(i);
-        let h = relu(generator.bn0.forward(generator.fc.forward(z).reshape([rows, f, 7, 7])));
-        s1.add(&generator.deconv1.forward(h));
-    }
-    let (m, v) = s1.state(&device);
-    generator.bn1.running_mean = m;
-    generator.bn1.running_var = v;
-    // Layer 2 (the fine stage's 28×28 map), fed through the recalibrated layers 0 and 1.
-    if generator.fine.is_some() {
-        let mut s2 = ChannelStats::default();
+    // Layer by layer: each layer's input comes through the layers already recalibrated.
+    for layer in 0..generator.batchnorms() {
+        let mut stats = ChannelStats::default();
         for i in (0..samples).step_by(chunk) {
-            let (rows, z) = noise(i);
-            let h = relu(generator.bn0.forward(generator.fc.forward(z).reshape([rows, f, 7, 7])));
-            let h = relu(generator.bn1.forward(generator.deconv1.forward(h)));
-            s2.add(&generator.deconv2.forward(h));
+            let rows = chunk.min(samples - i);
+            let z = Tensor::<2>::from_data(TensorData::new(z[i * latent..(i + rows) * latent].to_vec(), [rows, latent]), &device);
+            stats.add(&generator.pre_norm(z, layer));
         }
-        let (m, v) = s2.state(&device);
-        if let Some(fine) = generator.fine.as_mut() {
-            fine.bn2.running_mean = m;
-            fine.bn2.running_var = v;
-        }
+        let (m, v) = stats.state(&device);
+        let bn = generator.batchnorm_mut(layer);
+        bn.running_mean = m;
+        bn.running_var = v;
     }
     generator
 }
