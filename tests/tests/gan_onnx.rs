@@ -70,6 +70,39 @@ fn generator_with_a_fine_stage_folds_its_third_batchnorm() {
     check_folding(cfg, 3);
 }
 
+/// Exports a fresh discriminator of `cfg` and checks tract's logits against burn's on a few
+/// images (random pixels and a blank one).
+fn check_discriminator(cfg: GanConfig, seed: u64) -> usize {
+    let device = Device::flex();
+    device.seed(seed);
+    let d = cfg.init(&device).discriminator;
+    let dir = common::temp_dir("fresh-d");
+    let path = dir.join("discriminator.onnx");
+    edgegen_trainer::onnx::save(&export::discriminator_onnx(&d), &path).unwrap();
+    let model = edgegen_runtime::onnx::OnnxModel::load(&path).unwrap();
+    for s in 0..3u64 {
+        let mut img = vec![0f32; 784];
+        if s > 0 {
+            edgegen_runtime::rng::Rng::new(seed + s).fill_normal(&mut img);
+        }
+        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), [1, 1, 28, 28]), &device)));
+        let got = model.run(&img, "discriminator").unwrap().swap_remove(0);
+        assert_eq!(got.len(), 1);
+        assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
+    }
+    std::fs::remove_dir_all(dir).ok();
+    d.num_params()
+}
+
+#[test]
+fn discriminator_exports_with_two_or_three_strided_convolutions() {
+    let two = check_discriminator(GanConfig::new().with_d_features(6), 4);
+    assert_eq!(two, (16 * 6 + 6) + (6 * 12 * 16 + 12) + (12 * 49 + 1));
+    // A third convolution reads the 7×7 map down to 3×3 with four times the channels.
+    let three = check_discriminator(GanConfig::new().with_d_features(6).with_d_layers(3), 5);
+    assert_eq!(three, (16 * 6 + 6) + (6 * 12 * 16 + 12) + (12 * 24 * 16 + 24) + (24 * 9 + 1));
+}
+
 #[test]
 fn bundled_gan_matches_golden_and_card() {
     let dir = common::model_dir("gan-fmnist");

@@ -26,7 +26,7 @@ fn pixelcnn_few_steps_lower_the_loss() {
 
 #[test]
 fn gan_discriminator_learns_and_generator_stays_finite() {
-    let cfg = edgegen_trainer::gan::GanConfig::new().with_latent(8).with_features(16);
+    let cfg = edgegen_trainer::gan::GanConfig::new().with_latent(8).with_features(16).with_d_layers(3);
     let dir = common::temp_dir("gan-train");
     let (gan, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
     // A random discriminator scores ln 2 on each half (≈ 1.39 with smoothing); a learning one less.

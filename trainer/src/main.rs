@@ -210,6 +210,10 @@ struct GanArgs {
     /// Channels of the discriminator's first convolution (the second has twice as many).
     #[arg(long, default_value_t = 32)]
     d_features: usize,
+    /// Strided convolutions in the discriminator: 2 (28 → 14 → 7) or 3 (→ 3×3, with four
+    /// times `--d-features` channels).
+    #[arg(long, default_value_t = 2)]
+    d_layers: usize,
     /// Channels of a 28×28 map that a final 3×3 convolution turns into the image (0: the
     /// last transposed convolution writes the image directly).
     #[arg(long, default_value_t = 0)]
@@ -402,13 +406,19 @@ fn train_gan(a: GanArgs) -> Result<()> {
     if !(2..=256).contains(&a.features) || a.features % 2 != 0 {
         bail!("--features must be even and in 2..=256");
     }
+    if !(2..=3).contains(&a.d_layers) {
+        bail!("--d-layers must be 2 or 3");
+    }
     if a.fine_features > 256 {
         bail!("--fine-features must be in 0..=256");
     }
-    let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features).with_fine_features(a.fine_features);
+    let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features).with_fine_features(a.fine_features).with_d_layers(a.d_layers);
     let f = if a.features != 64 { format!(" --features {}", a.features) } else { String::new() };
     let ema = format!(" --ema {}", a.ema);
-    let d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
+    let mut d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
+    if a.d_layers != 2 {
+        d += &format!(" --d-layers {}", a.d_layers);
+    }
     if a.lr_decay_from.is_some_and(|e| e >= a.common.epochs) {
         bail!("--lr-decay-from must be below --epochs");
     }

@@ -66,6 +66,7 @@ fn bad_arguments_are_rejected_cleanly() {
         vec!["train", "gan", "--fine-features", "999"],
         vec!["train", "gan", "--features", "7"],
         vec!["train", "gan", "--ema", "1.5"],
+        vec!["train", "gan", "--d-layers", "4"],
         vec!["train", "gan", "--epochs", "3", "--lr-decay-from", "3"],
         vec!["quantize", "--model", "no/such/dir"],
         vec!["demo", "--engine", "fast"],

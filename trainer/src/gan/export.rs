@@ -126,7 +126,7 @@ pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
     let mut g = GraphBuilder::new();
     g.input("image", &[1, 1, 28, 28]);
     let mut h = "image".to_string();
-    for (name, c) in [("conv1", &d.conv1), ("conv2", &d.conv2)] {
+    for (name, c) in [("conv1", &d.conv1), ("conv2", &d.conv2)].into_iter().chain(d.conv3.as_ref().map(|c| ("conv3", c))) {
         let w = to_vec(c.weight.val());
         let b = to_vec(c.bias.as_ref().expect("bias").val());
         h = g.conv(&h, name, &w, &b, c.weight.dims(), 2, 1, None);

@@ -22,6 +22,10 @@ pub struct GanConfig {
     /// convolution writes the image directly.
     #[config(default = 0)]
     pub fine_features: usize,
+    /// Strided convolutions in the discriminator: 2 (the default: 28 → 14 → 7) or 3 (a
+    /// third, with four times `d_features` channels, reads the 7×7 map down to 3×3).
+    #[config(default = 2)]
+    pub d_layers: usize,
 }
 
 /// z `[B, latent]` → image `[B, 1, 28, 28]` in (-1, 1) (the network pixel scale).
@@ -59,7 +63,9 @@ pub struct Discriminator {
     pub conv1: Conv2d,
     /// d→2d, 4×4, stride 2.
     pub conv2: Conv2d,
-    /// 2d×7×7 → 1.
+    /// With `d_layers` 3: 2d→4d, 4×4, stride 2, padding 1 (7×7 → 3×3).
+    pub conv3: Option<Conv2d>,
+    /// The last map flattened (2d×7×7, or 4d×3×3 with `conv3`) → 1.
     pub fc: Linear,
 }
 
@@ -98,7 +104,8 @@ impl GanConfig {
             discriminator: Discriminator {
                 conv1: Conv2dConfig::new([1, d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
                 conv2: Conv2dConfig::new([d, 2 * d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
-                fc: LinearConfig::new(2 * d * 49, 1).with_initializer(dcgan_init()).init(device),
+                conv3: (self.d_layers == 3).then(|| Conv2dConfig::new([2 * d, 4 * d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device)),
+                fc: LinearConfig::new(if self.d_layers == 3 { 4 * d * 9 } else { 2 * d * 49 }, 1).with_initializer(dcgan_init()).init(device),
             },
         }
     }
@@ -170,7 +177,10 @@ impl Discriminator {
     /// Realness logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let h = leaky_relu(self.conv1.forward(x), 0.2);
-        let h = leaky_relu(self.conv2.forward(h), 0.2);
+        let mut h = leaky_relu(self.conv2.forward(h), 0.2);
+        if let Some(conv3) = &self.conv3 {
+            h = leaky_relu(conv3.forward(h), 0.2);
+        }
         let [b, c, hh, ww] = h.dims();
         self.fc.forward(h.reshape([b, c * hh * ww]))
     }
