@@ -1,2 +1,2 @@
 
-BlogitJJý7¾
+BlogitJdL[¾

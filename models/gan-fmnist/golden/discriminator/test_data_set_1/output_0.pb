@@ -1,2 +1,2 @@
 
-BlogitJooZæ
+BlogitJSpùæ
