@@ -111,6 +111,10 @@ fn bundled_gan_matches_golden_and_card() {
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
     let (fd, floor) = (card["fd"].as_f64().unwrap(), card["fd_floor"].as_f64().unwrap());
     assert!(floor > 0.0 && fd > floor, "fd {fd} floor {floor}");
+    // The published generator meets the quality goal, in f32 and on the int8 device path.
+    let fd_int8 = card["fd_int8"].as_f64().unwrap();
+    assert!(fd <= 4.0 * floor && fd_int8 <= 4.0 * floor, "fd {fd} / int8 {fd_int8} against 4 × floor {floor}");
+    assert!((card["fd_ratio"].as_f64().unwrap() - fd / floor).abs() < 1e-3);
     let engine = OnnxGan::load(&dir).unwrap();
     let (mut a, mut b) = ([0u8; 784], [0u8; 784]);
     engine.sample(9, &mut a).unwrap();
