@@ -48,6 +48,11 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     let (_, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &more, 0.9, Some(2)).unwrap();
     assert!(averaged.is_some());
     assert_eq!(state.epoch, more.epochs);
+    // Resuming with another discriminator is refused with the file and the remedy, nothing trained.
+    more.epochs += 1;
+    let err = edgegen_trainer::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2)).err().expect("a mismatched resume fails");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("shape mismatch") && msg.contains("model arguments the run started with"), "{msg}");
     // The decayed learning rate: full before the decay epoch, half way down in the middle of
     // the decaying epochs, 0 only after the last step.
     let lr = edgegen_trainer::gan::training::learning_rate;

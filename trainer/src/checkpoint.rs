@@ -102,7 +102,11 @@ impl Checkpoint {
         let modules = modules
             .into_iter()
             .zip(&state.files[..nm])
-            .map(|(m, f)| m.try_load_file(self.dir.join(f)).map_err(|e| anyhow::anyhow!("loading {f}: {e:?}")))
+            .map(|(m, f)| {
+                m.try_load_file(self.dir.join(f)).map_err(|e| {
+                    anyhow::anyhow!("loading {}: {e:?} (resume with the model arguments the run started with)", self.dir.join(f).display())
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let optims = optims
             .into_iter()
