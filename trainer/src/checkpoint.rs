@@ -103,9 +103,8 @@ impl Checkpoint {
             .into_iter()
             .zip(&state.files[..nm])
             .map(|(m, f)| {
-                m.try_load_file(self.dir.join(f)).map_err(|e| {
-                    anyhow::anyhow!("loading {}: {e:?} (resume with the model arguments the run started with)", self.dir.join(f).display())
-                })
+                let path = self.dir.join(f);
+                m.try_load_file(&path).map_err(|e| anyhow::anyhow!("loading {}: {e:?} (resume with the model arguments the run started with)", path.display()))
             })
             .collect::<Result<Vec<_>>>()?;
         let optims = optims
