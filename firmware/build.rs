@@ -41,4 +41,3 @@ fn main() {
         std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
     }
 }
-

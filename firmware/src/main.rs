@@ -56,11 +56,14 @@ fn main() -> ! {
     let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| fail("peripherals"));
     clock::start(&mut cp.SYST);
     let arena: &'static mut [u8; ARENA] = cortex_m::singleton!(: [u8; ARENA] = [0; ARENA]).unwrap_or_else(|| fail("arena"));
-    let sample_arena: &'static mut [u8; SAMPLE_ARENA] = cortex_m::singleton!(: [u8; SAMPLE_ARENA] = [0; SAMPLE_ARENA]).unwrap_or_else(|| fail("sample arena"));
+    let sample_arena: &'static mut [u8; SAMPLE_ARENA] =
+        cortex_m::singleton!(: [u8; SAMPLE_ARENA] = [0; SAMPLE_ARENA]).unwrap_or_else(|| fail("sample arena"));
 
     let pixelcnn = PixelCnn::new(load(assets::PIXELCNN, "pixelcnn"), Kernels::Optimized).unwrap_or_else(|_| fail("pixelcnn engine"));
-    let background = PixelCnn::new(load(assets::PIXELCNN_BG, "pixelcnn background"), Kernels::Optimized).unwrap_or_else(|_| fail("background engine"));
-    let vae = Vae::new(load(assets::VAE_ENCODER, "vae encoder"), load(assets::VAE_DECODER, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine"));
+    let background =
+        PixelCnn::new(load(assets::PIXELCNN_BG, "pixelcnn background"), Kernels::Optimized).unwrap_or_else(|_| fail("background engine"));
+    let vae = Vae::new(load(assets::VAE_ENCODER, "vae encoder"), load(assets::VAE_DECODER, "vae decoder"), Kernels::Optimized)
+        .unwrap_or_else(|_| fail("vae engine"));
     let gan = Gan::new(load(assets::GAN_GENERATOR, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine"));
     defmt::info!(
         "boot arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
@@ -97,7 +100,14 @@ fn main() -> ! {
         interp.invoke_ops(&mut arena[..], i..i + 1).unwrap_or_else(|_| fail("profile op"));
         let n = clock::now() - t;
         let (macs, executed) = interp.op_macs(i);
-        defmt::info!("op model=pixelcnn index={=usize} code={=u8} macs={=u64} executed_macs={=u64} instructions={=u64}", i, interp.model().op(i).code as u8, macs, executed, n);
+        defmt::info!(
+            "op model=pixelcnn index={=usize} code={=u8} macs={=u64} executed_macs={=u64} instructions={=u64}",
+            i,
+            interp.model().op(i).code as u8,
+            macs,
+            executed,
+            n
+        );
     }
 
     let mut screen = screen::Screen::new();
@@ -117,13 +127,19 @@ fn main() -> ! {
         let t = clock::now();
         pixelcnn.sample(&mut sample_arena[..], seed, &mut img).unwrap_or_else(|_| fail("pixelcnn sample"));
         let n = clock::now() - t;
-        defmt::info!("sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::model::crc32(&img), n);
+        defmt::info!(
+            "sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}",
+            seed,
+            edgegen_runtime::model::crc32(&img),
+            n
+        );
         screen.sample(2, seed as usize, &img);
     }
 
     // Scoring: every embedded frame, with the guard calibrated into the PixelCNN's file
     // (its score may need the background model's per-pixel likelihoods too).
-    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut sample_arena[..]).unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
+    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut sample_arena[..])
+        .unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
     let kind = guard.scorer().kind();
     let mut slot = 0;
     for (set, frames) in assets::frame_sets() {
@@ -133,7 +149,8 @@ fn main() -> ! {
             let guard_instructions = clock::now() - t;
             let stats = guard.scorer().last().unwrap_or_else(|| fail("guard statistics"));
             let t = clock::now();
-            let bounds = vae.bounds(&mut arena[..], frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
+            let bounds =
+                vae.bounds(&mut arena[..], frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
             let vae_instructions = clock::now() - t;
             defmt::info!(
                 "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} score_kind={=str} score={=f32} score_bits={=u32:#010x} threshold={=f32} verdict={=str} guard_instructions={=u64} vae_instructions={=u64}",

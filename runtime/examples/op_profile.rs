@@ -47,7 +47,14 @@ fn run() -> Result<(), String> {
     for (i, t) in t.iter().enumerate() {
         let op = interp.model().op(i);
         let (m, e) = interp.op_macs(i);
-        println!("op {i:>2} {:?} k{}x{} macs {m:>9} exec {e:>9} {:>8.1} us {:>5.1}%", op.code, op.kernel_h, op.kernel_w, t / n.max(1) as f64 * 1e6, 100.0 * t / total);
+        println!(
+            "op {i:>2} {:?} k{}x{} macs {m:>9} exec {e:>9} {:>8.1} us {:>5.1}%",
+            op.code,
+            op.kernel_h,
+            op.kernel_w,
+            t / n.max(1) as f64 * 1e6,
+            100.0 * t / total
+        );
     }
     println!("total {:.1} us", total / n.max(1) as f64 * 1e6);
     Ok(())

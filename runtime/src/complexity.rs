@@ -25,7 +25,13 @@ pub fn code_length_bits(image: &[u8], width: usize) -> f64 {
     let (mut a, mut n) = (16u32, 1u32);
     for (i, &x) in image.iter().enumerate() {
         let (r, c) = (i / width.max(1), i % width.max(1));
-        let left = if c > 0 { image[i - 1] as i32 } else if r > 0 { image[i - width] as i32 } else { 0 };
+        let left = if c > 0 {
+            image[i - 1] as i32
+        } else if r > 0 {
+            image[i - width] as i32
+        } else {
+            0
+        };
         let up = if r > 0 { image[i - width] as i32 } else { left };
         let up_left = if r > 0 && c > 0 { image[i - width - 1] as i32 } else { up };
         let pred = if up_left >= left.max(up) {

@@ -152,7 +152,8 @@ impl<'m> PixelCnn<'m> {
         self.interp.invoke_in(arena, &layout)?;
         for p in 0..PIXELS {
             self.interp.invoke_rows(arena, &layout, p / 28..p / 28 + 1)?;
-            let v = likelihood::mixture_sample_at(&LeF32(self.interp.tensor_bytes(arena, &layout, head)), p, self.components, PIXELS, &mut rng);
+            let v =
+                likelihood::mixture_sample_at(&LeF32(self.interp.tensor_bytes(arena, &layout, head)), p, self.components, PIXELS, &mut rng);
             out[p] = v;
             self.interp.tensor_bytes_mut(arena, &layout, input)[p] = v ^ 0x80;
         }
@@ -193,7 +194,12 @@ impl<'m> Vae<'m> {
         check_image_input(&encoder)?;
         let latent = check_vector_input(&decoder)?;
         let components = mixture_output(&decoder, 0)?;
-        if encoder.outputs().len() != 2 || encoder.outputs().iter().any(|&o| encoder.tensor(o as usize).len() != latent || encoder.tensor(o as usize).dtype != DType::F32) {
+        if encoder.outputs().len() != 2
+            || encoder
+                .outputs()
+                .iter()
+                .any(|&o| encoder.tensor(o as usize).len() != latent || encoder.tensor(o as usize).dtype != DType::F32)
+        {
             return Err(Error::InvalidParameter("the encoder must output f32 mu and logvar of the decoder's latent size"));
         }
         Ok(Vae { encoder: Interpreter::new(encoder, kernels), decoder: Interpreter::new(decoder, kernels), latent, components })

@@ -68,8 +68,12 @@ impl fmt::Display for Error {
             Error::InvalidParameter(what) => write!(f, "invalid parameter: {what}"),
             Error::Truncated { needed, got } => write!(f, "model file truncated: header says {needed} bytes, file has {got}"),
             Error::BadMagic => write!(f, "not an edgegen model file (bad magic; expected \"EGMF\")"),
-            Error::UnsupportedVersion { found, supported } => write!(f, "model file format version {found}, this runtime reads version {supported}"),
-            Error::ChecksumMismatch { stored, computed } => write!(f, "model file corrupt: checksum 0x{computed:08x} does not match stored 0x{stored:08x}"),
+            Error::UnsupportedVersion { found, supported } => {
+                write!(f, "model file format version {found}, this runtime reads version {supported}")
+            }
+            Error::ChecksumMismatch { stored, computed } => {
+                write!(f, "model file corrupt: checksum 0x{computed:08x} does not match stored 0x{stored:08x}")
+            }
             Error::Malformed { section, index, reason } => write!(f, "malformed model file: {section:?} {index}: {reason}"),
             Error::ArenaTooSmall { needed, got } => write!(f, "arena too small: the model needs {needed} bytes, got {got}"),
             Error::WrongFamily => write!(f, "the model file is of another family than this engine runs"),
@@ -87,8 +91,12 @@ impl defmt::Format for Error {
             Error::InvalidParameter(what) => defmt::write!(f, "InvalidParameter({})", what),
             Error::Truncated { needed, got } => defmt::write!(f, "Truncated {{ needed: {}, got: {} }}", needed, got),
             Error::BadMagic => defmt::write!(f, "BadMagic"),
-            Error::UnsupportedVersion { found, supported } => defmt::write!(f, "UnsupportedVersion {{ found: {}, supported: {} }}", found, supported),
-            Error::ChecksumMismatch { stored, computed } => defmt::write!(f, "ChecksumMismatch {{ stored: {=u32:x}, computed: {=u32:x} }}", stored, computed),
+            Error::UnsupportedVersion { found, supported } => {
+                defmt::write!(f, "UnsupportedVersion {{ found: {}, supported: {} }}", found, supported)
+            }
+            Error::ChecksumMismatch { stored, computed } => {
+                defmt::write!(f, "ChecksumMismatch {{ stored: {=u32:x}, computed: {=u32:x} }}", stored, computed)
+            }
             Error::Malformed { section, index, reason } => defmt::write!(f, "Malformed {{ {}, {}, {} }}", section, index, reason),
             Error::ArenaTooSmall { needed, got } => defmt::write!(f, "ArenaTooSmall {{ needed: {}, got: {} }}", needed, got),
             Error::WrongFamily => defmt::write!(f, "WrongFamily"),

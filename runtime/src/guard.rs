@@ -30,7 +30,8 @@ pub enum ScoreKind {
 
 impl ScoreKind {
     /// Every kind, in order.
-    pub const ALL: [ScoreKind; 5] = [ScoreKind::BitsPerDim, ScoreKind::ComplexityCorrected, ScoreKind::LikelihoodRatio, ScoreKind::LineRatio, ScoreKind::Combined];
+    pub const ALL: [ScoreKind; 5] =
+        [ScoreKind::BitsPerDim, ScoreKind::ComplexityCorrected, ScoreKind::LikelihoodRatio, ScoreKind::LineRatio, ScoreKind::Combined];
 
     /// From the metadata byte.
     pub fn from_u8(v: u8) -> Option<Self> {
@@ -187,7 +188,13 @@ pub struct PixelCnnScorer<'m, 'a> {
 impl<'m, 'a> PixelCnnScorer<'m, 'a> {
     /// A scorer of `kind` over `model` (and `background` when `kind` needs it) using
     /// `arena` (at least [`PixelCnnScorer::arena_len`] bytes).
-    pub fn new(model: crate::engine::PixelCnn<'m>, background: Option<crate::engine::PixelCnn<'m>>, arena: &'a mut [u8], kind: ScoreKind, params: [f32; 4]) -> Result<Self, crate::Error> {
+    pub fn new(
+        model: crate::engine::PixelCnn<'m>,
+        background: Option<crate::engine::PixelCnn<'m>>,
+        arena: &'a mut [u8],
+        kind: ScoreKind,
+        params: [f32; 4],
+    ) -> Result<Self, crate::Error> {
         if kind.needs_background() && background.is_none() {
             return Err(crate::Error::InvalidParameter("this guard score needs the background model"));
         }
@@ -206,7 +213,11 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
     /// A guard with the score kind, constants and threshold calibrated into the model
     /// file's metadata (`None` when the file holds no calibrated guard, or it needs the
     /// background model and none is given).
-    pub fn guard(model: crate::engine::PixelCnn<'m>, background: Option<crate::engine::PixelCnn<'m>>, arena: &'a mut [u8]) -> Option<Guard<Self>> {
+    pub fn guard(
+        model: crate::engine::PixelCnn<'m>,
+        background: Option<crate::engine::PixelCnn<'m>>,
+        arena: &'a mut [u8],
+    ) -> Option<Guard<Self>> {
         let md = model.interpreter().model().metadata();
         let kind = ScoreKind::from_u8(md.guard_score)?;
         if md.guard_flags & 1 == 0 || !md.guard_threshold.is_finite() {

@@ -343,11 +343,7 @@ pub fn kl_to_standard_normal(mu: &[f32], logvar: &[f32]) -> Result<f64, Error> {
     if mu.len() != logvar.len() {
         return Err(Error::LengthMismatch { expected: mu.len(), got: logvar.len() });
     }
-    Ok(mu
-        .iter()
-        .zip(logvar)
-        .map(|(&m, &lv)| 0.5 * (m * m + libm::expf(lv) - 1.0 - lv) as f64)
-        .sum())
+    Ok(mu.iter().zip(logvar).map(|(&m, &lv)| 0.5 * (m * m + libm::expf(lv) - 1.0 - lv) as f64).sum())
 }
 
 /// ln N(z; 0, I) in nats.
@@ -412,7 +408,13 @@ mod tests {
         for case in 0..300 {
             let k = 1 + rng.below(16) as usize;
             let n = 1 + rng.below(100) as usize;
-            let image: Vec<u8> = (0..n).map(|_| match rng.below(4) { 0 => 0, 1 => 255, _ => rng.below(256) as u8 }).collect();
+            let image: Vec<u8> = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => 0,
+                    1 => 255,
+                    _ => rng.below(256) as u8,
+                })
+                .collect();
             let params: Vec<f32> = (0..3 * k * n)
                 .map(|_| match rng.below(40) {
                     0 => f32::INFINITY,
@@ -431,7 +433,12 @@ mod tests {
             // Bit for bit, except that a NaN's sign bit is not compared: IEEE arithmetic does
             // not define it, and it depends on whether the CPU or the compiler produced it.
             for p in 0..n {
-                assert!(got[p].to_bits() == want[p].to_bits() || (got[p].is_nan() && want[p].is_nan()), "case {case} pixel {p}: {} vs {}", got[p], want[p]);
+                assert!(
+                    got[p].to_bits() == want[p].to_bits() || (got[p].is_nan() && want[p].is_nan()),
+                    "case {case} pixel {p}: {} vs {}",
+                    got[p],
+                    want[p]
+                );
             }
             let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
             assert!(same(total, want_total), "case {case}: {total} vs {want_total}");
@@ -489,10 +496,7 @@ mod tests {
     #[test]
     fn image_log_prob_checks_shapes() {
         let image = [0u8; 4];
-        assert_eq!(
-            mixture_image_log_prob(&image, &[0.0f32; 11][..], 1),
-            Err(Error::LengthMismatch { expected: 12, got: 11 })
-        );
+        assert_eq!(mixture_image_log_prob(&image, &[0.0f32; 11][..], 1), Err(Error::LengthMismatch { expected: 12, got: 11 }));
         assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 0).is_err());
         assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1).is_ok());
     }

@@ -629,7 +629,10 @@ impl<'a> Model<'a> {
                         }
                         let (hi, wi, ho, wo) = (x.dims[1] as usize, x.dims[2] as usize, y.dims[1] as usize, y.dims[2] as usize);
                         let shape_ok = if op.code == OpCode::Conv2d {
-                            hi + 2 * pad >= kh && wi + 2 * pad >= kw && ho == (hi + 2 * pad - kh) / st + 1 && wo == (wi + 2 * pad - kw) / st + 1
+                            hi + 2 * pad >= kh
+                                && wi + 2 * pad >= kw
+                                && ho == (hi + 2 * pad - kh) / st + 1
+                                && wo == (wi + 2 * pad - kw) / st + 1
                         } else {
                             (hi - 1) * st + kh >= 2 * pad && wo + 2 * pad == (wi - 1) * st + kw && ho + 2 * pad == (hi - 1) * st + kh
                         };

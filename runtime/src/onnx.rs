@@ -53,7 +53,11 @@ pub struct OnnxModel {
 
 impl core::fmt::Debug for OnnxModel {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("OnnxModel").field("path", &self.path).field("input", &self.input_shape).field("outputs", &self.output_shapes).finish()
+        f.debug_struct("OnnxModel")
+            .field("path", &self.path)
+            .field("input", &self.input_shape)
+            .field("outputs", &self.output_shapes)
+            .finish()
     }
 }
 
@@ -71,10 +75,7 @@ impl OnnxModel {
             return Err(interface(format!("expected one input, found {}", typed.inputs.len())));
         }
         let shape_of = |fact: &TypedFact| -> Result<Vec<usize>, OnnxError> {
-            fact.shape
-                .as_concrete()
-                .map(|s| s.to_vec())
-                .ok_or_else(|| interface(format!("shape {:?} is not static", fact.shape)))
+            fact.shape.as_concrete().map(|s| s.to_vec()).ok_or_else(|| interface(format!("shape {:?} is not static", fact.shape)))
         };
         let input_fact = typed.input_fact(0).map_err(load_err)?;
         let input_int8 = input_fact.datum_type == i8::datum_type();
@@ -82,9 +83,8 @@ impl OnnxModel {
             return Err(interface(format!("input type {:?}, expected f32 or int8", input_fact.datum_type)));
         }
         let input_shape = shape_of(input_fact)?;
-        let output_shapes = (0..typed.outputs.len())
-            .map(|i| shape_of(typed.output_fact(i).map_err(load_err)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let output_shapes =
+            (0..typed.outputs.len()).map(|i| shape_of(typed.output_fact(i).map_err(load_err)?)).collect::<Result<Vec<_>, _>>()?;
         let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
         Ok(OnnxModel { plan, path: path.to_path_buf(), input_int8, input_shape, output_shapes })
     }
@@ -134,10 +134,7 @@ impl OnnxModel {
         }
         let tensor = Tensor::from_shape(&self.input_shape, input).map_err(run_err)?;
         let outputs = self.plan.run(tvec!(tensor.into_tvalue())).map_err(run_err)?;
-        outputs
-            .iter()
-            .map(|o| Ok(o.to_plain_array_view::<f32>().map_err(run_err)?.iter().copied().collect()))
-            .collect()
+        outputs.iter().map(|o| Ok(o.to_plain_array_view::<f32>().map_err(run_err)?.iter().copied().collect())).collect()
     }
 }
 
@@ -236,11 +233,17 @@ impl OnnxVae {
 
 fn mixture_components(path: &Path, shape: &[usize]) -> Result<usize, OnnxError> {
     if shape.len() != 4 || shape[0] != 1 || shape[1] % 3 != 0 || shape[1] == 0 || shape[2..] != [28, 28] {
-        return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("output shape {shape:?}, expected [1, 3K, 28, 28]") });
+        return Err(OnnxError::Interface {
+            path: path.to_path_buf(),
+            message: format!("output shape {shape:?}, expected [1, 3K, 28, 28]"),
+        });
     }
     let k = shape[1] / 3;
     if k > likelihood::MAX_COMPONENTS {
-        return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("{k} mixture components, at most {} supported", likelihood::MAX_COMPONENTS) });
+        return Err(OnnxError::Interface {
+            path: path.to_path_buf(),
+            message: format!("{k} mixture components, at most {} supported", likelihood::MAX_COMPONENTS),
+        });
     }
     Ok(k)
 }
@@ -263,7 +266,14 @@ impl OnnxPixelCnn {
     pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
         let model = OnnxModel::load(path)?;
         if model.input_shape() != [1, 1, 28, 28] || model.output_shapes().len() != 1 {
-            return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("input {:?} and {} outputs, expected [1, 1, 28, 28] and one output", model.input_shape(), model.output_shapes().len()) });
+            return Err(OnnxError::Interface {
+                path: path.to_path_buf(),
+                message: format!(
+                    "input {:?} and {} outputs, expected [1, 1, 28, 28] and one output",
+                    model.input_shape(),
+                    model.output_shapes().len()
+                ),
+            });
         }
         let components = mixture_components(path, &model.output_shapes()[0])?;
         Ok(OnnxPixelCnn { model, components })
@@ -326,7 +336,10 @@ impl OnnxGan {
         let generator = OnnxModel::load(path)?;
         let input = generator.input_shape();
         if input.len() != 2 || input[0] != 1 || generator.output_shapes().len() != 1 || generator.output_shapes()[0] != [1, 1, 28, 28] {
-            return Err(OnnxError::Interface { path: path.to_path_buf(), message: format!("input {input:?} and outputs {:?}, expected [1, L] and [1, 1, 28, 28]", generator.output_shapes()) });
+            return Err(OnnxError::Interface {
+                path: path.to_path_buf(),
+                message: format!("input {input:?} and outputs {:?}, expected [1, L] and [1, 1, 28, 28]", generator.output_shapes()),
+            });
         }
         let latent = input[1];
         Ok(OnnxGan { generator, latent })

@@ -96,7 +96,8 @@ mod tests {
     #[test]
     fn high_mul_equals_gemmlowp() {
         let mut rng = crate::rng::Rng::new(7);
-        let edges = [0, 1, -1, 2, -2, 1 << 30, -(1 << 30), (1 << 30) + 1, -(1 << 30) - 1, i32::MAX, i32::MIN, i32::MIN + 1, 3 << 29, -(3 << 29)];
+        let edges =
+            [0, 1, -1, 2, -2, 1 << 30, -(1 << 30), (1 << 30) + 1, -(1 << 30) - 1, i32::MAX, i32::MIN, i32::MIN + 1, 3 << 29, -(3 << 29)];
         for &a in &edges {
             for &b in &edges {
                 assert_eq!(saturating_rounding_doubling_high_mul(a, b), gemmlowp_high_mul(a, b), "{a} {b}");

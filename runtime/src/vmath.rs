@@ -35,7 +35,21 @@ mod tests {
         let mut v: Vec<f32> = (0..200_000).map(|_| f32::from_bits(rng.next_u32())).collect();
         v.extend((0..200_000).map(|_| (rng.uniform() * 2.0 - 1.0) * 2f32.powi(rng.below(16) as i32 - 8)));
         v.extend((0..100_000).map(|_| (rng.uniform() * 2.0 - 1.0) * 110.0));
-        for b in [0x3900_0000u32, 0x42ae_ac50, 0x42b1_7218, 0x42cf_f1b5, 0x3eb1_7218, 0x3f85_1592, 0x3380_0000, 0x3ed4_13d0, 0x4b80_0000, 0x7f80_0000, 0x3f80_0000, 0x0080_0000, 0x3f35_04f3] {
+        for b in [
+            0x3900_0000u32,
+            0x42ae_ac50,
+            0x42b1_7218,
+            0x42cf_f1b5,
+            0x3eb1_7218,
+            0x3f85_1592,
+            0x3380_0000,
+            0x3ed4_13d0,
+            0x4b80_0000,
+            0x7f80_0000,
+            0x3f80_0000,
+            0x0080_0000,
+            0x3f35_04f3,
+        ] {
             for d in 0..8u32 {
                 for bits in [b.wrapping_add(d), b.wrapping_sub(d)] {
                     v.push(f32::from_bits(bits));

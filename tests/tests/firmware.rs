@@ -18,11 +18,14 @@ use std::process::Command;
 
 fn tools_available() -> bool {
     let ok = |cmd: &str, arg: &str| Command::new(cmd).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
-    let target = Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| {
-        let t = String::from_utf8_lossy(&o.stdout).to_string();
-        t.contains("thumbv7em-none-eabihf") && t.contains("thumbv8m.main-none-eabihf")
-    })
-    .unwrap_or(false);
+    let target = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            let t = String::from_utf8_lossy(&o.stdout).to_string();
+            t.contains("thumbv7em-none-eabihf") && t.contains("thumbv8m.main-none-eabihf")
+        })
+        .unwrap_or(false);
     let all = ok("qemu-system-arm", "--version") && ok("defmt-print", "--version") && target;
     if !all && std::env::var("EDGEGEN_REQUIRE_QEMU").as_deref() == Ok("1") {
         panic!("EDGEGEN_REQUIRE_QEMU=1 but qemu-system-arm, defmt-print or the thumbv7em-none-eabihf / thumbv8m.main-none-eabihf targets are missing");
@@ -66,7 +69,8 @@ fn elf_sections(elf: &[u8]) -> Vec<(String, u64, u32, bool)> {
 /// footprint figures it measured.
 fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
     let root = common::root();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target")).join("firmware");
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target")).join("firmware");
     let out = Command::new("cargo")
         .args(["run", "--release", "--quiet", "--target", target])
         .current_dir(root.join("firmware"))
@@ -80,15 +84,21 @@ fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
     assert!(log.contains("done: all checks passed"), "{log}");
 
     let read = |p: &str| std::fs::read(root.join("models").join(p)).unwrap();
-    let (pbytes, bbytes, ebytes, dbytes, gbytes) =
-        (read("pixelcnn-fmnist/model.egm"), read("pixelcnn-fmnist-bg/model.egm"), read("vae-fmnist/encoder.egm"), read("vae-fmnist/decoder.egm"), read("gan-fmnist/generator.egm"));
+    let (pbytes, bbytes, ebytes, dbytes, gbytes) = (
+        read("pixelcnn-fmnist/model.egm"),
+        read("pixelcnn-fmnist-bg/model.egm"),
+        read("vae-fmnist/encoder.egm"),
+        read("vae-fmnist/decoder.egm"),
+        read("gan-fmnist/generator.egm"),
+    );
     let pixelcnn = PixelCnn::new(Model::from_bytes(&pbytes).unwrap(), Kernels::Optimized).unwrap();
     let background = PixelCnn::new(Model::from_bytes(&bbytes).unwrap(), Kernels::Optimized).unwrap();
     let vae = Vae::new(Model::from_bytes(&ebytes).unwrap(), Model::from_bytes(&dbytes).unwrap(), Kernels::Optimized).unwrap();
     let gan = Gan::new(Model::from_bytes(&gbytes).unwrap(), Kernels::Optimized).unwrap();
     let mut arena = vec![0u8; pixelcnn.sample_arena_len().max(vae.arena_len())];
     let mut guard_arena = vec![0u8; PixelCnnScorer::arena_len(&pixelcnn, Some(&background))];
-    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut guard_arena).expect("the PixelCNN file holds a calibrated guard");
+    let mut guard =
+        PixelCnnScorer::guard(pixelcnn, Some(background), &mut guard_arena).expect("the PixelCNN file holds a calibrated guard");
     let sets = [("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx"), ("faults", "sensor-faults.idx")];
     let frames: HashMap<&str, edgegen_trainer::data::Images> =
         sets.iter().map(|(s, f)| (*s, edgegen_trainer::data::read_idx_images(&root.join("models/frames").join(f)).unwrap())).collect();
@@ -113,7 +123,12 @@ fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
             sample_instr.entry(f["model"].to_string()).or_default().push(f["instructions"].parse().unwrap());
             samples += 1;
         } else if line.contains(" op ") {
-            ops.push((f["code"].parse::<u8>().unwrap(), f["macs"].parse::<u64>().unwrap(), f["executed_macs"].parse::<u64>().unwrap(), f["instructions"].parse::<u64>().unwrap()));
+            ops.push((
+                f["code"].parse::<u8>().unwrap(),
+                f["macs"].parse::<u64>().unwrap(),
+                f["executed_macs"].parse::<u64>().unwrap(),
+                f["instructions"].parse::<u64>().unwrap(),
+            ));
         } else if line.contains(" frame ") {
             let index: usize = f["index"].parse().unwrap();
             let image = frames[f["set"]].image(index);
@@ -192,7 +207,8 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
     // The screen the M4 firmware drew, as a PNG the README shows.
     let pgm = std::fs::read(root.join("firmware/edgegen-screen.pgm")).expect("the firmware wrote its screen");
     let header_end = pgm.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(2).unwrap().0 + 1;
-    let dims: Vec<usize> = String::from_utf8_lossy(&pgm[..header_end]).split_whitespace().skip(1).take(2).map(|v| v.parse().unwrap()).collect();
+    let dims: Vec<usize> =
+        String::from_utf8_lossy(&pgm[..header_end]).split_whitespace().skip(1).take(2).map(|v| v.parse().unwrap()).collect();
     assert_eq!(pgm.len() - header_end, dims[0] * dims[1]);
     edgegen_trainer::imageio::write_gray_png(&root.join("firmware/screen.png"), dims[0], dims[1], &pgm[header_end..]).unwrap();
     std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();

@@ -22,7 +22,9 @@ fn check_folding(cfg: GanConfig, seed: u64) {
     for s in 0..5 {
         let mut z = vec![0f32; 16 * latent];
         edgegen_runtime::rng::Rng::new(s).fill_normal(&mut z);
-        let _ = gan.generator.forward(Tensor::from_data(TensorData::new(z.iter().map(|v| v * 3.0 + 1.0).collect::<Vec<_>>(), [16, latent]), &device));
+        let _ = gan
+            .generator
+            .forward(Tensor::from_data(TensorData::new(z.iter().map(|v| v * 3.0 + 1.0).collect::<Vec<_>>(), [16, latent]), &device));
     }
     let generator = gan.generator.valid();
     let dir = common::temp_dir("fresh-gan");
@@ -40,7 +42,8 @@ fn check_folding(cfg: GanConfig, seed: u64) {
     engine.sample(1, &mut img).unwrap();
     // The card's parameter count is what the exported file holds.
     let onnx = export::generator_onnx(&generator);
-    let floats: usize = onnx.graph.as_ref().unwrap().initializer.iter().filter(|t| t.data_type == 1).map(|t| t.dims.iter().product::<i64>() as usize).sum();
+    let floats: usize =
+        onnx.graph.as_ref().unwrap().initializer.iter().filter(|t| t.data_type == 1).map(|t| t.dims.iter().product::<i64>() as usize).sum();
     assert_eq!(export::exported_params(&generator), floats);
     std::fs::remove_dir_all(dir).ok();
 }
@@ -132,7 +135,8 @@ fn bundled_gan_passes_onnx_checker_and_onnxruntime() {
 fn channel_moments(v: &[f32], c: usize, plane: usize) -> Vec<(f64, f64)> {
     (0..c)
         .map(|ch| {
-            let xs: Vec<f64> = v.chunks(plane).enumerate().filter(|(i, _)| i % c == ch).flat_map(|(_, p)| p.iter().map(|&x| x as f64)).collect();
+            let xs: Vec<f64> =
+                v.chunks(plane).enumerate().filter(|(i, _)| i % c == ch).flat_map(|(_, p)| p.iter().map(|&x| x as f64)).collect();
             let m = xs.iter().sum::<f64>() / xs.len() as f64;
             (m, xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64)
         })

@@ -18,7 +18,8 @@ use edgegen_trainer::quantize::{self, Meta};
 fn tiny_pixelcnn_file() -> Vec<u8> {
     let device = Device::flex();
     device.seed(21);
-    let model = edgegen_trainer::pixelcnn::PixelCnnConfig::new().with_channels(8).with_inner(4).with_blocks(1).with_components(2).init(&device);
+    let model =
+        edgegen_trainer::pixelcnn::PixelCnnConfig::new().with_channels(8).with_inner(4).with_blocks(1).with_components(2).init(&device);
     let onnx = edgegen_trainer::onnx::encode(&edgegen_trainer::pixelcnn::export::onnx(&model));
     let graph = Graph::parse(&onnx).unwrap();
     let mut rng = Rng::new(5);

@@ -51,7 +51,10 @@ fn assert_autoregressive(model: &OnnxModel) {
             }
         }
         if i < 783 {
-            assert!((0..channels).any(|c| before[c * 784 + i + 1..(c + 1) * 784] != after[c * 784 + i + 1..(c + 1) * 784]), "pixel {i} influences nothing");
+            assert!(
+                (0..channels).any(|c| before[c * 784 + i + 1..(c + 1) * 784] != after[c * 784 + i + 1..(c + 1) * 784]),
+                "pixel {i} influences nothing"
+            );
         }
     }
 }
@@ -95,9 +98,8 @@ fn bundled_pixelcnn_likelihood_and_sampling() {
     assert!(card["params"].as_u64().unwrap() <= 300_000, "parameter budget");
     assert!(card["macs"].as_u64().unwrap() <= 60_000_000, "MAC budget");
     let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames/fashion-mnist-test.idx")).unwrap();
-    let bpd: Vec<f64> = (0..frames.len())
-        .map(|i| edgegen_runtime::likelihood::bits_per_dim(engine.log_prob(frames.image(i)).unwrap(), 784))
-        .collect();
+    let bpd: Vec<f64> =
+        (0..frames.len()).map(|i| edgegen_runtime::likelihood::bits_per_dim(engine.log_prob(frames.image(i)).unwrap(), 784)).collect();
     let mean = bpd.iter().sum::<f64>() / bpd.len() as f64;
     // The bundled frames are the first test images: their mean must sit near the card's figure.
     let card_bpd = card["test_bpd"].as_f64().unwrap();

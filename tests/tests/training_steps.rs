@@ -6,7 +6,19 @@ mod common;
 use edgegen_trainer::training::TrainOptions;
 
 fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
-    TrainOptions { epochs: 2, batch: 32, lr, seed: 4, limit: Some(512), run_dir, resume: false, checkpoint_every: 1000, progress: false, perturb: 0.0, weight_decay: 0.0 }
+    TrainOptions {
+        epochs: 2,
+        batch: 32,
+        lr,
+        seed: 4,
+        limit: Some(512),
+        run_dir,
+        resume: false,
+        checkpoint_every: 1000,
+        progress: false,
+        perturb: 0.0,
+        weight_decay: 0.0,
+    }
 }
 
 #[test]
@@ -36,7 +48,13 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     assert_eq!(imgs.len(), 3 * 784);
     // The averaged generator trails the last one: different weights, finite, and it samples.
     let avg = averaged.expect("an averaged generator with --ema 0.9");
-    let w = |g: &edgegen_trainer::gan::model::Generator| edgegen_trainer::loss::to_vec({ let t = g.fc.weight.val(); let n = t.dims().iter().product::<usize>(); t.reshape([n]) });
+    let w = |g: &edgegen_trainer::gan::model::Generator| {
+        edgegen_trainer::loss::to_vec({
+            let t = g.fc.weight.val();
+            let n = t.dims().iter().product::<usize>();
+            t.reshape([n])
+        })
+    };
     let (last_w, avg_w) = (w(&gan.generator), w(&avg.generator));
     assert!(avg_w.iter().all(|v| v.is_finite()));
     assert!(last_w.iter().zip(&avg_w).any(|(a, b)| a != b), "the average equals the last generator");
@@ -50,7 +68,8 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     assert_eq!(state.epoch, more.epochs);
     // Resuming with another discriminator is refused with the file and the remedy, nothing trained.
     more.epochs += 1;
-    let err = edgegen_trainer::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2)).err().expect("a mismatched resume fails");
+    let err =
+        edgegen_trainer::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2)).err().expect("a mismatched resume fails");
     let msg = format!("{err:#}");
     assert!(msg.contains("shape mismatch") && msg.contains("model arguments the run started with"), "{msg}");
     // The decayed learning rate: full before the decay epoch, half way down in the middle of

@@ -9,7 +9,19 @@ use edgegen_trainer::vae::training::{train, TrainOptions};
 use edgegen_trainer::vae::VaeConfig;
 
 fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOptions {
-    TrainOptions { epochs, batch: 32, lr: 2e-3, seed: 5, limit: Some(1024), run_dir, resume, checkpoint_every: 3, progress: false, perturb: 0.0, weight_decay: 0.0 }
+    TrainOptions {
+        epochs,
+        batch: 32,
+        lr: 2e-3,
+        seed: 5,
+        limit: Some(1024),
+        run_dir,
+        resume,
+        checkpoint_every: 3,
+        progress: false,
+        perturb: 0.0,
+        weight_decay: 0.0,
+    }
 }
 
 fn weights(m: &edgegen_trainer::vae::Vae) -> Vec<f32> {

@@ -115,9 +115,15 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
         let mut img = [0u8; 784];
         let s = 2.max(n / 50);
         rows.push(("sample int8 optimized, row-band".into(), rate(s, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));
-        rows.push(("sample int8 optimized, full pass/pixel".into(), rate(1, |i| e.sample_full(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+        rows.push((
+            "sample int8 optimized, full pass/pixel".into(),
+            rate(1, |i| e.sample_full(&mut arena, i as u64, &mut img).map_err(Into::into))?,
+        ));
         let r = engine::PixelCnn::new(Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?, Kernels::Reference)?;
-        rows.push(("sample int8 reference kernels, row-band".into(), rate(1, |i| r.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));
+        rows.push((
+            "sample int8 reference kernels, row-band".into(),
+            rate(1, |i| r.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?,
+        ));
     }
     println!("{:<40} {:>12} {:>10}", "engine (1 thread)", "images/s", "ratio");
     for (name, r) in &rows {

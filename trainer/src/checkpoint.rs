@@ -95,16 +95,28 @@ impl Checkpoint {
 
     /// Loads the committed checkpoint into freshly built `modules` and `optims` (same order as
     /// saved). `None` when there is no checkpoint.
-    pub fn load_all<M: Module>(&self, modules: Vec<M>, optims: Vec<ModuleOptimizer>) -> Result<Option<(TrainState, Vec<M>, Vec<ModuleOptimizer>)>> {
+    pub fn load_all<M: Module>(
+        &self,
+        modules: Vec<M>,
+        optims: Vec<ModuleOptimizer>,
+    ) -> Result<Option<(TrainState, Vec<M>, Vec<ModuleOptimizer>)>> {
         let Some(state) = self.state()? else { return Ok(None) };
         let (nm, no) = (modules.len(), optims.len());
-        anyhow::ensure!(state.files.len() == nm + no, "checkpoint in {} holds {} files, expected {}", self.dir.display(), state.files.len(), nm + no);
+        anyhow::ensure!(
+            state.files.len() == nm + no,
+            "checkpoint in {} holds {} files, expected {}",
+            self.dir.display(),
+            state.files.len(),
+            nm + no
+        );
         let modules = modules
             .into_iter()
             .zip(&state.files[..nm])
             .map(|(m, f)| {
                 let path = self.dir.join(f);
-                m.try_load_file(&path).map_err(|e| anyhow::anyhow!("loading {}: {e:?} (resume with the model arguments the run started with)", path.display()))
+                m.try_load_file(&path).map_err(|e| {
+                    anyhow::anyhow!("loading {}: {e:?} (resume with the model arguments the run started with)", path.display())
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let optims = optims

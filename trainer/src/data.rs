@@ -70,12 +70,7 @@ impl Images {
         for &i in indices {
             pixels.extend_from_slice(self.image(i));
         }
-        Images {
-            rows: self.rows,
-            cols: self.cols,
-            pixels,
-            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
-        }
+        Images { rows: self.rows, cols: self.cols, pixels, labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()) }
     }
 }
 
@@ -114,10 +109,7 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
 pub fn parse_idx_images(bytes: &[u8], what: &str) -> Result<Images> {
     ensure!(bytes.len() >= 16, "{what}: {} bytes is too short for an IDX image header (16 bytes)", bytes.len());
     let magic = be_u32(bytes, 0);
-    ensure!(
-        magic == 0x0000_0803,
-        "{what}: bad IDX magic 0x{magic:08x} (expected 0x00000803: unsigned bytes, 3 dimensions)"
-    );
+    ensure!(magic == 0x0000_0803, "{what}: bad IDX magic 0x{magic:08x} (expected 0x00000803: unsigned bytes, 3 dimensions)");
     let (n, rows, cols) = (be_u32(bytes, 4) as usize, be_u32(bytes, 8) as usize, be_u32(bytes, 12) as usize);
     ensure!(rows > 0 && cols > 0 && rows <= 4096 && cols <= 4096, "{what}: implausible image size {rows}x{cols}");
     let expected = n
@@ -139,12 +131,7 @@ pub fn parse_idx_labels(bytes: &[u8], what: &str) -> Result<Vec<u8>> {
     let magic = be_u32(bytes, 0);
     ensure!(magic == 0x0000_0801, "{what}: bad IDX label magic 0x{magic:08x} (expected 0x00000801)");
     let n = be_u32(bytes, 4) as usize;
-    ensure!(
-        bytes.len() == 8 + n,
-        "{what}: header says {n} labels but the file has {} bytes (expected {})",
-        bytes.len(),
-        8 + n
-    );
+    ensure!(bytes.len() == 8 + n, "{what}: header says {n} labels but the file has {} bytes (expected {})", bytes.len(), 8 + n);
     Ok(bytes[8..].to_vec())
 }
 
@@ -246,7 +233,10 @@ pub fn parse_mnist_json(text: &str, what: &str) -> Result<Vec<u8>> {
             ensure!((0.0..=1.0).contains(&v), "{what}: value {v} at {i} is outside [0, 1]");
             let k = (v * 255.0).round();
             // The package stores round(k/255, 3): the recovered k must reproduce that value.
-            ensure!(((k / 255.0 * 1000.0).round() / 1000.0 - v).abs() < 1e-9, "{what}: value {v} at {i} is not k/255 rounded to 3 decimals");
+            ensure!(
+                ((k / 255.0 * 1000.0).round() / 1000.0 - v).abs() < 1e-9,
+                "{what}: value {v} at {i} is not k/255 rounded to 3 decimals"
+            );
             Ok(k as u8)
         })
         .collect()
@@ -260,10 +250,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
     }
-    let tmp = path.with_extension(format!(
-        "{}tmp",
-        path.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()
-    ));
+    let tmp = path.with_extension(format!("{}tmp", path.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     Ok(())
@@ -330,11 +317,7 @@ pub fn fetch() -> Result<()> {
 }
 
 fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 /// A deterministic permutation of `0..n` for `seed` (Fisher–Yates over the runtime's RNG).
@@ -395,11 +378,17 @@ mod tests {
 
     #[test]
     fn mnist_json_maps_back_exactly() {
-        let values: Vec<String> = (0..784).map(|k| {
-            let k = k % 256;
-            let v = ((k as f64 / 255.0) * 1000.0).round() / 1000.0;
-            if v == 0.0 || v == 1.0 { format!("{}", v as u8) } else { format!("{v}") }
-        }).collect();
+        let values: Vec<String> = (0..784)
+            .map(|k| {
+                let k = k % 256;
+                let v = ((k as f64 / 255.0) * 1000.0).round() / 1000.0;
+                if v == 0.0 || v == 1.0 {
+                    format!("{}", v as u8)
+                } else {
+                    format!("{v}")
+                }
+            })
+            .collect();
         let text = format!("{{\"data\": [{}]}}", values.join(","));
         let got = parse_mnist_json(&text, "t").unwrap();
         assert!(got.iter().enumerate().all(|(i, &v)| v as usize == i % 256));

@@ -3,8 +3,8 @@
 //! guard's verdict where a threshold is calibrated.
 
 use crate::data::{self, Images};
-use anyhow::{Context, Result};
 use crate::score::{EngineKind, Loaded};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// The bundled frame sets: (file, what the frames are).
@@ -28,7 +28,9 @@ pub fn write_frames(dir: &Path, n: usize) -> Result<()> {
     mn.labels = None;
     // Sensor faults: the next `n` test images, corrupted with the kinds of `eval ood` in turn.
     let mut rng = edgegen_runtime::rng::Rng::with_stream(5, 0);
-    let pixels: Vec<u8> = (0..n).flat_map(|i| crate::ood::corrupt(crate::ood::CORRUPTIONS[i % crate::ood::CORRUPTIONS.len()], test.image(n + i), &mut rng)).collect();
+    let pixels: Vec<u8> = (0..n)
+        .flat_map(|i| crate::ood::corrupt(crate::ood::CORRUPTIONS[i % crate::ood::CORRUPTIONS.len()], test.image(n + i), &mut rng))
+        .collect();
     let faults = data::Images { rows: 28, cols: 28, pixels, labels: None };
     data::write_atomic(&dir.join(FRAME_SETS[0].0), &data::encode_idx_images(&fm))?;
     data::write_atomic(&dir.join(FRAME_SETS[1].0), &data::encode_idx_images(&mn))?;

@@ -256,7 +256,13 @@ pub fn test_stats(model: &Classifier) -> Result<(Vec<f64>, Vec<f64>)> {
 
 /// Measures the GAN, the floor and the VAE (samples from the shipped `vae_dir` through tract)
 /// against `test_stats` ([`test_stats`]).
-pub fn report(model: &Classifier, accuracy: f64, gan_samples: &[u8], vae_dir: &Path, test_stats: &(Vec<f64>, Vec<f64>)) -> Result<FdReport> {
+pub fn report(
+    model: &Classifier,
+    accuracy: f64,
+    gan_samples: &[u8],
+    vae_dir: &Path,
+    test_stats: &(Vec<f64>, Vec<f64>),
+) -> Result<FdReport> {
     let train = data::fashion_mnist(data::Split::Train)?;
     let floor = fd_against_test(model, &train.slice(0..10_000).pixels, test_stats);
     let gan = fd_against_test(model, gan_samples, test_stats);
@@ -348,7 +354,9 @@ pub fn breakdown(model: &Classifier, samples: &[u8]) -> Result<Breakdown> {
     let (tf, tc) = features_and_classes(model, &test.pixels);
     let (sf, sc) = features_and_classes(model, samples);
     let (ff, fc) = features_and_classes(model, &train.pixels);
-    let of_class = |f: &[f32], c: &[usize], k: usize| -> Vec<f32> { f.chunks(FEATURES).zip(c).filter(|(_, &ck)| ck == k).flat_map(|(row, _)| row.iter().copied()).collect() };
+    let of_class = |f: &[f32], c: &[usize], k: usize| -> Vec<f32> {
+        f.chunks(FEATURES).zip(c).filter(|(_, &ck)| ck == k).flat_map(|(row, _)| row.iter().copied()).collect()
+    };
     let share = |c: &[usize], k: usize| c.iter().filter(|&&x| x == k).count() as f64 / c.len().max(1) as f64;
     let classes = (0..10)
         .map(|k| {
@@ -357,7 +365,13 @@ pub fn breakdown(model: &Classifier, samples: &[u8]) -> Result<Breakdown> {
                 let x = of_class(f, c, k);
                 (x.len() >= 10 * FEATURES && t.len() >= 10 * FEATURES).then(|| terms(&x, &t).fd)
             };
-            ClassRow { class: CLASSES[k], test_share: share(&tc, k), samples_share: share(&sc, k), samples_fd: within(&sf, &sc), floor_fd: within(&ff, &fc) }
+            ClassRow {
+                class: CLASSES[k],
+                test_share: share(&tc, k),
+                samples_share: share(&sc, k),
+                samples_fd: within(&sf, &sc),
+                floor_fd: within(&ff, &fc),
+            }
         })
         .collect();
     Ok(Breakdown { samples: terms(&sf, &tf), floor: terms(&ff, &tf), classes })
@@ -374,7 +388,15 @@ impl std::fmt::Display for Breakdown {
         writeln!(f, "{:<14}{:>12}{:>15}{:>12}{:>12}", "class", "test share", "samples share", "FD samples", "FD floor")?;
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
         for r in &self.classes {
-            writeln!(f, "{:<14}{:>11.1}%{:>14.1}%{:>12}{:>12}", r.class, 100.0 * r.test_share, 100.0 * r.samples_share, opt(r.samples_fd), opt(r.floor_fd))?;
+            writeln!(
+                f,
+                "{:<14}{:>11.1}%{:>14.1}%{:>12}{:>12}",
+                r.class,
+                100.0 * r.test_share,
+                100.0 * r.samples_share,
+                opt(r.samples_fd),
+                opt(r.floor_fd)
+            )?;
         }
         Ok(())
     }
@@ -422,7 +444,10 @@ mod tests {
         let want: f64 = ma.iter().map(|m| (0.5 + m).powi(2)).sum();
         assert!((t.mean_term - want).abs() < 1e-6 * want.max(1.0), "{} vs {want}", t.mean_term);
         // Σ_b = 4 Σ_a, so the covariance term is tr(Σ_a) (1 + 4 − 2·2).
-        let tr: f64 = { let (_, c) = stats(&a, FEATURES); (0..FEATURES).map(|i| c[i * FEATURES + i]).sum() };
+        let tr: f64 = {
+            let (_, c) = stats(&a, FEATURES);
+            (0..FEATURES).map(|i| c[i * FEATURES + i]).sum()
+        };
         assert!((t.covariance_term - tr).abs() < 1e-3 * tr, "{} vs {tr}", t.covariance_term);
         assert!(terms(&a, &a).fd.abs() < 1e-6);
     }

@@ -33,7 +33,14 @@ impl Node {
     /// The output name.
     pub fn output(&self) -> &str {
         match self {
-            Node::Conv { y, .. } | Node::ConvTranspose { y, .. } | Node::Gemm { y, .. } | Node::Relu { y, .. } | Node::LeakyRelu { y, .. } | Node::Tanh { y, .. } | Node::Add { y, .. } | Node::Reshape { y, .. } => y,
+            Node::Conv { y, .. }
+            | Node::ConvTranspose { y, .. }
+            | Node::Gemm { y, .. }
+            | Node::Relu { y, .. }
+            | Node::LeakyRelu { y, .. }
+            | Node::Tanh { y, .. }
+            | Node::Add { y, .. }
+            | Node::Reshape { y, .. } => y,
         }
     }
 
@@ -41,7 +48,13 @@ impl Node {
     pub fn inputs(&self) -> Vec<&str> {
         match self {
             Node::Add { a, b, .. } => vec![a, b],
-            Node::Conv { x, .. } | Node::ConvTranspose { x, .. } | Node::Gemm { x, .. } | Node::Relu { x, .. } | Node::LeakyRelu { x, .. } | Node::Tanh { x, .. } | Node::Reshape { x, .. } => vec![x],
+            Node::Conv { x, .. }
+            | Node::ConvTranspose { x, .. }
+            | Node::Gemm { x, .. }
+            | Node::Relu { x, .. }
+            | Node::LeakyRelu { x, .. }
+            | Node::Tanh { x, .. }
+            | Node::Reshape { x, .. } => vec![x],
         }
     }
 }
@@ -63,7 +76,11 @@ pub struct Graph {
 
 fn floats(t: &TensorProto) -> Result<Vec<f32>> {
     ensure!(t.data_type == DataType::Float as i32, "initializer {} is not float", t.name);
-    Ok(if t.raw_data.is_empty() { t.float_data.clone() } else { t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
+    Ok(if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    })
 }
 
 fn attr_ints(n: &tract_onnx::pb::NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -72,7 +89,9 @@ fn attr_ints(n: &tract_onnx::pb::NodeProto, name: &str) -> Option<Vec<i64>> {
 
 fn dims_of(t: &tract_onnx::pb::ValueInfoProto) -> Result<Vec<usize>> {
     use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
-    let Some(type_proto::Value::TensorType(tt)) = t.r#type.as_ref().and_then(|t| t.value.clone()) else { bail!("{}: not a tensor", t.name) };
+    let Some(type_proto::Value::TensorType(tt)) = t.r#type.as_ref().and_then(|t| t.value.clone()) else {
+        bail!("{}: not a tensor", t.name)
+    };
     tt.shape
         .context("no shape")?
         .dim
@@ -151,7 +170,8 @@ impl Graph {
                 }
                 "Reshape" => {
                     let t = init.get(n.input[1].as_str()).context("Reshape shape must be an initializer")?;
-                    let dims: Vec<usize> = t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize).collect();
+                    let dims: Vec<usize> =
+                        t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as usize).collect();
                     ensure!(dims.first() == Some(&1), "Reshape must keep batch 1");
                     ensure!(dims[1..].iter().product::<usize>() == xs.iter().product::<usize>(), "Reshape changes the element count");
                     (Node::Reshape { x, y: y.clone() }, dims[1..].to_vec())
@@ -171,9 +191,15 @@ impl Graph {
         v.insert(self.input.clone(), input.to_vec());
         for n in &self.nodes {
             let out = match n {
-                Node::Conv { x, w, wshape, b, stride, pad, y } => conv(&v[x], &self.shapes[x], w, *wshape, b, *stride, *pad, &self.shapes[y]),
-                Node::ConvTranspose { x, w, wshape, b, stride, pad, y } => conv_transpose(&v[x], &self.shapes[x], w, *wshape, b, *stride, *pad, &self.shapes[y]),
-                Node::Gemm { x, w, d_in, d_out, b, .. } => (0..*d_out).map(|o| b[o] + (0..*d_in).map(|i| v[x][i] * w[i * d_out + o]).sum::<f32>()).collect(),
+                Node::Conv { x, w, wshape, b, stride, pad, y } => {
+                    conv(&v[x], &self.shapes[x], w, *wshape, b, *stride, *pad, &self.shapes[y])
+                }
+                Node::ConvTranspose { x, w, wshape, b, stride, pad, y } => {
+                    conv_transpose(&v[x], &self.shapes[x], w, *wshape, b, *stride, *pad, &self.shapes[y])
+                }
+                Node::Gemm { x, w, d_in, d_out, b, .. } => {
+                    (0..*d_out).map(|o| b[o] + (0..*d_in).map(|i| v[x][i] * w[i * d_out + o]).sum::<f32>()).collect()
+                }
                 Node::Relu { x, .. } => v[x].iter().map(|&a| a.max(0.0)).collect(),
                 Node::LeakyRelu { x, alpha, .. } => v[x].iter().map(|&a| if a >= 0.0 { a } else { a * alpha }).collect(),
                 Node::Tanh { x, .. } => v[x].iter().map(|&a| a.tanh()).collect(),

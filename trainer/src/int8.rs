@@ -28,7 +28,8 @@ pub fn parts(family: &str) -> Result<&'static [&'static str]> {
 /// Reads `dir/card.json`.
 pub fn read_card(dir: &Path) -> Result<Value> {
     let path = dir.join("card.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a model directory?)", path.display(), dir.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {} (is {} a model directory?)", path.display(), dir.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
 }
 
@@ -68,11 +69,13 @@ fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64) -> Result<Vec
         "generator" => {
             let g = Graph::load(&dir.join("generator.onnx"))?;
             let latent = g.shapes[&g.input][0];
-            (0..n).map(|_| {
-                let mut z = vec![0f32; latent];
-                rng.fill_normal(&mut z);
-                z
-            }).collect()
+            (0..n)
+                .map(|_| {
+                    let mut z = vec![0f32; latent];
+                    rng.fill_normal(&mut z);
+                    z
+                })
+                .collect()
         }
         other => bail!("unknown part {other}"),
     })
@@ -119,7 +122,9 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
         let inputs = calibration_inputs(dir, part, n, seed)?;
         let ranges = quantize::calibrate(&graph, &inputs, progress);
         let q = quantize::quantize(&graph, &ranges)?;
-        let doc = format!("edgegen int8 QDQ of {part}.onnx, calibrated on {n} training inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0).");
+        let doc = format!(
+            "edgegen int8 QDQ of {part}.onnx, calibrated on {n} training inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0)."
+        );
         crate::onnx::save(&crate::qdq::qdq_onnx(&q, &doc, &graph.family), &dir.join(format!("{part}.int8.onnx")))?;
         calib.insert(part.to_string(), ranges_to_json(&ranges));
         eprintln!("{}: calibrated {part} on {n} inputs", dir.display());
@@ -132,7 +137,8 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
 /// Rebuilds a part's quantized program from `calibration.json` (deterministic).
 pub fn load_program(dir: &Path, part: &str) -> Result<(Graph, QModel)> {
     let path = dir.join("calibration.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}; run `cargo edgegen quantize --model {}` first", path.display(), dir.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}; run `cargo edgegen quantize --model {}` first", path.display(), dir.display()))?;
     let record: Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
     let ranges = ranges_from_json(&record["ranges"][part])?;
     let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
@@ -323,10 +329,21 @@ pub fn inspect(path: &Path) -> Result<String> {
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let md = model.metadata();
     let mut s = String::new();
-    writeln!(s, "{}: edgegen model file v{}, {} bytes (weights and constants {} bytes)", path.display(), edgegen_runtime::model::VERSION, bytes.len(), model.data_len())?;
+    writeln!(
+        s,
+        "{}: edgegen model file v{}, {} bytes (weights and constants {} bytes)",
+        path.display(),
+        edgegen_runtime::model::VERSION,
+        bytes.len(),
+        model.data_len()
+    )?;
     writeln!(s, "name {}  family {}  components {}  latent {}", md.name_str(), md.family.name(), md.components, md.latent)?;
     if md.guard_flags & 1 != 0 {
-        writeln!(s, "guard: score {} threshold {} (calibrated for false-reject {})", md.guard_score, md.guard_threshold, md.guard_false_reject)?;
+        writeln!(
+            s,
+            "guard: score {} threshold {} (calibrated for false-reject {})",
+            md.guard_score, md.guard_threshold, md.guard_false_reject
+        )?;
     } else {
         writeln!(s, "guard: not calibrated")?;
     }
@@ -342,7 +359,9 @@ pub fn inspect(path: &Path) -> Result<String> {
     for i in 0..model.op_count() {
         let op = model.op(i);
         let extra = match op.code {
-            edgegen_runtime::model::OpCode::Conv2d | edgegen_runtime::model::OpCode::ConvTranspose2d => format!(" k{}x{} s{} p{} weights {} B", op.kernel_h, op.kernel_w, op.stride, op.pad, op.weights_len),
+            edgegen_runtime::model::OpCode::Conv2d | edgegen_runtime::model::OpCode::ConvTranspose2d => {
+                format!(" k{}x{} s{} p{} weights {} B", op.kernel_h, op.kernel_w, op.stride, op.pad, op.weights_len)
+            }
             edgegen_runtime::model::OpCode::FullyConnected => format!(" weights {} B", op.weights_len),
             _ => String::new(),
         };

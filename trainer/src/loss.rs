@@ -85,19 +85,22 @@ mod tests {
             .map(|i| {
                 let c = (i / 784) % (3 * k);
                 let r = rng.normal();
-                if c < k { r } else if c < 2 * k { r * 0.6 } else { -2.5 + r * 1.5 }
+                if c < k {
+                    r
+                } else if c < 2 * k {
+                    r * 0.6
+                } else {
+                    -2.5 + r * 1.5
+                }
             })
             .collect();
         let x = images_to_tensor(&pixels, b, &device);
         let p = Tensor::<4>::from_data(TensorData::new(params.clone(), [b, 3 * k, 28, 28]), &device);
         let got = to_vec(mixture_log_prob(x, p, k));
         for i in 0..b {
-            let want = likelihood::mixture_image_log_prob(
-                &pixels[i * 784..(i + 1) * 784],
-                &params[i * 3 * k * 784..(i + 1) * 3 * k * 784],
-                k,
-            )
-            .unwrap();
+            let want =
+                likelihood::mixture_image_log_prob(&pixels[i * 784..(i + 1) * 784], &params[i * 3 * k * 784..(i + 1) * 3 * k * 784], k)
+                    .unwrap();
             assert!((got[i] as f64 - want).abs() < 1e-3 * want.abs().max(1.0), "image {i}: {} vs {want}", got[i]);
         }
     }

@@ -368,11 +368,8 @@ fn train_pixelcnn(a: PixelCnnArgs) -> Result<()> {
     if a.channels == 0 || a.inner == 0 || !(1..=edgegen_runtime::likelihood::MAX_COMPONENTS).contains(&a.components) {
         bail!("--channels and --inner must be positive, --components in 1..=16");
     }
-    let cfg = pixelcnn::PixelCnnConfig::new()
-        .with_channels(a.channels)
-        .with_inner(a.inner)
-        .with_blocks(a.blocks)
-        .with_components(a.components);
+    let cfg =
+        pixelcnn::PixelCnnConfig::new().with_channels(a.channels).with_inner(a.inner).with_blocks(a.blocks).with_components(a.components);
     let command = a.common.command(
         "pixelcnn",
         1e-3,
@@ -382,7 +379,11 @@ fn train_pixelcnn(a: PixelCnnArgs) -> Result<()> {
             a.inner,
             a.blocks,
             a.components,
-            if a.out != std::path::Path::new("models/pixelcnn-fmnist") { format!(" --out {} --run-dir {}", a.out.display(), a.run_dir.display()) } else { String::new() }
+            if a.out != std::path::Path::new("models/pixelcnn-fmnist") {
+                format!(" --out {} --run-dir {}", a.out.display(), a.run_dir.display())
+            } else {
+                String::new()
+            }
         ),
     );
     let (model, state) = pixelcnn::training::train(&cfg, &a.common.options(&a.run_dir, 1e-3))?;
@@ -412,7 +413,12 @@ fn train_gan(a: GanArgs) -> Result<()> {
     if a.fine_features > 256 {
         bail!("--fine-features must be in 0..=256");
     }
-    let cfg = gan::GanConfig::new().with_latent(a.latent).with_features(a.features).with_d_features(a.d_features).with_fine_features(a.fine_features).with_d_layers(a.d_layers);
+    let cfg = gan::GanConfig::new()
+        .with_latent(a.latent)
+        .with_features(a.features)
+        .with_d_features(a.d_features)
+        .with_fine_features(a.fine_features)
+        .with_d_layers(a.d_layers);
     let f = if a.features != 64 { format!(" --features {}", a.features) } else { String::new() };
     let ema = format!(" --ema {}", a.ema);
     let mut d = if a.d_features != 32 { format!(" --d-features {}", a.d_features) } else { String::new() };
@@ -469,7 +475,13 @@ fn train_gan(a: GanArgs) -> Result<()> {
     Ok(())
 }
 
-fn eval_fd(dir: &std::path::Path, engine: edgegen_trainer::score::EngineKind, count: usize, cache: &std::path::Path, json: Option<&std::path::Path>) -> Result<()> {
+fn eval_fd(
+    dir: &std::path::Path,
+    engine: edgegen_trainer::score::EngineKind,
+    count: usize,
+    cache: &std::path::Path,
+    json: Option<&std::path::Path>,
+) -> Result<()> {
     if !(1_000..=60_000).contains(&count) {
         bail!("--count must be in 1000..=60000 (a 128-d covariance needs many samples)");
     }
@@ -548,7 +560,9 @@ fn main() {
             let dirs: Vec<&std::path::Path> = models.iter().map(|p| p.as_path()).collect();
             edgegen_trainer::ood::run(&dirs, count, &out, !quiet).map(|_| ())
         }
-        Command::Eval { what: EvalWhat::Fd { model, engine, count, classifier, json } } => eval_fd(&model, engine, count, &classifier, json.as_deref()),
+        Command::Eval { what: EvalWhat::Fd { model, engine, count, classifier, json } } => {
+            eval_fd(&model, engine, count, &classifier, json.as_deref())
+        }
         Command::Bench { model, images } => edgegen_trainer::bench::run(&model, images.max(1)).map(|_| ()),
         Command::Inspect { file } => edgegen_trainer::int8::inspect(&file).map(|s| print!("{s}")),
         Command::Demo { models, frames, out, engine } => demo::run(&demo::DemoOptions { models, frames, out, engine }),

@@ -9,9 +9,8 @@
 use anyhow::{ensure, Context, Result};
 use prost::Message;
 use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// ONNX IR version written.
@@ -172,10 +171,7 @@ impl GraphBuilder {
                 output: self.outputs,
                 ..Default::default()
             }),
-            metadata_props: metadata
-                .iter()
-                .map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.clone() })
-                .collect(),
+            metadata_props: metadata.iter().map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.clone() }).collect(),
             ..Default::default()
         }
     }
@@ -184,7 +180,17 @@ impl GraphBuilder {
 /// Common layer shapes, written once for every model family.
 impl GraphBuilder {
     /// `Conv` with square kernel `k`, `stride` and symmetric `pad`; weight `[out, in, k, k]`.
-    pub fn conv(&mut self, x: &str, name: &str, w: &[f32], b: &[f32], shape: [usize; 4], stride: usize, pad: usize, out: Option<&str>) -> String {
+    pub fn conv(
+        &mut self,
+        x: &str,
+        name: &str,
+        w: &[f32],
+        b: &[f32],
+        shape: [usize; 4],
+        stride: usize,
+        pad: usize,
+        out: Option<&str>,
+    ) -> String {
         let wn = self.weight(&format!("{name}.weight"), &shape, w);
         let bn = self.weight(&format!("{name}.bias"), &[shape[0]], b);
         self.node(
@@ -201,7 +207,17 @@ impl GraphBuilder {
 
     /// `ConvTranspose` with square kernel, `stride` and symmetric `pad`; weight
     /// `[in, out, k, k]`.
-    pub fn conv_transpose(&mut self, x: &str, name: &str, w: &[f32], b: &[f32], shape: [usize; 4], stride: usize, pad: usize, out: Option<&str>) -> String {
+    pub fn conv_transpose(
+        &mut self,
+        x: &str,
+        name: &str,
+        w: &[f32],
+        b: &[f32],
+        shape: [usize; 4],
+        stride: usize,
+        pad: usize,
+        out: Option<&str>,
+    ) -> String {
         let wn = self.weight(&format!("{name}.weight"), &shape, w);
         let bn = self.weight(&format!("{name}.bias"), &[shape[1]], b);
         self.node(

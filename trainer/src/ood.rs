@@ -116,7 +116,11 @@ fn roc(inliers: &[f64], outliers: &[f64]) -> Vec<(f64, f64)> {
     let (mut tp, mut fp) = (0f64, 0f64);
     let mut pts = vec![(0.0, 0.0)];
     for (_, pos) in all {
-        if pos { tp += 1.0 } else { fp += 1.0 }
+        if pos {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
         pts.push((fp / inliers.len() as f64, tp / outliers.len() as f64));
     }
     pts
@@ -186,7 +190,8 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
             let unchanged_frames = unchanged(set, imgs);
             for &k in &kinds {
                 let (a, b) = (pick(&inl, k), pick(&outl, k));
-                let at_guard = guard.filter(|g| g.0 == k).map(|g| b.iter().filter(|&&v| v as f32 <= g.2).count() as f64 / b.len().max(1) as f64);
+                let at_guard =
+                    guard.filter(|g| g.0 == k).map(|g| b.iter().filter(|&&v| v as f32 <= g.2).count() as f64 / b.len().max(1) as f64);
                 let row = json!({
                     "model": name, "score": k.name(), "outliers": set,
                     "auroc": crate::card::r4(auroc(&a, &b)),

@@ -11,7 +11,13 @@ use edgegen_runtime::model::DType;
 use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
 
 fn tensor(name: &str, dims: &[usize], dt: DataType, raw: Vec<u8>) -> TensorProto {
-    TensorProto { name: name.into(), dims: dims.iter().map(|&d| d as i64).collect(), data_type: dt as i32, raw_data: raw, ..Default::default() }
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: dt as i32,
+        raw_data: raw,
+        ..Default::default()
+    }
 }
 
 struct Qdq {
@@ -88,7 +94,8 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
                         let mut w = vec![0i8; weights.len()];
                         for o in 0..co {
                             for c in 0..ci {
-                                w[(c * co + o) * kk..(c * co + o + 1) * kk].copy_from_slice(&weights[(o * ci + c) * kk..(o * ci + c + 1) * kk]);
+                                w[(c * co + o) * kk..(c * co + o + 1) * kk]
+                                    .copy_from_slice(&weights[(o * ci + c) * kk..(o * ci + c + 1) * kk]);
                             }
                         }
                         (w, vec![ci, co, kernel[0], kernel[1]], 1)
@@ -105,11 +112,22 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
                 };
                 let base = format!("layer{i}");
                 let wq = b.init(tensor(&format!("{base}.weight_q"), &dims, DataType::Int8, w_onnx.iter().map(|&v| v as u8).collect()));
-                let ws = b.init(tensor(&format!("{base}.weight_scale"), &[co], DataType::Float, weight_scales.iter().flat_map(|v| v.to_le_bytes()).collect()));
+                let ws = b.init(tensor(
+                    &format!("{base}.weight_scale"),
+                    &[co],
+                    DataType::Float,
+                    weight_scales.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ));
                 let wz = b.init(tensor(&format!("{base}.weight_zero_point"), &[co], DataType::Int8, vec![0; co]));
                 let w = b.g.node("DequantizeLinear", &[&wq, &ws, &wz], Some(&format!("{base}.weight")), &[("axis", Attr::Int(axis))]);
-                let bq = b.init(tensor(&format!("{base}.bias_q"), &[co], DataType::Int32, bias.iter().flat_map(|v| v.to_le_bytes()).collect()));
-                let bs = b.init(tensor(&format!("{base}.bias_scale"), &[co], DataType::Float, weight_scales.iter().flat_map(|&sw| (xt.scale * sw).to_le_bytes()).collect()));
+                let bq =
+                    b.init(tensor(&format!("{base}.bias_q"), &[co], DataType::Int32, bias.iter().flat_map(|v| v.to_le_bytes()).collect()));
+                let bs = b.init(tensor(
+                    &format!("{base}.bias_scale"),
+                    &[co],
+                    DataType::Float,
+                    weight_scales.iter().flat_map(|&sw| (xt.scale * sw).to_le_bytes()).collect(),
+                ));
                 let bz = b.init(tensor(&format!("{base}.bias_zero_point"), &[co], DataType::Int32, vec![0; 4 * co]));
                 let bias_f = b.g.node("DequantizeLinear", &[&bq, &bs, &bz], Some(&format!("{base}.bias")), &[("axis", Attr::Int(0))]);
                 let conv_attrs = |k: [usize; 2]| {
@@ -123,7 +141,11 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
                     Layer::Conv => b.g.node("Conv", &[&value[*x], &w, &bias_f], None, &conv_attrs(*kernel)),
                     Layer::ConvTranspose => b.g.node("ConvTranspose", &[&value[*x], &w, &bias_f], None, &conv_attrs(*kernel)),
                     Layer::Dense => {
-                        let flat = if xt.rank == 1 { value[*x].clone() } else { reshape(&mut b, &value[*x], &[1, xt.len() as i64], &format!("{base}.in_shape")) };
+                        let flat = if xt.rank == 1 {
+                            value[*x].clone()
+                        } else {
+                            reshape(&mut b, &value[*x], &[1, xt.len() as i64], &format!("{base}.in_shape"))
+                        };
                         b.g.node("Gemm", &[&flat, &w, &bias_f], None, &[])
                     }
                 };
@@ -133,7 +155,11 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
                 if *relu {
                     out = b.g.relu(&out);
                 }
-                value[op.output()] = if y.dtype == DType::I8 { b.qdq(&out, &vname(op.output()), y.scale, y.zero_point) } else { b.g.node("Identity", &[&out], Some(&vname(op.output())), &[]) };
+                value[op.output()] = if y.dtype == DType::I8 {
+                    b.qdq(&out, &vname(op.output()), y.scale, y.zero_point)
+                } else {
+                    b.g.node("Identity", &[&out], Some(&vname(op.output())), &[])
+                };
             }
         }
     }
@@ -142,7 +168,14 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
         b.g.output(&t.name, &shape4(t));
     }
     let inits = std::mem::take(&mut b.inits);
-    let mut model = b.g.finish(&format!("{family}_int8"), doc, &[("family", family.to_string()), ("quantization", "int8 QDQ: per-channel symmetric weights, per-tensor asymmetric activations, int32 bias".into())]);
+    let mut model = b.g.finish(
+        &format!("{family}_int8"),
+        doc,
+        &[
+            ("family", family.to_string()),
+            ("quantization", "int8 QDQ: per-channel symmetric weights, per-tensor asymmetric activations, int32 bias".into()),
+        ],
+    );
     if let Some(g) = model.graph.as_mut() {
         g.initializer.extend(inits);
     }

@@ -33,7 +33,10 @@ pub fn calibrate(graph: &Graph, inputs: &[Vec<f32>], progress: bool) -> Ranges {
     let per_input = crate::parallel::map(inputs.len(), |i| {
         let values = graph.eval(&inputs[i]);
         bar.inc(1);
-        values.into_iter().map(|(k, v)| (k, v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x))))).collect::<Vec<_>>()
+        values
+            .into_iter()
+            .map(|(k, v)| (k, v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))))
+            .collect::<Vec<_>>()
     });
     bar.finish_and_clear();
     let mut ranges = Ranges::new();
@@ -234,7 +237,8 @@ pub fn quantize(graph: &Graph, ranges: &Ranges) -> Result<QModel> {
     for o in &graph.outputs {
         *readers.entry(o.as_str()).or_default() += 1;
     }
-    let float_out = |name: &str| graph.outputs.iter().any(|o| o == name) || graph.nodes.iter().any(|n| matches!(n, Node::Tanh { x, .. } if x == name));
+    let float_out =
+        |name: &str| graph.outputs.iter().any(|o| o == name) || graph.nodes.iter().any(|n| matches!(n, Node::Tanh { x, .. } if x == name));
 
     let new_tensor = |tensors: &mut Vec<QTensor>, name: &str, dtype: DType, (scale, zp): (f32, i32)| -> usize {
         let (dims, rank) = dims3(&graph.shapes[name]);
@@ -276,7 +280,8 @@ pub fn quantize(graph: &Graph, ranges: &Ranges) -> Result<QModel> {
                 // Fuse into the producer when it is a weighted layer with an int8 output that
                 // nothing but this ReLU (possibly through reshapes) reads.
                 let producer = ops.iter_mut().rev().find(|o| o.output() == t);
-                let sole_reader = readers.get(x.as_str()) == Some(&1) && graph.nodes.iter().filter(|m| m.inputs().contains(&x.as_str())).count() == 1;
+                let sole_reader =
+                    readers.get(x.as_str()) == Some(&1) && graph.nodes.iter().filter(|m| m.inputs().contains(&x.as_str())).count() == 1;
                 let fusable = matches!(producer, Some(QOp::Weighted { relu: false, .. })) && sole_reader && !float_out(y);
                 if fusable {
                     if let Some(QOp::Weighted { relu, .. }) = producer {
@@ -369,7 +374,11 @@ fn weighted(
 ) -> Result<usize> {
     let s_in = tensors[x].scale;
     let (weights, weight_scales) = quantize_rows(rows);
-    let bias = b.iter().zip(&weight_scales).map(|(&bv, &sw)| (bv as f64 / (s_in as f64 * sw as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect();
+    let bias = b
+        .iter()
+        .zip(&weight_scales)
+        .map(|(&bv, &sw)| (bv as f64 / (s_in as f64 * sw as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
+        .collect();
     let (dims, rank) = dims3(&graph.shapes[y]);
     let (dtype, (scale, zp)) = if float_output {
         (DType::F32, (1.0, 0))
@@ -459,7 +468,16 @@ pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
     for op in &q.ops {
         let mut r = [0u8; fmt::OP_LEN];
         let (code, x, x2, y) = match *op {
-            QOp::Weighted { layer, x, y, .. } => (match layer { Layer::Conv => 1u8, Layer::ConvTranspose => 2, Layer::Dense => 3 }, x, None, y),
+            QOp::Weighted { layer, x, y, .. } => (
+                match layer {
+                    Layer::Conv => 1u8,
+                    Layer::ConvTranspose => 2,
+                    Layer::Dense => 3,
+                },
+                x,
+                None,
+                y,
+            ),
             QOp::Add { a, b, y } => (4, a, Some(b), y),
             QOp::Relu { x, y } => (5, x, None, y),
             QOp::Tanh { x, y } => (6, x, None, y),

@@ -57,7 +57,8 @@ pub fn background_dir(dir: &Path) -> Option<PathBuf> {
 /// Reads and validates a compiled model file, keeping its bytes for the process's life.
 fn read(dir: &Path, name: &str) -> Result<Model<'static>> {
     let p = dir.join(name);
-    let bytes = std::fs::read(&p).with_context(|| format!("cannot read {} (run `cargo edgegen quantize --model {}`?)", p.display(), dir.display()))?;
+    let bytes = std::fs::read(&p)
+        .with_context(|| format!("cannot read {} (run `cargo edgegen quantize --model {}`?)", p.display(), dir.display()))?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     Model::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
 }
@@ -85,7 +86,9 @@ impl Loaded {
         };
         match (engine, family.as_str()) {
             (EngineKind::Int8, "pixelcnn") => l.int8_pixelcnn = Some(engine::PixelCnn::new(read(dir, "model.egm")?, Kernels::Optimized)?),
-            (EngineKind::Int8, "vae") => l.int8_vae = Some(engine::Vae::new(read(dir, "encoder.egm")?, read(dir, "decoder.egm")?, Kernels::Optimized)?),
+            (EngineKind::Int8, "vae") => {
+                l.int8_vae = Some(engine::Vae::new(read(dir, "encoder.egm")?, read(dir, "decoder.egm")?, Kernels::Optimized)?)
+            }
             (EngineKind::Int8, _) => l.int8_gan = Some(engine::Gan::new(read(dir, "generator.egm")?, Kernels::Optimized)?),
             (_, "pixelcnn") => l.tract_pixelcnn = Some(OnnxPixelCnn::load_file(&onnx("model"))?),
             (_, "vae") => l.tract_vae = Some(OnnxVae::load_files(&onnx("encoder"), &onnx("decoder"))?),
@@ -133,7 +136,12 @@ impl Loaded {
             self.tract_background.is_some()
         } else {
             let bpd = self.bpd(image, index)?;
-            return Ok(Statistics { bpd, coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, WIDTH), background_bpd: None, line_ratio: None });
+            return Ok(Statistics {
+                bpd,
+                coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, WIDTH),
+                background_bpd: None,
+                line_ratio: None,
+            });
         };
         Ok(Statistics::from_pixels(image, WIDTH, &fg, have_bg.then_some(&bg[..])))
     }
@@ -231,7 +239,11 @@ pub fn score(dir: &Path, engine: EngineKind, files: &[PathBuf]) -> Result<()> {
     let loaded = Loaded::open(dir, engine)?;
     let guard = loaded.guard();
     if guard.is_none() {
-        eprintln!("note: {} holds no calibrated guard; run `cargo edgegen calibrate --model {}` (accept is null)", dir.display(), dir.display());
+        eprintln!(
+            "note: {} holds no calibrated guard; run `cargo edgegen calibrate --model {}` (accept is null)",
+            dir.display(),
+            dir.display()
+        );
     }
     let r4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
     for f in files {
@@ -284,7 +296,12 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
     let family = loaded.family().to_string();
     let has_bg = loaded.background_dir().is_some();
     let kind = kind.unwrap_or(if has_bg { ScoreKind::Combined } else { ScoreKind::ComplexityCorrected });
-    ensure!(!kind.needs_background() || has_bg, "the {} score needs a background model in {}-bg (train one with `--perturb`)", kind.name(), dir.display());
+    ensure!(
+        !kind.needs_background() || has_bg,
+        "the {} score needs a background model in {}-bg (train one with `--perturb`)",
+        kind.name(),
+        dir.display()
+    );
     let stats_of = |images: &Images| -> Result<Vec<Statistics>> {
         let bar = crate::progress::bar(progress, images.len() as u64, "score");
         let s = crate::parallel::map(images.len(), |i| {
@@ -301,7 +318,9 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
         let (c1, s1) = spread(&mut valid.iter().filter_map(|s| s.line_ratio).collect::<Vec<_>>());
         params = [c0, s0, c1, s1];
     }
-    let score_all = |st: &[Statistics]| -> Result<Vec<f32>> { st.iter().map(|s| s.score(kind, &params).map(|v| v as f32).context("score needs the background model")).collect() };
+    let score_all = |st: &[Statistics]| -> Result<Vec<f32>> {
+        st.iter().map(|s| s.score(kind, &params).map(|v| v as f32).context("score needs the background model")).collect()
+    };
     let mut v = score_all(&valid)?;
     let threshold = guard::calibrate_threshold(&mut v, false_reject).context("calibration scores are not finite")?;
     let t = score_all(&stats_of(&data::fashion_mnist(data::Split::Test)?)?)?;
@@ -324,6 +343,10 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
         "command": format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
     });
     crate::card::write(dir, &card)?;
-    println!("{} threshold {threshold:.4} (false-reject target {false_reject}); test-set false-reject {:.2}%", kind.name(), test_frr * 100.0);
+    println!(
+        "{} threshold {threshold:.4} (false-reject target {false_reject}); test-set false-reject {:.2}%",
+        kind.name(),
+        test_frr * 100.0
+    );
     Ok(())
 }

@@ -142,7 +142,11 @@ where
         state.history.push((epoch + 1, running, val));
         crate::progress::println(
             &bar,
-            format!("{label} epoch {:>3}: train {running:.4} bits/dim, validation {val:.4} bits/dim, {:.0} s", epoch + 1, started.elapsed().as_secs_f64()),
+            format!(
+                "{label} epoch {:>3}: train {running:.4} bits/dim, validation {val:.4} bits/dim, {:.0} s",
+                epoch + 1,
+                started.elapsed().as_secs_f64()
+            ),
         );
         state.epoch += 1;
         state.step = 0;

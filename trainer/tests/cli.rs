@@ -51,7 +51,10 @@ fn inspect_prints_a_valid_model_and_rejects_malformed_ones() {
 
 #[test]
 fn missing_dataset_names_the_install_command() {
-    let o = edgegen(&["train", "vae", "--epochs", "1", "--limit", "64", "--quiet", "--run-dir", "/tmp/edgegen-never"], &[("EDGEGEN_FASHION_MNIST", "/nonexistent")]);
+    let o = edgegen(
+        &["train", "vae", "--epochs", "1", "--limit", "64", "--quiet", "--run-dir", "/tmp/edgegen-never"],
+        &[("EDGEGEN_FASHION_MNIST", "/nonexistent")],
+    );
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("Fashion-MNIST not found") && e.contains("data fetch"), "{e}");
@@ -110,7 +113,10 @@ fn score_uses_the_calibrated_guard_of_the_model_file() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 24);
-    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/pixelcnn-fmnist/card.json")).unwrap()).unwrap();
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/pixelcnn-fmnist/card.json")).unwrap(),
+    )
+    .unwrap();
     for l in &lines {
         assert_eq!(l["score_kind"], card["guard"]["score"], "{l}");
         let (score, threshold) = (l["score"].as_f64().unwrap(), l["threshold"].as_f64().unwrap());

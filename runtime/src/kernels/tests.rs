@@ -51,7 +51,15 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
     } else {
         ((hi + 2 * pad - k) / stride + 1, (wi + 2 * pad - k) / stride + 1)
     };
-    let g = ConvGeometry { input: [ci, hi, wi], output: [co, ho, wo], kernel: [k, k], stride, pad, input_zero_point: rng.below(256) as i32 - 128, rows: (0, ho) };
+    let g = ConvGeometry {
+        input: [ci, hi, wi],
+        output: [co, ho, wo],
+        kernel: [k, k],
+        stride,
+        pad,
+        input_zero_point: rng.below(256) as i32 - 128,
+        rows: (0, ho),
+    };
     let input = random_bytes(rng, ci * hi * wi);
     let mut weights = random_bytes(rng, co * ci * k * k);
     for w in weights.iter_mut() {
@@ -81,7 +89,15 @@ macro_rules! kernel_suite {
 
             #[test]
             fn conv_identity_kernel_copies_input() {
-                let g = ConvGeometry { input: [1, 3, 3], output: [1, 3, 3], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 5, rows: (0, 3) };
+                let g = ConvGeometry {
+                    input: [1, 3, 3],
+                    output: [1, 3, 3],
+                    kernel: [3, 3],
+                    stride: 1,
+                    pad: 1,
+                    input_zero_point: 5,
+                    rows: (0, 3),
+                };
                 let input: Vec<u8> = [-9i8, 0, 4, 7, 100, -128, 127, 5, 6].iter().map(|&v| v as u8).collect();
                 let mut w = [0u8; 9];
                 w[4] = 1;
@@ -94,7 +110,15 @@ macro_rules! kernel_suite {
             #[test]
             fn conv_sums_neighbourhood_with_padding() {
                 // 3x3 ones kernel over a 2x2 input of value 1 (zero point 0): every output sees all 4.
-                let g = ConvGeometry { input: [1, 2, 2], output: [1, 2, 2], kernel: [3, 3], stride: 1, pad: 1, input_zero_point: 0, rows: (0, 2) };
+                let g = ConvGeometry {
+                    input: [1, 2, 2],
+                    output: [1, 2, 2],
+                    kernel: [3, 3],
+                    stride: 1,
+                    pad: 1,
+                    input_zero_point: 0,
+                    rows: (0, 2),
+                };
                 let spec = OutSpec::F32 { quant: &0.5f32.to_le_bytes() };
                 let mut out = [0u8; 16];
                 imp::conv2d(&g, &[1, 1, 1, 1], &[1; 9], &bytes_i32(&[2]), &spec, &mut out);
@@ -105,7 +129,15 @@ macro_rules! kernel_suite {
 
             #[test]
             fn transposed_conv_of_an_impulse_is_the_kernel() {
-                let g = ConvGeometry { input: [1, 1, 1], output: [1, 3, 3], kernel: [3, 3], stride: 2, pad: 0, input_zero_point: -1, rows: (0, 3) };
+                let g = ConvGeometry {
+                    input: [1, 1, 1],
+                    output: [1, 3, 3],
+                    kernel: [3, 3],
+                    stride: 2,
+                    pad: 0,
+                    input_zero_point: -1,
+                    rows: (0, 3),
+                };
                 let w: Vec<u8> = (1..=9i8).map(|v| v as u8).collect();
                 let spec = OutSpec::Int8 { zero_point: 0, act_min: -128, act_max: 127, quant: &quant_block(&[1.0 - 1e-9]) };
                 let mut out = [0u8; 9];
@@ -127,7 +159,14 @@ macro_rules! kernel_suite {
             fn add_of_equal_scales_sums() {
                 let (m_in, s_in) = quantize_multiplier(0.5).unwrap();
                 let (m_out, s_out) = quantize_multiplier(2.0 / (1 << 20) as f64).unwrap();
-                let p = AddParams { left_shift: 20, zero_points: [0, 0], inputs: [(m_in, s_in), (m_in, s_in)], output: (m_out, s_out), output_zero_point: 0, act: (-128, 127) };
+                let p = AddParams {
+                    left_shift: 20,
+                    zero_points: [0, 0],
+                    inputs: [(m_in, s_in), (m_in, s_in)],
+                    output: (m_out, s_out),
+                    output_zero_point: 0,
+                    act: (-128, 127),
+                };
                 let a: Vec<u8> = [1i8, 50, -60, 100].iter().map(|&v| v as u8).collect();
                 let b: Vec<u8> = [2i8, 50, -60, 100].iter().map(|&v| v as u8).collect();
                 let mut out = [0u8; 4];

@@ -136,7 +136,11 @@ pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
     let h = g.reshape(&h, &[1, i as i64]);
     g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, Some("logit"));
     g.output("logit", &[1, 1]);
-    g.finish("dcgan_discriminator", "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].", &[("family", "gan-discriminator".into())])
+    g.finish(
+        "dcgan_discriminator",
+        "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].",
+        &[("family", "gan-discriminator".into())],
+    )
 }
 
 /// Parameters of the generator as exported: BatchNorm folded away into the layer before it.
@@ -167,7 +171,15 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
 /// Publishes the GAN into `dir` and returns its FD figures.
 /// `fd_last`: the last iterate's FD when `gan` holds the averaged generator; `weights` says
 /// which weights these are (the card's `generator_weights`).
-pub fn publish(gan: &Gan, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, fd: &crate::fd::FdReport, fd_last: Option<f64>, weights: &str) -> Result<()> {
+pub fn publish(
+    gan: &Gan,
+    state: &crate::checkpoint::TrainState,
+    command: &str,
+    dir: &Path,
+    fd: &crate::fd::FdReport,
+    fd_last: Option<f64>,
+    weights: &str,
+) -> Result<()> {
     crate::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
     crate::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;

@@ -93,19 +93,46 @@ impl GanConfig {
             generator: Generator {
                 fc: LinearConfig::new(self.latent, f * 49).with_initializer(dcgan_init()).init(device),
                 bn0: BatchNormConfig::new(f).init(device),
-                deconv1: ConvTranspose2dConfig::new([f, h], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                deconv1: ConvTranspose2dConfig::new([f, h], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .with_initializer(dcgan_init())
+                    .init(device),
                 bn1: BatchNormConfig::new(h).init(device),
-                deconv2: ConvTranspose2dConfig::new([h, out], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).with_initializer(dcgan_init()).init(device),
+                deconv2: ConvTranspose2dConfig::new([h, out], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .with_initializer(dcgan_init())
+                    .init(device),
                 fine: (n > 0).then(|| Fine {
                     bn2: BatchNormConfig::new(n).init(device),
-                    conv3: Conv2dConfig::new([n, 1], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
+                    conv3: Conv2dConfig::new([n, 1], [3, 3])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .with_initializer(dcgan_init())
+                        .init(device),
                 }),
             },
             discriminator: Discriminator {
-                conv1: Conv2dConfig::new([1, d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
-                conv2: Conv2dConfig::new([d, 2 * d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device),
-                conv3: (self.d_layers == 3).then(|| Conv2dConfig::new([2 * d, 4 * d], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_initializer(dcgan_init()).init(device)),
-                fc: LinearConfig::new(if self.d_layers == 3 { 4 * d * 9 } else { 2 * d * 49 }, 1).with_initializer(dcgan_init()).init(device),
+                conv1: Conv2dConfig::new([1, d], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_initializer(dcgan_init())
+                    .init(device),
+                conv2: Conv2dConfig::new([d, 2 * d], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_initializer(dcgan_init())
+                    .init(device),
+                conv3: (self.d_layers == 3).then(|| {
+                    Conv2dConfig::new([2 * d, 4 * d], [4, 4])
+                        .with_stride([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .with_initializer(dcgan_init())
+                        .init(device)
+                }),
+                fc: LinearConfig::new(if self.d_layers == 3 { 4 * d * 9 } else { 2 * d * 49 }, 1)
+                    .with_initializer(dcgan_init())
+                    .init(device),
             },
         }
     }
@@ -140,7 +167,11 @@ impl Generator {
 
     /// Number of BatchNorm layers (2, or 3 with the fine stage).
     pub fn batchnorms(&self) -> usize {
-        if self.fine.is_some() { 3 } else { 2 }
+        if self.fine.is_some() {
+            3
+        } else {
+            2
+        }
     }
 
     /// BatchNorm `layer` (`0..batchnorms()`), the one applied to [`Generator::pre_norm`]'s output.

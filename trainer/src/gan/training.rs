@@ -173,7 +173,10 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
         }
         let (d, g) = (sum_d / count.max(1) as f64, sum_g / count.max(1) as f64);
         state.history.push((epoch + 1, d, g));
-        crate::progress::println(&bar, format!("gan epoch {:>3}: D loss {d:.4}, G loss {g:.4}, {:.0} s", epoch + 1, started.elapsed().as_secs_f64()));
+        crate::progress::println(
+            &bar,
+            format!("gan epoch {:>3}: D loss {d:.4}, G loss {g:.4}, {:.0} s", epoch + 1, started.elapsed().as_secs_f64()),
+        );
         state.epoch += 1;
         state.step = 0;
         state.add_elapsed();
@@ -196,7 +199,14 @@ pub fn learning_rate(lr: f64, decay_from: Option<usize>, epochs: usize, steps: u
 }
 
 /// Checkpoints the GAN, and its averaged generator when there is one.
-fn save(ckpt: &Checkpoint, state: &mut TrainState, gan: &Gan, averaged: Option<&Gan>, opt_g: &burn::optim::ModuleOptimizer, opt_d: &burn::optim::ModuleOptimizer) -> Result<()> {
+fn save(
+    ckpt: &Checkpoint,
+    state: &mut TrainState,
+    gan: &Gan,
+    averaged: Option<&Gan>,
+    opt_g: &burn::optim::ModuleOptimizer,
+    opt_d: &burn::optim::ModuleOptimizer,
+) -> Result<()> {
     match averaged {
         Some(a) => {
             let a = Gan { generator: a.generator.clone(), discriminator: gan.discriminator.valid() };
@@ -239,7 +249,8 @@ impl ChannelStats {
 
     fn state(&self, device: &Device) -> (RunningState<Tensor<1>>, RunningState<Tensor<1>>) {
         let mean: Vec<f32> = self.sum.iter().map(|s| (s / self.count) as f32).collect();
-        let var: Vec<f32> = self.sum.iter().zip(&self.sum_sq).map(|(s, q)| (q / self.count - (s / self.count).powi(2)).max(0.0) as f32).collect();
+        let var: Vec<f32> =
+            self.sum.iter().zip(&self.sum_sq).map(|(s, q)| (q / self.count - (s / self.count).powi(2)).max(0.0) as f32).collect();
         let c = mean.len();
         (
             RunningState::new(Tensor::from_data(TensorData::new(mean, [c]), device)),

@@ -26,7 +26,8 @@ pub fn log_probs(model: &PixelCnn, images: &Images, progress: bool) -> Vec<f64> 
         let pixels = &images.pixels[start * PIXELS..(start + b) * PIXELS];
         let params = heads(&model, pixels);
         out.extend(crate::parallel::map(b, |i| {
-            likelihood::mixture_image_log_prob(&pixels[i * PIXELS..(i + 1) * PIXELS], &params[i * per..(i + 1) * per], k).expect("head shape")
+            likelihood::mixture_image_log_prob(&pixels[i * PIXELS..(i + 1) * PIXELS], &params[i * per..(i + 1) * per], k)
+                .expect("head shape")
         }));
         bar.inc(b as u64);
     }

@@ -67,7 +67,14 @@ pub fn write_golden(model: &PixelCnn, images: &Images, dir: &Path) -> Result<()>
 }
 
 /// Publishes everything into `dir`: ONNX, golden vectors, `samples.png` and `card.json`.
-pub fn publish(model: &PixelCnn, cfg: &PixelCnnConfig, state: &crate::checkpoint::TrainState, command: &str, dir: &Path, progress: bool) -> Result<(f64, f64)> {
+pub fn publish(
+    model: &PixelCnn,
+    cfg: &PixelCnnConfig,
+    state: &crate::checkpoint::TrainState,
+    command: &str,
+    dir: &Path,
+    progress: bool,
+) -> Result<(f64, f64)> {
     crate::onnx::save(&onnx(model), &dir.join("model.onnx"))?;
     let test = data::fashion_mnist(data::Split::Test)?;
     write_golden(model, &test.slice(0..3), dir)?;

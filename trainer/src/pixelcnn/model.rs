@@ -50,9 +50,8 @@ pub struct MaskedConv {
 
 impl MaskedConv {
     fn new(c_in: usize, c_out: usize, k: usize, include_centre: bool, device: &Device) -> Self {
-        let conv = Conv2dConfig::new([c_in, c_out], [k, k])
-            .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
-            .init(device);
+        let conv =
+            Conv2dConfig::new([c_in, c_out], [k, k]).with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2)).init(device);
         MaskedConv { conv, include_centre }
     }
 
@@ -179,9 +178,7 @@ mod tests {
         for (i, v) in base.iter_mut().enumerate() {
             *v = ((i * 37) % 255) as f32 / 127.5 - 1.0;
         }
-        let run = |x: &[f32]| {
-            crate::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, 1, 28, 28]), &device)))
-        };
+        let run = |x: &[f32]| crate::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, 1, 28, 28]), &device)));
         let before = run(&base);
         for &i in &[0usize, 100, 405, 783] {
             let mut x = base.clone();

@@ -49,7 +49,11 @@ pub fn encoder_onnx(enc: &Encoder) -> ModelProto {
     g.dense(&h, "fc_logvar", &w, &b, i, o, Some("logvar"));
     g.output("mu", &[1, o]);
     g.output("logvar", &[1, o]);
-    g.finish("vae_encoder", &format!("edgegen VAE encoder q(z|x). {INPUT_DOC}. Outputs: mu, logvar of a diagonal Gaussian."), &[("family", "vae-encoder".into())])
+    g.finish(
+        "vae_encoder",
+        &format!("edgegen VAE encoder q(z|x). {INPUT_DOC}. Outputs: mu, logvar of a diagonal Gaussian."),
+        &[("family", "vae-encoder".into())],
+    )
 }
 
 /// The decoder as ONNX: `z [1,L]` → `params [1,3K,28,28]` (planar mixture head).
@@ -119,7 +123,8 @@ pub fn prior_samples(model: &Vae, n: usize, seed: u64) -> Vec<u8> {
     let mut out = vec![0u8; n * PIXELS];
     let per = 3 * k * PIXELS;
     for i in 0..n {
-        likelihood::mixture_sample_image(&params[i * per..(i + 1) * per], k, &mut rng, &mut out[i * PIXELS..(i + 1) * PIXELS]).expect("head shape");
+        likelihood::mixture_sample_image(&params[i * per..(i + 1) * per], k, &mut rng, &mut out[i * PIXELS..(i + 1) * PIXELS])
+            .expect("head shape");
     }
     out
 }

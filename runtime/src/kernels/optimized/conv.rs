@@ -142,7 +142,10 @@ fn dot(c: &[Lane], w: &[Lane]) -> i32 {
 pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
-        if super::x86::has_vnni() && (super::x86::conv2d_vnni(g, input, weights, bias, spec, out) || super::x86::conv2d_stride2_vnni(g, input, weights, bias, spec, out)) {
+        if super::x86::has_vnni()
+            && (super::x86::conv2d_vnni(g, input, weights, bias, spec, out)
+                || super::x86::conv2d_stride2_vnni(g, input, weights, bias, spec, out))
+        {
             return;
         }
         if std::is_x86_feature_detected!("avx2") {
@@ -297,7 +300,17 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
 #[cfg_attr(all(target_arch = "arm", feature = "dsp"), inline(never))]
 #[cfg_attr(not(all(target_arch = "arm", feature = "dsp")), inline(always))]
 #[allow(clippy::too_many_arguments)]
-fn gemm_pair_hwc(rows: &[Lane], runs: &[(usize, usize)], step: usize, w0: &[Lane], w1: &[Lane], b0: i32, b1: i32, a0: &mut [i32], a1: &mut [i32]) {
+fn gemm_pair_hwc(
+    rows: &[Lane],
+    runs: &[(usize, usize)],
+    step: usize,
+    w0: &[Lane],
+    w1: &[Lane],
+    b0: i32,
+    b1: i32,
+    a0: &mut [i32],
+    a1: &mut [i32],
+) {
     let np = a0.len().min(a1.len());
     let mut p = 0;
     while p + 1 < np {
@@ -462,7 +475,19 @@ fn conv2d_rows_hwc(
 #[cfg(all(target_arch = "arm", feature = "dsp"))]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn gemm_quads_row(rows: &[u32], runs: &[(usize, usize)], step: usize, wv: &[u32], per_co: usize, bias: &[u8], acc: &mut [i32; TILE], oy: usize, [co_n, ho, wo]: [usize; 3], spec: &OutSpec, out: &mut [u8]) -> bool {
+fn gemm_quads_row(
+    rows: &[u32],
+    runs: &[(usize, usize)],
+    step: usize,
+    wv: &[u32],
+    per_co: usize,
+    bias: &[u8],
+    acc: &mut [i32; TILE],
+    oy: usize,
+    [co_n, ho, wo]: [usize; 3],
+    spec: &OutSpec,
+    out: &mut [u8],
+) -> bool {
     for q in 0..co_n.div_ceil(4) {
         let Some(wq) = wv.get(q * 4 * per_co..(q + 1) * 4 * per_co) else {
             return false;

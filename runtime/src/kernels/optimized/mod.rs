@@ -37,7 +37,9 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
         return super::reference::add(p, a, b, out);
     }
     let table = |i: usize| -> [i32; 256] {
-        core::array::from_fn(|v| multiply_by_quantized_multiplier((v as u8 as i8 as i32 - p.zero_points[i]) << p.left_shift, p.inputs[i].0, p.inputs[i].1))
+        core::array::from_fn(|v| {
+            multiply_by_quantized_multiplier((v as u8 as i8 as i32 - p.zero_points[i]) << p.left_shift, p.inputs[i].0, p.inputs[i].1)
+        })
     };
     let (ta, tb) = (table(0), table(1));
     let (lo, hi) = (p.act.0 as i32, p.act.1 as i32);

@@ -30,7 +30,10 @@ pub fn conv2d_avx2(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
 
 /// Whether this CPU runs [`conv2d_vnni`] and [`add_avx512`] (AVX-512 F, BW, VL and VNNI).
 pub fn has_vnni() -> bool {
-    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vl") && std::is_x86_feature_detected!("avx512vnni")
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
 }
 
 /// Output channels per register block (× 2 vectors of 16 positions = 16 accumulators).
@@ -103,7 +106,12 @@ pub fn conv2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], 
         OutSpec::F32 { quant } => (quant.len() >= 4 * co).then_some(4),
     };
     let Some(out_bytes) = out_bytes else { return false };
-    if !shape_ok || input.len() < ci * hi * wi || weights.len() < co * ci * kh * kw || bias.len() < 4 * co || out.len() < out_bytes * co * ho * wo {
+    if !shape_ok
+        || input.len() < ci * hi * wi
+        || weights.len() < co * ci * kh * kw
+        || bias.len() < 4 * co
+        || out.len() < out_bytes * co * ho * wo
+    {
         return false;
     }
     debug_assert!(has_vnni());
@@ -275,7 +283,10 @@ fn vector_quant(m: i32, shift: i32) -> bool {
 /// bit-exact. Returns `false` (nothing written) for parameters outside the vector path's
 /// range (the caller then uses the table kernel). The caller has checked [`has_vnni`].
 pub fn add_avx512(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8]) -> bool {
-    let ok = (0..=31).contains(&p.left_shift) && vector_quant(p.inputs[0].0, p.inputs[0].1) && vector_quant(p.inputs[1].0, p.inputs[1].1) && vector_quant(p.output.0, p.output.1);
+    let ok = (0..=31).contains(&p.left_shift)
+        && vector_quant(p.inputs[0].0, p.inputs[0].1)
+        && vector_quant(p.inputs[1].0, p.inputs[1].1)
+        && vector_quant(p.output.0, p.output.1);
     if !ok {
         return false;
     }
@@ -292,7 +303,8 @@ unsafe fn add_avx512_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out
     let (za, zb) = (_mm512_set1_epi32(p.zero_points[0]), _mm512_set1_epi32(p.zero_points[1]));
     let (lo, hi) = (_mm512_set1_epi32(p.act.0 as i32), _mm512_set1_epi32(p.act.1 as i32));
     let zo = _mm512_set1_epi32(p.output_zero_point);
-    let (qa, qb, qo) = (Mbqm::new(p.inputs[0].0, p.inputs[0].1), Mbqm::new(p.inputs[1].0, p.inputs[1].1), Mbqm::new(p.output.0, p.output.1));
+    let (qa, qb, qo) =
+        (Mbqm::new(p.inputs[0].0, p.inputs[0].1), Mbqm::new(p.inputs[1].0, p.inputs[1].1), Mbqm::new(p.output.0, p.output.1));
     let mut i = 0;
     while i < n {
         // Whole vectors, then the last 1..=15 elements through a lane mask.
@@ -456,7 +468,9 @@ unsafe fn conv2d_vnni_body(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             loop {
                 let x = x0.min(wi - 16);
                 // SAFETY: channel 4p + j < ci, row y < hi, x + 16 ≤ wi: inside `input`.
-                let r: [__m128i; 4] = core::array::from_fn(|j| _mm_xor_si128(_mm_loadu_si128(input.as_ptr().add(((4 * p + j) * hi + y) * wi + x) as *const __m128i), flip));
+                let r: [__m128i; 4] = core::array::from_fn(|j| {
+                    _mm_xor_si128(_mm_loadu_si128(input.as_ptr().add(((4 * p + j) * hi + y) * wi + x) as *const __m128i), flip)
+                });
                 // SAFETY: pixels pad + x .. pad + x + 16 ≤ wp of row yp.
                 interleave4(r, row.add((pad + x) * 4));
                 if x + 16 >= wi {
@@ -660,7 +674,10 @@ unsafe fn log1pf16(c: &mut [f32]) -> u16 {
     let c_ge2 = _mm512_sub_ps(one, _mm512_sub_ps(u, x));
     let c_lt2 = _mm512_sub_ps(x, _mm512_sub_ps(u, one));
     let cc = _mm512_div_ps(_mm512_mask_blend_ps(k_ge2, c_lt2, c_ge2), u);
-    let f_big = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(_mm512_and_si512(iu, _mm512_set1_epi32(0x007f_ffff)), _mm512_set1_epi32(0x3f35_04f3))), one);
+    let f_big = _mm512_sub_ps(
+        _mm512_castsi512_ps(_mm512_add_epi32(_mm512_and_si512(iu, _mm512_set1_epi32(0x007f_ffff)), _mm512_set1_epi32(0x3f35_04f3))),
+        one,
+    );
     let k = _mm512_maskz_mov_epi32(big, k);
     let cc = _mm512_maskz_mov_ps(big, cc);
     let f = _mm512_mask_blend_ps(big, x, f_big);
@@ -737,7 +754,15 @@ pub fn conv_transpose2d_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bia
             *d = *s;
         }
     }
-    let g2 = ConvGeometry { input: [ci, hd, wd], output: [co, ho, wo], kernel: [kh, kw], stride: 1, pad: kh - 1 - pad, input_zero_point: zp, rows: (0, ho) };
+    let g2 = ConvGeometry {
+        input: [ci, hd, wd],
+        output: [co, ho, wo],
+        kernel: [kh, kw],
+        stride: 1,
+        pad: kh - 1 - pad,
+        input_zero_point: zp,
+        rows: (0, ho),
+    };
     conv2d_vnni(&g2, &dilated, &flipped, bias, spec, out)
 }
 
@@ -758,20 +783,37 @@ thread_local! {
 /// per `vpdpbusd` (broadcast, shifted to u8 and corrected as in [`conv2d_vnni`]), weights
 /// packed once per thread. Returns `false` (nothing written) for buffers inconsistent with
 /// the shape or an input zero point outside int8. The caller has checked [`has_vnni`].
-pub fn fully_connected_vnni(input: &[u8], input_zero_point: i32, weights: &[u8], bias: &[u8], outputs: usize, spec: &OutSpec, out: &mut [u8]) -> bool {
+pub fn fully_connected_vnni(
+    input: &[u8],
+    input_zero_point: i32,
+    weights: &[u8],
+    bias: &[u8],
+    outputs: usize,
+    spec: &OutSpec,
+    out: &mut [u8],
+) -> bool {
     let n = input.len();
     let width = match spec {
         OutSpec::Int8 { quant, .. } if quant.len() >= 8 * outputs => 1,
         OutSpec::F32 { quant } if quant.len() >= 4 * outputs => 4,
         _ => return false,
     };
-    if n == 0 || outputs == 0 || weights.len() < outputs * n || bias.len() < 4 * outputs || out.len() < width * outputs || !(-128..=127).contains(&input_zero_point) {
+    if n == 0
+        || outputs == 0
+        || weights.len() < outputs * n
+        || bias.len() < 4 * outputs
+        || out.len() < width * outputs
+        || !(-128..=127).contains(&input_zero_point)
+    {
         return false;
     }
     DENSE.with(|cache| {
         let mut cache = cache.borrow_mut();
         let key = (&weights[..outputs * n], &bias[..4 * outputs], n, outputs, input_zero_point);
-        let i = match cache.iter().position(|p| p.key.0 == key.0 && p.key.1 == key.1 && (p.key.2, p.key.3, p.key.4) == (n, outputs, input_zero_point)) {
+        let i = match cache
+            .iter()
+            .position(|p| p.key.0 == key.0 && p.key.1 == key.1 && (p.key.2, p.key.3, p.key.4) == (n, outputs, input_zero_point))
+        {
             Some(i) => i,
             None => {
                 if cache.len() >= PACKS {
@@ -889,7 +931,8 @@ unsafe fn emit_lanes(acc: __m512i, spec: &OutSpec, first: usize, mask: u16, out:
             let x = _mm512_sllv_epi32(acc, left);
             let nudge = _mm512_set1_epi64(1 << 30);
             let ev = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, mult), nudge), 31);
-            let od = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32)), nudge), 31);
+            let od =
+                _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32)), nudge), 31);
             let v = _mm512_mask_blend_epi32(0xAAAA, ev, _mm512_slli_epi64(od, 32));
             let rmask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
             let rem = _mm512_and_si512(v, rmask);
@@ -961,6 +1004,14 @@ pub fn conv2d_stride2_vnni(g: &ConvGeometry, input: &[u8], weights: &[u8], bias:
             }
         }
     }
-    let g2 = ConvGeometry { input: [4 * ci, hs, ws], output: [co, ho, wo], kernel: [kh2, kw2], stride: 1, pad: 0, input_zero_point: zp, rows: (0, ho) };
+    let g2 = ConvGeometry {
+        input: [4 * ci, hs, ws],
+        output: [co, ho, wo],
+        kernel: [kh2, kw2],
+        stride: 1,
+        pad: 0,
+        input_zero_point: zp,
+        rows: (0, ho),
+    };
     conv2d_vnni(&g2, &s2d, &w2, bias, spec, out)
 }
