@@ -31,13 +31,7 @@ fn main() {
         let golden = edgegen_runtime::golden::Golden::parse(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert!(!golden.is_empty(), "{path}: no golden set");
         // The first set in golden version 2: its input, and its outputs as one CRC-32.
-        let (input, outputs) = golden.set(0);
-        let mut first = b"EGGV".to_vec();
-        for word in [2, 1, input.len() as u32, 4] {
-            first.extend_from_slice(&u32::to_le_bytes(word));
-        }
-        first.extend_from_slice(input);
-        first.extend_from_slice(&edgegen_runtime::model::crc32(outputs).to_le_bytes());
+        let first = golden.to_digest(0..1).unwrap_or_else(|e| panic!("{path}: {e}"));
         std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
     }
 }

@@ -8,6 +8,44 @@
 
 use crate::Error;
 
+/// File magic.
+pub const MAGIC: [u8; 4] = *b"EGGV";
+/// Header length: magic and four words.
+pub const HEADER_LEN: usize = 20;
+/// Version whose sets hold the outputs in full.
+pub const VERSION_FULL: u32 = 1;
+/// Version whose sets hold the outputs' CRC-32.
+pub const VERSION_DIGEST: u32 = 2;
+
+/// Encodes golden sets: `sets` yields (input bytes, output bytes); every input and every
+/// output must have the same length as the first. `digest` writes version 2 (each set's
+/// outputs as their CRC-32), else version 1.
+#[cfg(feature = "std")]
+pub fn encode<'s>(sets: impl IntoIterator<Item = (&'s [u8], &'s [u8])>, digest: bool) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    let (mut count, mut lens) = (0u32, None);
+    for (input, output) in sets {
+        if *lens.get_or_insert((input.len(), output.len())) != (input.len(), output.len()) {
+            return Err(Error::InvalidParameter("golden sets of different lengths"));
+        }
+        body.extend_from_slice(input);
+        if digest {
+            body.extend_from_slice(&crate::crc32::crc32(output).to_le_bytes());
+        } else {
+            body.extend_from_slice(output);
+        }
+        count += 1;
+    }
+    let (input_len, output_len) = lens.unwrap_or((0, 0));
+    let version = if digest { VERSION_DIGEST } else { VERSION_FULL };
+    let mut out = MAGIC.to_vec();
+    for word in [version, count, input_len as u32, if digest { 4 } else { output_len as u32 }] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 /// A parsed golden file, read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct Golden<'a> {
@@ -22,10 +60,10 @@ pub struct Golden<'a> {
 impl<'a> Golden<'a> {
     /// Parses and checks a golden file.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        if bytes.len() < 20 {
-            return Err(Error::Truncated { needed: 20, got: bytes.len() as u32 });
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::Truncated { needed: HEADER_LEN as u32, got: bytes.len() as u32 });
         }
-        if bytes[..4] != *b"EGGV" {
+        if bytes[..4] != MAGIC {
             return Err(Error::BadMagic);
         }
         let word = |i: usize| u32::from_le_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize;
@@ -54,9 +92,31 @@ impl<'a> Golden<'a> {
         self.count == 0
     }
 
+    /// True for version 2: each set's outputs are stored as their CRC-32.
+    pub fn is_digest(&self) -> bool {
+        self.digest
+    }
+
+    /// The same sets in version 2 (each set's outputs as their CRC-32; a version-2 file's
+    /// digests are copied), keeping the sets in `sets`: the form the firmware embeds.
+    #[cfg(feature = "std")]
+    pub fn to_digest(&self, sets: core::ops::Range<usize>) -> Result<Vec<u8>, Error> {
+        if sets.end > self.count {
+            return Err(Error::InvalidParameter("golden set range past the end"));
+        }
+        if self.digest {
+            let per = self.input_len + self.output_len;
+            let mut out = self.bytes[..HEADER_LEN].to_vec();
+            out[8..12].copy_from_slice(&(sets.len() as u32).to_le_bytes());
+            out.extend_from_slice(&self.bytes[HEADER_LEN + sets.start * per..HEADER_LEN + sets.end * per]);
+            return Ok(out);
+        }
+        encode(sets.map(|i| self.set(i)), true)
+    }
+
     /// Set `i`: (input bytes, expected output bytes, or their CRC-32 in version 2).
     pub fn set(&self, i: usize) -> (&'a [u8], &'a [u8]) {
-        let at = 20 + i * (self.input_len + self.output_len);
+        let at = HEADER_LEN + i * (self.input_len + self.output_len);
         (&self.bytes[at..at + self.input_len], &self.bytes[at + self.input_len..at + self.input_len + self.output_len])
     }
 
@@ -77,7 +137,7 @@ impl<'a> Golden<'a> {
         }
         interp.invoke(arena)?;
         if self.digest {
-            let crc = model.outputs().iter().fold(!0, |crc, &o| crate::model::crc32_update(crc, &arena[model.tensor(o as usize).range()]));
+            let crc = model.outputs().iter().fold(!0, |crc, &o| crate::crc32::crc32_update(crc, &arena[model.tensor(o as usize).range()]));
             return Ok((!crc).to_le_bytes() == expected[..4]);
         }
         let mut at = 0;

@@ -1,6 +1,6 @@
 //! # edgegen-runtime
 //!
-//! The device half of edgegen's data path (see `ARCHITECTURE.md`): everything that runs after a
+//! The device half of edgegen's data path (see the README's "Where things live"): everything that runs after a
 //! model has been trained and exported. It is `no_std` first; the caller owns all memory.
 //!
 //! * [`likelihood`]: the one definition of log p(x) used everywhere (device, host engines, and
@@ -9,7 +9,8 @@
 //! * [`rng`]: a seeded generator whose numbers are identical on every target, so the same seed
 //!   gives the same samples on a workstation and on a Cortex-M.
 //! * [`image`]: the image geometry shared by all model families.
-//! * [`model`]: the compiled model file, validated once and read in place.
+//! * [`model`]: the compiled model file, validated once and read in place (and written, with
+//!   `std`); [`golden`]: the golden-vector files; [`crc32`]: the checksum both use.
 //! * [`kernels`], [`interpreter`], [`quant`]: the int8 path over a statically planned arena.
 //! * [`engine`]: `sample`, `log_prob` (and per-pixel log-likelihoods), VAE bounds.
 //! * [`guard`], [`complexity`]: the outlier-rejection guard — a calibrated threshold on a
@@ -26,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod complexity;
+pub mod crc32;
 pub mod engine;
 pub mod error;
 pub mod golden;

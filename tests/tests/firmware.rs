@@ -8,10 +8,11 @@
 
 mod common;
 
+use edgegen_runtime::crc32::crc32;
 use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
 use edgegen_runtime::guard::PixelCnnScorer;
 use edgegen_runtime::kernels::Kernels;
-use edgegen_runtime::model::{crc32, Model};
+use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
 use std::collections::HashMap;
 use std::process::Command;

@@ -146,13 +146,12 @@ fn tiny_model_runs_identically_with_both_kernel_sets_and_plans_its_arena() {
         let b = o.log_prob(&mut arena, frames.image(i)).unwrap();
         assert_eq!(a.to_bits(), b.to_bits());
     }
-    assert!(matches!(r.log_prob(&mut vec![0u8; 10], frames.image(0)), Err(edgegen_runtime::Error::ArenaTooSmall { .. })));
+    assert!(matches!(r.log_prob(&mut [0u8; 10], frames.image(0)), Err(edgegen_runtime::Error::ArenaTooSmall { .. })));
 }
 
 fn fix_crc(bytes: &mut [u8]) {
     if bytes.len() >= 16 {
-        let crc = edgegen_runtime::model::crc32(&bytes[16..]);
-        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        edgegen_runtime::model::Header::seal(bytes);
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::graph::{Graph, Node};
 use anyhow::{bail, ensure, Context, Result};
-use edgegen_runtime::model::{self as fmt, DType};
+use edgegen_runtime::model::{self as fmt, write, DType};
 use edgegen_runtime::quant::quantize_multiplier;
 use std::collections::HashMap;
 
@@ -209,19 +209,13 @@ fn quantize_rows(rows: &[Vec<f32>]) -> (Vec<i8>, Vec<f32>) {
 
 /// Family from the ONNX metadata.
 pub fn family_of(graph: &Graph) -> Result<fmt::Family> {
-    Ok(match graph.family.as_str() {
-        "vae-encoder" => fmt::Family::VaeEncoder,
-        "vae-decoder" => fmt::Family::VaeDecoder,
-        "pixelcnn" => fmt::Family::PixelCnn,
-        "gan-generator" => fmt::Family::GanGenerator,
-        other => bail!("family {other:?} is not compiled for devices"),
-    })
+    fmt::Family::from_name(&graph.family).with_context(|| format!("family {:?} is not compiled for devices", graph.family))
 }
 
 /// Builds the quantized program from a float graph and calibration ranges.
 pub fn quantize(graph: &Graph, ranges: &Ranges) -> Result<QModel> {
     let family = family_of(graph)?;
-    let image_input = matches!(family, fmt::Family::VaeEncoder | fmt::Family::PixelCnn);
+    let image_input = family.takes_image();
     let mut tensors: Vec<QTensor> = Vec::new();
     let mut ops: Vec<QOp> = Vec::new();
     let mut id: HashMap<String, usize> = HashMap::new();
@@ -451,170 +445,128 @@ pub struct Meta {
     pub guard: (u8, u16, f32, f32, [f32; 4]),
 }
 
-fn push_blob(data: &mut Vec<u8>, bytes: &[u8]) -> u32 {
-    while data.len() % 16 != 0 {
-        data.push(0);
-    }
-    let off = data.len() as u32;
-    data.extend_from_slice(bytes);
-    off
-}
-
-/// Serializes the program as a version-1 model file (format in `edgegen_runtime::model`).
+/// Serializes the program as a model file through the runtime's writer (format in
+/// `edgegen_runtime::model`): arena plan, one record per tensor and op, the constants in the
+/// data section.
 pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
     let (offsets, arena_len) = plan_arena(q);
-    let mut data = Vec::new();
-    let mut op_records = Vec::new();
+    let index = |t: usize| u16::try_from(t).context("more than 65535 tensors");
+    let mut data = write::DataSection::new();
+    let mut ops = Vec::with_capacity(q.ops.len());
     for op in &q.ops {
-        let mut r = [0u8; fmt::OP_LEN];
-        let (code, x, x2, y) = match *op {
-            QOp::Weighted { layer, x, y, .. } => (
-                match layer {
-                    Layer::Conv => 1u8,
-                    Layer::ConvTranspose => 2,
-                    Layer::Dense => 3,
-                },
-                x,
-                None,
-                y,
-            ),
-            QOp::Add { a, b, y } => (4, a, Some(b), y),
-            QOp::Relu { x, y } => (5, x, None, y),
-            QOp::Tanh { x, y } => (6, x, None, y),
-            QOp::Quantize { x, y } => (7, x, None, y),
-        };
-        let yt = &q.tensors[y];
-        let (mut act_min, act_max) = (-128i32, 127i32);
-        r[0] = code;
-        r[4..6].copy_from_slice(&(x as u16).to_le_bytes());
-        r[6..8].copy_from_slice(&x2.map_or(fmt::NO_TENSOR, |v| v as u16).to_le_bytes());
-        r[8..10].copy_from_slice(&(y as u16).to_le_bytes());
-        match op {
-            QOp::Weighted { weights, weight_scales, bias, kernel, stride, pad, relu, .. } => {
-                if *relu {
-                    act_min = yt.zero_point;
-                }
-                r[10] = kernel[0] as u8;
-                r[11] = kernel[1] as u8;
-                r[12] = *stride as u8;
-                r[13] = *pad as u8;
-                let w: Vec<u8> = weights.iter().map(|&v| v as u8).collect();
-                let wo = push_blob(&mut data, &w);
-                let bo = push_blob(&mut data, &bias.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
-                let s_in = q.tensors[x].scale as f64;
-                let mut quant = Vec::new();
-                for &sw in weight_scales {
-                    if yt.dtype == DType::I8 {
-                        let real = s_in * sw as f64 / yt.scale as f64;
-                        let (m, s) = quantize_multiplier(real).with_context(|| format!("scale {real} of {} cannot be folded", yt.name))?;
-                        quant.extend(m.to_le_bytes());
-                        quant.extend(s.to_le_bytes());
-                    } else {
-                        quant.extend(((s_in * sw as f64) as f32).to_le_bytes());
-                    }
-                }
-                let qo = push_blob(&mut data, &quant);
-                r[16..20].copy_from_slice(&wo.to_le_bytes());
-                r[20..24].copy_from_slice(&(w.len() as u32).to_le_bytes());
-                r[24..28].copy_from_slice(&bo.to_le_bytes());
-                r[28..32].copy_from_slice(&qo.to_le_bytes());
-                r[32..36].copy_from_slice(&(quant.len() as u32).to_le_bytes());
-            }
-            QOp::Add { a, b, .. } => {
-                let (sa, sb, so) = (q.tensors[*a].scale as f64, q.tensors[*b].scale as f64, yt.scale as f64);
-                let left_shift = 20;
-                let twice_max = 2.0 * sa.max(sb);
-                let (ma, sha) = quantize_multiplier(sa / twice_max).context("Add input scale")?;
-                let (mb, shb) = quantize_multiplier(sb / twice_max).context("Add input scale")?;
-                let (mo, sho) = quantize_multiplier(twice_max / ((1 << left_shift) as f64 * so)).context("Add output scale")?;
-                let words = [left_shift, ma, sha, mb, shb, mo, sho];
-                let qo = push_blob(&mut data, &words.iter().flat_map(|v: &i32| v.to_le_bytes()).collect::<Vec<_>>());
-                r[28..32].copy_from_slice(&qo.to_le_bytes());
-                r[32..36].copy_from_slice(&28u32.to_le_bytes());
-            }
-            _ => {}
+        ops.push(match op {
+            QOp::Weighted { .. } => lower_weighted(q, op, &mut data)?,
+            QOp::Add { a, b, y } => lower_add(q, (*a, *b, *y), &mut data)?,
+            QOp::Relu { x, y } => fmt::Op::new(fmt::OpCode::Relu, index(*x)?, index(*y)?),
+            QOp::Tanh { x, y } => fmt::Op::new(fmt::OpCode::Tanh, index(*x)?, index(*y)?),
+            QOp::Quantize { x, y } => fmt::Op::new(fmt::OpCode::Quantize, index(*x)?, index(*y)?),
+        });
+    }
+    let mut tensors = Vec::with_capacity(q.tensors.len());
+    for (t, &offset) in q.tensors.iter().zip(&offsets) {
+        let mut dims = [0u16; 3];
+        for (d, &v) in dims.iter_mut().zip(&t.dims) {
+            *d = u16::try_from(v).with_context(|| format!("{}: dimension {v} over 65535", t.name))?;
         }
-        r[2] = act_min as i8 as u8;
-        r[3] = act_max as i8 as u8;
-        op_records.extend_from_slice(&r);
+        let byte_len = t.len() * t.dtype.size();
+        tensors.push(fmt::Tensor {
+            dtype: t.dtype,
+            rank: t.rank as u8,
+            dims,
+            offset: offset as u32,
+            byte_len: byte_len as u32,
+            scale: t.scale,
+            zero_point: t.zero_point,
+        });
     }
-    let mut tensor_records = Vec::new();
-    for (i, t) in q.tensors.iter().enumerate() {
-        let mut r = [0u8; fmt::TENSOR_LEN];
-        r[0] = if t.dtype == DType::I8 { 0 } else { 1 };
-        r[1] = t.rank as u8;
-        for k in 0..3 {
-            r[4 + 2 * k..6 + 2 * k].copy_from_slice(&(u16::try_from(t.dims[k]).context("dimension over 65535")?).to_le_bytes());
-        }
-        r[12..16].copy_from_slice(&(offsets[i] as u32).to_le_bytes());
-        let len = t.len() * if t.dtype == DType::I8 { 1 } else { 4 };
-        r[16..20].copy_from_slice(&(len as u32).to_le_bytes());
-        r[20..24].copy_from_slice(&t.scale.to_le_bytes());
-        r[24..28].copy_from_slice(&t.zero_point.to_le_bytes());
-        tensor_records.extend_from_slice(&r);
-    }
-    let mut m = [0u8; fmt::META_LEN];
-    m[0] = q.family as u8;
-    m[1] = (meta.components > 0) as u8;
-    m[2] = meta.components;
-    m[3] = meta.guard.0;
-    m[4..6].copy_from_slice(&meta.latent.to_le_bytes());
-    m[6..8].copy_from_slice(&meta.guard.1.to_le_bytes());
-    m[8..12].copy_from_slice(&meta.guard.2.to_le_bytes());
-    m[12..16].copy_from_slice(&meta.guard.3.to_le_bytes());
-    for (i, v) in meta.guard.4.iter().enumerate() {
-        m[16 + 4 * i..20 + 4 * i].copy_from_slice(&v.to_le_bytes());
-    }
-    let name = meta.name.as_bytes();
-    m[32..32 + name.len().min(31)].copy_from_slice(&name[..name.len().min(31)]);
+    let mut name = [0u8; 32];
+    let n = meta.name.len().min(31);
+    name[..n].copy_from_slice(&meta.name.as_bytes()[..n]);
+    let (guard_score, guard_flags, guard_threshold, guard_false_reject, guard_params) = meta.guard;
+    let file = write::ModelFile {
+        arena_len: arena_len as u32,
+        tensors,
+        ops,
+        input: index(q.input)?,
+        outputs: q.outputs.iter().map(|&o| index(o)).collect::<Result<_>>()?,
+        metadata: fmt::Metadata {
+            family: q.family,
+            distribution: (meta.components > 0) as u8,
+            components: meta.components,
+            latent: meta.latent,
+            guard_score,
+            guard_flags,
+            guard_threshold,
+            guard_false_reject,
+            guard_params,
+            name,
+        },
+        data,
+    };
+    file.to_bytes().map_err(|e| anyhow::anyhow!("compiled file fails validation: {e}"))
+}
 
-    let tensors_off = fmt::HEADER_LEN;
-    let ops_off = tensors_off + tensor_records.len();
-    let meta_off = ops_off + op_records.len();
-    let data_off = (meta_off + fmt::META_LEN).div_ceil(16) * 16;
-    let file_len = data_off + data.len();
-    let mut out = vec![0u8; file_len];
-    out[0..4].copy_from_slice(&fmt::MAGIC);
-    out[4..6].copy_from_slice(&fmt::VERSION.to_le_bytes());
-    out[6..8].copy_from_slice(&(fmt::HEADER_LEN as u16).to_le_bytes());
-    out[8..12].copy_from_slice(&(file_len as u32).to_le_bytes());
-    out[16..20].copy_from_slice(&(arena_len as u32).to_le_bytes());
-    out[20..22].copy_from_slice(&(q.tensors.len() as u16).to_le_bytes());
-    out[22..24].copy_from_slice(&(q.ops.len() as u16).to_le_bytes());
-    out[24..28].copy_from_slice(&(tensors_off as u32).to_le_bytes());
-    out[28..32].copy_from_slice(&(ops_off as u32).to_le_bytes());
-    out[32..36].copy_from_slice(&(data_off as u32).to_le_bytes());
-    out[36..40].copy_from_slice(&(data.len() as u32).to_le_bytes());
-    out[40..44].copy_from_slice(&(meta_off as u32).to_le_bytes());
-    out[44..46].copy_from_slice(&(q.input as u16).to_le_bytes());
-    ensure!(!q.outputs.is_empty() && q.outputs.len() <= 2, "a model has 1 or 2 outputs");
-    out[46..48].copy_from_slice(&(q.outputs.len() as u16).to_le_bytes());
-    out[48..50].copy_from_slice(&(q.outputs[0] as u16).to_le_bytes());
-    out[50..52].copy_from_slice(&(q.outputs.get(1).map_or(fmt::NO_TENSOR, |&o| o as u16)).to_le_bytes());
-    out[tensors_off..ops_off].copy_from_slice(&tensor_records);
-    out[ops_off..meta_off].copy_from_slice(&op_records);
-    out[meta_off..meta_off + fmt::META_LEN].copy_from_slice(&m);
-    out[data_off..].copy_from_slice(&data);
-    let crc = fmt::crc32(&out[16..]);
-    out[12..16].copy_from_slice(&crc.to_le_bytes());
-    edgegen_runtime::model::Model::from_bytes(&out).map_err(|e| anyhow::anyhow!("compiled file fails validation: {e}"))?;
-    Ok(out)
+/// A weighted layer's record: int8 weights, int32 biases, and per output channel either the
+/// folded `(multiplier, shift)` (int8 output) or the f32 scale `s_in · s_w` (float output).
+fn lower_weighted(q: &QModel, op: &QOp, data: &mut write::DataSection) -> Result<fmt::Op> {
+    let QOp::Weighted { layer, x, y, weights, weight_scales, bias, kernel, stride, pad, relu } = op else {
+        bail!("not a weighted layer");
+    };
+    let yt = &q.tensors[*y];
+    let code = match layer {
+        Layer::Conv => fmt::OpCode::Conv2d,
+        Layer::ConvTranspose => fmt::OpCode::ConvTranspose2d,
+        Layer::Dense => fmt::OpCode::FullyConnected,
+    };
+    let mut r = fmt::Op::new(code, *x as u16, *y as u16);
+    if *relu {
+        r.act_min = yt.zero_point as i8;
+    }
+    let small = |v: usize, what: &str| u8::try_from(v).with_context(|| format!("{}: {what} {v} over 255", yt.name));
+    (r.kernel_h, r.kernel_w, r.stride, r.pad) =
+        (small(kernel[0], "kernel")?, small(kernel[1], "kernel")?, small(*stride, "stride")?, small(*pad, "padding")?);
+    let w: Vec<u8> = weights.iter().map(|&v| v as u8).collect();
+    r.weights = data.push(&w);
+    r.weights_len = w.len() as u32;
+    r.bias = data.push_words(bias.iter().map(|v| v.to_le_bytes())).0;
+    let s_in = q.tensors[*x].scale as f64;
+    let mut quant = Vec::new();
+    for &sw in weight_scales {
+        if yt.dtype == DType::I8 {
+            let real = s_in * sw as f64 / yt.scale as f64;
+            let (m, s) = quantize_multiplier(real).with_context(|| format!("scale {real} of {} cannot be folded", yt.name))?;
+            quant.extend([m.to_le_bytes(), s.to_le_bytes()]);
+        } else {
+            quant.push(((s_in * sw as f64) as f32).to_le_bytes());
+        }
+    }
+    (r.quant, r.quant_len) = data.push_words(quant);
+    Ok(r)
+}
+
+/// An Add's record: TFLite's seven rescaling words (left shift, each input's and the
+/// output's multiplier and shift).
+fn lower_add(q: &QModel, (a, b, y): (usize, usize, usize), data: &mut write::DataSection) -> Result<fmt::Op> {
+    let (sa, sb, so) = (q.tensors[a].scale as f64, q.tensors[b].scale as f64, q.tensors[y].scale as f64);
+    let left_shift = 20;
+    let twice_max = 2.0 * sa.max(sb);
+    let (ma, sha) = quantize_multiplier(sa / twice_max).context("Add input scale")?;
+    let (mb, shb) = quantize_multiplier(sb / twice_max).context("Add input scale")?;
+    let (mo, sho) = quantize_multiplier(twice_max / ((1 << left_shift) as f64 * so)).context("Add output scale")?;
+    let mut r = fmt::Op::new(fmt::OpCode::Add, a as u16, y as u16);
+    r.input1 = b as u16;
+    (r.quant, r.quant_len) = data.push_words([left_shift, ma, sha, mb, shb, mo, sho].map(i32::to_le_bytes));
+    Ok(r)
 }
 
 /// Rewrites the guard fields of a compiled file's metadata (and its checksum).
 pub fn set_guard(file: &[u8], score: u8, threshold: f32, false_reject: f32, params: [f32; 4]) -> Result<Vec<u8>> {
-    let model = edgegen_runtime::model::Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _ = model;
-    let meta_off = u32::from_le_bytes(file[40..44].try_into().expect("4 bytes")) as usize;
-    let mut out = file.to_vec();
-    out[meta_off + 3] = score;
-    out[meta_off + 6..meta_off + 8].copy_from_slice(&1u16.to_le_bytes());
-    out[meta_off + 8..meta_off + 12].copy_from_slice(&threshold.to_le_bytes());
-    out[meta_off + 12..meta_off + 16].copy_from_slice(&false_reject.to_le_bytes());
-    for (i, v) in params.iter().enumerate() {
-        out[meta_off + 16 + 4 * i..meta_off + 20 + 4 * i].copy_from_slice(&v.to_le_bytes());
-    }
-    let crc = fmt::crc32(&out[16..]);
-    out[12..16].copy_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    write::rewrite_metadata(file, |m| {
+        m.guard_score = score;
+        m.guard_flags = 1;
+        m.guard_threshold = threshold;
+        m.guard_false_reject = false_reject;
+        m.guard_params = params;
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }

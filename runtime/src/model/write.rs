@@ -1,0 +1,187 @@
+//! Writes model files (feature `std`): the compiler in the trainer describes the program as
+//! typed records ([`ModelFile`]) and this lays them out, seals the checksum and reads the
+//! result back through [`Model::from_bytes`], so nothing is written that the device would
+//! refuse.
+
+use super::layout::{Header, DATA_ALIGN, HEADER_LEN, MAX_ENTRIES, META_LEN, NO_TENSOR, OP_LEN, TENSOR_LEN, VERSION};
+use super::{Metadata, Model, Op, Tensor};
+use crate::Error;
+
+/// The data section being filled: every blob starts 16-byte aligned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataSection {
+    bytes: Vec<u8>,
+}
+
+impl DataSection {
+    /// An empty section.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a blob at the next aligned offset and returns that offset.
+    pub fn push(&mut self, blob: &[u8]) -> u32 {
+        self.bytes.resize(self.bytes.len().next_multiple_of(DATA_ALIGN), 0);
+        let at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(blob);
+        at
+    }
+
+    /// Appends 32-bit words (little-endian) as one blob: `(offset, length in bytes)`.
+    pub fn push_words(&mut self, words: impl IntoIterator<Item = [u8; 4]>) -> (u32, u32) {
+        let blob: Vec<u8> = words.into_iter().flatten().collect();
+        (self.push(&blob), blob.len() as u32)
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True before the first blob.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// A compiled program as records, before layout.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    /// Arena bytes the plan needs (every tensor's `offset + byte_len` within it).
+    pub arena_len: u32,
+    /// Tensors, indexed by the ops.
+    pub tensors: Vec<Tensor>,
+    /// Ops in execution order.
+    pub ops: Vec<Op>,
+    /// Input tensor.
+    pub input: u16,
+    /// Output tensors (1 or 2).
+    pub outputs: Vec<u16>,
+    /// Family, pixel distribution, guard.
+    pub metadata: Metadata,
+    /// Weights, biases and requantization blocks the ops point into.
+    pub data: DataSection,
+}
+
+impl ModelFile {
+    /// Lays the file out (header, tensor table, op table, metadata, data section), seals its
+    /// checksum and validates it as the device will.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        if self.tensors.len() > MAX_ENTRIES || self.ops.len() > MAX_ENTRIES {
+            return Err(Error::InvalidParameter("more than 1024 tensors or ops"));
+        }
+        if self.outputs.is_empty() || self.outputs.len() > 2 {
+            return Err(Error::InvalidParameter("a model has 1 or 2 outputs"));
+        }
+        let tensors_off = HEADER_LEN;
+        let ops_off = tensors_off + self.tensors.len() * TENSOR_LEN;
+        let meta_off = ops_off + self.ops.len() * OP_LEN;
+        let data_off = (meta_off + META_LEN).next_multiple_of(DATA_ALIGN);
+        let file_len = data_off + self.data.len();
+        let header = Header {
+            version: VERSION,
+            header_len: HEADER_LEN as u16,
+            file_len: u32::try_from(file_len).map_err(|_| Error::InvalidParameter("model file over 4 GiB"))?,
+            crc: 0,
+            arena_len: self.arena_len,
+            tensor_count: self.tensors.len() as u16,
+            op_count: self.ops.len() as u16,
+            tensors_off: tensors_off as u32,
+            ops_off: ops_off as u32,
+            data_off: data_off as u32,
+            data_len: self.data.len() as u32,
+            meta_off: meta_off as u32,
+            input: self.input,
+            output_count: self.outputs.len() as u16,
+            outputs: [self.outputs[0], self.outputs.get(1).copied().unwrap_or(NO_TENSOR)],
+        };
+        let mut out = vec![0u8; file_len];
+        header.encode(&mut out);
+        for (t, rec) in self.tensors.iter().zip(out[tensors_off..ops_off].chunks_exact_mut(TENSOR_LEN)) {
+            t.encode(rec);
+        }
+        for (op, rec) in self.ops.iter().zip(out[ops_off..meta_off].chunks_exact_mut(OP_LEN)) {
+            op.encode(rec);
+        }
+        self.metadata.encode(&mut out[meta_off..meta_off + META_LEN]);
+        out[data_off..].copy_from_slice(&self.data.bytes);
+        Header::seal(&mut out);
+        Model::from_bytes(&out)?;
+        Ok(out)
+    }
+}
+
+/// A copy of a valid model file with its metadata block changed by `edit` (the guard's
+/// calibration, the name) and the checksum sealed again.
+pub fn rewrite_metadata(file: &[u8], edit: impl FnOnce(&mut Metadata)) -> Result<Vec<u8>, Error> {
+    let model = Model::from_bytes(file)?;
+    let mut meta = model.metadata();
+    edit(&mut meta);
+    let mut out = file.to_vec();
+    meta.encode(&mut out[model.meta_off..model.meta_off + META_LEN]);
+    Header::seal(&mut out);
+    Model::from_bytes(&out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DType, Family, OpCode};
+
+    fn relu_model() -> ModelFile {
+        let t = |offset| Tensor { dtype: DType::I8, rank: 1, dims: [4, 1, 1], offset, byte_len: 4, scale: 0.5, zero_point: -3 };
+        let mut name = [0u8; 32];
+        name[..4].copy_from_slice(b"relu");
+        ModelFile {
+            arena_len: 32,
+            tensors: vec![t(0), t(16)],
+            ops: vec![Op::new(OpCode::Relu, 0, 1)],
+            input: 0,
+            outputs: vec![1],
+            metadata: Metadata {
+                family: Family::PixelCnn,
+                distribution: 0,
+                components: 0,
+                latent: 0,
+                guard_score: 0,
+                guard_flags: 0,
+                guard_threshold: 0.0,
+                guard_false_reject: 0.0,
+                guard_params: [0.0; 4],
+                name,
+            },
+            data: DataSection::new(),
+        }
+    }
+
+    #[test]
+    fn written_files_read_back_record_for_record() {
+        let file = relu_model();
+        let bytes = file.to_bytes().unwrap();
+        let m = Model::from_bytes(&bytes).unwrap();
+        assert_eq!((m.tensor(0), m.tensor(1), m.op(0)), (file.tensors[0], file.tensors[1], file.ops[0]));
+        assert_eq!((m.metadata(), m.arena_len(), m.outputs()), (file.metadata, 32, &[1u16][..]));
+        let edited = rewrite_metadata(&bytes, |meta| meta.guard_threshold = 2.5).unwrap();
+        assert_eq!(Model::from_bytes(&edited).unwrap().metadata().guard_threshold, 2.5);
+        assert_eq!(edited.len(), bytes.len());
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_reader_would() {
+        let mut file = relu_model();
+        file.tensors[1].offset = 0;
+        assert!(matches!(file.to_bytes(), Err(Error::Malformed { .. })), "output over its input");
+        let mut file = relu_model();
+        file.outputs.clear();
+        assert!(file.to_bytes().is_err());
+    }
+
+    #[test]
+    fn blobs_are_aligned() {
+        let mut d = DataSection::new();
+        assert_eq!(d.push(&[1, 2, 3]), 0);
+        assert_eq!(d.push_words([[0; 4], [1; 4]]), (16, 8));
+        assert_eq!(d.len(), 24);
+    }
+}
