@@ -36,6 +36,16 @@ if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
 fi
 python3 -c "import onnx, onnxruntime; print('onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__)"
 
+step "format and lints (rustfmt.toml; clippy warnings are errors)"
+cargo fmt --all --check
+(cd firmware && cargo fmt --check)
+cargo clippy --release --quiet --workspace --all-targets -- -D warnings
+firmware_target="${CARGO_TARGET_DIR:-$PWD/target}/firmware"
+for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+  (cd firmware && CARGO_TARGET_DIR="$firmware_target" cargo clippy --release --quiet --target "$target" -- -D warnings)
+done
+echo "ok"
+
 step "datasets"
 cargo run --release --quiet --bin edgegen -- data fetch
 

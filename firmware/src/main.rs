@@ -79,25 +79,48 @@ fn main() -> ! {
         fail("a model needs more arena than the firmware reserves");
     }
 
-    // The trainer's golden vectors, bit for bit, on this CPU.
-    let models = [pixelcnn.interpreter().model(), background.interpreter().model(), vae.encoder_model(), vae.decoder_model(), gan.model()];
+    check_golden(
+        &[pixelcnn.interpreter().model(), background.interpreter().model(), vae.encoder_model(), vae.decoder_model(), gan.model()],
+        &mut arena[..],
+    );
+    profile(&pixelcnn, &mut arena[..]);
+    let mut screen = screen::Screen::new();
+    generate(&pixelcnn, &vae, &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
+    score_frames(pixelcnn, background, &vae, &mut arena[..], &mut sample_arena[..], &mut screen);
+    defmt::info!("stack used_bytes={=usize}", stack::used());
+    match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
+        Ok(()) => defmt::info!("screen {=usize}x{=usize} written to edgegen-screen.pgm", screen::WIDTH, screen::HEIGHT),
+        Err(()) => fail("writing the screen to the host"),
+    }
+    defmt::info!("done: all checks passed");
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+/// The trainer's golden vectors, bit for bit, on this CPU: one set per model (golden
+/// version 2, cut by `build.rs`).
+fn check_golden(models: &[&Model<'static>], arena: &mut [u8]) {
     for ((name, bytes), model) in assets::GOLDEN.iter().zip(models) {
         let golden = edgegen_runtime::golden::Golden::parse(bytes).unwrap_or_else(|_| fail("golden file"));
-        let interp = edgegen_runtime::interpreter::Interpreter::new(*model, Kernels::Optimized);
-        let passed = golden.passed(&interp, &mut arena[..]).unwrap_or(0);
+        let interp = edgegen_runtime::interpreter::Interpreter::new(**model, Kernels::Optimized);
+        let passed = golden.passed(&interp, arena).unwrap_or(0);
         defmt::info!("golden model={=str} sets={=usize} passed={=usize}", name, golden.len(), passed);
         if passed != golden.len() {
             fail("golden vectors");
         }
     }
+}
 
-    // Where the PixelCNN's instructions go: every op once, with its multiply-accumulates
-    // (nominal, and executed: without the masked taps the optimized kernels skip).
+/// Where the PixelCNN's instructions go: every op once, with its multiply-accumulates
+/// (nominal, and executed: without the masked taps the optimized kernels skip).
+fn profile(pixelcnn: &PixelCnn<'static>, arena: &mut [u8]) {
     let interp = pixelcnn.interpreter();
-    interp.set_input_image(&mut arena[..], &[0u8; 784]).unwrap_or_else(|_| fail("profile input"));
+    interp.set_input_image(arena, &[0u8; 784]).unwrap_or_else(|_| fail("profile input"));
     for i in 0..interp.model().op_count() {
         let t = clock::now();
-        interp.invoke_ops(&mut arena[..], i..i + 1).unwrap_or_else(|_| fail("profile op"));
+        interp.invoke_ops(arena, i..i + 1).unwrap_or_else(|_| fail("profile op"));
         let n = clock::now() - t;
         let (macs, executed) = interp.op_macs(i);
         defmt::info!(
@@ -109,37 +132,55 @@ fn main() -> ! {
             n
         );
     }
+}
 
-    let mut screen = screen::Screen::new();
-    // Generation: every family from fixed seeds.
+/// Generation: every family from fixed seeds, each image's CRC and instructions logged and
+/// drawn on the screen.
+fn generate(
+    pixelcnn: &PixelCnn<'static>,
+    vae: &Vae<'static>,
+    gan: &Gan<'static>,
+    arena: &mut [u8],
+    sample_arena: &mut [u8],
+    screen: &mut screen::Screen,
+) {
     for seed in 0..SAMPLES as u64 {
         let mut img = [0u8; 784];
         let t = clock::now();
-        vae.sample(&mut arena[..], seed, &mut img).unwrap_or_else(|_| fail("vae sample"));
+        vae.sample(arena, seed, &mut img).unwrap_or_else(|_| fail("vae sample"));
         let n = clock::now() - t;
-        defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::model::crc32(&img), n);
+        defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(&img), n);
         screen.sample(0, seed as usize, &img);
         let t = clock::now();
-        gan.sample(&mut arena[..], seed, &mut img).unwrap_or_else(|_| fail("gan sample"));
+        gan.sample(arena, seed, &mut img).unwrap_or_else(|_| fail("gan sample"));
         let n = clock::now() - t;
-        defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::model::crc32(&img), n);
+        defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(&img), n);
         screen.sample(1, seed as usize, &img);
         let t = clock::now();
-        pixelcnn.sample(&mut sample_arena[..], seed, &mut img).unwrap_or_else(|_| fail("pixelcnn sample"));
+        pixelcnn.sample(sample_arena, seed, &mut img).unwrap_or_else(|_| fail("pixelcnn sample"));
         let n = clock::now() - t;
         defmt::info!(
             "sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}",
             seed,
-            edgegen_runtime::model::crc32(&img),
+            edgegen_runtime::crc32::crc32(&img),
             n
         );
         screen.sample(2, seed as usize, &img);
     }
+}
 
-    // Scoring: every embedded frame, with the guard calibrated into the PixelCNN's file
-    // (its score may need the background model's per-pixel likelihoods too).
-    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), &mut sample_arena[..])
-        .unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
+/// Scoring: every embedded frame, with the guard calibrated into the PixelCNN's file (its
+/// score may need the background model's per-pixel likelihoods too), and the VAE's bound.
+fn score_frames(
+    pixelcnn: PixelCnn<'static>,
+    background: PixelCnn<'static>,
+    vae: &Vae<'static>,
+    arena: &mut [u8],
+    sample_arena: &mut [u8],
+    screen: &mut screen::Screen,
+) {
+    let mut guard =
+        PixelCnnScorer::guard(pixelcnn, Some(background), sample_arena).unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
     let kind = guard.scorer().kind();
     let mut slot = 0;
     for (set, frames) in assets::frame_sets() {
@@ -149,8 +190,7 @@ fn main() -> ! {
             let guard_instructions = clock::now() - t;
             let stats = guard.scorer().last().unwrap_or_else(|| fail("guard statistics"));
             let t = clock::now();
-            let bounds =
-                vae.bounds(&mut arena[..], frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
+            let bounds = vae.bounds(arena, frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
             let vae_instructions = clock::now() - t;
             defmt::info!(
                 "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} score_kind={=str} score={=f32} score_bits={=u32:#010x} threshold={=f32} verdict={=str} guard_instructions={=u64} vae_instructions={=u64}",
@@ -171,16 +211,6 @@ fn main() -> ! {
             screen.frame(slot, frame, verdict.accept, verdict.score);
             slot += 1;
         }
-    }
-    defmt::info!("stack used_bytes={=usize}", stack::used());
-    match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
-        Ok(()) => defmt::info!("screen {=usize}x{=usize} written to edgegen-screen.pgm", screen::WIDTH, screen::HEIGHT),
-        Err(()) => fail("writing the screen to the host"),
-    }
-    defmt::info!("done: all checks passed");
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {
-        cortex_m::asm::bkpt();
     }
 }
 

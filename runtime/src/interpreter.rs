@@ -54,7 +54,7 @@ pub struct Interpreter<'m> {
 
 /// Splits `arena` into the output range (mutable) and read-only views of the rest, so the
 /// inputs (validated disjoint from the output) can be borrowed alongside it.
-fn split<'b>(arena: &'b mut [u8], out: Range<usize>) -> (&'b [u8], &'b mut [u8], &'b [u8], usize) {
+fn split(arena: &mut [u8], out: Range<usize>) -> (&[u8], &mut [u8], &[u8], usize) {
     let (left, rest) = arena.split_at_mut(out.start);
     let (o, right) = rest.split_at_mut(out.end - out.start);
     (left, o, right, out.end)

@@ -127,7 +127,7 @@ impl Params for LeF32<'_> {
 /// log-probability (nats) of 8-bit value `x` under a `K`-component mixture whose parameters
 /// for this pixel are read as `params.at(at + c * stride)` for channel `c` in `0..3K`.
 pub fn mixture_log_prob_at<P: Params + ?Sized>(x: u8, params: &P, at: usize, k: usize, stride: usize) -> f32 {
-    debug_assert!(k >= 1 && k <= MAX_COMPONENTS);
+    debug_assert!((1..=MAX_COMPONENTS).contains(&k));
     let mut logits = [0f32; MAX_COMPONENTS];
     for (j, l) in logits.iter_mut().enumerate().take(k) {
         *l = params.at(at + j * stride);
@@ -287,7 +287,7 @@ fn mixture_log_prob_batch<P: Params + ?Sized>(xs: &[u8], params: &P, first: usiz
 /// [`mixture_log_prob_at`]): a component by its softmax weight, then a logistic deviate from
 /// it, rounded to the nearest bin and clamped to 0..=255.
 pub fn mixture_sample_at<P: Params + ?Sized>(params: &P, at: usize, k: usize, stride: usize, rng: &mut crate::rng::Rng) -> u8 {
-    debug_assert!(k >= 1 && k <= MAX_COMPONENTS);
+    debug_assert!((1..=MAX_COMPONENTS).contains(&k));
     let mut logits = [0f32; MAX_COMPONENTS];
     for (j, l) in logits.iter_mut().enumerate().take(k) {
         *l = params.at(at + j * stride);

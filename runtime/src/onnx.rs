@@ -232,7 +232,7 @@ impl OnnxVae {
 }
 
 fn mixture_components(path: &Path, shape: &[usize]) -> Result<usize, OnnxError> {
-    if shape.len() != 4 || shape[0] != 1 || shape[1] % 3 != 0 || shape[1] == 0 || shape[2..] != [28, 28] {
+    if shape.len() != 4 || shape[0] != 1 || !shape[1].is_multiple_of(3) || shape[1] == 0 || shape[2..] != [28, 28] {
         return Err(OnnxError::Interface {
             path: path.to_path_buf(),
             message: format!("output shape {shape:?}, expected [1, 3K, 28, 28]"),

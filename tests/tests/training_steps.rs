@@ -69,7 +69,7 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     // Resuming with another discriminator is refused with the file and the remedy, nothing trained.
     more.epochs += 1;
     let err =
-        edgegen_trainer::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2)).err().expect("a mismatched resume fails");
+        edgegen_trainer::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2)).expect_err("a mismatched resume fails");
     let msg = format!("{err:#}");
     assert!(msg.contains("shape mismatch") && msg.contains("model arguments the run started with"), "{msg}");
     // The decayed learning rate: full before the decay epoch, half way down in the middle of

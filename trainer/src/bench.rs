@@ -41,9 +41,10 @@ fn rate(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
 pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     let test = data::fashion_mnist(data::Split::Test)?;
     let card = crate::int8::read_card(dir)?;
-    let family = card["family"].as_str().unwrap_or_default().to_string();
+    let family = crate::family::ModelFamily::of_card(&card)?;
+    use crate::family::ModelFamily::{Gan, Pixelcnn, Vae};
     let mut rows: Vec<(String, f64)> = Vec::new();
-    if family == "pixelcnn" {
+    if family == Pixelcnn {
         let bytes = std::fs::read(dir.join("model.egm"))?;
         let model = Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
         for (name, k) in [("int8 reference kernels", Kernels::Reference), ("int8 optimized kernels", Kernels::Optimized)] {
@@ -66,7 +67,7 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     }
     // The VAE's likelihood is its importance-weighted bound (k = 16, as `score`); the GAN
     // has none, so its first row is sampling.
-    if family == "vae" {
+    if family == Vae {
         let (enc, dec) = (std::fs::read(dir.join("encoder.egm"))?, std::fs::read(dir.join("decoder.egm"))?);
         let (enc, dec) = (parse(&enc)?, parse(&dec)?);
         for (name, k) in [("int8 reference kernels", Kernels::Reference), ("int8 optimized kernels", Kernels::Optimized)] {
@@ -80,13 +81,13 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
             rows.push((format!("log_prob {name}"), rate(n.div_ceil(10), &mut bound)?));
         }
     }
-    if family == "gan" || family == "vae" {
-        let names: &[&str] = if family == "gan" { &["generator.egm"] } else { &["encoder.egm", "decoder.egm"] };
+    if family == Gan || family == Vae {
+        let names: &[&str] = if family == Gan { &["generator.egm"] } else { &["encoder.egm", "decoder.egm"] };
         let files = names.iter().map(|f| std::fs::read(dir.join(f))).collect::<std::io::Result<Vec<_>>>()?;
         let models = files.iter().map(|b| parse(b)).collect::<Result<Vec<_>>>()?;
         for (name, k) in [("int8 reference kernels", Kernels::Reference), ("int8 optimized kernels", Kernels::Optimized)] {
             let mut img = [0u8; 784];
-            let r = if family == "gan" {
+            let r = if family == Gan {
                 let e = engine::Gan::new(models[0], k)?;
                 let mut arena = vec![0u8; e.arena_len()];
                 rate(n, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?
@@ -100,15 +101,15 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     }
     for (name, kind) in [("tract f32", EngineKind::Tract), ("tract int8 (QDQ)", EngineKind::TractInt8)] {
         let l = Loaded::open(dir, kind)?;
-        if family != "gan" {
-            let m = if family == "vae" { n.div_ceil(10) } else { n };
+        if family != Gan {
+            let m = if family == Vae { n.div_ceil(10) } else { n };
             rows.push((format!("log_prob {name}"), rate(m, |i| l.bpd(test.image(i), i).map(|_| ()))?));
         }
         // A PixelCNN through tract samples with a full pass per pixel: one image is enough.
-        let m = if family == "pixelcnn" { 1 } else { n };
+        let m = if family == Pixelcnn { 1 } else { n };
         rows.push((format!("sample {name}"), rate(m, |i| l.sample(i as u64).map(|_| ()))?));
     }
-    if family == "pixelcnn" {
+    if family == Pixelcnn {
         let bytes = std::fs::read(dir.join("model.egm"))?;
         let e = engine::PixelCnn::new(Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?, Kernels::Optimized)?;
         let mut arena = vec![0u8; e.sample_arena_len()];

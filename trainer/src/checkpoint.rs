@@ -95,11 +95,7 @@ impl Checkpoint {
 
     /// Loads the committed checkpoint into freshly built `modules` and `optims` (same order as
     /// saved). `None` when there is no checkpoint.
-    pub fn load_all<M: Module>(
-        &self,
-        modules: Vec<M>,
-        optims: Vec<ModuleOptimizer>,
-    ) -> Result<Option<(TrainState, Vec<M>, Vec<ModuleOptimizer>)>> {
+    pub fn load_all<M: Module>(&self, modules: Vec<M>, optims: Vec<ModuleOptimizer>) -> Result<Option<Restored<M>>> {
         let Some(state) = self.state()? else { return Ok(None) };
         let (nm, no) = (modules.len(), optims.len());
         anyhow::ensure!(
@@ -132,3 +128,6 @@ impl Checkpoint {
         Ok(self.load_all(vec![model], vec![optim])?.map(|(s, mut m, mut o)| (s, m.remove(0), o.remove(0))))
     }
 }
+
+/// What [`Checkpoint::load_all`] restores: the run's state, the modules and their optimizers.
+pub type Restored<M> = (TrainState, Vec<M>, Vec<ModuleOptimizer>);

@@ -224,7 +224,7 @@ pub fn parse_mnist_json(text: &str, what: &str) -> Result<Vec<u8>> {
         data: Vec<f64>,
     }
     let parsed: Digits = serde_json::from_str(text).with_context(|| format!("{what}: not an mnist digit file"))?;
-    ensure!(parsed.data.len() % 784 == 0, "{what}: {} values is not a whole number of 28x28 images", parsed.data.len());
+    ensure!(parsed.data.len().is_multiple_of(784), "{what}: {} values is not a whole number of 28x28 images", parsed.data.len());
     parsed
         .data
         .iter()

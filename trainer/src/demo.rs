@@ -72,7 +72,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         let path = opts.out.join(format!("{name}-samples.png"));
         crate::card::save_grid(&path, &images, 8, 3)?;
         println!("  {name}: {count} samples (seeds 0..{}) in {:.1} s -> {}", count - 1, started.elapsed().as_secs_f64(), path.display());
-        if loaded.family() != "gan" {
+        if loaded.family().has_likelihood() {
             scorers.push((name, loaded));
         }
     }

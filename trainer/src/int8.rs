@@ -3,6 +3,7 @@
 //! (`*.egm`), with int8 golden vectors and int8 quality figures in `card.json`.
 
 use crate::data::{self, Images};
+use crate::family::ModelFamily;
 use crate::graph::Graph;
 use crate::quantize::{self, Meta, QModel, Ranges};
 use anyhow::{bail, ensure, Context, Result};
@@ -15,26 +16,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The compiled parts of a model family: ONNX stems.
-pub fn parts(family: &str) -> Result<&'static [&'static str]> {
-    Ok(match family {
-        "vae" => &["encoder", "decoder"],
-        "pixelcnn" => &["model"],
-        "gan" => &["generator"],
-        other => bail!("unknown family {other:?} in card.json"),
-    })
-}
-
 /// Reads `dir/card.json`.
 pub fn read_card(dir: &Path) -> Result<Value> {
     let path = dir.join("card.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {} (is {} a model directory?)", path.display(), dir.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
-}
-
-fn family(card: &Value) -> Result<String> {
-    card["family"].as_str().map(str::to_string).context("card.json has no family")
 }
 
 /// Calibration inputs of one part: `n` training images, or latents (posterior samples of
@@ -115,9 +102,9 @@ fn meta(card: &Value, part: &str, graph: &Graph) -> Meta {
 pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<()> {
     ensure!(n > 0, "--calibration must be at least 1");
     let card = read_card(dir)?;
-    let fam = family(&card)?;
+    let fam = ModelFamily::of_card(&card)?;
     let mut calib = serde_json::Map::new();
-    for part in parts(&fam)? {
+    for &part in fam.parts() {
         let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
         let inputs = calibration_inputs(dir, part, n, seed)?;
         let ranges = quantize::calibrate(&graph, &inputs, progress);
@@ -146,20 +133,13 @@ pub fn load_program(dir: &Path, part: &str) -> Result<(Graph, QModel)> {
     Ok((graph, q))
 }
 
-/// Golden vectors of a compiled part: `golden/int8/<part>.bin`, written by the reference
-/// kernels. Layout (little-endian): `b"EGGV"`, `u32` version 1, `u32` count, `u32` input
-/// bytes, `u32` output bytes, then per set its input (pixels, or f32 latents) and its
-/// outputs (f32, all outputs concatenated).
+/// Golden vectors of a compiled part: `golden/int8/<part>.bin` (format in
+/// `edgegen_runtime::golden`), version 1, the outputs of the reference kernels.
 pub fn write_golden(dir: &Path, part: &str, file: &[u8], inputs: &[Vec<u8>]) -> Result<()> {
     let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let interp = edgegen_runtime::interpreter::Interpreter::new(model, Kernels::Reference);
     let mut arena = vec![0u8; interp.arena_len()];
-    let out_len: usize = model.outputs().iter().map(|&o| model.tensor(o as usize).len()).sum();
-    let mut blob = Vec::new();
-    blob.extend_from_slice(b"EGGV");
-    for v in [1u32, inputs.len() as u32, inputs[0].len() as u32, (4 * out_len) as u32] {
-        blob.extend_from_slice(&v.to_le_bytes());
-    }
+    let mut outputs = Vec::with_capacity(inputs.len());
     for input in inputs {
         if model.input().dtype == DType::I8 {
             interp.set_input_image(&mut arena, input)?;
@@ -168,13 +148,16 @@ pub fn write_golden(dir: &Path, part: &str, file: &[u8], inputs: &[Vec<u8>]) -> 
             interp.set_input_f32(&mut arena, &z)?;
         }
         interp.invoke(&mut arena)?;
-        blob.extend_from_slice(input);
+        let mut out = Vec::new();
         for (w, &o) in model.outputs().iter().enumerate() {
             let mut v = vec![0f32; model.tensor(o as usize).len()];
             interp.output_f32(&arena, w, &mut v)?;
-            blob.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
         }
+        outputs.push(out);
     }
+    let blob = edgegen_runtime::golden::encode(inputs.iter().zip(&outputs).map(|(i, o)| (&i[..], &o[..])), false)
+        .map_err(|e| anyhow::anyhow!("golden vectors of {part}: {e}"))?;
     data::write_atomic(&dir.join("golden").join("int8").join(format!("{part}.bin")), &blob)
 }
 
@@ -202,9 +185,9 @@ pub fn activations_sum(model: &Model) -> usize {
 /// `calibration.json`; golden vectors; int8 figures in the card.
 pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
     let mut card = read_card(dir)?;
-    let fam = family(&card)?;
+    let fam = ModelFamily::of_card(&card)?;
     let mut files = serde_json::Map::new();
-    for part in parts(&fam)? {
+    for &part in fam.parts() {
         let (graph, q) = load_program(dir, part)?;
         let mut m = meta(&card, part, &graph);
         let path = dir.join(format!("{part}.egm"));
@@ -241,7 +224,7 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
         "edges_in_f32": "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.",
         "calibration": "calibration.json",
     });
-    measure_int8(dir, &fam, &mut card, progress)?;
+    measure_int8(dir, fam, &mut card, progress)?;
     crate::card::write(dir, &card)
 }
 
@@ -251,15 +234,15 @@ fn load_file(dir: &Path, part: &str) -> Result<Vec<u8>> {
 }
 
 /// int8 quality figures on the full test set (optimized kernels, all cores).
-fn measure_int8(dir: &Path, fam: &str, card: &mut Value, progress: bool) -> Result<()> {
+fn measure_int8(dir: &Path, fam: ModelFamily, card: &mut Value, progress: bool) -> Result<()> {
     let test = data::fashion_mnist(data::Split::Test)?;
     match fam {
-        "pixelcnn" => {
+        ModelFamily::Pixelcnn => {
             let bytes = load_file(dir, "model")?;
             let lp = pixelcnn_log_probs(&bytes, &test, progress)?;
             card["test_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&lp)));
         }
-        "vae" => {
+        ModelFamily::Vae => {
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);
             let k = 4;
             let b = vae_bounds(&e, &d, &test, k, 1, progress)?;
@@ -267,7 +250,7 @@ fn measure_int8(dir: &Path, fam: &str, card: &mut Value, progress: bool) -> Resu
             card["test_iwae_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
             card["int8_iwae_k"] = json!(k);
         }
-        "gan" => {
+        ModelFamily::Gan => {
             let bytes = load_file(dir, "generator")?;
             let samples = gan_samples(&bytes, 10_000)?;
             let cache = Path::new("runs").join("fd-classifier");
@@ -275,7 +258,6 @@ fn measure_int8(dir: &Path, fam: &str, card: &mut Value, progress: bool) -> Resu
             let test_stats = crate::fd::test_stats(&classifier)?;
             card["fd_int8"] = json!(crate::card::r4(crate::fd::fd_against_test(&classifier, &samples, &test_stats)));
         }
-        _ => {}
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ pub mod card;
 pub mod checkpoint;
 pub mod data;
 pub mod demo;
+pub mod engines;
+pub mod family;
 pub mod fd;
 pub mod gan;
 pub mod graph;

@@ -126,11 +126,15 @@ fn roc(inliers: &[f64], outliers: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
+/// The in-distribution images, the named outlier sets, and the clean images the corrupted
+/// sets were made from (see [`eval_sets`]).
+pub type EvalSets = (Images, Vec<(String, Images)>, Images);
+
 /// The evaluation sets: `count` Fashion-MNIST test images (in distribution), and the
 /// outlier sets: `count` MNIST digits, then `count` corrupted test images (other images than
 /// the inliers) per kind in [`CORRUPTIONS`].
 /// Also returns the uncorrupted test images the corrupted sets were made from.
-pub fn eval_sets(count: usize) -> Result<(Images, Vec<(String, Images)>, Images)> {
+pub fn eval_sets(count: usize) -> Result<EvalSets> {
     let test = data::fashion_mnist(data::Split::Test)?;
     let mnist = data::mnist_digits()?;
     let pick = |n: usize, seed: u64| data::permutation(n, seed)[..count.min(n)].to_vec();

@@ -179,3 +179,162 @@ mod tests {
         assert!((changed - 0.15 * 255.0 / 256.0).abs() < 0.005, "changed {changed}");
     }
 }
+
+/// The arguments every `edgegen train <family>` takes. Saved with the run (`config.json`) and
+/// turned back into the command that reproduces it ([`reproduce_command`]).
+#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CommonArgs {
+    /// Epochs over the 55,000 training images.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Adam learning rate [default: 1e-3; 2e-4 for the GAN].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed of initialization, shuffling and noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Train on the first N images only (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Continue the run in --run-dir from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Steps between mid-epoch checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Replace this fraction of training pixels by uniform noise in every step: trains the
+    /// background model of the likelihood-ratio score (Ren et al. 2019 use 0.1-0.3).
+    #[arg(long, default_value_t = 0.0)]
+    pub perturb: f64,
+    /// Adam L2 weight decay (Ren et al. regularize the background model).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+}
+
+/// Arguments that change how a run is carried out, never what it computes: left out of the
+/// reproduce command.
+const OPERATIONAL: [&str; 3] = ["resume", "checkpoint_every", "quiet"];
+
+impl CommonArgs {
+    /// Checks the ranges clap cannot express; fills in the family's learning rate.
+    pub fn resolve(&mut self, default_lr: f64) -> Result<()> {
+        if self.epochs == 0 || self.batch == 0 || self.checkpoint_every == 0 {
+            bail!("--epochs, --batch and --checkpoint-every must be positive");
+        }
+        if !(0.0..1.0).contains(&self.perturb) || !(0.0..1.0).contains(&self.weight_decay) {
+            bail!("--perturb and --weight-decay must be in [0, 1)");
+        }
+        let lr = *self.lr.get_or_insert(default_lr);
+        if !(lr > 0.0 && lr < 1.0) {
+            bail!("--lr must be in (0, 1), got {lr}");
+        }
+        Ok(())
+    }
+
+    /// The loop's settings (after [`CommonArgs::resolve`]).
+    pub fn options(&self, run_dir: &std::path::Path) -> TrainOptions {
+        TrainOptions {
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr.unwrap_or(1e-3),
+            seed: self.seed,
+            limit: self.limit,
+            run_dir: run_dir.to_path_buf(),
+            resume: self.resume,
+            checkpoint_every: self.checkpoint_every,
+            progress: !self.quiet,
+            perturb: self.perturb,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
+/// The command that reproduces a run from its arguments: `cargo edgegen train <family>`, then
+/// every argument that affects the result (flags in alphabetical order, booleans only when
+/// set, absent options left out), and the output directories only where they are not the
+/// family's defaults. Derived from the arguments' own fields, so a new argument appears in
+/// every card without being typed twice.
+pub fn reproduce_command<A: clap::Args + clap::FromArgMatches + serde::Serialize>(family: &str, args: &A) -> Result<String> {
+    let defaults = {
+        let matches = A::augment_args(clap::Command::new("edgegen")).try_get_matches_from(["edgegen"])?;
+        serde_json::to_value(A::from_arg_matches(&matches)?)?
+    };
+    let serde_json::Value::Object(fields) = serde_json::to_value(args)? else {
+        bail!("training arguments must serialize as an object");
+    };
+    let mut command = format!("cargo edgegen train {family}");
+    for (name, value) in &fields {
+        let placement = ["out", "run_dir"].contains(&name.as_str());
+        if OPERATIONAL.contains(&name.as_str()) || (placement && defaults.get(name) == Some(value)) {
+            continue;
+        }
+        let flag = format!(" --{}", name.replace('_', "-"));
+        match value {
+            serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+            serde_json::Value::Bool(true) => command += &flag,
+            serde_json::Value::String(s) => command += &format!("{flag} {s}"),
+            v => command += &format!("{flag} {v}"),
+        }
+    }
+    Ok(command)
+}
+
+/// Writes the run's arguments to `run_dir/config.json` (atomically), beside its checkpoints.
+pub fn save_config<A: serde::Serialize>(run_dir: &std::path::Path, args: &A) -> Result<()> {
+    std::fs::create_dir_all(run_dir)?;
+    data::write_atomic(&run_dir.join("config.json"), serde_json::to_string_pretty(args)?.as_bytes())
+}
+
+#[cfg(test)]
+mod reproduce_tests {
+    use super::*;
+    use clap::{Args, FromArgMatches};
+
+    fn parse<A: Args + FromArgMatches>(words: &[&str]) -> A {
+        let matches = A::augment_args(clap::Command::new("edgegen")).try_get_matches_from(words).unwrap();
+        A::from_arg_matches(&matches).unwrap()
+    }
+
+    /// The card's command, run again, gives the same arguments: for every family, with
+    /// defaults, changed values, options, flags and output directories.
+    #[test]
+    fn reproduce_command_parses_back_to_the_same_arguments() {
+        fn round_trip<A: Args + FromArgMatches + serde::Serialize>(family: &str, words: &[&str], fix: impl Fn(&mut A)) {
+            let mut args: A = parse(words);
+            fix(&mut args);
+            let command = reproduce_command(family, &args).unwrap();
+            let prefix = format!("cargo edgegen train {family}");
+            let rest = command.strip_prefix(&prefix).unwrap_or_else(|| panic!("{command}"));
+            let again: A = parse(&std::iter::once("edgegen").chain(rest.split_whitespace()).collect::<Vec<_>>());
+            let mut expected = serde_json::to_value(&args).unwrap();
+            for key in OPERATIONAL {
+                expected[key] = serde_json::to_value(parse::<A>(&["edgegen"])).unwrap()[key].clone();
+            }
+            assert_eq!(serde_json::to_value(&again).unwrap(), expected, "{command}");
+            assert!(!command.contains("--quiet") && !command.contains("--resume"), "{command}");
+        }
+        let lr = |c: &mut CommonArgs| c.resolve(1e-3).unwrap();
+        round_trip::<crate::vae::run::VaeArgs>("vae", &["edgegen"], |a| lr(&mut a.common));
+        round_trip::<crate::vae::run::VaeArgs>("vae", &["edgegen", "--epochs", "3", "--limit", "64", "--quiet", "--latent", "8"], |a| {
+            lr(&mut a.common)
+        });
+        round_trip::<crate::pixelcnn::run::PixelCnnArgs>(
+            "pixelcnn",
+            &["edgegen", "--out", "models/x-bg", "--run-dir", "runs/x", "--perturb", "0.15", "--weight-decay", "0.0001", "--resume"],
+            |a| lr(&mut a.common),
+        );
+        round_trip::<crate::gan::run::GanArgs>("gan", &["edgegen", "--lr-decay-from", "16", "--ema", "0", "--d-layers", "3"], |a| {
+            a.common.resolve(2e-4).unwrap()
+        });
+        let mut a: crate::vae::run::VaeArgs = parse(&["edgegen"]);
+        a.common.resolve(1e-3).unwrap();
+        let command = reproduce_command("vae", &a).unwrap();
+        assert!(command.contains(" --lr 0.001") && !command.contains("--out"), "{command}");
+    }
+}

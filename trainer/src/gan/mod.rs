@@ -5,6 +5,7 @@
 
 pub mod export;
 pub mod model;
+pub mod run;
 pub mod training;
 
 pub use model::{Gan, GanConfig};

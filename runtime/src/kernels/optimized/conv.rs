@@ -176,7 +176,7 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
         return conv2d_rows(g, input, weights, bias, spec, out);
     }
     let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
-    let group = if k2 == 0 { wo } else { (COLS / k2).min(wo).min(TILE / 2) };
+    let group = COLS.checked_div(k2).map_or(wo, |g| g.min(wo).min(TILE / 2));
     // u32 storage, written as i16 values and read as [`Lane`]s (`bytemuck` casts); the
     // channel-last path below uses the same buffers.
     let mut cols_buf = [0u32; COLS / 2];

@@ -1,0 +1,73 @@
+//! `edgegen eval ood` and `edgegen eval fd`.
+
+use anyhow::{bail, Result};
+use edgegen_trainer::score::EngineKind;
+use std::path::{Path, PathBuf};
+
+/// Which evaluation.
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Outlier rejection: AUROC, AUPRC and false accepts of every score, Fashion-MNIST vs
+    /// MNIST and vs corrupted frames, on the int8 engines; JSON report and ROC plot.
+    Ood {
+        /// Model directories (PixelCNN and VAE).
+        #[arg(long, default_values = ["models/pixelcnn-fmnist", "models/vae-fmnist"])]
+        models: Vec<PathBuf>,
+        /// Images per set.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Where the report and the plot go.
+        #[arg(long, default_value = "models/ood")]
+        out: PathBuf,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Where a generator's Frechet distance comes from: its mean and covariance terms, the
+    /// classes in its samples and the FD within each class, beside the floor's.
+    Fd {
+        /// Model directory (GAN, VAE or PixelCNN).
+        #[arg(long, default_value = "models/gan-fmnist")]
+        model: PathBuf,
+        /// Engine drawing the samples.
+        #[arg(long, value_enum, default_value = "tract")]
+        engine: EngineKind,
+        /// Samples (seeds 0..N-1).
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// The FD classifier's cache (trained there, 2 epochs, when absent).
+        #[arg(long, default_value = "runs/fd-classifier")]
+        classifier: PathBuf,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// Runs `edgegen eval`.
+pub fn run(what: What) -> Result<()> {
+    match what {
+        What::Ood { models, count, out, quiet } => {
+            let dirs: Vec<&Path> = models.iter().map(|p| p.as_path()).collect();
+            edgegen_trainer::ood::run(&dirs, count, &out, !quiet).map(|_| ())
+        }
+        What::Fd { model, engine, count, classifier, json } => fd(&model, engine, count, &classifier, json.as_deref()),
+    }
+}
+
+fn fd(dir: &Path, engine: EngineKind, count: usize, cache: &Path, json: Option<&Path>) -> Result<()> {
+    if !(1_000..=60_000).contains(&count) {
+        bail!("--count must be in 1000..=60000 (a 128-d covariance needs many samples)");
+    }
+    let loaded = edgegen_trainer::score::Loaded::open(dir, engine)?;
+    let (classifier, accuracy) = edgegen_trainer::fd::classifier(cache, true)?;
+    eprintln!("drawing {count} {} samples ({engine:?})", loaded.family());
+    let samples = edgegen_trainer::parallel::map(count, |i| loaded.sample(i as u64)).into_iter().collect::<Result<Vec<_>>>()?.concat();
+    let b = edgegen_trainer::fd::breakdown(&classifier, &samples)?;
+    println!("{}: {count} samples, seeds 0..{}; classifier test accuracy {:.2}%", dir.display(), count - 1, accuracy * 100.0);
+    print!("{b}");
+    if let Some(path) = json {
+        edgegen_trainer::data::write_atomic(path, serde_json::to_string_pretty(&b)?.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `edgegen sample`: draw samples from a model into a PNG grid.
+
+use anyhow::Result;
+use edgegen_trainer::score::EngineKind;
+use std::path::PathBuf;
+
+/// Arguments of `edgegen sample`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Engine.
+    #[arg(long, value_enum, default_value = "int8")]
+    engine: EngineKind,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of samples.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Output PNG.
+    #[arg(long, default_value = "out/samples.png")]
+    out: PathBuf,
+}
+
+/// Runs `edgegen sample`.
+pub fn run(a: Args) -> Result<()> {
+    edgegen_trainer::score::sample(&a.model, a.engine, a.seed, a.count, &a.out)
+}

@@ -1,0 +1,25 @@
+//! `edgegen train <family>`: the arguments of each family live with the family (they are the
+//! run's saved config); this picks one.
+
+use anyhow::Result;
+use edgegen_trainer::{gan, pixelcnn, vae};
+
+/// Which family to train.
+#[derive(clap::Subcommand, Debug)]
+pub enum Family {
+    /// Variational autoencoder (encoder.onnx + decoder.onnx).
+    Vae(vae::run::VaeArgs),
+    /// PixelCNN with exact log-likelihood (model.onnx).
+    Pixelcnn(pixelcnn::run::PixelCnnArgs),
+    /// DCGAN (generator.onnx + discriminator.onnx), measured by Frechet distance.
+    Gan(gan::run::GanArgs),
+}
+
+/// Runs `edgegen train`.
+pub fn run(family: Family) -> Result<()> {
+    match family {
+        Family::Vae(a) => vae::run::run(a),
+        Family::Pixelcnn(a) => pixelcnn::run::run(a),
+        Family::Gan(a) => gan::run::run(a),
+    }
+}

@@ -1,0 +1,207 @@
+//! The loaded engines of a model directory: the compiled `.egm` files on the int8 engine (the
+//! device path), or the f32 / QDQ ONNX files through tract — one enum, one variant per family
+//! and engine, so every call says what it does for each.
+
+use crate::family::ModelFamily;
+use anyhow::{bail, ensure, Context, Result};
+use edgegen_runtime::engine;
+use edgegen_runtime::guard::{ScoreKind, Statistics};
+use edgegen_runtime::image::{PIXELS, WIDTH};
+use edgegen_runtime::kernels::Kernels;
+use edgegen_runtime::likelihood::bits_per_dim;
+use edgegen_runtime::model::Model;
+use edgegen_runtime::onnx::{OnnxGan, OnnxPixelCnn, OnnxVae};
+use edgegen_runtime::rng::Rng;
+use std::path::{Path, PathBuf};
+
+/// Which engine runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    /// The compiled int8 model file (the device path).
+    Int8,
+    /// The f32 ONNX through tract.
+    Tract,
+    /// The int8 QDQ ONNX through tract (simulated quantization; the int8 reference).
+    TractInt8,
+}
+
+/// Importance samples of the VAE bound used as its likelihood.
+pub const VAE_K: usize = 16;
+
+/// The engines of one model, by family and engine kind. A PixelCNN carries its background
+/// model (likelihood-ratio scores) when its directory has a `-bg` sibling.
+pub enum Engines {
+    /// PixelCNN on the int8 engine.
+    PixelCnnInt8 {
+        /// The model.
+        model: engine::PixelCnn<'static>,
+        /// The background model.
+        background: Option<engine::PixelCnn<'static>>,
+    },
+    /// PixelCNN through tract.
+    PixelCnnTract {
+        /// The model.
+        model: OnnxPixelCnn,
+        /// The background model.
+        background: Option<OnnxPixelCnn>,
+    },
+    /// VAE on the int8 engine.
+    VaeInt8(engine::Vae<'static>),
+    /// VAE through tract.
+    VaeTract(OnnxVae),
+    /// GAN generator on the int8 engine.
+    GanInt8(engine::Gan<'static>),
+    /// GAN generator through tract.
+    GanTract(OnnxGan),
+}
+
+/// A loaded model: its engines, validated once when opened. The compiled files' bytes are
+/// kept for the life of the process (the int8 engines read them in place, as a device reads
+/// flash), so opening a model costs one allocation that is never freed.
+pub struct Loaded {
+    family: ModelFamily,
+    engines: Engines,
+    /// The compiled file that holds the guard's calibration (the family's first part).
+    guard_file: Option<Model<'static>>,
+    background_dir: Option<PathBuf>,
+}
+
+/// The background model of the PixelCNN in `dir`: the sibling directory `<dir>-bg`, if it
+/// holds a card.
+pub fn background_dir(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_string_lossy().to_string();
+    let bg = dir.with_file_name(format!("{name}-bg"));
+    bg.join("card.json").exists().then_some(bg)
+}
+
+/// Reads and validates a compiled model file, keeping its bytes for the process's life.
+fn read(dir: &Path, name: &str) -> Result<Model<'static>> {
+    let p = dir.join(name);
+    let bytes = std::fs::read(&p)
+        .with_context(|| format!("cannot read {} (run `cargo edgegen quantize --model {}`?)", p.display(), dir.display()))?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    Model::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+}
+
+impl Loaded {
+    /// Loads the model directory for `engine`.
+    pub fn open(dir: &Path, engine: EngineKind) -> Result<Loaded> {
+        let family = ModelFamily::of_dir(dir)?;
+        let suffix = if engine == EngineKind::TractInt8 { ".int8.onnx" } else { ".onnx" };
+        let onnx = |d: &Path, p: &str| d.join(format!("{p}{suffix}"));
+        let int8 = engine == EngineKind::Int8;
+        let background_dir = if family == ModelFamily::Pixelcnn { background_dir(dir) } else { None };
+        let engines = match family {
+            ModelFamily::Pixelcnn if int8 => {
+                let open = |d: &Path| -> Result<_> { Ok(engine::PixelCnn::new(read(d, "model.egm")?, Kernels::Optimized)?) };
+                Engines::PixelCnnInt8 { model: open(dir)?, background: background_dir.as_deref().map(open).transpose()? }
+            }
+            ModelFamily::Pixelcnn => {
+                let open = |d: &Path| OnnxPixelCnn::load_file(&onnx(d, "model"));
+                Engines::PixelCnnTract { model: open(dir)?, background: background_dir.as_deref().map(open).transpose()? }
+            }
+            ModelFamily::Vae if int8 => {
+                Engines::VaeInt8(engine::Vae::new(read(dir, "encoder.egm")?, read(dir, "decoder.egm")?, Kernels::Optimized)?)
+            }
+            ModelFamily::Vae => Engines::VaeTract(OnnxVae::load_files(&onnx(dir, "encoder"), &onnx(dir, "decoder"))?),
+            ModelFamily::Gan if int8 => Engines::GanInt8(engine::Gan::new(read(dir, "generator.egm")?, Kernels::Optimized)?),
+            ModelFamily::Gan => Engines::GanTract(OnnxGan::load_file(&onnx(dir, "generator"))?),
+        };
+        // The guard threshold lives in the first compiled file, whatever the engine.
+        let guard_file = read(dir, &format!("{}.egm", family.parts()[0])).ok();
+        Ok(Loaded { family, engines, guard_file, background_dir })
+    }
+
+    /// The background model's directory, when one was loaded.
+    pub fn background_dir(&self) -> Option<&Path> {
+        self.background_dir.as_deref()
+    }
+
+    /// The engines.
+    pub fn engines(&self) -> &Engines {
+        &self.engines
+    }
+
+    /// The statistics the guard scores are computed from. PixelCNN: exact per-pixel
+    /// likelihoods under the model and the background model (when there is one); VAE: the
+    /// `VAE_K`-sample bound (no per-pixel terms, so no background scores).
+    pub fn statistics(&self, image: &[u8], index: usize) -> Result<Statistics> {
+        ensure!(image.len() == PIXELS, "image has {} pixels, models take 28x28", image.len());
+        let (mut fg, mut bg) = (vec![0f32; PIXELS], vec![0f32; PIXELS]);
+        let have_bg = match &self.engines {
+            Engines::PixelCnnInt8 { model, background } => {
+                model.log_prob_pixels(&mut vec![0u8; model.arena_len()], image, &mut fg)?;
+                if let Some(b) = background {
+                    b.log_prob_pixels(&mut vec![0u8; b.arena_len()], image, &mut bg)?;
+                }
+                background.is_some()
+            }
+            Engines::PixelCnnTract { model, background } => {
+                model.log_prob_pixels(image, &mut fg)?;
+                if let Some(b) = background {
+                    b.log_prob_pixels(image, &mut bg)?;
+                }
+                background.is_some()
+            }
+            _ => {
+                return Ok(Statistics {
+                    bpd: self.bpd(image, index)?,
+                    coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, WIDTH),
+                    background_bpd: None,
+                    line_ratio: None,
+                })
+            }
+        };
+        Ok(Statistics::from_pixels(image, WIDTH, &fg, have_bg.then_some(&bg[..])))
+    }
+
+    /// The calibrated guard stored in the model file: score kind, constants, threshold.
+    pub fn guard(&self) -> Option<(ScoreKind, [f32; 4], f32)> {
+        let m = self.guard_file.as_ref()?.metadata();
+        let kind = ScoreKind::from_u8(m.guard_score)?;
+        (m.guard_flags & 1 != 0 && m.guard_threshold.is_finite()).then_some((kind, m.guard_params, m.guard_threshold))
+    }
+
+    /// The int8 PixelCNN engine, when this is a PixelCNN opened with the int8 engine.
+    pub fn int8_pixelcnn(&self) -> Option<&engine::PixelCnn<'static>> {
+        match &self.engines {
+            Engines::PixelCnnInt8 { model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
+    /// The model family.
+    pub fn family(&self) -> ModelFamily {
+        self.family
+    }
+
+    /// Bits/dim of an image: exact for the PixelCNN, the `VAE_K`-sample importance-weighted
+    /// bound for the VAE (latents from `Rng::with_stream(0, index)`).
+    pub fn bpd(&self, image: &[u8], index: usize) -> Result<f64> {
+        ensure!(image.len() == PIXELS, "image has {} pixels, models take 28x28", image.len());
+        let mut rng = Rng::with_stream(0, index as u64);
+        Ok(match &self.engines {
+            Engines::PixelCnnInt8 { model, .. } => bits_per_dim(model.log_prob(&mut vec![0u8; model.arena_len()], image)?, PIXELS),
+            Engines::PixelCnnTract { model, .. } => bits_per_dim(model.log_prob(image)?, PIXELS),
+            Engines::VaeInt8(e) => e.bounds(&mut vec![0u8; e.arena_len()], image, VAE_K, &mut rng)?.iwae_bpd(),
+            Engines::VaeTract(e) => e.bounds(image, VAE_K, &mut rng)?.iwae_bpd(),
+            Engines::GanInt8(_) | Engines::GanTract(_) => {
+                bail!("a {} has no likelihood to score with; use a PixelCNN or a VAE model", self.family)
+            }
+        })
+    }
+
+    /// One image from `seed`.
+    pub fn sample(&self, seed: u64) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; PIXELS];
+        match &self.engines {
+            Engines::PixelCnnInt8 { model, .. } => model.sample(&mut vec![0u8; model.sample_arena_len()], seed, &mut out)?,
+            Engines::VaeInt8(e) => e.sample(&mut vec![0u8; e.arena_len()], seed, &mut out)?,
+            Engines::GanInt8(e) => e.sample(&mut vec![0u8; e.arena_len()], seed, &mut out)?,
+            Engines::PixelCnnTract { model, .. } => model.sample(seed, &mut out)?,
+            Engines::VaeTract(e) => e.sample(seed, &mut out)?,
+            Engines::GanTract(e) => e.sample(seed, &mut out)?,
+        }
+        Ok(out)
+    }
+}

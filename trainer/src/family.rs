@@ -1,0 +1,64 @@
+//! The model families a card names: one enum instead of strings in every module.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// A published model's family (`card.json`'s `family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFamily {
+    /// Variational autoencoder: `encoder` and `decoder`.
+    Vae,
+    /// PixelCNN: `model`.
+    Pixelcnn,
+    /// DCGAN: `generator` (the discriminator stays on the host).
+    Gan,
+}
+
+impl ModelFamily {
+    /// Every family.
+    pub const ALL: [ModelFamily; 3] = [ModelFamily::Vae, ModelFamily::Pixelcnn, ModelFamily::Gan];
+
+    /// The name in cards and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelFamily::Vae => "vae",
+            ModelFamily::Pixelcnn => "pixelcnn",
+            ModelFamily::Gan => "gan",
+        }
+    }
+
+    /// The compiled parts (ONNX and `.egm` stems); the first one holds the guard.
+    pub fn parts(self) -> &'static [&'static str] {
+        match self {
+            ModelFamily::Vae => &["encoder", "decoder"],
+            ModelFamily::Pixelcnn => &["model"],
+            ModelFamily::Gan => &["generator"],
+        }
+    }
+
+    /// True for the families with a likelihood (the guard's models).
+    pub fn has_likelihood(self) -> bool {
+        self != ModelFamily::Gan
+    }
+
+    /// The family named in a card.
+    pub fn of_card(card: &serde_json::Value) -> Result<Self> {
+        let name = card["family"].as_str().context("card.json has no family")?;
+        match ModelFamily::ALL.into_iter().find(|f| f.name() == name) {
+            Some(f) => Ok(f),
+            None => bail!("unknown family {name:?} in card.json (one of vae, pixelcnn, gan)"),
+        }
+    }
+
+    /// The family of the model directory `dir` (from its card).
+    pub fn of_dir(dir: &Path) -> Result<Self> {
+        Self::of_card(&crate::int8::read_card(dir)?)
+    }
+}
+
+impl std::fmt::Display for ModelFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,137 @@
+//! `edgegen train gan`: its arguments (saved as the run's config) and the whole job — train,
+//! recalibrate BatchNorm, measure Fréchet distances, export ONNX, card.
+
+use super::{export, model::Gan, training, GanConfig};
+use crate::training::{reproduce_command, save_config, CommonArgs};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+/// Arguments of `edgegen train gan`.
+#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GanArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Noise dimensions.
+    #[arg(long, default_value_t = 32)]
+    pub latent: usize,
+    /// Decay of the exponential moving average of the generator's weights, which is what
+    /// gets published (0: publish the last generator).
+    #[arg(long, default_value_t = 0.999)]
+    pub ema: f64,
+    /// Channels of the generator's 7×7 map (its 14×14 map has half as many).
+    #[arg(long, default_value_t = 64)]
+    pub features: usize,
+    /// Channels of the discriminator's first convolution (the second has twice as many).
+    #[arg(long, default_value_t = 32)]
+    pub d_features: usize,
+    /// Strided convolutions in the discriminator: 2 (28 → 14 → 7) or 3 (→ 3×3, with four
+    /// times `--d-features` channels).
+    #[arg(long, default_value_t = 2)]
+    pub d_layers: usize,
+    /// Channels of a 28×28 map that a final 3×3 convolution turns into the image (0: the
+    /// last transposed convolution writes the image directly).
+    #[arg(long, default_value_t = 0)]
+    pub fine_features: usize,
+    /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
+    #[arg(long)]
+    pub lr_decay_from: Option<usize>,
+    /// Noise vectors over which the published generator's BatchNorm statistics are measured
+    /// again (0: keep the running statistics of training, averaged with the weights).
+    #[arg(long, default_value_t = 10_000)]
+    pub bn_samples: usize,
+    /// The VAE whose samples are also measured (FD).
+    #[arg(long, default_value = "models/vae-fmnist")]
+    pub vae: PathBuf,
+    /// Where the published artifacts go.
+    #[arg(long, default_value = "models/gan-fmnist")]
+    pub out: PathBuf,
+    /// Where checkpoints go (the FD classifier is cached beside it).
+    #[arg(long, default_value = "runs/gan-fmnist")]
+    pub run_dir: PathBuf,
+}
+
+impl GanArgs {
+    fn check(&self) -> Result<()> {
+        if !(1..=128).contains(&self.latent) {
+            bail!("--latent must be in 1..=128");
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            bail!("--ema must be in [0, 1)");
+        }
+        if !(1..=256).contains(&self.d_features) {
+            bail!("--d-features must be in 1..=256");
+        }
+        if !(2..=256).contains(&self.features) || !self.features.is_multiple_of(2) {
+            bail!("--features must be even and in 2..=256");
+        }
+        if !(2..=3).contains(&self.d_layers) {
+            bail!("--d-layers must be 2 or 3");
+        }
+        if self.fine_features > 256 {
+            bail!("--fine-features must be in 0..=256");
+        }
+        if self.lr_decay_from.is_some_and(|e| e >= self.common.epochs) {
+            bail!("--lr-decay-from must be below --epochs");
+        }
+        Ok(())
+    }
+}
+
+/// Trains and publishes a DCGAN.
+pub fn run(mut a: GanArgs) -> Result<()> {
+    a.common.resolve(2e-4)?;
+    a.check()?;
+    let cfg = GanConfig::new()
+        .with_latent(a.latent)
+        .with_features(a.features)
+        .with_d_features(a.d_features)
+        .with_fine_features(a.fine_features)
+        .with_d_layers(a.d_layers);
+    let command = reproduce_command("gan", &a)?;
+    save_config(&a.run_dir, &a)?;
+    let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir), a.ema, a.lr_decay_from)?;
+    eprintln!("measuring Frechet distances");
+    let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
+    let (classifier, accuracy) = crate::fd::classifier(&cache, !a.common.quiet)?;
+    let seeds: Vec<u64> = (0..10_000).collect();
+    let test_stats = crate::fd::test_stats(&classifier)?;
+    // The averaged generator ships (with the last discriminator); the last iterate's FD is
+    // reported beside it. Whichever ships gets BatchNorm statistics of its own weights.
+    let (model, fd_last) = match averaged {
+        Some(avg) => {
+            let generator = training::recalibrate_batchnorm(avg.generator, a.bn_samples, a.common.seed);
+            let model = Gan { generator, discriminator: last.discriminator.clone() };
+            let fd_last = crate::fd::fd_against_test(&classifier, &training::generate(&last, &seeds), &test_stats);
+            (model, Some(fd_last))
+        }
+        None => {
+            let generator = training::recalibrate_batchnorm(last.generator, a.bn_samples, a.common.seed);
+            (Gan { generator, discriminator: last.discriminator }, None)
+        }
+    };
+    let samples = training::generate(&model, &seeds);
+    let fd = crate::fd::report(&classifier, accuracy, &samples, &a.vae, &test_stats)?;
+    let weights = match fd_last {
+        Some(_) => format!(
+            "exponential moving average of the generator's weights over the training steps, decay {} (the last iterate's FD is fd_last_iterate)",
+            a.ema
+        ),
+        None => "the last iterate (--ema 0)".to_string(),
+    };
+    let bn = match a.bn_samples {
+        0 => "BatchNorm running statistics as trained (averaged with the weights)".to_string(),
+        n => format!("BatchNorm statistics measured over {n} noise vectors of these weights"),
+    };
+    export::publish(&model, &state, &command, &a.out, &fd, fd_last, &format!("{weights}; {bn}"))?;
+    println!(
+        "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
+        fd.gan,
+        fd.floor,
+        fd.gan / fd.floor,
+        fd.vae,
+        accuracy * 100.0,
+        state.elapsed_seconds
+    );
+    Ok(())
+}
