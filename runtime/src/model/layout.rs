@@ -197,15 +197,23 @@ impl Tensor {
 
     /// Reads a record (`b` holds at least [`TENSOR_LEN`] bytes); fails on an unknown dtype.
     pub fn decode(b: &[u8]) -> Result<Tensor, &'static str> {
-        Ok(Tensor {
-            dtype: DType::from_u8(b[0]).ok_or("unknown dtype")?,
+        DType::from_u8(b[0]).ok_or("unknown dtype")?;
+        Ok(Self::read(b))
+    }
+
+    /// Reads a record [`Tensor::decode`] has accepted before (no checks: the interpreter's
+    /// path, once the model is validated).
+    #[inline]
+    pub(crate) fn read(b: &[u8]) -> Tensor {
+        Tensor {
+            dtype: if b[0] == DType::I8 as u8 { DType::I8 } else { DType::F32 },
             rank: b[1],
             dims: [u16_at(b, 4), u16_at(b, 6), u16_at(b, 8)],
             offset: u32_at(b, 12),
             byte_len: u32_at(b, 16),
             scale: f32_at(b, 20),
             zero_point: i32_at(b, 24),
-        })
+        }
     }
 
     /// Writes the record into `b[..TENSOR_LEN]` (reserved bytes zero).
@@ -337,8 +345,15 @@ impl Op {
 
     /// Reads a record (`b` holds at least [`OP_LEN`] bytes); fails on an unknown opcode.
     pub fn decode(b: &[u8]) -> Result<Op, &'static str> {
-        Ok(Op {
-            code: OpCode::from_u8(b[0]).ok_or("unknown opcode")?,
+        OpCode::from_u8(b[0]).ok_or("unknown opcode")?;
+        Ok(Self::read(b))
+    }
+
+    /// Reads a record [`Op::decode`] has accepted before (no checks).
+    #[inline]
+    pub(crate) fn read(b: &[u8]) -> Op {
+        Op {
+            code: OpCode::from_u8(b[0]).unwrap_or(OpCode::Relu),
             act_min: b[2] as i8,
             act_max: b[3] as i8,
             input0: u16_at(b, 4),
@@ -353,7 +368,7 @@ impl Op {
             bias: u32_at(b, 24),
             quant: u32_at(b, 28),
             quant_len: u32_at(b, 32),
-        })
+        }
     }
 
     /// Writes the record into `b[..OP_LEN]` (flags and reserved bytes zero).

@@ -163,11 +163,11 @@ impl<'a> Model<'a> {
     }
 
     fn tensor_unchecked(&self, i: usize) -> Tensor {
-        Tensor::decode(self.tensor_record(i)).unwrap_or_else(|_| unreachable!("validated in from_bytes"))
+        Tensor::read(self.tensor_record(i))
     }
 
     fn op_unchecked(&self, i: usize) -> Op {
-        Op::decode(self.op_record(i)).unwrap_or_else(|_| unreachable!("validated in from_bytes"))
+        Op::read(self.op_record(i))
     }
 
     fn metadata_checked(&self) -> Result<Metadata, Error> {
