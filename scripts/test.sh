@@ -61,6 +61,9 @@ cargo build --release --quiet -p edgegen-runtime --no-default-features --feature
 RUSTFLAGS="-C target-cpu=cortex-m55" cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,dsp --target thumbv8m.main-none-eabihf
 echo "ok dsp kernels"
 
+step "kernel tables: which instruction sets the kernel suite runs on this machine"
+cargo test --release --quiet -p edgegen-runtime --lib kernels::tests::report -- --nocapture | grep "kernel suite"
+
 step "tests: runtime, trainer, cross-checks, firmware in QEMU"
 EDGEGEN_REQUIRE_PYTHON=1 EDGEGEN_REQUIRE_QEMU=1 cargo test --release --workspace
 

@@ -68,7 +68,7 @@ fn mixture_output(model: &Model, which: usize) -> Result<usize, Error> {
 }
 
 /// PixelCNN on the int8 path: exact log p(x) and pixel-by-pixel sampling.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PixelCnn<'m> {
     interp: Interpreter<'m>,
     components: usize,
@@ -178,7 +178,7 @@ impl<'m> PixelCnn<'m> {
 }
 
 /// A VAE on the int8 path: encoder and decoder models sharing one arena.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Vae<'m> {
     encoder: Interpreter<'m>,
     decoder: Interpreter<'m>,
@@ -279,7 +279,7 @@ impl<'m> Vae<'m> {
 }
 
 /// A GAN generator on the int8 path.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Gan<'m> {
     generator: Interpreter<'m>,
     latent: usize,

@@ -3,7 +3,7 @@
 //! besides the stack: about 32 KiB with the optimized kernels (their im2col buffers; the
 //! firmware measures its peak), a few KiB with the reference kernels.
 
-use crate::kernels::{self, i32_at, AddParams, ConvGeometry, Kernels, OutSpec};
+use crate::kernels::{self, i32_at, AddParams, ConvGeometry, KernelTable, Kernels, OutSpec, Packed};
 use crate::model::{DType, Model, OpCode, Tensor, NO_TENSOR};
 use crate::Error;
 use core::ops::Range;
@@ -43,13 +43,17 @@ impl PrivateLayout {
     }
 }
 
-/// Runs a model over an arena.
-#[derive(Debug, Clone, Copy)]
+/// Runs a model over an arena, through one kernel table.
+#[derive(Debug, Clone)]
 pub struct Interpreter<'m> {
     model: Model<'m>,
-    kernels: Kernels,
+    table: &'static KernelTable,
     /// [`Interpreter::is_row_causal`], decided once (it reads every weight).
     row_causal: bool,
+    /// Each op's packed constants, made once by the table's prepare step (std only: without
+    /// an allocator the kernels read the weights as stored).
+    #[cfg(feature = "std")]
+    packs: std::sync::Arc<[Option<Packed>]>,
 }
 
 /// Splits `arena` into the output range (mutable) and read-only views of the rest, so the
@@ -93,9 +97,58 @@ fn for_rows(t: &Tensor, rows: (usize, usize), width: usize, mut f: impl FnMut(co
 impl<'m> Interpreter<'m> {
     /// An interpreter for `model` using `kernels`.
     pub fn new(model: Model<'m>, kernels: Kernels) -> Self {
-        let mut interp = Interpreter { model, kernels, row_causal: false };
+        Self::with_table(model, kernels.table())
+    }
+
+    /// An interpreter for `model` using the kernels of `table`; the prepare step (the table's
+    /// weight packing, the row-causality check) runs here, once.
+    pub fn with_table(model: Model<'m>, table: &'static KernelTable) -> Self {
+        let mut interp = Interpreter {
+            model,
+            table,
+            row_causal: false,
+            #[cfg(feature = "std")]
+            packs: std::sync::Arc::from([]),
+        };
         interp.row_causal = interp.check_row_causal();
+        #[cfg(feature = "std")]
+        {
+            interp.packs = (0..model.op_count()).map(|i| interp.prepare(i)).collect();
+        }
         interp
+    }
+
+    /// The kernel table this interpreter runs.
+    pub fn table(&self) -> &'static KernelTable {
+        self.table
+    }
+
+    /// The table's packing of op `i`'s constants, if it packs that op.
+    #[cfg(feature = "std")]
+    fn prepare(&self, i: usize) -> Option<Packed> {
+        let m = &self.model;
+        let op = m.op(i);
+        if !op.code.has_weights() {
+            return None;
+        }
+        let (x, y) = (m.tensor(op.input0 as usize), m.tensor(op.output as usize));
+        let co = if op.code == OpCode::FullyConnected { y.len() } else { y.dims[0] as usize };
+        let g = geometry(&x, &y, [op.kernel_h as usize, op.kernel_w as usize], op.stride as usize, op.pad as usize, (0, usize::MAX));
+        let layer = match op.code {
+            OpCode::Conv2d => kernels::Layer::Conv(g),
+            OpCode::ConvTranspose2d => kernels::Layer::ConvTranspose(g),
+            _ => kernels::Layer::Dense { inputs: x.len(), outputs: co, input_zero_point: x.zero_point },
+        };
+        (self.table.pack)(&layer, m.data(op.weights, op.weights_len as usize), m.data(op.bias, 4 * co))
+    }
+
+    /// Op `i`'s packed constants, if the prepare step made some.
+    #[inline]
+    fn packed(&self, _i: usize) -> Option<&Packed> {
+        #[cfg(feature = "std")]
+        return self.packs.get(_i).and_then(Option::as_ref);
+        #[cfg(not(feature = "std"))]
+        None
     }
 
     /// The model.
@@ -119,7 +172,7 @@ impl<'m> Interpreter<'m> {
                 let per_tap = if op.code == OpCode::Conv2d { yn * ci as u64 } else { xn * co as u64 };
                 let mut live = [0u8; 256];
                 let weights = m.data(op.weights, op.weights_len as usize);
-                let n_live = if taps <= live.len() { kernels::optimized::live_taps(weights, ci * co, taps, &mut live) } else { taps };
+                let n_live = if taps <= live.len() { kernels::live_taps(weights, ci * co, taps, &mut live) } else { taps };
                 (per_tap * taps as u64, per_tap * n_live as u64)
             }
             _ => (0, 0),
@@ -279,7 +332,7 @@ impl<'m> Interpreter<'m> {
         let range = |t: &Tensor, idx: u16| layout.map_or_else(|| t.range(), |l| l.range(t, idx as usize));
         let (left, out, right, right_start) = split(arena, range(&y, op.output));
         let input = view(left, right, right_start, range(&x, op.input0));
-        let reference = self.kernels == Kernels::Reference;
+        let table = self.table;
         match op.code {
             OpCode::Conv2d | OpCode::ConvTranspose2d | OpCode::FullyConnected => {
                 let co = if op.code == OpCode::FullyConnected { y.len() } else { y.dims[0] as usize };
@@ -291,13 +344,11 @@ impl<'m> Interpreter<'m> {
                     DType::F32 => OutSpec::F32 { quant },
                 };
                 let g = geometry(&x, &y, [op.kernel_h as usize, op.kernel_w as usize], op.stride as usize, op.pad as usize, rows);
-                match (op.code, reference) {
-                    (OpCode::Conv2d, true) => kernels::reference::conv2d(&g, input, weights, bias, &spec, out),
-                    (OpCode::Conv2d, false) => kernels::optimized::conv2d(&g, input, weights, bias, &spec, out),
-                    (OpCode::ConvTranspose2d, true) => kernels::reference::conv_transpose2d(&g, input, weights, bias, &spec, out),
-                    (OpCode::ConvTranspose2d, false) => kernels::optimized::conv_transpose2d(&g, input, weights, bias, &spec, out),
-                    (_, true) => kernels::reference::fully_connected(input, x.zero_point, weights, bias, co, &spec, out),
-                    (_, false) => kernels::optimized::fully_connected(input, x.zero_point, weights, bias, co, &spec, out),
+                let packed = self.packed(i);
+                match op.code {
+                    OpCode::Conv2d => (table.conv2d)(&g, input, weights, bias, &spec, out, packed),
+                    OpCode::ConvTranspose2d => (table.conv_transpose2d)(&g, input, weights, bias, &spec, out, packed),
+                    _ => (table.fully_connected)(input, x.zero_point, weights, bias, co, &spec, out, packed),
                 }
             }
             OpCode::Add => {
@@ -313,7 +364,7 @@ impl<'m> Interpreter<'m> {
                     output_zero_point: y.zero_point,
                     act: (op.act_min, op.act_max),
                 };
-                let add = if reference { kernels::reference::add } else { kernels::optimized::add };
+                let add = table.add;
                 if rows == (0, usize::MAX) {
                     add(&p, input, other, out)
                 } else {
@@ -321,7 +372,7 @@ impl<'m> Interpreter<'m> {
                 }
             }
             OpCode::Relu => {
-                let relu = if reference { kernels::reference::relu } else { kernels::optimized::relu };
+                let relu = table.relu;
                 if rows == (0, usize::MAX) {
                     relu(x.zero_point, input, out)
                 } else {

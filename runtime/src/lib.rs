@@ -21,8 +21,8 @@
 //! Features: `std` (default), `onnx`, `defmt`, and `dsp` (Arm DSP-extension kernels).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
-// The exceptions: `kernels::optimized::dsp` (one SMLAD instruction in inline assembly,
-// feature `dsp`) and `kernels::optimized::x86` (calling the AVX2-compiled variant of the
+// The exceptions: `kernels::arm_dsp` (SMLAD in inline assembly, feature `dsp`) and
+// `kernels::x86` (calling the AVX2-compiled variant of the
 // convolution after checking the CPU has AVX2); everything else is safe Rust.
 #![deny(unsafe_code)]
 

@@ -1,6 +1,6 @@
 //! `libm` functions over slices, bit for bit equal to calling them element by element: on
 //! x86-64 with AVX-512 (feature `std`) 16 lanes at a time by replicas of `libm`'s own
-//! algorithms (`kernels::optimized::x86`), elsewhere `libm` per element. The likelihood code
+//! algorithms (`kernels::x86::libm`), elsewhere `libm` per element. The likelihood code
 //! batches its transcendentals through these, so every target still computes the same bits.
 
 /// `pub fn $name(v: &mut [f32])`: `libm::$name` on every element, in place, through the
@@ -10,8 +10,8 @@ macro_rules! batched {
         #[doc = concat!("`libm::", stringify!($name), "` on every element, in place.")]
         pub fn $name(v: &mut [f32]) {
             #[cfg(all(target_arch = "x86_64", feature = "std"))]
-            if crate::kernels::optimized::x86::has_avx512f() {
-                return crate::kernels::optimized::x86::$batch(v);
+            if crate::kernels::x86::has_avx512f() {
+                return crate::kernels::x86::libm::$batch(v);
             }
             for x in v {
                 *x = libm::$name(*x);

@@ -1,11 +1,78 @@
 //! int8 kernels over byte buffers (int8 values stored as their two's-complement bytes).
 //!
-//! [`reference`] holds plain, obviously-correct loops: the oracle. [`optimized`] holds the
-//! same functions, faster; they must be bit-exact with the reference (one test suite runs
-//! against both). The interpreter picks one through [`Kernels`].
+//! [`reference`] holds plain, obviously-correct loops: the oracle. [`portable`] holds the
+//! same functions, faster, in Rust that runs everywhere and imports no architecture code;
+//! [`x86`] (AVX2, AVX-512 VNNI) and [`arm_dsp`] (SMLAD) hold what an instruction set does
+//! better, built on the portable code, never the other way round. [`dispatch`] puts one of
+//! each kernel in a table, chosen once; the interpreter calls the table. Every table is
+//! bit-exact with the reference: one test suite (`tests.rs`) runs against each by name.
 
-pub mod optimized;
+#[cfg(all(target_arch = "arm", feature = "dsp"))]
+pub mod arm_dsp;
+pub mod dispatch;
+pub mod portable;
 pub mod reference;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub mod x86;
+
+pub use dispatch::KernelTable;
+
+/// A weighted layer's shape, as the prepare step sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// A convolution.
+    Conv(ConvGeometry),
+    /// A transposed convolution.
+    ConvTranspose(ConvGeometry),
+    /// A dense layer.
+    Dense {
+        /// Input length.
+        inputs: usize,
+        /// Output length.
+        outputs: usize,
+        /// Input zero point.
+        input_zero_point: i32,
+    },
+}
+
+/// Constants a kernel table derived from one op ahead of time (packed weights), kept by the
+/// interpreter and handed back on every run of that op. Only a table that packs makes them
+/// (x86-64 with AVX-512 VNNI); a kernel given `None` works from the stored constants.
+#[cfg(feature = "std")]
+pub struct Packed(pub(crate) std::boxed::Box<dyn core::any::Any + Send + Sync>);
+
+/// Without `std` no table packs (there is no allocator to keep packed weights in): this type
+/// has no values.
+#[cfg(not(feature = "std"))]
+pub enum Packed {}
+
+#[cfg(feature = "std")]
+impl Packed {
+    /// The packed constants as the type the table made them as.
+    pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl core::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Packed")
+    }
+}
+
+/// Writes the kernel taps (`ky·kw + kx`, ascending) that have a nonzero weight in any of
+/// the `rows` (output × input channel) kernels of `weights` into `live`; returns how many.
+/// Taps past `live.len()` are not looked at.
+pub fn live_taps(weights: &[u8], rows: usize, taps: usize, live: &mut [u8]) -> usize {
+    let mut n = 0;
+    for t in 0..taps.min(live.len()) {
+        if (0..rows).any(|r| weights[r * taps + t] != 0) {
+            live[n] = t as u8;
+            n += 1;
+        }
+    }
+    n
+}
 
 use crate::quant::multiply_by_quantized_multiplier;
 
@@ -90,9 +157,19 @@ impl OutSpec<'_> {
 pub enum Kernels {
     /// The plain loops (the oracle).
     Reference,
-    /// The fast versions (bit-exact with the reference).
+    /// The fastest bit-exact table for this build and CPU ([`dispatch::best`]).
     #[default]
     Optimized,
+}
+
+impl Kernels {
+    /// The table these kernels stand for.
+    pub fn table(self) -> &'static KernelTable {
+        match self {
+            Kernels::Reference => dispatch::reference(),
+            Kernels::Optimized => dispatch::best(),
+        }
+    }
 }
 
 /// Rescaling constants of an int8 Add (TFLite's scheme): `left_shift`, then each input's

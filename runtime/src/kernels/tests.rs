@@ -1,7 +1,8 @@
 //! One kernel test suite, run against every implementation: small cases worked out by
 //! hand, and bit-exactness with the reference on random shapes and values.
 
-use super::{AddParams, ConvGeometry, OutSpec};
+use super::dispatch::{by_name, KernelTable};
+use super::{AddParams, ConvGeometry, Layer, OutSpec};
 use crate::quant::quantize_multiplier;
 use crate::rng::Rng;
 
@@ -81,14 +82,80 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
     (g, input, weights, bias, quant_block(&scales))
 }
 
+/// Every kernel table a build can have, by name: each gets the whole suite below, or is
+/// skipped where this build or CPU lacks it.
+const TABLES: [&str; 5] = ["reference", "portable", "x86-avx2", "x86-avx512-vnni", "arm-dsp"];
+
+/// Prints which tables this machine runs (the test command shows it with `--nocapture`).
+#[test]
+fn report() {
+    for name in TABLES {
+        let state = if by_name(name).is_some() { "runs here" } else { "skipped: not in this build or not on this CPU" };
+        println!("kernel suite {name}: {state}");
+    }
+    assert!(by_name("reference").is_some() && by_name("portable").is_some());
+    assert_eq!(crate::kernels::Kernels::Optimized.table().name, crate::kernels::dispatch::best().name);
+}
+
+/// One table under test: each weighted call runs twice, with the table's packing of the
+/// layer (its prepare step) and without, and both must agree before the suite compares
+/// them with the reference.
+struct Imp(&'static KernelTable);
+
+impl Imp {
+    fn of(name: &str) -> Option<Imp> {
+        let t = by_name(name);
+        if t.is_none() {
+            eprintln!("kernel suite {name}: skipped (not in this build or not on this CPU)");
+        }
+        t.map(Imp)
+    }
+
+    fn conv(&self, transposed: bool, g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+        let f = if transposed { self.0.conv_transpose2d } else { self.0.conv2d };
+        let whole = ConvGeometry { rows: (0, g.output[1]), ..*g };
+        let layer = if transposed { Layer::ConvTranspose(whole) } else { Layer::Conv(whole) };
+        let packed = (self.0.pack)(&layer, weights, bias);
+        let mut unpacked = out.to_vec();
+        f(g, input, weights, bias, spec, out, packed.as_ref());
+        f(g, input, weights, bias, spec, &mut unpacked, None);
+        assert_eq!(out, &unpacked[..], "{}: packed and unpacked runs differ", self.0.name);
+    }
+
+    fn conv2d(&self, g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+        self.conv(false, g, input, weights, bias, spec, out)
+    }
+
+    fn conv_transpose2d(&self, g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+        self.conv(true, g, input, weights, bias, spec, out)
+    }
+
+    fn fully_connected(&self, input: &[u8], zp: i32, weights: &[u8], bias: &[u8], outputs: usize, spec: &OutSpec, out: &mut [u8]) {
+        let layer = Layer::Dense { inputs: input.len(), outputs, input_zero_point: zp };
+        let packed = (self.0.pack)(&layer, weights, bias);
+        let mut unpacked = out.to_vec();
+        (self.0.fully_connected)(input, zp, weights, bias, outputs, spec, out, packed.as_ref());
+        (self.0.fully_connected)(input, zp, weights, bias, outputs, spec, &mut unpacked, None);
+        assert_eq!(out, &unpacked[..], "{}: packed and unpacked runs differ", self.0.name);
+    }
+
+    fn add(&self, p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+        (self.0.add)(p, a, b, out)
+    }
+
+    fn relu(&self, zp: i32, input: &[u8], out: &mut [u8]) {
+        (self.0.relu)(zp, input, out)
+    }
+}
+
 macro_rules! kernel_suite {
-    ($name:ident, $imp:path) => {
+    ($name:ident, $table:literal) => {
         mod $name {
             use super::*;
-            use $imp as imp;
 
             #[test]
             fn conv_identity_kernel_copies_input() {
+                let Some(imp) = Imp::of($table) else { return };
                 let g = ConvGeometry {
                     input: [1, 3, 3],
                     output: [1, 3, 3],
@@ -103,12 +170,13 @@ macro_rules! kernel_suite {
                 w[4] = 1;
                 let spec = OutSpec::Int8 { zero_point: 5, act_min: -128, act_max: 127, quant: &quant_block(&[1.0 - 1e-9]) };
                 let mut out = [0u8; 9];
-                imp::conv2d(&g, &input, &w, &bytes_i32(&[0]), &spec, &mut out);
+                imp.conv2d(&g, &input, &w, &bytes_i32(&[0]), &spec, &mut out);
                 assert_eq!(out.to_vec(), input);
             }
 
             #[test]
             fn conv_sums_neighbourhood_with_padding() {
+                let Some(imp) = Imp::of($table) else { return };
                 // 3x3 ones kernel over a 2x2 input of value 1 (zero point 0): every output sees all 4.
                 let g = ConvGeometry {
                     input: [1, 2, 2],
@@ -121,7 +189,7 @@ macro_rules! kernel_suite {
                 };
                 let spec = OutSpec::F32 { quant: &0.5f32.to_le_bytes() };
                 let mut out = [0u8; 16];
-                imp::conv2d(&g, &[1, 1, 1, 1], &[1; 9], &bytes_i32(&[2]), &spec, &mut out);
+                imp.conv2d(&g, &[1, 1, 1, 1], &[1; 9], &bytes_i32(&[2]), &spec, &mut out);
                 for c in out.chunks(4) {
                     assert_eq!(f32::from_le_bytes([c[0], c[1], c[2], c[3]]), 3.0);
                 }
@@ -129,6 +197,7 @@ macro_rules! kernel_suite {
 
             #[test]
             fn transposed_conv_of_an_impulse_is_the_kernel() {
+                let Some(imp) = Imp::of($table) else { return };
                 let g = ConvGeometry {
                     input: [1, 1, 1],
                     output: [1, 3, 3],
@@ -141,22 +210,24 @@ macro_rules! kernel_suite {
                 let w: Vec<u8> = (1..=9i8).map(|v| v as u8).collect();
                 let spec = OutSpec::Int8 { zero_point: 0, act_min: -128, act_max: 127, quant: &quant_block(&[1.0 - 1e-9]) };
                 let mut out = [0u8; 9];
-                imp::conv_transpose2d(&g, &[0], &w, &bytes_i32(&[0]), &spec, &mut out);
+                imp.conv_transpose2d(&g, &[0], &w, &bytes_i32(&[0]), &spec, &mut out);
                 assert_eq!(out.to_vec(), w);
             }
 
             #[test]
             fn dense_is_a_dot_product_and_clamps() {
+                let Some(imp) = Imp::of($table) else { return };
                 let input: Vec<u8> = [1i8, -2, 3].iter().map(|&v| v as u8).collect();
                 let w: Vec<u8> = [4i8, 5, 6, -1, -1, -1].iter().map(|&v| v as u8).collect();
                 let spec = OutSpec::Int8 { zero_point: 0, act_min: 0, act_max: 127, quant: &quant_block(&[1.0 - 1e-9, 1.0 - 1e-9]) };
                 let mut out = [0u8; 2];
-                imp::fully_connected(&input, 0, &w, &bytes_i32(&[10, 0]), 2, &spec, &mut out);
+                imp.fully_connected(&input, 0, &w, &bytes_i32(&[10, 0]), 2, &spec, &mut out);
                 assert_eq!(out, [22, 0]); // 1·4 − 2·5 + 3·6 + 10; the second row, −2, clamps to 0
             }
 
             #[test]
             fn add_of_equal_scales_sums() {
+                let Some(imp) = Imp::of($table) else { return };
                 let (m_in, s_in) = quantize_multiplier(0.5).unwrap();
                 let (m_out, s_out) = quantize_multiplier(2.0 / (1 << 20) as f64).unwrap();
                 let p = AddParams {
@@ -170,25 +241,27 @@ macro_rules! kernel_suite {
                 let a: Vec<u8> = [1i8, 50, -60, 100].iter().map(|&v| v as u8).collect();
                 let b: Vec<u8> = [2i8, 50, -60, 100].iter().map(|&v| v as u8).collect();
                 let mut out = [0u8; 4];
-                imp::add(&p, &a, &b, &mut out);
+                imp.add(&p, &a, &b, &mut out);
                 assert_eq!(out.map(|v| v as i8), [3, 100, -120, 127]);
             }
 
             #[test]
             fn relu_is_bit_exact_with_reference() {
+                let Some(imp) = Imp::of($table) else { return };
                 let mut rng = Rng::new(79);
                 for zp in [-128, -5, 0, 77, 127, 200, -300] {
                     let n = 1 + rng.below(3000) as usize;
                     let x = random_bytes(&mut rng, n);
                     let (mut want, mut got) = (vec![0u8; n], vec![0u8; n]);
                     crate::kernels::reference::relu(zp, &x, &mut want);
-                    imp::relu(zp, &x, &mut got);
+                    imp.relu(zp, &x, &mut got);
                     assert_eq!(want, got, "zero point {zp}");
                 }
             }
 
             #[test]
             fn add_is_bit_exact_with_reference_on_random_cases() {
+                let Some(imp) = Imp::of($table) else { return };
                 let mut rng = Rng::new(78);
                 for case in 0..40 {
                     let q = |rng: &mut Rng| quantize_multiplier(1e-3 + rng.uniform() as f64 * 0.9).unwrap();
@@ -205,13 +278,14 @@ macro_rules! kernel_suite {
                     let (a, b) = (random_bytes(&mut rng, n), random_bytes(&mut rng, n));
                     let (mut want, mut got) = (vec![0u8; n], vec![0u8; n]);
                     crate::kernels::reference::add(&p, &a, &b, &mut want);
-                    imp::add(&p, &a, &b, &mut got);
+                    imp.add(&p, &a, &b, &mut got);
                     assert_eq!(want, got, "case {case}");
                 }
             }
 
             #[test]
             fn bit_exact_with_reference_on_random_cases() {
+                let Some(imp) = Imp::of($table) else { return };
                 let mut rng = Rng::new(77);
                 for case in 0..300 {
                     let transpose = case % 2 == 1;
@@ -227,10 +301,10 @@ macro_rules! kernel_suite {
                         let (mut want, mut got) = (vec![0u8; n * width], vec![0u8; n * width]);
                         if transpose {
                             crate::kernels::reference::conv_transpose2d(&g, &input, &weights, &bias, &spec, &mut want);
-                            imp::conv_transpose2d(&g, &input, &weights, &bias, &spec, &mut got);
+                            imp.conv_transpose2d(&g, &input, &weights, &bias, &spec, &mut got);
                         } else {
                             crate::kernels::reference::conv2d(&g, &input, &weights, &bias, &spec, &mut want);
-                            imp::conv2d(&g, &input, &weights, &bias, &spec, &mut got);
+                            imp.conv2d(&g, &input, &weights, &bias, &spec, &mut got);
                         }
                         assert_eq!(want, got, "case {case} {g:?}");
                         // A band of output rows: exactly those rows, the rest untouched.
@@ -240,7 +314,7 @@ macro_rules! kernel_suite {
                             let r1 = r0 + 1 + rng.below((ho - r0) as u32) as usize;
                             let band = ConvGeometry { rows: (r0, r1), ..g };
                             let mut part = vec![0xAAu8; n * width];
-                            imp::conv2d(&band, &input, &weights, &bias, &spec, &mut part);
+                            imp.conv2d(&band, &input, &weights, &bias, &spec, &mut part);
                             let plane = g.output[1] * g.output[2];
                             for (i, (&p, &w)) in part.iter().zip(&want).enumerate() {
                                 let row = (i / width % plane) / g.output[2];
@@ -260,13 +334,13 @@ macro_rules! kernel_suite {
                     let spec = OutSpec::Int8 { zero_point: zp, act_min: -128, act_max: 127, quant: &q };
                     let (mut want, mut got) = (vec![0u8; m], vec![0u8; m]);
                     crate::kernels::reference::fully_connected(&x, zp, &w, &b, m, &spec, &mut want);
-                    imp::fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
+                    imp.fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
                     assert_eq!(want, got, "dense case {case}");
                     // f32 outputs (a VAE encoder's mu and logvar).
                     let spec = OutSpec::F32 { quant: &q[..4 * m] };
                     let (mut want, mut got) = (vec![0u8; 4 * m], vec![0u8; 4 * m]);
                     crate::kernels::reference::fully_connected(&x, zp, &w, &b, m, &spec, &mut want);
-                    imp::fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
+                    imp.fully_connected(&x, zp, &w, &b, m, &spec, &mut got);
                     assert_eq!(want, got, "dense f32 case {case}");
                 }
             }
@@ -274,5 +348,8 @@ macro_rules! kernel_suite {
     };
 }
 
-kernel_suite!(reference_suite, crate::kernels::reference);
-kernel_suite!(optimized_suite, crate::kernels::optimized);
+kernel_suite!(reference_suite, "reference");
+kernel_suite!(portable_suite, "portable");
+kernel_suite!(x86_avx2_suite, "x86-avx2");
+kernel_suite!(x86_avx512_vnni_suite, "x86-avx512-vnni");
+kernel_suite!(arm_dsp_suite, "arm-dsp");

@@ -1,26 +1,13 @@
-//! Optimized int8 kernels, bit-exact with [`super::reference`] (integer sums are exact in
+//! Portable optimized int8 kernels, bit-exact with [`super::reference`] (integer sums are exact in
 //! any order). Convolutions are im2col + a register-blocked i16 GEMM (2 output positions ×
 //! 2 output channels per inner loop); kernel taps that are zero for every channel (the
 //! masked half of a PixelCNN kernel) are left out of the dot products; transposed
 //! convolutions scatter whole input rows per weight; the requantization constants are read
 //! once per channel; additions look their inputs' rescaling up in 256-entry tables.
 
-mod conv;
-#[cfg(all(target_arch = "arm", feature = "dsp"))]
-mod dsp;
-#[cfg(all(target_arch = "x86_64", feature = "std"))]
-pub(crate) mod x86;
+pub mod conv;
 
-pub use conv::{conv2d, conv_transpose2d, fully_connected, live_taps};
-
-/// int8 ReLU, bit-exact with `reference::relu` (vectorized on x86-64 with AVX2).
-pub fn relu(zero_point: i32, input: &[u8], out: &mut [u8]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if let (Ok(zp), true) = (i8::try_from(zero_point), std::is_x86_feature_detected!("avx2")) {
-        return x86::relu_avx2(zp, input, out);
-    }
-    super::reference::relu(zero_point, input, out)
-}
+pub use conv::{conv2d, conv_transpose2d, fully_connected, MicroKernel, I16};
 
 use super::AddParams;
 use crate::quant::multiply_by_quantized_multiplier;
@@ -29,10 +16,6 @@ use crate::quant::multiply_by_quantized_multiplier;
 /// function of its int8 value alone, so both are tabulated once per call (256 entries each)
 /// and every element costs two lookups and one requantization instead of three.
 pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if x86::has_vnni() && x86::add_avx512(p, a, b, out) {
-        return;
-    }
     if out.len() < 512 {
         return super::reference::add(p, a, b, out);
     }

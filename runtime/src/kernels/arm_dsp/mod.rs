@@ -1,7 +1,114 @@
-//! The Arm DSP extension's dual 16-bit multiply-accumulate, the one instruction the
-//! optimized convolution needs that stable Rust does not expose as a safe intrinsic
-//! (`core::arch::arm::__smlad` is unstable). Feature `dsp`, `target_arch = "arm"` only.
+//! Kernels for Arm cores with the DSP extension (Cortex-M4/M7/M33/M55; feature `dsp`,
+//! `target_arch = "arm"` only): the portable convolutions ([`crate::kernels::portable`])
+//! with an SMLAD micro-kernel ([`Smlad`]: words of two i16, two multiply-accumulates per
+//! instruction, the one instruction stable Rust does not expose as a safe intrinsic —
+//! `core::arch::arm::__smlad` is unstable) and a four-channel assembly row kernel
+//! ([`gemm1x4_row`]) for the channel-last path.
 #![allow(unsafe_code)]
+
+use crate::kernels::dispatch::{KernelTable, PORTABLE};
+use crate::kernels::portable::conv::{conv2d_im2col, emit_run, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
+use crate::kernels::{i32_at, ConvGeometry, OutSpec};
+
+/// The table: the portable kernels with the SMLAD convolution.
+pub const TABLE: KernelTable = KernelTable { name: "arm-dsp", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), ..PORTABLE };
+
+/// 2-D convolution, bit-exact with `reference::conv2d`: the portable im2col and channel-last
+/// GEMMs over [`Smlad`].
+pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    conv2d_im2col::<Smlad>(g, input, weights, bias, spec, out)
+}
+
+/// The SMLAD micro-kernel: each lane is a word holding two i16 (low half first, as SMLAD
+/// reads them). The pair GEMMs are out of line so their inner loops get the register file,
+/// with the per-position bookkeeping outside them.
+pub struct Smlad;
+
+impl MicroKernel for Smlad {
+    type Lane = u32;
+    const QUADS: bool = true;
+
+    /// Each step is 4 word loads and 4 SMLADs for 8 multiply-accumulates.
+    #[inline(always)]
+    fn dot2x2(c0: &[u32], c1: &[u32], w0: &[u32], w1: &[u32]) -> [i32; 4] {
+        let n = c0.len();
+        let (c1, w0, w1) = (&c1[..n], &w0[..n], &w1[..n]);
+        let (mut s00, mut s01, mut s10, mut s11) = (0i32, 0i32, 0i32, 0i32);
+        for i in 0..n {
+            let (a, b, u, v) = (c0[i], c1[i], w0[i], w1[i]);
+            s00 = smlad(a, u, s00);
+            s01 = smlad(a, v, s01);
+            s10 = smlad(b, u, s10);
+            s11 = smlad(b, v, s11);
+        }
+        [s00, s01, s10, s11]
+    }
+
+    #[inline(always)]
+    fn dot(c: &[u32], w: &[u32]) -> i32 {
+        let mut s = 0i32;
+        for (&a, &u) in c.iter().zip(w) {
+            s = smlad(a, u, s);
+        }
+        s
+    }
+
+    #[inline(never)]
+    fn gemm_pair(cols: &[u32], kl: usize, w0: &[u32], w1: &[u32], b0: i32, b1: i32, a0: &mut [i32], a1: &mut [i32]) {
+        gemm_pair::<Self>(cols, kl, w0, w1, b0, b1, a0, a1)
+    }
+
+    #[inline(never)]
+    fn gemm_pair_hwc(
+        rows: &[u32],
+        runs: &[(usize, usize)],
+        step: usize,
+        w0: &[u32],
+        w1: &[u32],
+        b0: i32,
+        b1: i32,
+        a0: &mut [i32],
+        a1: &mut [i32],
+    ) {
+        gemm_pair_hwc::<Self>(rows, runs, step, w0, w1, b0, b1, a0, a1)
+    }
+
+    /// Four output channels at a time through [`gemm1x4_row`], each channel's row then
+    /// requantized.
+    #[inline(never)]
+    fn gemm_quads_row(
+        rows: &[u32],
+        runs: &[(usize, usize)],
+        step: usize,
+        wv: &[u32],
+        per_co: usize,
+        bias: &[u8],
+        acc: &mut [i32; TILE],
+        oy: usize,
+        [co_n, ho, wo]: [usize; 3],
+        spec: &OutSpec,
+        out: &mut [u8],
+    ) -> bool {
+        for q in 0..co_n.div_ceil(4) {
+            let Some(wq) = wv.get(q * 4 * per_co..(q + 1) * 4 * per_co) else {
+                return false;
+            };
+            let nc = (co_n - 4 * q).min(4);
+            let mut b = [0i32; 4];
+            for (r, b) in b[..nc].iter_mut().enumerate() {
+                *b = i32_at(bias, 4 * q + r);
+            }
+            if !gemm1x4_row(rows, runs, step, wq, b, wo, &mut acc[..]) {
+                return false;
+            }
+            for r in 0..nc {
+                let co = 4 * q + r;
+                emit_run(&acc[r * wo..(r + 1) * wo], co, (co * ho + oy) * wo, spec, out);
+            }
+        }
+        true
+    }
+}
 
 /// `acc + lo(a)·lo(b) + hi(a)·hi(b)`, the halves read as i16: SMLAD.
 #[inline(always)]

@@ -3,11 +3,11 @@
 use crate::kernels::{f32_at, i32_at, requantize, ConvGeometry, OutSpec};
 
 /// Accumulators of one output tile (rows of one output channel), on the stack.
-const TILE: usize = 1024;
+pub const TILE: usize = 1024;
 
 /// Writes `acc` (the accumulators of channel `c`, elements starting at `first`) to `out`.
 #[inline]
-fn emit_run(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
+pub(crate) fn emit_run(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
     match *spec {
         OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
             let (mult, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
@@ -41,62 +41,115 @@ const WBUF: usize = 6144;
 /// Most kernel taps (kh·kw) the im2col kernel handles.
 const MAX_TAPS: usize = 64;
 
-/// What the dot products read: on Arm with the DSP extension, words holding two i16
-/// lanes (low half first, as SMLAD reads them); elsewhere the i16 values themselves.
-#[cfg(all(target_arch = "arm", feature = "dsp"))]
-type Lane = u32;
-#[cfg(not(all(target_arch = "arm", feature = "dsp")))]
-type Lane = i16;
-/// i16 values per [`Lane`].
-const PACK: usize = core::mem::size_of::<Lane>() / 2;
+/// The inner products the convolutions are built from: the one place an instruction set
+/// plugs into the portable im2col and channel-last GEMMs. [`I16`] is the portable one; the
+/// Arm DSP kernels (`kernels::arm_dsp`) implement it with SMLAD on words of two i16.
+pub trait MicroKernel {
+    /// What the dot products read: i16 values, or words holding two i16 lanes.
+    type Lane: bytemuck::Pod;
+    /// i16 values per [`MicroKernel::Lane`].
+    const PACK: usize = core::mem::size_of::<Self::Lane>() / 2;
+    /// Whether [`MicroKernel::gemm_quads_row`] computes four output channels at a time (then
+    /// 1×1 convolutions take the channel-last path too).
+    const QUADS: bool = false;
 
-/// Dot products of two columns with two weight rows (the 2×2 micro-kernel): four
-/// accumulators share every load (equal lengths). On Arm with the DSP extension each step
-/// is 4 word loads and 4 SMLADs for 8 multiply-accumulates.
-#[cfg(all(target_arch = "arm", feature = "dsp"))]
-#[inline(always)]
-fn dot2x2(c0: &[u32], c1: &[u32], w0: &[u32], w1: &[u32]) -> [i32; 4] {
-    use super::dsp::smlad;
-    let n = c0.len();
-    let (c1, w0, w1) = (&c1[..n], &w0[..n], &w1[..n]);
-    let (mut s00, mut s01, mut s10, mut s11) = (0i32, 0i32, 0i32, 0i32);
-    for i in 0..n {
-        let (a, b, u, v) = (c0[i], c1[i], w0[i], w1[i]);
-        s00 = smlad(a, u, s00);
-        s01 = smlad(a, v, s01);
-        s10 = smlad(b, u, s10);
-        s11 = smlad(b, v, s11);
+    /// Dot products of two columns with two weight rows (the 2×2 micro-kernel): four
+    /// accumulators share every load (equal lengths, a whole number of lanes).
+    fn dot2x2(c0: &[Self::Lane], c1: &[Self::Lane], w0: &[Self::Lane], w1: &[Self::Lane]) -> [i32; 4];
+
+    /// One dot product (equal lengths).
+    fn dot(c: &[Self::Lane], w: &[Self::Lane]) -> i32;
+
+    /// [`gemm_pair`] (an instruction set may take it out of line, to give the inner loop
+    /// the register file).
+    #[inline(always)]
+    fn gemm_pair(cols: &[Self::Lane], kl: usize, w0: &[Self::Lane], w1: &[Self::Lane], b0: i32, b1: i32, a0: &mut [i32], a1: &mut [i32]) {
+        gemm_pair::<Self>(cols, kl, w0, w1, b0, b1, a0, a1)
     }
-    [s00, s01, s10, s11]
+
+    /// [`gemm_pair_hwc`] (likewise).
+    #[inline(always)]
+    fn gemm_pair_hwc(
+        rows: &[Self::Lane],
+        runs: &[(usize, usize)],
+        step: usize,
+        w0: &[Self::Lane],
+        w1: &[Self::Lane],
+        b0: i32,
+        b1: i32,
+        a0: &mut [i32],
+        a1: &mut [i32],
+    ) {
+        gemm_pair_hwc::<Self>(rows, runs, step, w0, w1, b0, b1, a0, a1)
+    }
+
+    /// One output row of the channel-last convolution four output channels at a time, with
+    /// the weights interleaved as `conv2d_rows_hwc` lays them out for quads, each channel's row
+    /// then written through `spec`. Returns `false` when the shapes do not suit it (nothing
+    /// written); only called when [`MicroKernel::QUADS`].
+    fn gemm_quads_row(
+        _rows: &[Self::Lane],
+        _runs: &[(usize, usize)],
+        _step: usize,
+        _wv: &[Self::Lane],
+        _per_co: usize,
+        _bias: &[u8],
+        _acc: &mut [i32; TILE],
+        _oy: usize,
+        _dims: [usize; 3],
+        _spec: &OutSpec,
+        _out: &mut [u8],
+    ) -> bool {
+        false
+    }
 }
 
-/// Dot products of two columns with two weight rows (the 2×2 micro-kernel): four
-/// accumulators share every load (equal, even lengths).
-#[cfg(not(all(target_arch = "arm", feature = "dsp")))]
-#[inline(always)]
-fn dot2x2(c0: &[i16], c1: &[i16], w0: &[i16], w1: &[i16]) -> [i32; 4] {
-    let (mut s00, mut s01, mut s10, mut s11) = (0i32, 0i32, 0i32, 0i32);
-    for (((a, b), u), v) in c0.chunks_exact(2).zip(c1.chunks_exact(2)).zip(w0.chunks_exact(2)).zip(w1.chunks_exact(2)) {
-        let (a0, a1, b0, b1) = (a[0] as i32, a[1] as i32, b[0] as i32, b[1] as i32);
-        let (u0, u1, v0, v1) = (u[0] as i32, u[1] as i32, v[0] as i32, v[1] as i32);
-        s00 += a0 * u0 + a1 * u1;
-        s01 += a0 * v0 + a1 * v1;
-        s10 += b0 * u0 + b1 * u1;
-        s11 += b0 * v0 + b1 * v1;
+/// The portable micro-kernel: i16 operands, i32 products.
+pub struct I16;
+
+impl MicroKernel for I16 {
+    type Lane = i16;
+
+    #[inline(always)]
+    fn dot2x2(c0: &[i16], c1: &[i16], w0: &[i16], w1: &[i16]) -> [i32; 4] {
+        let (mut s00, mut s01, mut s10, mut s11) = (0i32, 0i32, 0i32, 0i32);
+        for (((a, b), u), v) in c0.chunks_exact(2).zip(c1.chunks_exact(2)).zip(w0.chunks_exact(2)).zip(w1.chunks_exact(2)) {
+            let (a0, a1, b0, b1) = (a[0] as i32, a[1] as i32, b[0] as i32, b[1] as i32);
+            let (u0, u1, v0, v1) = (u[0] as i32, u[1] as i32, v[0] as i32, v[1] as i32);
+            s00 += a0 * u0 + a1 * u1;
+            s01 += a0 * v0 + a1 * v1;
+            s10 += b0 * u0 + b1 * u1;
+            s11 += b0 * v0 + b1 * v1;
+        }
+        [s00, s01, s10, s11]
     }
-    [s00, s01, s10, s11]
+
+    #[inline(always)]
+    fn dot(c: &[i16], w: &[i16]) -> i32 {
+        let mut s = 0i32;
+        for (&a, &u) in c.iter().zip(w) {
+            s += a as i32 * u as i32;
+        }
+        s
+    }
 }
 
 /// The accumulators of one output-channel pair over a group of positions: `a0[p]`,
 /// `a1[p]` = bias + column `p` of `cols` (`kl` lanes each) · `w0`, `w1`, two positions at a
-/// time through [`dot2x2`]. Out of line on Arm so the inner loop gets the register file,
-/// with the per-position bookkeeping outside it. This is [`gemm_pair_hwc`] with a single run
+/// time through [`MicroKernel::dot2x2`]. This is [`gemm_pair_hwc`] with a single run
 /// (`[(0, kl)]`, step `kl`), kept separate because the runs loop costs the M4 7% more
 /// instructions over the PixelCNN's convolutions (measured with the firmware test).
-#[cfg_attr(all(target_arch = "arm", feature = "dsp"), inline(never))]
-#[cfg_attr(not(all(target_arch = "arm", feature = "dsp")), inline(always))]
-#[allow(clippy::too_many_arguments)]
-fn gemm_pair(cols: &[Lane], kl: usize, w0: &[Lane], w1: &[Lane], b0: i32, b1: i32, a0: &mut [i32], a1: &mut [i32]) {
+#[inline(always)]
+pub fn gemm_pair<M: MicroKernel + ?Sized>(
+    cols: &[M::Lane],
+    kl: usize,
+    w0: &[M::Lane],
+    w1: &[M::Lane],
+    b0: i32,
+    b1: i32,
+    a0: &mut [i32],
+    a1: &mut [i32],
+) {
     let np = a0.len().min(a1.len());
     if kl == 0 {
         a0[..np].fill(b0);
@@ -106,30 +159,15 @@ fn gemm_pair(cols: &[Lane], kl: usize, w0: &[Lane], w1: &[Lane], b0: i32, b1: i3
     let mut p = 0;
     for (c, (a0, a1)) in cols.chunks_exact(2 * kl).zip(a0[..np].chunks_exact_mut(2).zip(a1[..np].chunks_exact_mut(2))) {
         let (c0, c1) = c.split_at(kl);
-        let [s00, s01, s10, s11] = dot2x2(c0, c1, w0, w1);
+        let [s00, s01, s10, s11] = M::dot2x2(c0, c1, w0, w1);
         (a0[0], a1[0], a0[1], a1[1]) = (b0 + s00, b1 + s01, b0 + s10, b1 + s11);
         p += 2;
     }
     if p < np {
         let c0 = &cols[p * kl..(p + 1) * kl];
-        a0[p] = b0 + dot(c0, w0);
-        a1[p] = b1 + dot(c0, w1);
+        a0[p] = b0 + M::dot(c0, w0);
+        a1[p] = b1 + M::dot(c0, w1);
     }
-}
-
-/// One dot product (equal lengths).
-#[inline(always)]
-fn dot(c: &[Lane], w: &[Lane]) -> i32 {
-    let mut s = 0i32;
-    #[cfg(all(target_arch = "arm", feature = "dsp"))]
-    for (&a, &u) in c.iter().zip(w) {
-        s = super::dsp::smlad(a, u, s);
-    }
-    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
-    for (&a, &u) in c.iter().zip(w) {
-        s += a as i32 * u as i32;
-    }
-    s
 }
 
 /// 2-D convolution, bit-exact with `reference::conv2d`: im2col + a 2×2 register-blocked
@@ -140,24 +178,12 @@ fn dot(c: &[Lane], w: &[Lane]) -> i32 {
 /// 2-channel block is four dot products sharing their loads. Stack: 32 KiB (columns,
 /// widened weights, accumulators).
 pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    {
-        if super::x86::has_vnni()
-            && (super::x86::conv2d_vnni(g, input, weights, bias, spec, out)
-                || super::x86::conv2d_stride2_vnni(g, input, weights, bias, spec, out))
-        {
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            return super::x86::conv2d_avx2(g, input, weights, bias, spec, out);
-        }
-    }
-    conv2d_im2col(g, input, weights, bias, spec, out)
+    conv2d_im2col::<I16>(g, input, weights, bias, spec, out)
 }
 
 /// The body of [`conv2d`], inlined into each instruction-set variant.
 #[inline(always)]
-pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
@@ -168,7 +194,7 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
     // Taps (ky·kw + kx) with a nonzero weight for some channel: a masked kernel's zero half
     // drops out of every dot product.
     let mut live = [0u8; MAX_TAPS];
-    let n_live = live_taps(weights, co_n * ci_n, taps, &mut live);
+    let n_live = crate::kernels::live_taps(weights, co_n * ci_n, taps, &mut live);
     let live = &live[..n_live];
     let k = ci_n * n_live;
     let k2 = k + (k & 1);
@@ -181,7 +207,7 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
     // channel-last path below uses the same buffers.
     let mut cols_buf = [0u32; COLS / 2];
     let mut w_buf = [0u32; WBUF / 2];
-    let kl = k2 / PACK;
+    let kl = k2 / M::PACK;
     let mut acc = [0i32; TILE];
     // Tap offsets (ky, kx) of the live taps, decoded once.
     let mut tap_yx = [(0usize, 0usize); MAX_TAPS];
@@ -191,11 +217,11 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
     let tap_yx = &tap_yx[..n_live];
     // Many input channels: read the receptive fields straight from channel-last rows.
     let ci2 = ci_n + (ci_n & 1);
-    // (1×1 kernels too on the M4, where the 4-channel assembly micro-kernel beats im2col.)
-    let one_by_one = cfg!(all(target_arch = "arm", feature = "dsp")) && ci2 % 8 == 0;
+    // (1×1 kernels too where a 4-channel micro-kernel beats im2col: the M4's.)
+    let one_by_one = M::QUADS && ci2 % 8 == 0;
     if ci_n >= 8 && (taps > 1 || one_by_one) && co_n * n_live * ci2 <= WBUF && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
         let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
-        return conv2d_rows_hwc(g, input, weights, bias, spec, out, live, tap_yx, bufs);
+        return conv2d_rows_hwc::<M>(g, input, weights, bias, spec, out, live, tap_yx, bufs);
     }
     let widen = |dst: &mut [i16], co: usize| {
         let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
@@ -254,7 +280,7 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
                     }
                 }
             }
-            let cols: &[Lane] = bytemuck::cast_slice(&cols_buf[..]);
+            let cols: &[M::Lane] = bytemuck::cast_slice(&cols_buf[..]);
             let cols = &cols[..np * kl];
             let mut co = 0;
             while co < co_n {
@@ -268,17 +294,17 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
                         widen(w1, co + 1);
                     }
                 }
-                let wv: &[Lane] = bytemuck::cast_slice(&w_buf[..]);
+                let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
                 let (w0, w1) = (&wv[base..base + kl], &wv[base + kl..base + 2 * kl]);
                 let (b0, b1) = (i32_at(bias, co), if pair { i32_at(bias, co + 1) } else { 0 });
                 let (a0, a1) = acc[..2 * np].split_at_mut(np);
                 if pair {
-                    gemm_pair(cols, kl, w0, w1, b0, b1, a0, a1);
+                    M::gemm_pair(cols, kl, w0, w1, b0, b1, a0, a1);
                 } else if kl == 0 {
                     a0.fill(b0);
                 } else {
                     for (a, c) in a0.iter_mut().zip(cols.chunks_exact(kl)) {
-                        *a = b0 + dot(c, w0);
+                        *a = b0 + M::dot(c, w0);
                     }
                 }
                 emit_run(a0, co, (co * ho + oy) * wo + x0, spec, out);
@@ -296,16 +322,14 @@ pub(super) fn conv2d_im2col(g: &ConvGeometry, input: &[u8], weights: &[u8], bias
 /// fields from channel-last input rows (`rows`: per kernel row `ky`, `wp` pixels of `cw`
 /// lanes, zero-padded). Each run `(o, n)` of `runs` is `n` contiguous lanes at `o + p·step`
 /// for position `p` (live taps of one kernel row with consecutive `kx` are one run);
-/// `w0`, `w1` hold the widened weights run after run. Out of line on Arm, as [`gemm_pair`].
-#[cfg_attr(all(target_arch = "arm", feature = "dsp"), inline(never))]
-#[cfg_attr(not(all(target_arch = "arm", feature = "dsp")), inline(always))]
-#[allow(clippy::too_many_arguments)]
-fn gemm_pair_hwc(
-    rows: &[Lane],
+/// `w0`, `w1` hold the widened weights run after run.
+#[inline(always)]
+pub fn gemm_pair_hwc<M: MicroKernel + ?Sized>(
+    rows: &[M::Lane],
     runs: &[(usize, usize)],
     step: usize,
-    w0: &[Lane],
-    w1: &[Lane],
+    w0: &[M::Lane],
+    w1: &[M::Lane],
     b0: i32,
     b1: i32,
     a0: &mut [i32],
@@ -319,7 +343,7 @@ fn gemm_pair_hwc(
         for &(o, n) in runs {
             let c0 = &rows[o + p * step..o + p * step + n];
             let c1 = &rows[o + (p + 1) * step..o + (p + 1) * step + n];
-            let [d00, d01, d10, d11] = dot2x2(c0, c1, &w0[wo..wo + n], &w1[wo..wo + n]);
+            let [d00, d01, d10, d11] = M::dot2x2(c0, c1, &w0[wo..wo + n], &w1[wo..wo + n]);
             (s00, s01, s10, s11) = (s00 + d00, s01 + d01, s10 + d10, s11 + d11);
             wo += n;
         }
@@ -330,8 +354,8 @@ fn gemm_pair_hwc(
         let (mut s0, mut s1, mut wo) = (b0, b1, 0);
         for &(o, n) in runs {
             let c = &rows[o + p * step..o + p * step + n];
-            s0 += dot(c, &w0[wo..wo + n]);
-            s1 += dot(c, &w1[wo..wo + n]);
+            s0 += M::dot(c, &w0[wo..wo + n]);
+            s1 += M::dot(c, &w1[wo..wo + n]);
             wo += n;
         }
         (a0[p], a1[p]) = (s0, s1);
@@ -344,8 +368,7 @@ fn gemm_pair_hwc(
 /// micro-kernel reads it in place — no per-position gathering. Weights are widened once per
 /// call in (output channel, live tap, input channel) order.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn conv2d_rows_hwc(
+fn conv2d_rows_hwc<M: MicroKernel>(
     g: &ConvGeometry,
     input: &[u8],
     weights: &[u8],
@@ -362,14 +385,11 @@ fn conv2d_rows_hwc(
     let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
     let (taps, n_live) = (kh * kw, live.len());
     let ci2 = ci_n + (ci_n & 1);
-    let (cw, wp) = (ci2 / PACK, wi + 2 * pad);
-    #[cfg(all(target_arch = "arm", feature = "dsp"))]
-    let quads = cw % 4 == 0 && 4 * wo <= TILE && co_n.div_ceil(4) * 4 * n_live * cw <= WBUF / 2;
-    #[cfg(not(all(target_arch = "arm", feature = "dsp")))]
-    let quads = false;
+    let (cw, wp) = (ci2 / M::PACK, wi + 2 * pad);
+    let quads = M::QUADS && cw % 4 == 0 && 4 * wo <= TILE && co_n.div_ceil(4) * 4 * n_live * cw <= WBUF / 2;
     if quads {
         // Four output channels per block, their weights interleaved two words at a time
-        // (the layout `dsp::dot1x4` reads): quad q, word pair j, channel r.
+        // (the layout the Arm DSP `dot1x4` reads): quad q, word pair j, channel r.
         let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
         let per_co = n_live * cw;
         wv[..co_n.div_ceil(4) * 8 * per_co].fill(0);
@@ -441,11 +461,10 @@ fn conv2d_rows_hwc(
                 held[ky] = iy;
             }
         }
-        let rows: &[Lane] = bytemuck::cast_slice(&rows_buf[..kh * wp * ci2 / 2]);
-        let wv: &[Lane] = bytemuck::cast_slice(&w_buf[..]);
-        #[cfg(all(target_arch = "arm", feature = "dsp"))]
+        let rows: &[M::Lane] = bytemuck::cast_slice(&rows_buf[..kh * wp * ci2 / 2]);
+        let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
         if quads {
-            if !gemm_quads_row(rows, runs, s * cw, wv, n_live * cw, bias, acc, oy, g.output, spec, out) {
+            if !M::gemm_quads_row(rows, runs, s * cw, wv, n_live * cw, bias, acc, oy, g.output, spec, out) {
                 return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
             }
             continue;
@@ -459,7 +478,7 @@ fn conv2d_rows_hwc(
             let w1 = if pair { &wv[(co + 1) * per_co..(co + 2) * per_co] } else { w0 };
             let (b0, b1) = (i32_at(bias, co), if pair { i32_at(bias, co + 1) } else { 0 });
             let (a0, a1) = acc[..2 * wo].split_at_mut(wo);
-            gemm_pair_hwc(rows, runs, s * cw, w0, w1, b0, b1, a0, a1);
+            M::gemm_pair_hwc(rows, runs, s * cw, w0, w1, b0, b1, a0, a1);
             emit_run(a0, co, (co * ho + oy) * wo, spec, out);
             if pair {
                 emit_run(a1, co + 1, ((co + 1) * ho + oy) * wo, spec, out);
@@ -467,45 +486,6 @@ fn conv2d_rows_hwc(
             co += 2;
         }
     }
-}
-
-/// One output row of [`conv2d_rows_hwc`] four output channels at a time (M4 with the DSP
-/// extension, [`super::dsp::gemm1x4_row`]), each channel's row then requantized. Returns
-/// `false` if the shapes do not suit the assembly micro-kernel (nothing written then).
-#[cfg(all(target_arch = "arm", feature = "dsp"))]
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn gemm_quads_row(
-    rows: &[u32],
-    runs: &[(usize, usize)],
-    step: usize,
-    wv: &[u32],
-    per_co: usize,
-    bias: &[u8],
-    acc: &mut [i32; TILE],
-    oy: usize,
-    [co_n, ho, wo]: [usize; 3],
-    spec: &OutSpec,
-    out: &mut [u8],
-) -> bool {
-    for q in 0..co_n.div_ceil(4) {
-        let Some(wq) = wv.get(q * 4 * per_co..(q + 1) * 4 * per_co) else {
-            return false;
-        };
-        let nc = (co_n - 4 * q).min(4);
-        let mut b = [0i32; 4];
-        for (r, b) in b[..nc].iter_mut().enumerate() {
-            *b = i32_at(bias, 4 * q + r);
-        }
-        if !super::dsp::gemm1x4_row(rows, runs, step, wq, b, wo, &mut acc[..]) {
-            return false;
-        }
-        for r in 0..nc {
-            let co = 4 * q + r;
-            emit_run(&acc[r * wo..(r + 1) * wo], co, (co * ho + oy) * wo, spec, out);
-        }
-    }
-    true
 }
 
 /// Input row `iy` of all `ci_n` planes as channel-last i16 (zero-point corrected) into
@@ -535,20 +515,6 @@ fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, 
         }
         ci += 2;
     }
-}
-
-/// Writes the kernel taps (`ky·kw + kx`, ascending) that have a nonzero weight in any of
-/// the `rows` (output × input channel) kernels of `weights` into `live`; returns how many.
-/// `taps` must be at most `live.len()`.
-pub fn live_taps(weights: &[u8], rows: usize, taps: usize, live: &mut [u8]) -> usize {
-    let mut n = 0;
-    for t in 0..taps.min(live.len()) {
-        if (0..rows).any(|r| weights[r * taps + t] != 0) {
-            live[n] = t as u8;
-            n += 1;
-        }
-    }
-    n
 }
 
 /// 2-D convolution by weight-stationary row sweeps (for shapes the im2col kernel's stack
@@ -611,10 +577,6 @@ fn conv2d_rows(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec
 /// 2-D transposed convolution, bit-exact with `reference::conv_transpose2d`: each weight
 /// scatters one input plane into the output plane's accumulators.
 pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if super::x86::has_vnni() && super::x86::conv_transpose2d_vnni(g, input, weights, bias, spec, out) {
-        return;
-    }
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
@@ -659,10 +621,6 @@ pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[
 /// Dense layer, bit-exact with `reference::fully_connected`: the input is widened to
 /// zero-point-corrected i16 once per chunk, then every output row is a plain dot product.
 pub fn fully_connected(input: &[u8], input_zero_point: i32, weights: &[u8], bias: &[u8], outputs: usize, spec: &OutSpec, out: &mut [u8]) {
-    #[cfg(all(target_arch = "x86_64", feature = "std"))]
-    if super::x86::has_vnni() && super::x86::fully_connected_vnni(input, input_zero_point, weights, bias, outputs, spec, out) {
-        return;
-    }
     const CHUNK: usize = 512;
     let n = input.len();
     let mut acc = [0i32; TILE];
