@@ -99,7 +99,7 @@ fn run_and_check(target: &str, machine: &str) -> serde_json::Value {
     let mut arena = vec![0u8; pixelcnn.sample_arena_len().max(vae.arena_len())];
     let mut guard_arena = vec![0u8; PixelCnnScorer::arena_len(&pixelcnn, Some(&background))];
     let mut guard =
-        PixelCnnScorer::guard(pixelcnn, Some(background), &mut guard_arena).expect("the PixelCNN file holds a calibrated guard");
+        PixelCnnScorer::guard(pixelcnn.clone(), Some(background), &mut guard_arena).expect("the PixelCNN file holds a calibrated guard");
     let sets = [("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx"), ("faults", "sensor-faults.idx")];
     let frames: HashMap<&str, edgegen_trainer::data::Images> =
         sets.iter().map(|(s, f)| (*s, edgegen_trainer::data::read_idx_images(&root.join("models/frames").join(f)).unwrap())).collect();
