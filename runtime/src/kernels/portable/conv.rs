@@ -575,7 +575,8 @@ fn conv2d_rows(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec
 }
 
 /// 2-D transposed convolution, bit-exact with `reference::conv_transpose2d`: each weight
-/// scatters one input plane into the output plane's accumulators.
+/// scatters one input plane into the output plane's accumulators, over the input rows and
+/// columns that land inside the output (worked out once per tap, not tested per pixel).
 pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
@@ -591,24 +592,19 @@ pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[
         for ci in 0..ci_n {
             let plane = &input[ci * hi * wi..(ci + 1) * hi * wi];
             for ky in 0..kh {
+                // Input rows whose tap ky lands inside the output: 0 <= iy·s + ky − pad < ho.
+                let (iy_lo, iy_hi) = scatter_range(ky, pad, s, ho, hi);
                 for kx in 0..kw {
                     let w = weights[((co * ci_n + ci) * kh + ky) * kw + kx] as i8 as i32;
-                    if w == 0 {
+                    let (ix_lo, ix_hi) = scatter_range(kx, pad, s, wo, wi);
+                    if w == 0 || ix_lo >= ix_hi {
                         continue;
                     }
-                    for iy in 0..hi {
-                        let oy = iy * s + ky;
-                        if oy < pad || oy - pad >= ho {
-                            continue;
-                        }
-                        let row = &plane[iy * wi..(iy + 1) * wi];
-                        let base = (oy - pad) * wo;
-                        for (ix, &x) in row.iter().enumerate() {
-                            let ox = ix * s + kx;
-                            if ox < pad || ox - pad >= wo {
-                                continue;
-                            }
-                            plane_acc[base + ox - pad] += (x as i8 as i32 - zp) * w;
+                    for iy in iy_lo..iy_hi {
+                        let row = &plane[iy * wi + ix_lo..iy * wi + ix_hi];
+                        let first = (iy * s + ky - pad) * wo + ix_lo * s + kx - pad;
+                        for (a, &x) in plane_acc[first..].iter_mut().step_by(s).zip(row) {
+                            *a += (x as i8 as i32 - zp) * w;
                         }
                     }
                 }
@@ -616,6 +612,15 @@ pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[
         }
         emit_run(plane_acc, co, co * ho * wo, spec, out);
     }
+}
+
+/// Input positions `[lo, hi)` (of `n_in`) whose transposed-convolution tap `k` lands inside
+/// an output of `n_out`: `0 <= i·s + k − pad < n_out`.
+#[inline]
+fn scatter_range(k: usize, pad: usize, s: usize, n_out: usize, n_in: usize) -> (usize, usize) {
+    let lo = if k >= pad { 0 } else { (pad - k).div_ceil(s) };
+    let hi = if n_out + pad > k { ((n_out + pad - k - 1) / s + 1).min(n_in) } else { 0 };
+    (lo, hi.max(lo))
 }
 
 /// Dense layer, bit-exact with `reference::fully_connected`: the input is widened to
