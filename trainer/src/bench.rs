@@ -41,7 +41,7 @@ fn rate(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
 pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     let test = data::fashion_mnist(data::Split::Test)?;
     let card = crate::int8::read_card(dir)?;
-    let family = crate::family::ModelFamily::of_card(&card)?;
+    let family = card.model_family();
     use crate::family::ModelFamily::{Gan, Pixelcnn, Vae};
     let mut rows: Vec<(String, f64)> = Vec::new();
     if family == Pixelcnn {

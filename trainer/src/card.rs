@@ -1,6 +1,13 @@
-//! Helpers for `card.json`, the measured figures next to every published model.
+//! `card.json`, the measured figures next to every published model, as serde types: the
+//! family's publish writes it, `quantize` / `compile` add the int8 figures and the compiled
+//! files, `calibrate` adds the guard. Interface descriptions (tensor names, shapes and what
+//! they mean) stay free-form JSON; every figure is a typed field. Written with sorted keys.
 
-use serde_json::{json, Value};
+use crate::family::ModelFamily;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Rounds a figure to 4 decimals for the card.
@@ -8,31 +15,310 @@ pub fn r4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
+/// A model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    /// Model name.
+    pub name: String,
+    /// The family and its own figures (`family` names it in the JSON).
+    #[serde(flatten)]
+    pub family: FamilyCard,
+    /// What it was trained on.
+    pub dataset: String,
+    /// Parameters (as exported).
+    pub params: u64,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    /// The published files.
+    pub files: BTreeMap<String, Value>,
+    /// The ONNX inputs (per part, for multi-part models).
+    pub inputs: Value,
+    /// The ONNX outputs.
+    pub outputs: Value,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Per-epoch figures.
+    pub history: Vec<HistoryRow>,
+    /// Seed of the run.
+    pub seed: u64,
+    /// The command that reproduces it (derived from `train_config`).
+    pub train_command: String,
+    /// The run's arguments (`config.json` of its run directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_config: Option<Value>,
+    /// Seconds of training.
+    pub train_seconds: f64,
+    /// Where it was trained.
+    pub machine: String,
+    /// What this model is for, when it is not the obvious (a background model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The int8 scheme (after `quantize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
+    /// The compiled files, per part (after `quantize` or `compile`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_file: BTreeMap<String, CompiledPart>,
+    /// The calibrated guard (after `calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardCard>,
+}
+
+/// One epoch of a run: its number and the family's two figures (losses, bits/dim).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// The figures by name (`train_bpd`, `val_bpd`, `d_loss`, …).
+    #[serde(flatten)]
+    pub figures: BTreeMap<String, f64>,
+}
+
+/// The family-specific part of a card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum FamilyCard {
+    /// VAE.
+    Vae(VaeCard),
+    /// PixelCNN.
+    Pixelcnn(PixelCnnCard),
+    /// DCGAN.
+    Gan(GanCard),
+}
+
+/// A VAE's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VaeCard {
+    /// Encoder parameters.
+    pub params_encoder: u64,
+    /// Decoder parameters.
+    pub params_decoder: u64,
+    /// Encoder MACs.
+    pub macs_encoder: u64,
+    /// Decoder MACs.
+    pub macs_decoder: u64,
+    /// Latent dimensions.
+    pub latent_dim: usize,
+    /// The pixel distribution p(x|z).
+    pub pixel_distribution: PixelDistribution,
+    /// Test ELBO, bits/dim.
+    pub test_elbo_bpd: f64,
+    /// Test importance-weighted bound, bits/dim.
+    pub test_iwae_bpd: f64,
+    /// MNIST ELBO, bits/dim.
+    pub mnist_elbo_bpd: f64,
+    /// MNIST importance-weighted bound, bits/dim.
+    pub mnist_iwae_bpd: f64,
+    /// Importance samples of the reported bound.
+    pub iwae_k: usize,
+    /// How the figures were measured.
+    pub eval_note: String,
+    /// Test ELBO on the int8 engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_elbo_bpd_int8: Option<f64>,
+    /// Test importance-weighted bound on the int8 engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_iwae_bpd_int8: Option<f64>,
+    /// Importance samples of the int8 bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_iwae_k: Option<usize>,
+}
+
+/// A PixelCNN's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PixelCnnCard {
+    /// Widths and layers.
+    pub architecture: Value,
+    /// The pixel distribution p(x_i | x_<i).
+    pub pixel_distribution: PixelDistribution,
+    /// Test bits/dim (exact).
+    pub test_bpd: f64,
+    /// MNIST bits/dim.
+    pub mnist_bpd: f64,
+    /// How the figures were measured.
+    pub eval_note: String,
+    /// Test bits/dim on the int8 engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_bpd_int8: Option<f64>,
+}
+
+/// A DCGAN's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanCard {
+    /// Noise dimensions.
+    pub latent_dim: usize,
+    /// Discriminator parameters (not shipped).
+    pub params_discriminator: u64,
+    /// What `params` counts.
+    pub params_note: String,
+    /// Fréchet distance of the published generator.
+    pub fd: f64,
+    /// The test set's own FD against training images.
+    pub fd_floor: f64,
+    /// `fd / fd_floor`.
+    pub fd_ratio: f64,
+    /// The VAE's samples' FD.
+    pub vae_fd: f64,
+    /// How FD was measured.
+    pub fd_note: String,
+    /// The last iterate's FD, when the average ships.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_last_iterate: Option<f64>,
+    /// Which weights ship.
+    pub generator_weights: String,
+    /// FD of the int8 engine's samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_int8: Option<f64>,
+}
+
+/// A discretized logistic mixture per pixel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PixelDistribution {
+    /// `discretized_logistic_mixture`.
+    pub kind: String,
+    /// Mixture components.
+    pub components: usize,
+    /// Where each parameter sits in the output.
+    pub layout: String,
+    /// The network's pixel scale.
+    pub pixel_scale: String,
+}
+
+/// The int8 scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// Weights, activations, biases, requantization.
+    pub scheme: String,
+    /// Which edges stay f32.
+    pub edges_in_f32: String,
+    /// The calibration record.
+    pub calibration: String,
+}
+
+/// One compiled part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompiledPart {
+    /// The `.egm` file.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The planned arena.
+    pub arena_bytes: u64,
+    /// The sum of all activations (what the plan saves against).
+    pub activations_sum_bytes: u64,
+    /// Weights, biases and requantization constants.
+    pub weights_bytes: u64,
+    /// Ops.
+    pub ops: u64,
+    /// The f32 ONNX file's size.
+    pub f32_onnx_bytes: u64,
+    /// The QDQ ONNX file.
+    pub int8_onnx: String,
+    /// Its size.
+    pub int8_onnx_bytes: u64,
+    /// The int8 golden vectors.
+    pub golden: String,
+}
+
+/// The calibrated guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardCard {
+    /// Score kind (`guard::ScoreKind::name`).
+    pub score: String,
+    /// The combined score's normalization constants.
+    pub params: Option<CombinedParams>,
+    /// The background model's directory name, for scores that need it.
+    pub background_model: Option<String>,
+    /// The engine that scored the calibration images.
+    pub engine: String,
+    /// The threshold.
+    pub threshold: f64,
+    /// The false-reject rate it was calibrated for.
+    pub false_reject_target: f64,
+    /// The images it was calibrated on.
+    pub calibrated_on: String,
+    /// The false-reject rate it gives on the test set.
+    pub test_false_reject: f64,
+    /// Where the device reads it.
+    pub stored_in: String,
+    /// The command that calibrated it.
+    pub command: String,
+}
+
+/// The combined score's constants (median and spread of each part on the validation split).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CombinedParams {
+    /// Median of the complexity-corrected bits.
+    pub cc_median: f64,
+    /// Its 99th percentile minus the median.
+    pub cc_spread: f64,
+    /// Median of the line ratio.
+    pub line_median: f64,
+    /// Its 99th percentile minus the median.
+    pub line_spread: f64,
+}
+
+impl Card {
+    /// Reads `dir/card.json`.
+    pub fn read(dir: &Path) -> Result<Card> {
+        let path = dir.join("card.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} (is {} a model directory?)", path.display(), dir.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a model card", path.display()))
+    }
+
+    /// Writes `dir/card.json` atomically, keys sorted.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let sorted = serde_json::to_value(self)?;
+        crate::data::write_atomic(&dir.join("card.json"), serde_json::to_string_pretty(&sorted)?.as_bytes())
+    }
+
+    /// The family.
+    pub fn model_family(&self) -> ModelFamily {
+        match self.family {
+            FamilyCard::Vae(_) => ModelFamily::Vae,
+            FamilyCard::Pixelcnn(_) => ModelFamily::Pixelcnn,
+            FamilyCard::Gan(_) => ModelFamily::Gan,
+        }
+    }
+
+    /// Mixture components of the pixel distribution (0 for the GAN).
+    pub fn components(&self) -> usize {
+        match &self.family {
+            FamilyCard::Vae(v) => v.pixel_distribution.components,
+            FamilyCard::Pixelcnn(p) => p.pixel_distribution.components,
+            FamilyCard::Gan(_) => 0,
+        }
+    }
+
+    /// Latent dimensions (0 for the PixelCNN).
+    pub fn latent(&self) -> usize {
+        match &self.family {
+            FamilyCard::Vae(v) => v.latent_dim,
+            FamilyCard::Gan(g) => g.latent_dim,
+            FamilyCard::Pixelcnn(_) => 0,
+        }
+    }
+}
+
+/// The per-epoch history of a run as card rows: `epoch`, then the run's two figures under
+/// `train_key` and `val_key`.
+pub fn history(state: &crate::checkpoint::TrainState, train_key: &str, val_key: &str) -> Vec<HistoryRow> {
+    state
+        .history
+        .iter()
+        .map(|&(epoch, t, v)| HistoryRow { epoch, figures: BTreeMap::from([(train_key.to_string(), r4(t)), (val_key.to_string(), r4(v))]) })
+        .collect()
+}
+
+/// A card's name: its directory's name (`fallback` for a path without one).
+pub fn card_name(dir: &Path, fallback: &str) -> String {
+    dir.file_name().map_or(fallback.to_string(), |n| n.to_string_lossy().to_string())
+}
+
 /// `{"path": name, "bytes": size}` for a file in `dir`.
 pub fn file_entry(dir: &Path, name: &str) -> Value {
-    json!({"path": name, "bytes": std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0)})
-}
-
-/// The per-epoch history of a run as card entries.
-pub fn history(state: &crate::checkpoint::TrainState, train_key: &str, val_key: &str) -> Value {
-    Value::Array(
-        state
-            .history
-            .iter()
-            .map(|(e, t, v)| {
-                let mut m = serde_json::Map::new();
-                m.insert("epoch".into(), json!(e));
-                m.insert(train_key.into(), json!(r4(*t)));
-                m.insert(val_key.into(), json!(r4(*v)));
-                Value::Object(m)
-            })
-            .collect(),
-    )
-}
-
-/// Writes `dir/card.json` atomically.
-pub fn write(dir: &Path, card: &Value) -> anyhow::Result<()> {
-    crate::data::write_atomic(&dir.join("card.json"), serde_json::to_string_pretty(card)?.as_bytes())
+    serde_json::json!({"path": name, "bytes": std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0)})
 }
 
 /// Saves a grid of 28×28 images as a PNG, `cols` wide, enlarged `scale` times.
@@ -41,4 +327,26 @@ pub fn save_grid(path: &Path, images: &[u8], cols: usize, scale: usize) -> anyho
     let (w, h, g) = crate::imageio::grid(&tiles, 28, cols, 2, 255);
     let (w, h, g) = crate::imageio::upscale(w, h, &g, scale);
     crate::imageio::write_gray_png(path, w, h, &g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every bundled card reads into the typed card and writes back to the same JSON.
+    #[test]
+    fn bundled_cards_round_trip_through_the_typed_card() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&models).unwrap() {
+            let dir = entry.unwrap().path();
+            let Ok(text) = std::fs::read_to_string(dir.join("card.json")) else { continue };
+            let original: Value = serde_json::from_str(&text).unwrap();
+            let card = Card::read(&dir).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+            assert_eq!(serde_json::to_value(&card).unwrap(), original, "{}", dir.display());
+            assert_eq!(card.model_family().name(), original["family"].as_str().unwrap());
+            seen += 1;
+        }
+        assert!(seen >= 4, "bundled cards: {seen}");
+    }
 }

@@ -1,6 +1,6 @@
 //! The model families a card names: one enum instead of strings in every module.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// A published model's family (`card.json`'s `family`).
@@ -42,18 +42,9 @@ impl ModelFamily {
         self != ModelFamily::Gan
     }
 
-    /// The family named in a card.
-    pub fn of_card(card: &serde_json::Value) -> Result<Self> {
-        let name = card["family"].as_str().context("card.json has no family")?;
-        match ModelFamily::ALL.into_iter().find(|f| f.name() == name) {
-            Some(f) => Ok(f),
-            None => bail!("unknown family {name:?} in card.json (one of vae, pixelcnn, gan)"),
-        }
-    }
-
     /// The family of the model directory `dir` (from its card).
     pub fn of_dir(dir: &Path) -> Result<Self> {
-        Self::of_card(&crate::int8::read_card(dir)?)
+        Ok(crate::card::Card::read(dir)?.model_family())
     }
 }
 

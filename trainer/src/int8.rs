@@ -2,8 +2,8 @@
 //! directory's f32 ONNX to calibrated QDQ ONNX (`*.int8.onnx`) and compiled model files
 //! (`*.egm`), with int8 golden vectors and int8 quality figures in `card.json`.
 
+use crate::card::{r4, Card, CompiledPart, FamilyCard, Quantization};
 use crate::data::{self, Images};
-use crate::family::ModelFamily;
 use crate::graph::Graph;
 use crate::quantize::{self, Meta, QModel, Ranges};
 use anyhow::{bail, ensure, Context, Result};
@@ -17,11 +17,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Reads `dir/card.json`.
-pub fn read_card(dir: &Path) -> Result<Value> {
-    let path = dir.join("card.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {} (is {} a model directory?)", path.display(), dir.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+pub fn read_card(dir: &Path) -> Result<Card> {
+    Card::read(dir)
 }
 
 /// Calibration inputs of one part: `n` training images, or latents (posterior samples of
@@ -86,10 +83,10 @@ fn ranges_from_json(v: &Value) -> Result<Ranges> {
 }
 
 /// Metadata for a part, from its card.
-fn meta(card: &Value, part: &str, graph: &Graph) -> Meta {
-    let k = card["pixel_distribution"]["components"].as_u64().unwrap_or(0) as u8;
-    let latent = card["latent_dim"].as_u64().unwrap_or(0) as u16;
-    let name = format!("{}/{part}", card["name"].as_str().unwrap_or("model"));
+fn meta(card: &Card, part: &str, graph: &Graph) -> Meta {
+    let k = card.components() as u8;
+    let latent = card.latent() as u16;
+    let name = format!("{}/{part}", card.name);
     let components = match graph.family.as_str() {
         "vae-decoder" | "pixelcnn" => k,
         _ => 0,
@@ -102,7 +99,7 @@ fn meta(card: &Value, part: &str, graph: &Graph) -> Meta {
 pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<()> {
     ensure!(n > 0, "--calibration must be at least 1");
     let card = read_card(dir)?;
-    let fam = ModelFamily::of_card(&card)?;
+    let fam = card.model_family();
     let mut calib = serde_json::Map::new();
     for &part in fam.parts() {
         let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
@@ -185,8 +182,8 @@ pub fn activations_sum(model: &Model) -> usize {
 /// `calibration.json`; golden vectors; int8 figures in the card.
 pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
     let mut card = read_card(dir)?;
-    let fam = ModelFamily::of_card(&card)?;
-    let mut files = serde_json::Map::new();
+    let fam = card.model_family();
+    let mut files = BTreeMap::new();
     for &part in fam.parts() {
         let (graph, q) = load_program(dir, part)?;
         let mut m = meta(&card, part, &graph);
@@ -202,30 +199,31 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
         data::write_atomic(&path, &file)?;
         let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
         write_golden(dir, part, &file, &golden_inputs(&model))?;
+        let size = |name: String| std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
         files.insert(
             part.to_string(),
-            json!({
-                "path": format!("{part}.egm"),
-                "bytes": file.len(),
-                "arena_bytes": model.arena_len(),
-                "activations_sum_bytes": activations_sum(&model),
-                "weights_bytes": model.data_len(),
-                "ops": model.op_count(),
-                "f32_onnx_bytes": std::fs::metadata(dir.join(format!("{part}.onnx"))).map(|m| m.len()).unwrap_or(0),
-                "int8_onnx": format!("{part}.int8.onnx"),
-                "int8_onnx_bytes": std::fs::metadata(dir.join(format!("{part}.int8.onnx"))).map(|m| m.len()).unwrap_or(0),
-                "golden": format!("golden/int8/{part}.bin"),
-            }),
+            CompiledPart {
+                path: format!("{part}.egm"),
+                bytes: file.len() as u64,
+                arena_bytes: model.arena_len() as u64,
+                activations_sum_bytes: activations_sum(&model) as u64,
+                weights_bytes: model.data_len() as u64,
+                ops: model.op_count() as u64,
+                f32_onnx_bytes: size(format!("{part}.onnx")),
+                int8_onnx: format!("{part}.int8.onnx"),
+                int8_onnx_bytes: size(format!("{part}.int8.onnx")),
+                golden: format!("golden/int8/{part}.bin"),
+            },
         );
     }
-    card["model_file"] = Value::Object(files);
-    card["quantization"] = json!({
-        "scheme": "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (min/max calibration), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused",
-        "edges_in_f32": "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.",
-        "calibration": "calibration.json",
+    card.model_file = files;
+    card.quantization = Some(Quantization {
+        scheme: "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (min/max calibration), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused".into(),
+        edges_in_f32: "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.".into(),
+        calibration: "calibration.json".into(),
     });
-    measure_int8(dir, fam, &mut card, progress)?;
-    crate::card::write(dir, &card)
+    measure_int8(dir, &mut card, progress)?;
+    card.write(dir)
 }
 
 fn load_file(dir: &Path, part: &str) -> Result<Vec<u8>> {
@@ -234,29 +232,29 @@ fn load_file(dir: &Path, part: &str) -> Result<Vec<u8>> {
 }
 
 /// int8 quality figures on the full test set (optimized kernels, all cores).
-fn measure_int8(dir: &Path, fam: ModelFamily, card: &mut Value, progress: bool) -> Result<()> {
+fn measure_int8(dir: &Path, card: &mut Card, progress: bool) -> Result<()> {
     let test = data::fashion_mnist(data::Split::Test)?;
-    match fam {
-        ModelFamily::Pixelcnn => {
+    match &mut card.family {
+        FamilyCard::Pixelcnn(f) => {
             let bytes = load_file(dir, "model")?;
             let lp = pixelcnn_log_probs(&bytes, &test, progress)?;
-            card["test_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&lp)));
+            f.test_bpd_int8 = Some(r4(crate::vae::eval::mean_bpd(&lp)));
         }
-        ModelFamily::Vae => {
+        FamilyCard::Vae(f) => {
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);
             let k = 4;
             let b = vae_bounds(&e, &d, &test, k, 1, progress)?;
-            card["test_elbo_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
-            card["test_iwae_bpd_int8"] = json!(crate::card::r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
-            card["int8_iwae_k"] = json!(k);
+            f.test_elbo_bpd_int8 = Some(r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
+            f.test_iwae_bpd_int8 = Some(r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
+            f.int8_iwae_k = Some(k);
         }
-        ModelFamily::Gan => {
+        FamilyCard::Gan(f) => {
             let bytes = load_file(dir, "generator")?;
             let samples = gan_samples(&bytes, 10_000)?;
             let cache = Path::new("runs").join("fd-classifier");
             let (classifier, _) = crate::fd::classifier(&cache, progress)?;
             let test_stats = crate::fd::test_stats(&classifier)?;
-            card["fd_int8"] = json!(crate::card::r4(crate::fd::fd_against_test(&classifier, &samples, &test_stats)));
+            f.fd_int8 = Some(r4(crate::fd::fd_against_test(&classifier, &samples, &test_stats)));
         }
     }
     Ok(())
@@ -321,10 +319,19 @@ pub fn inspect(path: &Path) -> Result<String> {
     )?;
     writeln!(s, "name {}  family {}  components {}  latent {}", md.name_str(), md.family.name(), md.components, md.latent)?;
     if md.guard_flags & 1 != 0 {
+        let kind = edgegen_runtime::guard::ScoreKind::from_u8(md.guard_score);
+        let name = kind.map_or_else(|| format!("unknown ({})", md.guard_score), |k| k.name().to_string());
+        let p = md.guard_params;
+        let constants = match kind {
+            Some(edgegen_runtime::guard::ScoreKind::Combined) => {
+                format!("; constants cc_median {} cc_spread {} line_median {} line_spread {}", p[0], p[1], p[2], p[3])
+            }
+            _ => String::new(),
+        };
         writeln!(
             s,
-            "guard: score {} threshold {} (calibrated for false-reject {})",
-            md.guard_score, md.guard_threshold, md.guard_false_reject
+            "guard: score {name} threshold {} (calibrated for false-reject {}){constants}",
+            md.guard_threshold, md.guard_false_reject
         )?;
     } else {
         writeln!(s, "guard: not calibrated")?;

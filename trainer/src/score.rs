@@ -136,19 +136,28 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
     let updated = crate::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, params)?;
     data::write_atomic(&path, &updated)?;
     let mut card = crate::int8::read_card(dir)?;
-    card["guard"] = json!({
-        "score": kind.name(),
-        "params": if kind == ScoreKind::Combined { json!({"cc_median": params[0], "cc_spread": params[1], "line_median": params[2], "line_spread": params[3]}) } else { json!(null) },
-        "background_model": loaded.background_dir().filter(|_| kind.needs_background()).and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()),
-        "engine": "int8",
-        "threshold": crate::card::r4(threshold as f64),
-        "false_reject_target": (false_reject as f64 * 1e6).round() / 1e6,
-        "calibrated_on": "Fashion-MNIST validation split (last 5,000 training images)",
-        "test_false_reject": crate::card::r4(test_frr),
-        "stored_in": format!("{part}.egm metadata"),
-        "command": format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
+    card.guard = Some(crate::card::GuardCard {
+        score: kind.name().to_string(),
+        params: (kind == ScoreKind::Combined).then(|| crate::card::CombinedParams {
+            cc_median: params[0] as f64,
+            cc_spread: params[1] as f64,
+            line_median: params[2] as f64,
+            line_spread: params[3] as f64,
+        }),
+        background_model: loaded
+            .background_dir()
+            .filter(|_| kind.needs_background())
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string()),
+        engine: "int8".into(),
+        threshold: crate::card::r4(threshold as f64),
+        false_reject_target: (false_reject as f64 * 1e6).round() / 1e6,
+        calibrated_on: "Fashion-MNIST validation split (last 5,000 training images)".into(),
+        test_false_reject: crate::card::r4(test_frr),
+        stored_in: format!("{part}.egm metadata"),
+        command: format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
     });
-    crate::card::write(dir, &card)?;
+    card.write(dir)?;
     println!(
         "{} threshold {threshold:.4} (false-reject target {false_reject}); test-set false-reject {:.2}%",
         kind.name(),

@@ -128,3 +128,52 @@ fn score_uses_the_calibrated_guard_of_the_model_file() {
         assert!(l["bpd"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn inspect_names_the_guard_score_and_its_constants() {
+    let o = edgegen(&["inspect", "models/pixelcnn-fmnist/model.egm"], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = text.lines().find(|l| l.starts_with("guard:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("score combined") && line.contains("cc_median") && line.contains("line_spread"), "{line}");
+    let o = edgegen(&["inspect", "models/vae-fmnist/encoder.egm"], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("guard: score complexity_corrected threshold"), "{text}");
+}
+
+/// Every argument of every subcommand says what it does in `--help`.
+#[test]
+fn every_argument_has_help_text() {
+    let commands: &[&[&str]] = &[
+        &["data", "fetch"],
+        &["data", "frames"],
+        &["train", "vae"],
+        &["train", "pixelcnn"],
+        &["train", "gan"],
+        &["quantize"],
+        &["compile"],
+        &["score"],
+        &["sample"],
+        &["calibrate"],
+        &["eval", "ood"],
+        &["eval", "fd"],
+        &["bench"],
+        &["inspect"],
+        &["demo"],
+    ];
+    for words in commands {
+        let o = edgegen(&[*words, &["--help"]].concat(), &[]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{words:?}: {}", stderr(&o));
+        // clap prints an argument's help after it on its line, or (long help) on the next
+        // line; an argument without help has neither, or only its default.
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("--") || l.starts_with('<')) {
+            let inline = line.split_once("  ").map_or("", |(_, rest)| rest.trim());
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            let below = !(next.is_empty() || next.starts_with('-') || next.starts_with('<') || next.starts_with('['));
+            let has_help = (!inline.is_empty() && !inline.starts_with('[')) || (inline.is_empty() && below);
+            assert!(has_help, "{words:?}: no help for `{line}`:\n{text}");
+        }
+    }
+}

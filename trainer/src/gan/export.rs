@@ -4,7 +4,7 @@
 
 use super::model::{Discriminator, Gan, Generator};
 use super::training::generate;
-use crate::card::{file_entry, r4};
+use crate::card::{card_name, file_entry, r4, Card, FamilyCard, GanCard};
 use crate::loss::to_vec;
 use crate::onnx::{Attr, GraphBuilder};
 use anyhow::Result;
@@ -175,6 +175,7 @@ pub fn publish(
     gan: &Gan,
     state: &crate::checkpoint::TrainState,
     command: &str,
+    train_config: Option<serde_json::Value>,
     dir: &Path,
     fd: &crate::fd::FdReport,
     fd_last: Option<f64>,
@@ -187,39 +188,46 @@ pub fn publish(
     crate::card::save_grid(&dir.join("samples.png"), &generate(gan, &seeds), 8, 2)?;
     let g = gan.generator.valid();
     let latent = g.latent();
-    let card = json!({
-        "name": "gan-fmnist",
-        "family": "gan",
-        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images",
-        "params": exported_params(&g),
-        "params_note": "generator as exported (BatchNorm folded); the discriminator is not shipped to devices",
-        "params_discriminator": gan.discriminator.num_params(),
-        "macs": g.macs(),
-        "latent_dim": latent,
-        "files": {
-            "generator": file_entry(dir, "generator.onnx"),
-            "discriminator": file_entry(dir, "discriminator.onnx"),
-            "golden": "golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)",
-            "samples": "samples.png",
-        },
-        "inputs": {"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]},
-        "outputs": {"generator": [{"name": "image", "shape": [1, 1, 28, 28], "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]},
-        "fd": r4(fd.gan),
-        "fd_floor": r4(fd.floor),
-        "fd_ratio": r4(fd.gan / fd.floor),
-        "vae_fd": r4(fd.vae),
-        "fd_note": fd.note.clone(),
-        "epochs": state.epoch,
-        "history": crate::card::history(state, "d_loss", "g_loss"),
-        "seed": state.seed,
-        "train_command": command,
-        "train_seconds": state.elapsed_seconds.round(),
-        "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
-    });
-    let mut card = card;
-    card["generator_weights"] = json!(weights);
-    if let Some(last) = fd_last {
-        card["fd_last_iterate"] = json!(r4(last));
-    }
-    crate::card::write(dir, &card)
+    let card = Card {
+        name: card_name(dir, "gan-fmnist"),
+        family: FamilyCard::Gan(GanCard {
+            latent_dim: latent,
+            params_discriminator: gan.discriminator.num_params() as u64,
+            params_note: "generator as exported (BatchNorm folded); the discriminator is not shipped to devices".into(),
+            fd: r4(fd.gan),
+            fd_floor: r4(fd.floor),
+            fd_ratio: r4(fd.gan / fd.floor),
+            vae_fd: r4(fd.vae),
+            fd_note: fd.note.clone(),
+            fd_last_iterate: fd_last.map(r4),
+            generator_weights: weights.to_string(),
+            fd_int8: None,
+        }),
+        dataset: "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images".into(),
+        params: exported_params(&g) as u64,
+        macs: g.macs() as u64,
+        files: [
+            ("generator", file_entry(dir, "generator.onnx")),
+            ("discriminator", file_entry(dir, "discriminator.onnx")),
+            ("golden", json!("golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)")),
+            ("samples", json!("samples.png")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        inputs: json!({"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]}),
+        outputs: json!({"generator": [{"name": "image", "shape": [1, 1, 28, 28], "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]}),
+        epochs: state.epoch,
+        history: crate::card::history(state, "d_loss", "g_loss"),
+        seed: state.seed,
+        train_command: command.to_string(),
+        train_config,
+        train_seconds: state.elapsed_seconds.round(),
+        machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        role: None,
+        quantization: None,
+        model_file: Default::default(),
+        guard: None,
+    };
+    card.write(dir)
 }

@@ -123,7 +123,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         0 => "BatchNorm running statistics as trained (averaged with the weights)".to_string(),
         n => format!("BatchNorm statistics measured over {n} noise vectors of these weights"),
     };
-    export::publish(&model, &state, &command, &a.out, &fd, fd_last, &format!("{weights}; {bn}"))?;
+    export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &fd, fd_last, &format!("{weights}; {bn}"))?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
         fd.gan,

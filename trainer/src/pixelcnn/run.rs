@@ -43,7 +43,7 @@ pub fn run(mut a: PixelCnnArgs) -> Result<()> {
     save_config(&a.run_dir, &a)?;
     let (model, state) = training::train(&cfg, &a.common.options(&a.run_dir))?;
     eprintln!("publishing to {}", a.out.display());
-    let (test, mnist) = export::publish(&model, &cfg, &state, &command, &a.out, !a.common.quiet)?;
+    let (test, mnist) = export::publish(&model, &cfg, &state, &command, Some(serde_json::to_value(&a)?), &a.out, !a.common.quiet)?;
     println!("test {test:.4} bits/dim; MNIST {mnist:.4} bits/dim; {:.0} s of training", state.elapsed_seconds);
     Ok(())
 }

