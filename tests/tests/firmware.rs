@@ -211,7 +211,7 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
     let dims: Vec<usize> =
         String::from_utf8_lossy(&pgm[..header_end]).split_whitespace().skip(1).take(2).map(|v| v.parse().unwrap()).collect();
     assert_eq!(pgm.len() - header_end, dims[0] * dims[1]);
-    edgegen_trainer::imageio::write_gray_png(&root.join("firmware/screen.png"), dims[0], dims[1], &pgm[header_end..]).unwrap();
+    edgegen_trainer::data::imageio::write_gray_png(&root.join("firmware/screen.png"), dims[0], dims[1], &pgm[header_end..]).unwrap();
     std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
 
     let m55 = run_and_check("thumbv8m.main-none-eabihf", "mps3-an547 (Cortex-M55, Helium)");

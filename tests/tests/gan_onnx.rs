@@ -6,8 +6,8 @@ mod common;
 use burn::module::Module;
 use burn::prelude::*;
 use edgegen_runtime::onnx::OnnxGan;
-use edgegen_trainer::gan::{export, GanConfig};
-use edgegen_trainer::loss::to_vec;
+use edgegen_trainer::families::gan::{export, GanConfig};
+use edgegen_trainer::families::loss::to_vec;
 
 /// Exports a fresh generator whose BatchNorm running statistics moved away from (0, 1) and
 /// checks tract's output against burn's inference, and the card's parameter count against the
@@ -28,7 +28,7 @@ fn check_folding(cfg: GanConfig, seed: u64) {
     }
     let generator = gan.generator.valid();
     let dir = common::temp_dir("fresh-gan");
-    edgegen_trainer::onnx::save(&export::generator_onnx(&generator), &dir.join("generator.onnx")).unwrap();
+    edgegen_trainer::export::onnx::save(&export::generator_onnx(&generator), &dir.join("generator.onnx")).unwrap();
     let engine = OnnxGan::load(&dir).unwrap();
     let model = edgegen_runtime::onnx::OnnxModel::load(&dir.join("generator.onnx")).unwrap();
     for s in 0..3 {
@@ -81,7 +81,7 @@ fn check_discriminator(cfg: GanConfig, seed: u64) -> usize {
     let d = cfg.init(&device).discriminator;
     let dir = common::temp_dir("fresh-d");
     let path = dir.join("discriminator.onnx");
-    edgegen_trainer::onnx::save(&export::discriminator_onnx(&d), &path).unwrap();
+    edgegen_trainer::export::onnx::save(&export::discriminator_onnx(&d), &path).unwrap();
     let model = edgegen_runtime::onnx::OnnxModel::load(&path).unwrap();
     for s in 0..3u64 {
         let mut img = vec![0f32; 784];
@@ -154,9 +154,9 @@ fn batchnorm_recalibration_measures_the_generators_own_statistics() {
     g.bn0.running_var = RunningState::new(Tensor::full([12], 9.0, &device));
     g.bn1.running_mean = RunningState::new(Tensor::full([6], -2.0, &device));
     g.fine.as_mut().unwrap().bn2.running_var = RunningState::new(Tensor::full([3], 0.01, &device));
-    let kept = edgegen_trainer::gan::training::recalibrate_batchnorm(g.clone(), 0, 1);
+    let kept = edgegen_trainer::families::gan::training::recalibrate_batchnorm(g.clone(), 0, 1);
     assert_eq!(to_vec(kept.bn0.running_mean.value()), vec![3.0; 12], "0 samples keep the statistics");
-    let g = edgegen_trainer::gan::training::recalibrate_batchnorm(g, 3000, 1);
+    let g = edgegen_trainer::families::gan::training::recalibrate_batchnorm(g, 3000, 1);
     // On noise it has not seen, each layer's pre-BatchNorm activations have the recorded
     // mean and variance (to sampling error).
     let mut z = vec![0f32; 2000 * 8];

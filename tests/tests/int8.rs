@@ -11,16 +11,20 @@ use edgegen_runtime::interpreter::Interpreter;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
-use edgegen_trainer::graph::Graph;
-use edgegen_trainer::quantize::{self, Meta};
+use edgegen_trainer::int8::graph::Graph;
+use edgegen_trainer::int8::quantize::{self, Meta};
 
 /// A tiny PixelCNN compiled in-process (random weights, calibrated on random images).
 fn tiny_pixelcnn_file() -> Vec<u8> {
     let device = Device::flex();
     device.seed(21);
-    let model =
-        edgegen_trainer::pixelcnn::PixelCnnConfig::new().with_channels(8).with_inner(4).with_blocks(1).with_components(2).init(&device);
-    let onnx = edgegen_trainer::onnx::encode(&edgegen_trainer::pixelcnn::export::onnx(&model));
+    let model = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new()
+        .with_channels(8)
+        .with_inner(4)
+        .with_blocks(1)
+        .with_components(2)
+        .init(&device);
+    let onnx = edgegen_trainer::export::onnx::encode(&edgegen_trainer::families::pixelcnn::export::onnx(&model));
     let graph = Graph::parse(&onnx).unwrap();
     let mut rng = Rng::new(5);
     let inputs: Vec<Vec<f32>> = (0..8).map(|_| (0..784).map(|_| rng.uniform() * 2.0 - 1.0).collect()).collect();

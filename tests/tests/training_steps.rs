@@ -3,7 +3,7 @@
 
 mod common;
 
-use edgegen_trainer::training::TrainOptions;
+use edgegen_trainer::families::training::TrainOptions;
 
 fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
     TrainOptions {
@@ -23,14 +23,14 @@ fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
 
 #[test]
 fn pixelcnn_few_steps_lower_the_loss() {
-    let cfg = edgegen_trainer::pixelcnn::PixelCnnConfig::new().with_channels(16).with_inner(8).with_blocks(1).with_components(2);
+    let cfg = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new().with_channels(16).with_inner(8).with_blocks(1).with_components(2);
     let dir = common::temp_dir("pixelcnn-train");
-    let untrained = edgegen_trainer::pixelcnn::eval::mean_bpd(
+    let untrained = edgegen_trainer::families::pixelcnn::eval::mean_bpd(
         &cfg.init(&burn::prelude::Device::flex()),
         &edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Validation).unwrap().slice(0..500),
         false,
     );
-    let (_, state) = edgegen_trainer::pixelcnn::training::train(&cfg, &opts(dir.clone(), 3e-3)).unwrap();
+    let (_, state) = edgegen_trainer::families::pixelcnn::training::train(&cfg, &opts(dir.clone(), 3e-3)).unwrap();
     let val = state.history.last().unwrap().2;
     assert!(val < untrained - 0.5, "validation {val} bits/dim vs untrained {untrained}");
     std::fs::remove_dir_all(dir).ok();
@@ -38,18 +38,18 @@ fn pixelcnn_few_steps_lower_the_loss() {
 
 #[test]
 fn gan_discriminator_learns_and_generator_stays_finite() {
-    let cfg = edgegen_trainer::gan::GanConfig::new().with_latent(8).with_features(16).with_d_layers(3);
+    let cfg = edgegen_trainer::families::gan::GanConfig::new().with_latent(8).with_features(16).with_d_layers(3);
     let dir = common::temp_dir("gan-train");
-    let (gan, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
+    let (gan, averaged, state) = edgegen_trainer::families::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
     // A random discriminator scores ln 2 on each half (≈ 1.39 with smoothing); a learning one less.
     let d_loss = state.history.last().unwrap().1;
     assert!(d_loss < 1.3, "discriminator loss {d_loss}");
-    let imgs = edgegen_trainer::gan::training::generate(&gan, &[1, 2, 3]);
+    let imgs = edgegen_trainer::families::gan::training::generate(&gan, &[1, 2, 3]);
     assert_eq!(imgs.len(), 3 * 784);
     // The averaged generator trails the last one: different weights, finite, and it samples.
     let avg = averaged.expect("an averaged generator with --ema 0.9");
-    let w = |g: &edgegen_trainer::gan::model::Generator| {
-        edgegen_trainer::loss::to_vec({
+    let w = |g: &edgegen_trainer::families::gan::model::Generator| {
+        edgegen_trainer::families::loss::to_vec({
             let t = g.fc.weight.val();
             let n = t.dims().iter().product::<usize>();
             t.reshape([n])
@@ -58,23 +58,23 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     let (last_w, avg_w) = (w(&gan.generator), w(&avg.generator));
     assert!(avg_w.iter().all(|v| v.is_finite()));
     assert!(last_w.iter().zip(&avg_w).any(|(a, b)| a != b), "the average equals the last generator");
-    assert_eq!(edgegen_trainer::gan::training::generate(&avg, &[1, 2]).len(), 2 * 784);
+    assert_eq!(edgegen_trainer::families::gan::training::generate(&avg, &[1, 2]).len(), 2 * 784);
     // Resuming restores the average from the checkpoint (four files: two modules, two optimizers).
     let mut more = opts(dir.clone(), 2e-4);
     more.epochs += 1;
     more.resume = true;
-    let (_, averaged, state) = edgegen_trainer::gan::training::train(&cfg, &more, 0.9, Some(2)).unwrap();
+    let (_, averaged, state) = edgegen_trainer::families::gan::training::train(&cfg, &more, 0.9, Some(2)).unwrap();
     assert!(averaged.is_some());
     assert_eq!(state.epoch, more.epochs);
     // Resuming with another discriminator is refused with the file and the remedy, nothing trained.
     more.epochs += 1;
-    let err =
-        edgegen_trainer::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2)).expect_err("a mismatched resume fails");
+    let err = edgegen_trainer::families::gan::training::train(&cfg.clone().with_d_layers(2), &more, 0.9, Some(2))
+        .expect_err("a mismatched resume fails");
     let msg = format!("{err:#}");
     assert!(msg.contains("shape mismatch") && msg.contains("model arguments the run started with"), "{msg}");
     // The decayed learning rate: full before the decay epoch, half way down in the middle of
     // the decaying epochs, 0 only after the last step.
-    let lr = edgegen_trainer::gan::training::learning_rate;
+    let lr = edgegen_trainer::families::gan::training::learning_rate;
     assert_eq!(lr(2e-4, Some(2), 4, 10, 1, 9), 2e-4);
     assert!((lr(2e-4, Some(2), 4, 10, 3, 0) - 1e-4).abs() < 1e-12);
     assert!(lr(2e-4, Some(2), 4, 10, 3, 9) > 0.0);

@@ -5,8 +5,8 @@ mod common;
 use burn::prelude::*;
 use edgegen_runtime::onnx::OnnxVae;
 use edgegen_runtime::rng::Rng;
-use edgegen_trainer::loss::to_vec;
-use edgegen_trainer::vae::{export, VaeConfig};
+use edgegen_trainer::families::loss::to_vec;
+use edgegen_trainer::families::vae::{export, VaeConfig};
 
 fn fixed_images(n: usize) -> Vec<u8> {
     let mut rng = Rng::new(99);
@@ -26,7 +26,7 @@ fn fresh_vae_export_matches_burn_forward_in_tract() {
     let pixels = fixed_images(3);
     for i in 0..3 {
         let img = &pixels[i * 784..(i + 1) * 784];
-        let x = edgegen_trainer::loss::images_to_tensor(img, 1, &device);
+        let x = edgegen_trainer::families::loss::images_to_tensor(img, 1, &device);
         let (mu, lv) = model.encoder.forward(x);
         let (mu_t, lv_t) = engine.encode(img).unwrap();
         assert!(common::max_abs_diff(&to_vec(mu), &mu_t) < 1e-4);

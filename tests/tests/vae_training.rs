@@ -4,9 +4,9 @@
 mod common;
 
 use burn::module::Module;
-use edgegen_trainer::loss::to_vec;
-use edgegen_trainer::vae::training::{train, TrainOptions};
-use edgegen_trainer::vae::VaeConfig;
+use edgegen_trainer::families::loss::to_vec;
+use edgegen_trainer::families::vae::training::{train, TrainOptions};
+use edgegen_trainer::families::vae::VaeConfig;
 
 fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOptions {
     TrainOptions {
@@ -24,7 +24,7 @@ fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOption
     }
 }
 
-fn weights(m: &edgegen_trainer::vae::Vae) -> Vec<f32> {
+fn weights(m: &edgegen_trainer::families::vae::Vae) -> Vec<f32> {
     let m = m.valid();
     let mut v = to_vec(m.decoder.head.weight.val());
     v.extend(to_vec(m.encoder.fc_mu.weight.val()));
@@ -41,7 +41,7 @@ fn few_steps_lower_the_loss_and_resume_is_exact() {
     let (first_train, _) = (state.history[0].1, state.history[0].2);
     let (_, last_val) = (state.history[1].1, state.history[1].2);
     // Validation bits/dim after two short epochs must beat the untrained model's by a margin.
-    let untrained = edgegen_trainer::vae::training::validation_bpd(
+    let untrained = edgegen_trainer::families::vae::training::validation_bpd(
         &cfg.init(&burn::prelude::Device::flex()),
         &edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Validation).unwrap().slice(0..500),
         5,

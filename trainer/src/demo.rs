@@ -3,7 +3,7 @@
 //! guard's verdict where a threshold is calibrated.
 
 use crate::data::{self, Images};
-use crate::score::{EngineKind, Loaded};
+use crate::eval::score::{EngineKind, Loaded};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,9 @@ pub fn write_frames(dir: &Path, n: usize) -> Result<()> {
     // Sensor faults: the next `n` test images, corrupted with the kinds of `eval ood` in turn.
     let mut rng = edgegen_runtime::rng::Rng::with_stream(5, 0);
     let pixels: Vec<u8> = (0..n)
-        .flat_map(|i| crate::ood::corrupt(crate::ood::CORRUPTIONS[i % crate::ood::CORRUPTIONS.len()], test.image(n + i), &mut rng))
+        .flat_map(|i| {
+            crate::eval::ood::corrupt(crate::eval::ood::CORRUPTIONS[i % crate::eval::ood::CORRUPTIONS.len()], test.image(n + i), &mut rng)
+        })
         .collect();
     let faults = data::Images { rows: 28, cols: 28, pixels, labels: None };
     data::write_atomic(&dir.join(FRAME_SETS[0].0), &data::encode_idx_images(&fm))?;
@@ -70,7 +72,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         let images = crate::parallel::map(count, |i| loaded.sample(i as u64));
         let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
         let path = opts.out.join(format!("{name}-samples.png"));
-        crate::card::save_grid(&path, &images, 8, 3)?;
+        crate::export::card::save_grid(&path, &images, 8, 3)?;
         println!("  {name}: {count} samples (seeds 0..{}) in {:.1} s -> {}", count - 1, started.elapsed().as_secs_f64(), path.display());
         if loaded.family().has_likelihood() {
             scorers.push((name, loaded));
@@ -98,7 +100,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
                 let stats = l.statistics(frames.image(i), i)?;
                 sums[j] += stats.bpd;
                 print!(" {:>22.3}", stats.bpd);
-                if let Some((score, _, accept)) = crate::score::verdict(l, &stats)? {
+                if let Some((score, _, accept)) = crate::eval::score::verdict(l, &stats)? {
                     print!(" {:>22}", format!("{score:.3} {}", if accept { "accept" } else { "REJECT" }));
                 }
             }

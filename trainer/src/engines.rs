@@ -2,7 +2,7 @@
 //! device path), or the f32 / QDQ ONNX files through tract — one enum, one variant per family
 //! and engine, so every call says what it does for each.
 
-use crate::family::ModelFamily;
+use crate::families::ModelFamily;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
 use edgegen_runtime::guard::{ScoreKind, Statistics};

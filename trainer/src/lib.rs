@@ -1,29 +1,19 @@
 //! # edgegen-trainer
 //!
-//! The host side of edgegen's data path: datasets → training (burn, `flex` backend) →
-//! ONNX export → evaluation, plus the `edgegen` command line. Probability is never
-//! re-implemented here: evaluation calls `edgegen_runtime::likelihood`.
+//! The host side of edgegen's data path, one module per stage: [`data`] (datasets and image
+//! files) → [`families`] (the models in burn, their training loops and checkpoints) →
+//! [`export`] (ONNX, the model card) → [`int8`] (calibration, quantization, compilation to
+//! the runtime's model file) → [`eval`] (likelihood, guard, Fréchet distance, outlier sets,
+//! speed), with [`engines`] (a model directory's loaded engines) and the `edgegen` command
+//! line (`src/bin/edgegen/`) on top. Probability is never re-implemented here: evaluation
+//! calls `edgegen_runtime::likelihood`.
 
-pub mod bench;
-pub mod card;
-pub mod checkpoint;
 pub mod data;
 pub mod demo;
 pub mod engines;
-pub mod family;
-pub mod fd;
-pub mod gan;
-pub mod graph;
-pub mod imageio;
+pub mod eval;
+pub mod export;
+pub mod families;
 pub mod int8;
-pub mod loss;
-pub mod onnx;
-pub mod ood;
 pub mod parallel;
-pub mod pixelcnn;
 pub mod progress;
-pub mod qdq;
-pub mod quantize;
-pub mod score;
-pub mod training;
-pub mod vae;

@@ -53,10 +53,10 @@ pub fn check_golden(dir: &std::path::Path, part: &str, tol: f32) {
     let sets: Vec<_> = std::fs::read_dir(dir.join("golden").join(part)).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(sets.len() >= 3, "{part}: expected at least 3 golden sets");
     for set in sets {
-        let (_, _, input) = edgegen_trainer::onnx::load_tensor(&set.join("input_0.pb")).unwrap();
+        let (_, _, input) = edgegen_trainer::export::onnx::load_tensor(&set.join("input_0.pb")).unwrap();
         let outputs = model.run(&input, "golden").unwrap();
         for (k, got) in outputs.iter().enumerate() {
-            let (_, _, want) = edgegen_trainer::onnx::load_tensor(&set.join(format!("output_{k}.pb"))).unwrap();
+            let (_, _, want) = edgegen_trainer::export::onnx::load_tensor(&set.join(format!("output_{k}.pb"))).unwrap();
             let d = max_abs_diff(&want, got);
             assert!(d < tol, "{} output {k}: max abs diff {d}", set.display());
         }

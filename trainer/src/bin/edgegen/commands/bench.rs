@@ -16,5 +16,5 @@ pub struct Args {
 
 /// Runs `edgegen bench`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::bench::run(&a.model, a.images.max(1)).map(|_| ())
+    edgegen_trainer::eval::bench::run(&a.model, a.images.max(1)).map(|_| ())
 }

@@ -32,5 +32,5 @@ fn score_kind(name: &str) -> Result<ScoreKind, String> {
 
 /// Runs `edgegen calibrate`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::score::calibrate(&a.model, a.false_reject, a.score, !a.quiet)
+    edgegen_trainer::eval::score::calibrate(&a.model, a.false_reject, a.score, !a.quiet)
 }

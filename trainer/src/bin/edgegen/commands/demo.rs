@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use edgegen_trainer::demo::{self, DemoOptions};
-use edgegen_trainer::score::EngineKind;
+use edgegen_trainer::eval::score::EngineKind;
 use std::path::PathBuf;
 
 /// Arguments of `edgegen demo`.

@@ -1,7 +1,7 @@
 //! `edgegen eval ood` and `edgegen eval fd`.
 
 use anyhow::{bail, Result};
-use edgegen_trainer::score::EngineKind;
+use edgegen_trainer::eval::score::EngineKind;
 use std::path::{Path, PathBuf};
 
 /// Which evaluation.
@@ -49,7 +49,7 @@ pub fn run(what: What) -> Result<()> {
     match what {
         What::Ood { models, count, out, quiet } => {
             let dirs: Vec<&Path> = models.iter().map(|p| p.as_path()).collect();
-            edgegen_trainer::ood::run(&dirs, count, &out, !quiet).map(|_| ())
+            edgegen_trainer::eval::ood::run(&dirs, count, &out, !quiet).map(|_| ())
         }
         What::Fd { model, engine, count, classifier, json } => fd(&model, engine, count, &classifier, json.as_deref()),
     }
@@ -59,11 +59,11 @@ fn fd(dir: &Path, engine: EngineKind, count: usize, cache: &Path, json: Option<&
     if !(1_000..=60_000).contains(&count) {
         bail!("--count must be in 1000..=60000 (a 128-d covariance needs many samples)");
     }
-    let loaded = edgegen_trainer::score::Loaded::open(dir, engine)?;
-    let (classifier, accuracy) = edgegen_trainer::fd::classifier(cache, true)?;
+    let loaded = edgegen_trainer::eval::score::Loaded::open(dir, engine)?;
+    let (classifier, accuracy) = edgegen_trainer::eval::fd::classifier(cache, true)?;
     eprintln!("drawing {count} {} samples ({engine:?})", loaded.family());
     let samples = edgegen_trainer::parallel::map(count, |i| loaded.sample(i as u64)).into_iter().collect::<Result<Vec<_>>>()?.concat();
-    let b = edgegen_trainer::fd::breakdown(&classifier, &samples)?;
+    let b = edgegen_trainer::eval::fd::breakdown(&classifier, &samples)?;
     println!("{}: {count} samples, seeds 0..{}; classifier test accuracy {:.2}%", dir.display(), count - 1, accuracy * 100.0);
     print!("{b}");
     if let Some(path) = json {

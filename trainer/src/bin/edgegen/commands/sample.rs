@@ -1,7 +1,7 @@
 //! `edgegen sample`: draw samples from a model into a PNG grid.
 
 use anyhow::Result;
-use edgegen_trainer::score::EngineKind;
+use edgegen_trainer::eval::score::EngineKind;
 use std::path::PathBuf;
 
 /// Arguments of `edgegen sample`.
@@ -26,5 +26,5 @@ pub struct Args {
 
 /// Runs `edgegen sample`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::score::sample(&a.model, a.engine, a.seed, a.count, &a.out)
+    edgegen_trainer::eval::score::sample(&a.model, a.engine, a.seed, a.count, &a.out)
 }

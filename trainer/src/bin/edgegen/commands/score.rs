@@ -1,7 +1,7 @@
 //! `edgegen score`: one JSON line per image with bits/dim and the guard's verdict.
 
 use anyhow::Result;
-use edgegen_trainer::score::EngineKind;
+use edgegen_trainer::eval::score::EngineKind;
 use std::path::PathBuf;
 
 /// Arguments of `edgegen score`.
@@ -19,5 +19,5 @@ pub struct Args {
 
 /// Runs `edgegen score`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::score::score(&a.model, a.engine, &a.files)
+    edgegen_trainer::eval::score::score(&a.model, a.engine, &a.files)
 }

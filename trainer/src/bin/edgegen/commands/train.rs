@@ -2,7 +2,7 @@
 //! run's saved config); this picks one.
 
 use anyhow::Result;
-use edgegen_trainer::{gan, pixelcnn, vae};
+use edgegen_trainer::families::{gan, pixelcnn, vae};
 
 /// Which family to train.
 #[derive(clap::Subcommand, Debug)]

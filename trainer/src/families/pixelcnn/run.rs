@@ -2,7 +2,7 @@
 //! train, export ONNX, golden vectors, pictures, figures, card.
 
 use super::{export, training, PixelCnnConfig};
-use crate::training::{reproduce_command, save_config, CommonArgs};
+use crate::families::training::{reproduce_command, save_config, CommonArgs};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 

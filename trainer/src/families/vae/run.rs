@@ -3,7 +3,7 @@
 
 use super::{export, training, VaeConfig};
 use crate::data;
-use crate::training::{reproduce_command, save_config, CommonArgs};
+use crate::families::training::{reproduce_command, save_config, CommonArgs};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 

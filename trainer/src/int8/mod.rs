@@ -2,16 +2,20 @@
 //! directory's f32 ONNX to calibrated QDQ ONNX (`*.int8.onnx`) and compiled model files
 //! (`*.egm`), with int8 golden vectors and int8 quality figures in `card.json`.
 
-use crate::card::{r4, Card, CompiledPart, FamilyCard, Quantization};
+pub mod graph;
+pub mod qdq;
+pub mod quantize;
+
 use crate::data::{self, Images};
-use crate::graph::Graph;
-use crate::quantize::{self, Meta, QModel, Ranges};
+use crate::export::card::{r4, Card, CompiledPart, FamilyCard, Quantization};
+use crate::int8::graph::Graph;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
 use edgegen_runtime::image::{scale_pixel, PIXELS};
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::{DType, Model};
 use edgegen_runtime::rng::Rng;
+use quantize::{Meta, QModel, Ranges};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,7 +113,7 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
         let doc = format!(
             "edgegen int8 QDQ of {part}.onnx, calibrated on {n} training inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0)."
         );
-        crate::onnx::save(&crate::qdq::qdq_onnx(&q, &doc, &graph.family), &dir.join(format!("{part}.int8.onnx")))?;
+        crate::export::onnx::save(&crate::int8::qdq::qdq_onnx(&q, &doc, &graph.family), &dir.join(format!("{part}.int8.onnx")))?;
         calib.insert(part.to_string(), ranges_to_json(&ranges));
         eprintln!("{}: calibrated {part} on {n} inputs", dir.display());
     }
@@ -238,23 +242,23 @@ fn measure_int8(dir: &Path, card: &mut Card, progress: bool) -> Result<()> {
         FamilyCard::Pixelcnn(f) => {
             let bytes = load_file(dir, "model")?;
             let lp = pixelcnn_log_probs(&bytes, &test, progress)?;
-            f.test_bpd_int8 = Some(r4(crate::vae::eval::mean_bpd(&lp)));
+            f.test_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&lp)));
         }
         FamilyCard::Vae(f) => {
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);
             let k = 4;
             let b = vae_bounds(&e, &d, &test, k, 1, progress)?;
-            f.test_elbo_bpd_int8 = Some(r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
-            f.test_iwae_bpd_int8 = Some(r4(crate::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
+            f.test_elbo_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
+            f.test_iwae_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
             f.int8_iwae_k = Some(k);
         }
         FamilyCard::Gan(f) => {
             let bytes = load_file(dir, "generator")?;
             let samples = gan_samples(&bytes, 10_000)?;
             let cache = Path::new("runs").join("fd-classifier");
-            let (classifier, _) = crate::fd::classifier(&cache, progress)?;
-            let test_stats = crate::fd::test_stats(&classifier)?;
-            f.fd_int8 = Some(r4(crate::fd::fd_against_test(&classifier, &samples, &test_stats)));
+            let (classifier, _) = crate::eval::fd::classifier(&cache, progress)?;
+            let test_stats = crate::eval::fd::test_stats(&classifier)?;
+            f.fd_int8 = Some(r4(crate::eval::fd::fd_against_test(&classifier, &samples, &test_stats)));
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! reference kernels. Not a test: speed is measured here, never asserted.
 
 use crate::data;
-use crate::score::{EngineKind, Loaded};
+use crate::eval::score::{EngineKind, Loaded};
 use anyhow::Result;
 use edgegen_runtime::engine;
 use edgegen_runtime::kernels::Kernels;
@@ -42,7 +42,7 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     let test = data::fashion_mnist(data::Split::Test)?;
     let card = crate::int8::read_card(dir)?;
     let family = card.model_family();
-    use crate::family::ModelFamily::{Gan, Pixelcnn, Vae};
+    use crate::families::ModelFamily::{Gan, Pixelcnn, Vae};
     let mut rows: Vec<(String, f64)> = Vec::new();
     if family == Pixelcnn {
         let bytes = std::fs::read(dir.join("model.egm"))?;
@@ -75,7 +75,7 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
             let mut arena = vec![0u8; e.arena_len()];
             let mut bound = |i: usize| -> Result<()> {
                 let mut rng = edgegen_runtime::rng::Rng::with_stream(0, i as u64);
-                e.bounds(&mut arena, test.image(i), crate::score::VAE_K, &mut rng)?;
+                e.bounds(&mut arena, test.image(i), crate::eval::score::VAE_K, &mut rng)?;
                 Ok(())
             };
             rows.push((format!("log_prob {name}"), rate(n.div_ceil(10), &mut bound)?));

@@ -3,10 +3,10 @@
 
 use super::eval;
 use super::model::{MaskedConv, PixelCnn, PixelCnnConfig};
-use crate::card::{file_entry, r4, Card, FamilyCard, PixelCnnCard, PixelDistribution};
 use crate::data::{self, Images};
-use crate::loss::to_vec;
-use crate::onnx::GraphBuilder;
+use crate::export::card::{file_entry, r4, Card, FamilyCard, PixelCnnCard, PixelDistribution};
+use crate::export::onnx::GraphBuilder;
+use crate::families::loss::to_vec;
 use anyhow::Result;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -60,8 +60,13 @@ pub fn write_golden(model: &PixelCnn, images: &Images, dir: &Path) -> Result<()>
     for i in 0..images.len() {
         let set = dir.join("golden").join("model").join(format!("test_data_set_{i}"));
         let x: Vec<f32> = images.image(i).iter().map(|&p| scale_pixel(p)).collect();
-        crate::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &x)?;
-        crate::onnx::save_tensor(&set.join("output_0.pb"), "params", &[1, 3 * k, 28, 28], &eval::heads(&model.valid(), images.image(i)))?;
+        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &x)?;
+        crate::export::onnx::save_tensor(
+            &set.join("output_0.pb"),
+            "params",
+            &[1, 3 * k, 28, 28],
+            &eval::heads(&model.valid(), images.image(i)),
+        )?;
     }
     Ok(())
 }
@@ -70,22 +75,22 @@ pub fn write_golden(model: &PixelCnn, images: &Images, dir: &Path) -> Result<()>
 pub fn publish(
     model: &PixelCnn,
     cfg: &PixelCnnConfig,
-    state: &crate::checkpoint::TrainState,
+    state: &crate::families::checkpoint::TrainState,
     command: &str,
     train_config: Option<serde_json::Value>,
     dir: &Path,
     progress: bool,
 ) -> Result<(f64, f64)> {
-    crate::onnx::save(&onnx(model), &dir.join("model.onnx"))?;
+    crate::export::onnx::save(&onnx(model), &dir.join("model.onnx"))?;
     let test = data::fashion_mnist(data::Split::Test)?;
     write_golden(model, &test.slice(0..3), dir)?;
     let seeds: Vec<u64> = (0..64).collect();
-    crate::card::save_grid(&dir.join("samples.png"), &eval::sample(model, &seeds), 8, 2)?;
+    crate::export::card::save_grid(&dir.join("samples.png"), &eval::sample(model, &seeds), 8, 2)?;
     let test_bpd = eval::mean_bpd(model, &test, progress);
     let mnist_bpd = eval::mean_bpd(model, &data::mnist_digits()?, progress);
     let k = model.components();
     let card = Card {
-        name: crate::card::card_name(dir, "pixelcnn-fmnist"),
+        name: crate::export::card::card_name(dir, "pixelcnn-fmnist"),
         family: FamilyCard::Pixelcnn(PixelCnnCard {
             architecture: json!({"channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 mask A", "blocks_layer": "1x1 -> 3x3 mask B -> 1x1, residual"}),
             pixel_distribution: PixelDistribution {
@@ -113,7 +118,7 @@ pub fn publish(
         inputs: json!([{"name": "image", "shape": [1, 1, 28, 28], "dtype": "float32", "meaning": "8-bit frame x as x/127.5-1"}]),
         outputs: json!([{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x_i | x_<i)"}]),
         epochs: state.epoch,
-        history: crate::card::history(state, "train_bpd", "val_bpd"),
+        history: crate::export::card::history(state, "train_bpd", "val_bpd"),
         seed: state.seed,
         train_command: command.to_string(),
         train_config,

@@ -4,9 +4,9 @@
 //! (the data order is a function of seed and epoch, and every step's noise of seed, epoch
 //! and step, so a resumed run takes the same steps the uninterrupted run would have).
 
-use crate::checkpoint::{Checkpoint, TrainState};
 use crate::data::{self, Images};
-use crate::loss::images_to_tensor;
+use crate::families::checkpoint::{Checkpoint, TrainState};
+use crate::families::loss::images_to_tensor;
 use anyhow::{bail, ensure, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -320,19 +320,23 @@ mod reproduce_tests {
             assert!(!command.contains("--quiet") && !command.contains("--resume"), "{command}");
         }
         let lr = |c: &mut CommonArgs| c.resolve(1e-3).unwrap();
-        round_trip::<crate::vae::run::VaeArgs>("vae", &["edgegen"], |a| lr(&mut a.common));
-        round_trip::<crate::vae::run::VaeArgs>("vae", &["edgegen", "--epochs", "3", "--limit", "64", "--quiet", "--latent", "8"], |a| {
-            lr(&mut a.common)
-        });
-        round_trip::<crate::pixelcnn::run::PixelCnnArgs>(
+        round_trip::<crate::families::vae::run::VaeArgs>("vae", &["edgegen"], |a| lr(&mut a.common));
+        round_trip::<crate::families::vae::run::VaeArgs>(
+            "vae",
+            &["edgegen", "--epochs", "3", "--limit", "64", "--quiet", "--latent", "8"],
+            |a| lr(&mut a.common),
+        );
+        round_trip::<crate::families::pixelcnn::run::PixelCnnArgs>(
             "pixelcnn",
             &["edgegen", "--out", "models/x-bg", "--run-dir", "runs/x", "--perturb", "0.15", "--weight-decay", "0.0001", "--resume"],
             |a| lr(&mut a.common),
         );
-        round_trip::<crate::gan::run::GanArgs>("gan", &["edgegen", "--lr-decay-from", "16", "--ema", "0", "--d-layers", "3"], |a| {
-            a.common.resolve(2e-4).unwrap()
-        });
-        let mut a: crate::vae::run::VaeArgs = parse(&["edgegen"]);
+        round_trip::<crate::families::gan::run::GanArgs>(
+            "gan",
+            &["edgegen", "--lr-decay-from", "16", "--ema", "0", "--d-layers", "3"],
+            |a| a.common.resolve(2e-4).unwrap(),
+        );
+        let mut a: crate::families::vae::run::VaeArgs = parse(&["edgegen"]);
         a.common.resolve(1e-3).unwrap();
         let command = reproduce_command("vae", &a).unwrap();
         assert!(command.contains(" --lr 0.001") && !command.contains("--out"), "{command}");

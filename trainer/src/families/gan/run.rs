@@ -2,7 +2,7 @@
 //! recalibrate BatchNorm, measure Fréchet distances, export ONNX, card.
 
 use super::{export, model::Gan, training, GanConfig};
-use crate::training::{reproduce_command, save_config, CommonArgs};
+use crate::families::training::{reproduce_command, save_config, CommonArgs};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -93,16 +93,16 @@ pub fn run(mut a: GanArgs) -> Result<()> {
     let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir), a.ema, a.lr_decay_from)?;
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
-    let (classifier, accuracy) = crate::fd::classifier(&cache, !a.common.quiet)?;
+    let (classifier, accuracy) = crate::eval::fd::classifier(&cache, !a.common.quiet)?;
     let seeds: Vec<u64> = (0..10_000).collect();
-    let test_stats = crate::fd::test_stats(&classifier)?;
+    let test_stats = crate::eval::fd::test_stats(&classifier)?;
     // The averaged generator ships (with the last discriminator); the last iterate's FD is
     // reported beside it. Whichever ships gets BatchNorm statistics of its own weights.
     let (model, fd_last) = match averaged {
         Some(avg) => {
             let generator = training::recalibrate_batchnorm(avg.generator, a.bn_samples, a.common.seed);
             let model = Gan { generator, discriminator: last.discriminator.clone() };
-            let fd_last = crate::fd::fd_against_test(&classifier, &training::generate(&last, &seeds), &test_stats);
+            let fd_last = crate::eval::fd::fd_against_test(&classifier, &training::generate(&last, &seeds), &test_stats);
             (model, Some(fd_last))
         }
         None => {
@@ -111,7 +111,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         }
     };
     let samples = training::generate(&model, &seeds);
-    let fd = crate::fd::report(&classifier, accuracy, &samples, &a.vae, &test_stats)?;
+    let fd = crate::eval::fd::report(&classifier, accuracy, &samples, &a.vae, &test_stats)?;
     let weights = match fd_last {
         Some(_) => format!(
             "exponential moving average of the generator's weights over the training steps, decay {} (the last iterate's FD is fd_last_iterate)",

@@ -1,4 +1,14 @@
-//! The model families a card names: one enum instead of strings in every module.
+//! The model families, each in its own folder (`model.rs` in burn, `training.rs`, `export.rs`,
+//! `run.rs` with its `train` arguments), the training loop and checkpoints they share, the
+//! losses, and [`ModelFamily`]: the family a card names, one enum instead of strings in every
+//! module.
+
+pub mod checkpoint;
+pub mod gan;
+pub mod loss;
+pub mod pixelcnn;
+pub mod training;
+pub mod vae;
 
 use anyhow::Result;
 use std::path::Path;
@@ -44,7 +54,7 @@ impl ModelFamily {
 
     /// The family of the model directory `dir` (from its card).
     pub fn of_dir(dir: &Path) -> Result<Self> {
-        Ok(crate::card::Card::read(dir)?.model_family())
+        Ok(crate::export::card::Card::read(dir)?.model_family())
     }
 }
 

@@ -178,7 +178,9 @@ mod tests {
         for (i, v) in base.iter_mut().enumerate() {
             *v = ((i * 37) % 255) as f32 / 127.5 - 1.0;
         }
-        let run = |x: &[f32]| crate::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, 1, 28, 28]), &device)));
+        let run = |x: &[f32]| {
+            crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, 1, 28, 28]), &device)))
+        };
         let before = run(&base);
         for &i in &[0usize, 100, 405, 783] {
             let mut x = base.clone();

@@ -3,7 +3,7 @@
 
 use super::model::PixelCnn;
 use crate::data::Images;
-use crate::loss::{images_to_tensor, to_vec};
+use crate::families::loss::{images_to_tensor, to_vec};
 use burn::module::Module;
 use burn::prelude::*;
 use edgegen_runtime::{image::PIXELS, likelihood, rng::Rng};
@@ -37,7 +37,7 @@ pub fn log_probs(model: &PixelCnn, images: &Images, progress: bool) -> Vec<f64> 
 
 /// Mean bits/dim over `images`.
 pub fn mean_bpd(model: &PixelCnn, images: &Images, progress: bool) -> f64 {
-    crate::vae::eval::mean_bpd(&log_probs(model, images, progress))
+    crate::families::vae::eval::mean_bpd(&log_probs(model, images, progress))
 }
 
 /// Draws `n` images pixel by pixel in raster order, image `i` from `Rng::new(seeds[i])`,

@@ -15,7 +15,7 @@
 //!   (logistic CDFs, KL, pixel rounding) that would lose more to one more int8 rounding than
 //!   the whole network loses to quantization.
 
-use crate::graph::{Graph, Node};
+use crate::int8::graph::{Graph, Node};
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::model::{self as fmt, write, DType};
 use edgegen_runtime::quant::quantize_multiplier;
@@ -212,137 +212,25 @@ pub fn family_of(graph: &Graph) -> Result<fmt::Family> {
     fmt::Family::from_name(&graph.family).with_context(|| format!("family {:?} is not compiled for devices", graph.family))
 }
 
-/// Builds the quantized program from a float graph and calibration ranges.
+/// Builds the quantized program from a float graph and calibration ranges: the input, then
+/// one lowering per node, in graph order.
 pub fn quantize(graph: &Graph, ranges: &Ranges) -> Result<QModel> {
     let family = family_of(graph)?;
-    let image_input = family.takes_image();
-    let mut tensors: Vec<QTensor> = Vec::new();
-    let mut ops: Vec<QOp> = Vec::new();
-    let mut id: HashMap<String, usize> = HashMap::new();
-    let range = |name: &str| ranges.get(name).copied().with_context(|| format!("no calibration range for {name}"));
-
-    // Readers of each value (Reshape is a view: its readers count for its input).
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    for n in &graph.nodes {
-        for i in n.inputs() {
-            *readers.entry(i).or_default() += 1;
-        }
-    }
-    for o in &graph.outputs {
-        *readers.entry(o.as_str()).or_default() += 1;
-    }
-    let float_out =
-        |name: &str| graph.outputs.iter().any(|o| o == name) || graph.nodes.iter().any(|n| matches!(n, Node::Tanh { x, .. } if x == name));
-
-    let new_tensor = |tensors: &mut Vec<QTensor>, name: &str, dtype: DType, (scale, zp): (f32, i32)| -> usize {
-        let (dims, rank) = dims3(&graph.shapes[name]);
-        tensors.push(QTensor { name: name.to_string(), dims, rank, dtype, scale, zero_point: zp });
-        tensors.len() - 1
-    };
-
-    // Input.
-    let input = if image_input {
-        ensure!(graph.shapes[&graph.input] == [1, 28, 28], "image models take [1, 28, 28]");
-        new_tensor(&mut tensors, &graph.input, DType::I8, (IMAGE_SCALE, 0))
-    } else {
-        new_tensor(&mut tensors, &graph.input, DType::F32, (1.0, 0))
-    };
-    if image_input {
-        id.insert(graph.input.clone(), input);
-    } else {
-        let (lo, hi) = range(&graph.input)?;
-        let q = new_tensor(&mut tensors, &graph.input, DType::I8, activation_params(lo, hi));
-        tensors[q].name = format!("{}_q", graph.input);
-        ops.push(QOp::Quantize { x: input, y: q });
-        id.insert(graph.input.clone(), q);
-    }
-
+    let mut l = Lowering::new(graph, ranges);
+    let input = l.input(family.takes_image())?;
     for (ni, n) in graph.nodes.iter().enumerate() {
         match n {
-            Node::Reshape { x, y } => {
-                let t = id[x];
-                let (dims, rank) = dims3(&graph.shapes[y]);
-                if rank == 3 {
-                    tensors[t].dims = dims;
-                    tensors[t].rank = 3;
-                }
-                tensors[t].name = y.clone();
-                id.insert(y.clone(), t);
-            }
-            Node::Relu { x, y } => {
-                let t = id[x];
-                // Fuse into the producer when it is a weighted layer with an int8 output that
-                // nothing but this ReLU (possibly through reshapes) reads.
-                let producer = ops.iter_mut().rev().find(|o| o.output() == t);
-                let sole_reader =
-                    readers.get(x.as_str()) == Some(&1) && graph.nodes.iter().filter(|m| m.inputs().contains(&x.as_str())).count() == 1;
-                let fusable = matches!(producer, Some(QOp::Weighted { relu: false, .. })) && sole_reader && !float_out(y);
-                if fusable {
-                    if let Some(QOp::Weighted { relu, .. }) = producer {
-                        *relu = true;
-                    }
-                    let (lo, hi) = range(y)?;
-                    let (s, zp) = activation_params(lo, hi);
-                    tensors[t].scale = s;
-                    tensors[t].zero_point = zp;
-                    tensors[t].name = y.clone();
-                    id.insert(y.clone(), t);
-                } else {
-                    let src = tensors[t].clone();
-                    let out = new_tensor(&mut tensors, y, DType::I8, (src.scale, src.zero_point));
-                    tensors[out].dims = src.dims;
-                    tensors[out].rank = src.rank;
-                    ops.push(QOp::Relu { x: t, y: out });
-                    id.insert(y.clone(), out);
-                }
-            }
-            Node::Add { a, b, y } => {
-                let (lo, hi) = range(y)?;
-                let out = new_tensor(&mut tensors, y, DType::I8, activation_params(lo, hi));
-                ops.push(QOp::Add { a: id[a], b: id[b], y: out });
-                id.insert(y.clone(), out);
-            }
-            Node::Tanh { x, y } => {
-                let out = new_tensor(&mut tensors, y, DType::F32, (1.0, 0));
-                ops.push(QOp::Tanh { x: id[x], y: out });
-                id.insert(y.clone(), out);
-            }
+            Node::Reshape { x, y } => l.reshape(x, y),
+            Node::Relu { x, y } => l.relu(x, y)?,
+            Node::Add { a, b, y } => l.add(a, b, y)?,
+            Node::Tanh { x, y } => l.tanh(x, y),
             Node::LeakyRelu { .. } => bail!("LeakyRelu is not compiled for devices (the discriminator stays on the host)"),
-            Node::Conv { x, w, wshape, b, stride, pad, y } | Node::ConvTranspose { x, w, wshape, b, stride, pad, y } => {
-                let xt = id[x];
-                ensure!(tensors[xt].dtype == DType::I8, "layer {ni} reads a float tensor");
-                let transpose = matches!(n, Node::ConvTranspose { .. });
-                let [a0, a1, kh, kw] = *wshape;
-                let (co, ci) = if transpose { (a1, a0) } else { (a0, a1) };
-                let rows: Vec<Vec<f32>> = (0..co)
-                    .map(|o| {
-                        let mut r = Vec::with_capacity(ci * kh * kw);
-                        for i in 0..ci {
-                            let base = if transpose { (i * co + o) * kh * kw } else { (o * ci + i) * kh * kw };
-                            r.extend_from_slice(&w[base..base + kh * kw]);
-                        }
-                        r
-                    })
-                    .collect();
-                let mut b = b.clone();
-                if xt == input && image_input {
-                    // The int8 image represents x − 1/255: add W·(1/255) back (exact away from borders).
-                    for (o, r) in rows.iter().enumerate() {
-                        b[o] += r.iter().sum::<f32>() / 255.0;
-                    }
-                }
-                let layer = if transpose { Layer::ConvTranspose } else { Layer::Conv };
-                let out = weighted(&mut tensors, &mut ops, graph, ranges, layer, xt, y, &rows, &b, [kh, kw], *stride, *pad, float_out(y))?;
-                id.insert(y.clone(), out);
-            }
-            Node::Gemm { x, w, d_in, d_out, b, y } => {
-                let xt = id[x];
-                let rows: Vec<Vec<f32>> = (0..*d_out).map(|o| (0..*d_in).map(|i| w[i * d_out + o]).collect()).collect();
-                let out = weighted(&mut tensors, &mut ops, graph, ranges, Layer::Dense, xt, y, &rows, b, [1, 1], 1, 0, float_out(y))?;
-                id.insert(y.clone(), out);
-            }
+            Node::Conv { x, w, wshape, b, stride, pad, y } => l.conv(ni, false, x, w, *wshape, b, *stride, *pad, y, input)?,
+            Node::ConvTranspose { x, w, wshape, b, stride, pad, y } => l.conv(ni, true, x, w, *wshape, b, *stride, *pad, y, input)?,
+            Node::Gemm { x, w, d_in, d_out, b, y } => l.gemm(x, w, *d_in, *d_out, b, y)?,
         }
     }
+    let Lowering { tensors, ops, id, .. } = l;
     let outputs = graph.outputs.iter().map(|o| id[o]).collect::<Vec<_>>();
     for &o in &outputs {
         ensure!(tensors[o].dtype == DType::F32, "output {} is not float", tensors[o].name);
@@ -350,40 +238,200 @@ pub fn quantize(graph: &Graph, ranges: &Ranges) -> Result<QModel> {
     Ok(QModel { tensors, ops, input, outputs, family })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn weighted(
-    tensors: &mut Vec<QTensor>,
-    ops: &mut Vec<QOp>,
-    graph: &Graph,
-    ranges: &Ranges,
-    layer: Layer,
-    x: usize,
-    y: &str,
-    rows: &[Vec<f32>],
-    b: &[f32],
-    kernel: [usize; 2],
-    stride: usize,
-    pad: usize,
-    float_output: bool,
-) -> Result<usize> {
-    let s_in = tensors[x].scale;
-    let (weights, weight_scales) = quantize_rows(rows);
-    let bias = b
-        .iter()
-        .zip(&weight_scales)
-        .map(|(&bv, &sw)| (bv as f64 / (s_in as f64 * sw as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
-        .collect();
-    let (dims, rank) = dims3(&graph.shapes[y]);
-    let (dtype, (scale, zp)) = if float_output {
-        (DType::F32, (1.0, 0))
-    } else {
-        let (lo, hi) = ranges.get(y).copied().with_context(|| format!("no calibration range for {y}"))?;
-        (DType::I8, activation_params(lo, hi))
-    };
-    tensors.push(QTensor { name: y.to_string(), dims, rank, dtype, scale, zero_point: zp });
-    let out = tensors.len() - 1;
-    ops.push(QOp::Weighted { layer, x, y: out, weights, weight_scales, bias, kernel, stride, pad, relu: false });
-    Ok(out)
+/// The program being built: tensors and ops so far, and which tensor holds each ONNX value.
+struct Lowering<'g> {
+    graph: &'g Graph,
+    ranges: &'g Ranges,
+    tensors: Vec<QTensor>,
+    ops: Vec<QOp>,
+    id: HashMap<String, usize>,
+    /// Readers of each value (a graph output counts as one).
+    readers: HashMap<&'g str, usize>,
+    /// True when the image enters as int8 (then the first layer's bias takes the offset).
+    image_input: bool,
+}
+
+impl<'g> Lowering<'g> {
+    fn new(graph: &'g Graph, ranges: &'g Ranges) -> Self {
+        let mut readers: HashMap<&str, usize> = HashMap::new();
+        for n in &graph.nodes {
+            for i in n.inputs() {
+                *readers.entry(i).or_default() += 1;
+            }
+        }
+        for o in &graph.outputs {
+            *readers.entry(o.as_str()).or_default() += 1;
+        }
+        Lowering { graph, ranges, tensors: Vec::new(), ops: Vec::new(), id: HashMap::new(), readers, image_input: false }
+    }
+
+    fn range(&self, name: &str) -> Result<(f32, f32)> {
+        self.ranges.get(name).copied().with_context(|| format!("no calibration range for {name}"))
+    }
+
+    /// Values that leave as f32: graph outputs and tanh inputs.
+    fn float_out(&self, name: &str) -> bool {
+        self.graph.outputs.iter().any(|o| o == name) || self.graph.nodes.iter().any(|n| matches!(n, Node::Tanh { x, .. } if x == name))
+    }
+
+    fn new_tensor(&mut self, name: &str, dtype: DType, (scale, zero_point): (f32, i32)) -> usize {
+        let (dims, rank) = dims3(&self.graph.shapes[name]);
+        self.tensors.push(QTensor { name: name.to_string(), dims, rank, dtype, scale, zero_point });
+        self.tensors.len() - 1
+    }
+
+    /// The graph input: an int8 image (`q = p − 128`), or an f32 vector quantized by the
+    /// first op. Returns the input tensor.
+    fn input(&mut self, image: bool) -> Result<usize> {
+        let graph = self.graph;
+        self.image_input = image;
+        if image {
+            ensure!(graph.shapes[&graph.input] == [1, 28, 28], "image models take [1, 28, 28]");
+            let input = self.new_tensor(&graph.input, DType::I8, (IMAGE_SCALE, 0));
+            self.id.insert(graph.input.clone(), input);
+            return Ok(input);
+        }
+        let input = self.new_tensor(&graph.input, DType::F32, (1.0, 0));
+        let (lo, hi) = self.range(&graph.input)?;
+        let q = self.new_tensor(&graph.input, DType::I8, activation_params(lo, hi));
+        self.tensors[q].name = format!("{}_q", graph.input);
+        self.ops.push(QOp::Quantize { x: input, y: q });
+        self.id.insert(graph.input.clone(), q);
+        Ok(input)
+    }
+
+    /// A reshape is a view: the tensor takes the new dims (when 3-D) and name.
+    fn reshape(&mut self, x: &str, y: &str) {
+        let t = self.id[x];
+        let (dims, rank) = dims3(&self.graph.shapes[y]);
+        if rank == 3 {
+            self.tensors[t].dims = dims;
+            self.tensors[t].rank = 3;
+        }
+        self.tensors[t].name = y.to_string();
+        self.id.insert(y.to_string(), t);
+    }
+
+    /// A ReLU fuses into its producer when that is a weighted layer with an int8 output that
+    /// nothing but this ReLU (possibly through reshapes) reads; else it is an op of its own.
+    fn relu(&mut self, x: &str, y: &str) -> Result<()> {
+        let t = self.id[x];
+        let sole_reader = self.readers.get(x) == Some(&1) && self.graph.nodes.iter().filter(|m| m.inputs().contains(&x)).count() == 1;
+        let float_out = self.float_out(y);
+        let producer = self.ops.iter_mut().rev().find(|o| o.output() == t);
+        if let (Some(QOp::Weighted { relu, .. }), true, false) = (producer, sole_reader, float_out) {
+            if !*relu {
+                *relu = true;
+                let (lo, hi) = self.range(y)?;
+                let (s, zp) = activation_params(lo, hi);
+                let yt = &mut self.tensors[t];
+                (yt.scale, yt.zero_point, yt.name) = (s, zp, y.to_string());
+                self.id.insert(y.to_string(), t);
+                return Ok(());
+            }
+        }
+        let src = self.tensors[t].clone();
+        let out = self.new_tensor(y, DType::I8, (src.scale, src.zero_point));
+        (self.tensors[out].dims, self.tensors[out].rank) = (src.dims, src.rank);
+        self.ops.push(QOp::Relu { x: t, y: out });
+        self.id.insert(y.to_string(), out);
+        Ok(())
+    }
+
+    fn add(&mut self, a: &str, b: &str, y: &str) -> Result<()> {
+        let (lo, hi) = self.range(y)?;
+        let out = self.new_tensor(y, DType::I8, activation_params(lo, hi));
+        self.ops.push(QOp::Add { a: self.id[a], b: self.id[b], y: out });
+        self.id.insert(y.to_string(), out);
+        Ok(())
+    }
+
+    fn tanh(&mut self, x: &str, y: &str) {
+        let out = self.new_tensor(y, DType::F32, (1.0, 0));
+        self.ops.push(QOp::Tanh { x: self.id[x], y: out });
+        self.id.insert(y.to_string(), out);
+    }
+
+    /// A convolution or transposed convolution: weights regrouped per output channel (the
+    /// device layout), then quantized; the first layer on the int8 image gets the half-step
+    /// offset back in its bias.
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        ni: usize,
+        transpose: bool,
+        x: &str,
+        w: &[f32],
+        wshape: [usize; 4],
+        b: &[f32],
+        stride: usize,
+        pad: usize,
+        y: &str,
+        input: usize,
+    ) -> Result<()> {
+        let xt = self.id[x];
+        ensure!(self.tensors[xt].dtype == DType::I8, "layer {ni} reads a float tensor");
+        let [a0, a1, kh, kw] = wshape;
+        let (co, ci) = if transpose { (a1, a0) } else { (a0, a1) };
+        let rows: Vec<Vec<f32>> = (0..co)
+            .map(|o| {
+                let mut r = Vec::with_capacity(ci * kh * kw);
+                for i in 0..ci {
+                    let base = if transpose { (i * co + o) * kh * kw } else { (o * ci + i) * kh * kw };
+                    r.extend_from_slice(&w[base..base + kh * kw]);
+                }
+                r
+            })
+            .collect();
+        let mut b = b.to_vec();
+        if xt == input && self.image_input {
+            // The int8 image represents x − 1/255: add W·(1/255) back (exact away from borders).
+            for (o, r) in rows.iter().enumerate() {
+                b[o] += r.iter().sum::<f32>() / 255.0;
+            }
+        }
+        let layer = if transpose { Layer::ConvTranspose } else { Layer::Conv };
+        self.weighted(layer, xt, y, &rows, &b, [kh, kw], stride, pad)
+    }
+
+    /// A dense layer (ONNX Gemm, weights `[in, out]`).
+    fn gemm(&mut self, x: &str, w: &[f32], d_in: usize, d_out: usize, b: &[f32], y: &str) -> Result<()> {
+        let xt = self.id[x];
+        let rows: Vec<Vec<f32>> = (0..d_out).map(|o| (0..d_in).map(|i| w[i * d_out + o]).collect()).collect();
+        self.weighted(Layer::Dense, xt, y, &rows, b, [1, 1], 1, 0)
+    }
+
+    /// A weighted layer's op: per-channel int8 weights, int32 biases at `s_in · s_w[c]`, an
+    /// int8 output from its calibrated range or an f32 one at the model's edge.
+    #[allow(clippy::too_many_arguments)]
+    fn weighted(
+        &mut self,
+        layer: Layer,
+        x: usize,
+        y: &str,
+        rows: &[Vec<f32>],
+        b: &[f32],
+        kernel: [usize; 2],
+        stride: usize,
+        pad: usize,
+    ) -> Result<()> {
+        let s_in = self.tensors[x].scale;
+        let (weights, weight_scales) = quantize_rows(rows);
+        let bias = b
+            .iter()
+            .zip(&weight_scales)
+            .map(|(&bv, &sw)| (bv as f64 / (s_in as f64 * sw as f64)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
+            .collect();
+        let out = if self.float_out(y) {
+            self.new_tensor(y, DType::F32, (1.0, 0))
+        } else {
+            let (lo, hi) = self.range(y)?;
+            self.new_tensor(y, DType::I8, activation_params(lo, hi))
+        };
+        self.ops.push(QOp::Weighted { layer, x, y: out, weights, weight_scales, bias, kernel, stride, pad, relu: false });
+        self.id.insert(y.to_string(), out);
+        Ok(())
+    }
 }
 
 /// Arena offsets by tensor lifetime (greedy by size, first fit, 16-byte aligned): tensors

@@ -4,9 +4,9 @@
 
 use super::model::{Discriminator, Gan, Generator};
 use super::training::generate;
-use crate::card::{card_name, file_entry, r4, Card, FamilyCard, GanCard};
-use crate::loss::to_vec;
-use crate::onnx::{Attr, GraphBuilder};
+use crate::export::card::{card_name, file_entry, r4, Card, FamilyCard, GanCard};
+use crate::export::onnx::{Attr, GraphBuilder};
+use crate::families::loss::to_vec;
 use anyhow::Result;
 use burn::module::Module;
 use burn::nn::conv::ConvTranspose2d;
@@ -158,12 +158,12 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
         edgegen_runtime::rng::Rng::new(1000 + i).fill_normal(&mut z);
         let img = to_vec(g.forward(Tensor::from_data(TensorData::new(z.clone(), [1, latent]), &device)));
         let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
-        crate::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, latent], &z)?;
-        crate::onnx::save_tensor(&set.join("output_0.pb"), "image", &[1, 1, 28, 28], &img)?;
+        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, latent], &z)?;
+        crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &[1, 1, 28, 28], &img)?;
         let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), [1, 1, 28, 28]), &device)));
         let set = dir.join("golden/discriminator").join(format!("test_data_set_{i}"));
-        crate::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &img)?;
-        crate::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[1, 1], &logit)?;
+        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &img)?;
+        crate::export::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[1, 1], &logit)?;
     }
     Ok(())
 }
@@ -173,19 +173,19 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
 /// which weights these are (the card's `generator_weights`).
 pub fn publish(
     gan: &Gan,
-    state: &crate::checkpoint::TrainState,
+    state: &crate::families::checkpoint::TrainState,
     command: &str,
     train_config: Option<serde_json::Value>,
     dir: &Path,
-    fd: &crate::fd::FdReport,
+    fd: &crate::eval::fd::FdReport,
     fd_last: Option<f64>,
     weights: &str,
 ) -> Result<()> {
-    crate::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
-    crate::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
+    crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
+    crate::export::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;
     let seeds: Vec<u64> = (0..64).collect();
-    crate::card::save_grid(&dir.join("samples.png"), &generate(gan, &seeds), 8, 2)?;
+    crate::export::card::save_grid(&dir.join("samples.png"), &generate(gan, &seeds), 8, 2)?;
     let g = gan.generator.valid();
     let latent = g.latent();
     let card = Card {
@@ -218,7 +218,7 @@ pub fn publish(
         inputs: json!({"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]}),
         outputs: json!({"generator": [{"name": "image", "shape": [1, 1, 28, 28], "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]}),
         epochs: state.epoch,
-        history: crate::card::history(state, "d_loss", "g_loss"),
+        history: crate::export::card::history(state, "d_loss", "g_loss"),
         seed: state.seed,
         train_command: command.to_string(),
         train_config,

@@ -4,8 +4,8 @@
 use super::eval;
 use super::model::{self, Decoder, Encoder, Vae, FEATURES};
 use crate::data::{self, Images};
-use crate::loss::to_vec;
-use crate::onnx::GraphBuilder;
+use crate::export::onnx::GraphBuilder;
+use crate::families::loss::to_vec;
 use anyhow::Result;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::Linear;
@@ -84,8 +84,8 @@ pub fn decoder_onnx(dec: &Decoder) -> ModelProto {
 
 /// Writes both ONNX files into `dir`.
 pub fn write_onnx(model: &Vae, dir: &Path) -> Result<()> {
-    crate::onnx::save(&encoder_onnx(&model.encoder), &dir.join("encoder.onnx"))?;
-    crate::onnx::save(&decoder_onnx(&model.decoder), &dir.join("decoder.onnx"))?;
+    crate::export::onnx::save(&encoder_onnx(&model.encoder), &dir.join("encoder.onnx"))?;
+    crate::export::onnx::save(&decoder_onnx(&model.decoder), &dir.join("decoder.onnx"))?;
     Ok(())
 }
 
@@ -99,14 +99,19 @@ pub fn write_golden(model: &Vae, images: &Images, dir: &Path) -> Result<()> {
     for i in 0..images.len() {
         let set = |part: &str| dir.join("golden").join(part).join(format!("test_data_set_{i}"));
         let x: Vec<f32> = images.image(i).iter().map(|&p| edgegen_runtime::image::scale_pixel(p)).collect();
-        crate::onnx::save_tensor(&set("encoder").join("input_0.pb"), "image", &[1, 1, 28, 28], &x)?;
-        crate::onnx::save_tensor(&set("encoder").join("output_0.pb"), "mu", &[1, latent], &mu[i * latent..(i + 1) * latent])?;
-        crate::onnx::save_tensor(&set("encoder").join("output_1.pb"), "logvar", &[1, latent], &logvar[i * latent..(i + 1) * latent])?;
+        crate::export::onnx::save_tensor(&set("encoder").join("input_0.pb"), "image", &[1, 1, 28, 28], &x)?;
+        crate::export::onnx::save_tensor(&set("encoder").join("output_0.pb"), "mu", &[1, latent], &mu[i * latent..(i + 1) * latent])?;
+        crate::export::onnx::save_tensor(
+            &set("encoder").join("output_1.pb"),
+            "logvar",
+            &[1, latent],
+            &logvar[i * latent..(i + 1) * latent],
+        )?;
         let mut z = vec![0f32; latent];
         rng.fill_normal(&mut z);
         let params = eval::decode(model, &z);
-        crate::onnx::save_tensor(&set("decoder").join("input_0.pb"), "z", &[1, latent], &z)?;
-        crate::onnx::save_tensor(&set("decoder").join("output_0.pb"), "params", &[1, 3 * k, 28, 28], &params)?;
+        crate::export::onnx::save_tensor(&set("decoder").join("input_0.pb"), "z", &[1, latent], &z)?;
+        crate::export::onnx::save_tensor(&set("decoder").join("output_0.pb"), "params", &[1, 3 * k, 28, 28], &params)?;
     }
     Ok(())
 }
@@ -134,9 +139,9 @@ pub fn prior_samples(model: &Vae, n: usize, seed: u64) -> Vec<u8> {
 pub fn write_pictures(model: &Vae, test: &Images, dir: &Path, seed: u64) -> Result<()> {
     let samples = prior_samples(model, 64, seed);
     let tiles: Vec<&[u8]> = samples.chunks(PIXELS).collect();
-    let (w, h, g) = crate::imageio::grid(&tiles, 28, 8, 2, 255);
-    let (w, h, g) = crate::imageio::upscale(w, h, &g, 2);
-    crate::imageio::write_gray_png(&dir.join("samples.png"), w, h, &g)?;
+    let (w, h, g) = crate::data::imageio::grid(&tiles, 28, 8, 2, 255);
+    let (w, h, g) = crate::data::imageio::upscale(w, h, &g, 2);
+    crate::data::imageio::write_gray_png(&dir.join("samples.png"), w, h, &g)?;
 
     let originals = test.slice(0..16);
     let (mu, _) = eval::encode(model, &originals);
@@ -152,9 +157,9 @@ pub fn write_pictures(model: &Vae, test: &Images, dir: &Path, seed: u64) -> Resu
         tiles.extend((0..8).map(|c| originals.image(row * 8 + c)));
         tiles.extend((0..8).map(|c| &recon[(row * 8 + c) * PIXELS..(row * 8 + c + 1) * PIXELS]));
     }
-    let (w, h, g) = crate::imageio::grid(&tiles, 28, 8, 2, 255);
-    let (w, h, g) = crate::imageio::upscale(w, h, &g, 2);
-    crate::imageio::write_gray_png(&dir.join("recon.png"), w, h, &g)
+    let (w, h, g) = crate::data::imageio::grid(&tiles, 28, 8, 2, 255);
+    let (w, h, g) = crate::data::imageio::upscale(w, h, &g, 2);
+    crate::data::imageio::write_gray_png(&dir.join("recon.png"), w, h, &g)
 }
 
 /// Figures measured for the card.
@@ -187,7 +192,7 @@ fn file_size(path: &Path) -> u64 {
 pub fn write_card(
     model: &Vae,
     figures: &Figures,
-    state: &crate::checkpoint::TrainState,
+    state: &crate::families::checkpoint::TrainState,
     train_command: &str,
     train_config: Option<serde_json::Value>,
     dir: &Path,
@@ -197,9 +202,9 @@ pub fn write_card(
     let (enc_macs, dec_macs) = model::macs(latent, k);
     let enc_params = model.encoder.num_params_of();
     let dec_params = model.decoder.num_params_of();
-    use crate::card::{r4, Card, FamilyCard, PixelDistribution, VaeCard};
+    use crate::export::card::{r4, Card, FamilyCard, PixelDistribution, VaeCard};
     let card = Card {
-        name: crate::card::card_name(dir, "vae-fmnist"),
+        name: crate::export::card::card_name(dir, "vae-fmnist"),
         family: FamilyCard::Vae(VaeCard {
             params_encoder: enc_params as u64,
             params_decoder: dec_params as u64,
@@ -247,7 +252,7 @@ pub fn write_card(
             "decoder": [{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x|z)"}],
         }),
         epochs: state.epoch,
-        history: crate::card::history(state, "train_bpd", "val_elbo_bpd"),
+        history: crate::export::card::history(state, "train_bpd", "val_elbo_bpd"),
         seed: state.seed,
         train_command: train_command.to_string(),
         train_config,

@@ -1,9 +1,9 @@
-//! PixelCNN training: exact negative log-likelihood on the shared loop of [`crate::training`].
+//! PixelCNN training: exact negative log-likelihood on the shared loop of [`crate::families::training`].
 
 use super::model::{PixelCnn, PixelCnnConfig};
-use crate::checkpoint::TrainState;
-use crate::loss::mixture_log_prob;
-pub use crate::training::TrainOptions;
+use crate::families::checkpoint::TrainState;
+use crate::families::loss::mixture_log_prob;
+pub use crate::families::training::TrainOptions;
 use anyhow::Result;
 use burn::prelude::*;
 
@@ -17,8 +17,8 @@ pub fn batch_loss(model: &PixelCnn, x: Tensor<4>) -> Tensor<1> {
 pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, TrainState)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
-    let (train, valid) = crate::training::datasets(opts)?;
-    crate::training::fit(
+    let (train, valid) = crate::families::training::datasets(opts)?;
+    crate::families::training::fit(
         "pixelcnn",
         cfg.init(&device),
         opts,

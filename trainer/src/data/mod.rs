@@ -3,6 +3,8 @@
 //! `edgegen data fetch`). The first stop of the data path: everything downstream sees
 //! [`Images`], 8-bit 28×28 frames exactly as stored.
 
+pub mod imageio;
+
 use anyhow::{bail, ensure, Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};

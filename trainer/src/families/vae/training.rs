@@ -1,11 +1,11 @@
 //! VAE training: the negative ELBO (one reparameterized sample, analytic KL) on the shared
-//! loop of [`crate::training`].
+//! loop of [`crate::families::training`].
 
 use super::model::{Vae, VaeConfig};
-use crate::checkpoint::TrainState;
 use crate::data::Images;
-use crate::loss::{images_to_tensor, kl_to_standard_normal, mixture_log_prob, to_vec};
-pub use crate::training::TrainOptions;
+use crate::families::checkpoint::TrainState;
+use crate::families::loss::{images_to_tensor, kl_to_standard_normal, mixture_log_prob, to_vec};
+pub use crate::families::training::TrainOptions;
 use anyhow::Result;
 use burn::prelude::*;
 use edgegen_runtime::{image::PIXELS, rng::Rng};
@@ -50,9 +50,9 @@ pub fn validation_bpd(model: &Vae, images: &Images, seed: u64) -> f64 {
 pub fn train(cfg: &VaeConfig, opts: &TrainOptions) -> Result<(Vae, TrainState)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
-    let (train, valid) = crate::training::datasets(opts)?;
+    let (train, valid) = crate::families::training::datasets(opts)?;
     let (k, latent, batch, seed) = (cfg.components, cfg.latent, opts.batch, opts.seed);
-    crate::training::fit(
+    crate::families::training::fit(
         "vae",
         cfg.init(&device),
         opts,

@@ -3,7 +3,7 @@
 //! files, `calibrate` adds the guard. Interface descriptions (tensor names, shapes and what
 //! they mean) stay free-form JSON; every figure is a typed field. Written with sorted keys.
 
-use crate::family::ModelFamily;
+use crate::families::ModelFamily;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -303,7 +303,7 @@ impl Card {
 
 /// The per-epoch history of a run as card rows: `epoch`, then the run's two figures under
 /// `train_key` and `val_key`.
-pub fn history(state: &crate::checkpoint::TrainState, train_key: &str, val_key: &str) -> Vec<HistoryRow> {
+pub fn history(state: &crate::families::checkpoint::TrainState, train_key: &str, val_key: &str) -> Vec<HistoryRow> {
     state
         .history
         .iter()
@@ -324,9 +324,9 @@ pub fn file_entry(dir: &Path, name: &str) -> Value {
 /// Saves a grid of 28×28 images as a PNG, `cols` wide, enlarged `scale` times.
 pub fn save_grid(path: &Path, images: &[u8], cols: usize, scale: usize) -> anyhow::Result<()> {
     let tiles: Vec<&[u8]> = images.chunks(784).collect();
-    let (w, h, g) = crate::imageio::grid(&tiles, 28, cols, 2, 255);
-    let (w, h, g) = crate::imageio::upscale(w, h, &g, scale);
-    crate::imageio::write_gray_png(path, w, h, &g)
+    let (w, h, g) = crate::data::imageio::grid(&tiles, 28, cols, 2, 255);
+    let (w, h, g) = crate::data::imageio::upscale(w, h, &g, scale);
+    crate::data::imageio::write_gray_png(path, w, h, &g)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Scores come from the int8 engines (the device path); higher means more anomalous.
 
 use crate::data::{self, Images};
-use crate::score::{EngineKind, Loaded};
+use crate::eval::score::{EngineKind, Loaded};
 use anyhow::{ensure, Result};
 use edgegen_runtime::guard::{ScoreKind, Statistics};
 use edgegen_runtime::rng::Rng;
@@ -187,7 +187,9 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         if let Some((gk, _, t)) = guard {
             let s = pick(&inl, gk);
             let frr = s.iter().filter(|&&v| v as f32 > t).count() as f64 / s.len().max(1) as f64;
-            guards.push(json!({"model": name, "score": gk.name(), "threshold": t, "false_reject_on_these_inliers": crate::card::r4(frr)}));
+            guards.push(
+                json!({"model": name, "score": gk.name(), "threshold": t, "false_reject_on_these_inliers": crate::export::card::r4(frr)}),
+            );
         }
         for (set, imgs) in &sets {
             let outl = stats_all(imgs)?;
@@ -198,10 +200,10 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
                     guard.filter(|g| g.0 == k).map(|g| b.iter().filter(|&&v| v as f32 <= g.2).count() as f64 / b.len().max(1) as f64);
                 let row = json!({
                     "model": name, "score": k.name(), "outliers": set,
-                    "auroc": crate::card::r4(auroc(&a, &b)),
-                    "auprc": crate::card::r4(auprc(&a, &b)),
-                    "false_accept_at_95": crate::card::r4(false_accept_at_95(&a, &b)),
-                    "false_accept_at_guard": at_guard.map(crate::card::r4),
+                    "auroc": crate::export::card::r4(auroc(&a, &b)),
+                    "auprc": crate::export::card::r4(auprc(&a, &b)),
+                    "false_accept_at_95": crate::export::card::r4(false_accept_at_95(&a, &b)),
+                    "false_accept_at_guard": at_guard.map(crate::export::card::r4),
                     "unchanged_frames": unchanged_frames,
                 });
                 if set == "mnist" && name.starts_with("pixelcnn") {
@@ -275,7 +277,7 @@ fn plot_roc(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
             last = Some(p);
         }
     }
-    crate::imageio::write_gray_png(path, w, h, &img)
+    crate::data::imageio::write_gray_png(path, w, h, &img)
 }
 
 #[cfg(test)]

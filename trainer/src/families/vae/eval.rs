@@ -3,7 +3,7 @@
 
 use super::model::Vae;
 use crate::data::Images;
-use crate::loss::{images_to_tensor, to_vec};
+use crate::families::loss::{images_to_tensor, to_vec};
 use burn::prelude::*;
 use edgegen_runtime::{image::PIXELS, likelihood, rng::Rng};
 

@@ -4,7 +4,7 @@
 //! Jacobi eigendecomposition (f64).
 
 use crate::data;
-use crate::loss::{images_to_tensor, to_vec};
+use crate::families::loss::{images_to_tensor, to_vec};
 use anyhow::Result;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

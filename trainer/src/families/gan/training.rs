@@ -3,10 +3,10 @@
 //! `--resume` behaviour as the likelihood models.
 
 use super::model::{Gan, GanConfig, Generator};
-use crate::checkpoint::{Checkpoint, TrainState};
 use crate::data::{self, Images};
-use crate::loss::images_to_tensor;
-pub use crate::training::TrainOptions;
+use crate::families::checkpoint::{Checkpoint, TrainState};
+use crate::families::loss::images_to_tensor;
+pub use crate::families::training::TrainOptions;
 use anyhow::{bail, ensure, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -87,7 +87,7 @@ pub fn ema_update(ema: Generator, current: &Generator, beta: f64) -> Generator {
 pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<usize>) -> Result<(Gan, Option<Gan>, TrainState)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
-    let (train, _) = crate::training::datasets(opts)?;
+    let (train, _) = crate::families::training::datasets(opts)?;
     let adam = || AdamConfig::new().with_beta_1(0.5).with_beta_2(0.999).init();
     let mut gan = cfg.init(&device);
     let (mut opt_g, mut opt_d) = (adam(), adam());
@@ -234,7 +234,7 @@ struct ChannelStats {
 impl ChannelStats {
     fn add(&mut self, h: &Tensor<4>) {
         let [b, c, hh, ww] = h.dims();
-        let v = crate::loss::to_vec(h.clone());
+        let v = crate::families::loss::to_vec(h.clone());
         if self.sum.is_empty() {
             self.sum = vec![0.0; c];
             self.sum_sq = vec![0.0; c];
@@ -307,7 +307,7 @@ pub fn generate(gan: &Gan, seeds: &[u64]) -> Vec<u8> {
             Rng::new(s).fill_normal(&mut z[i * latent..(i + 1) * latent]);
         }
         let x = generator.forward(Tensor::from_data(TensorData::new(z, [chunk.len(), latent]), &Device::flex()));
-        out.extend(crate::loss::to_vec(x).into_iter().map(edgegen_runtime::image::unscale_pixel));
+        out.extend(crate::families::loss::to_vec(x).into_iter().map(edgegen_runtime::image::unscale_pixel));
     }
     out
 }

@@ -5,8 +5,8 @@
 //! Image models take the int8 image (`p − 128`) directly: feeding floats would make every
 //! pixel a rounding tie for `QuantizeLinear`.
 
-use crate::onnx::{i64_tensor, Attr, GraphBuilder};
-use crate::quantize::{Layer, QModel, QOp, IMAGE_SCALE};
+use crate::export::onnx::{i64_tensor, Attr, GraphBuilder};
+use crate::int8::quantize::{Layer, QModel, QOp, IMAGE_SCALE};
 use edgegen_runtime::model::DType;
 use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
 
@@ -54,7 +54,8 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
     // take; the graph's input and outputs keep their ONNX names.
     let vname = |i: usize| if i == q.input || q.outputs.contains(&i) { q.tensors[i].name.clone() } else { format!("t{i}") };
     let input = &q.tensors[q.input];
-    let shape4 = |t: &crate::quantize::QTensor| -> Vec<usize> { std::iter::once(1).chain(t.dims[..t.rank].iter().copied()).collect() };
+    let shape4 =
+        |t: &crate::int8::quantize::QTensor| -> Vec<usize> { std::iter::once(1).chain(t.dims[..t.rank].iter().copied()).collect() };
     if input.dtype == DType::I8 {
         b.g.input_typed("image_q", DataType::Int8, &[1, 1, 28, 28]);
         let (s, z) = b.scalar_qparams("image", IMAGE_SCALE, 0);

@@ -14,7 +14,7 @@ pub use crate::engines::{background_dir, EngineKind, Loaded, VAE_K};
 pub fn read_images(path: &Path) -> Result<Images> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let images = if bytes.starts_with(b"\x89PNG") {
-        let (w, h, pixels) = crate::imageio::decode_gray_png(&bytes).with_context(|| format!("{}", path.display()))?;
+        let (w, h, pixels) = crate::data::imageio::decode_gray_png(&bytes).with_context(|| format!("{}", path.display()))?;
         ensure!((w, h) == (28, 28), "{}: PNG is {w}x{h}, models take 28x28", path.display());
         Images { rows: 28, cols: 28, pixels, labels: None }
     } else if bytes.starts_with(&[0, 0, 8, 3]) || bytes.starts_with(&[0x1f, 0x8b]) {
@@ -79,7 +79,7 @@ pub fn sample(dir: &Path, engine: EngineKind, seed: u64, count: usize, out: &Pat
     let images = crate::parallel::map(count, |i| loaded.sample(seed + i as u64));
     let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
     let cols = (count as f64).sqrt().ceil() as usize;
-    crate::card::save_grid(out, &images, cols, 3)?;
+    crate::export::card::save_grid(out, &images, cols, 3)?;
     println!("{count} {} samples (seeds {seed}..{}) -> {}", loaded.family(), seed + count as u64 - 1, out.display());
     Ok(())
 }
@@ -133,12 +133,12 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
     let test_frr = t.iter().filter(|&&s| s > threshold).count() as f64 / t.len() as f64;
     let part = family.parts()[0];
     let path = dir.join(format!("{part}.egm"));
-    let updated = crate::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, params)?;
+    let updated = crate::int8::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, params)?;
     data::write_atomic(&path, &updated)?;
     let mut card = crate::int8::read_card(dir)?;
-    card.guard = Some(crate::card::GuardCard {
+    card.guard = Some(crate::export::card::GuardCard {
         score: kind.name().to_string(),
-        params: (kind == ScoreKind::Combined).then(|| crate::card::CombinedParams {
+        params: (kind == ScoreKind::Combined).then(|| crate::export::card::CombinedParams {
             cc_median: params[0] as f64,
             cc_spread: params[1] as f64,
             line_median: params[2] as f64,
@@ -150,10 +150,10 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().to_string()),
         engine: "int8".into(),
-        threshold: crate::card::r4(threshold as f64),
+        threshold: crate::export::card::r4(threshold as f64),
         false_reject_target: (false_reject as f64 * 1e6).round() / 1e6,
         calibrated_on: "Fashion-MNIST validation split (last 5,000 training images)".into(),
-        test_false_reject: crate::card::r4(test_frr),
+        test_false_reject: crate::export::card::r4(test_frr),
         stored_in: format!("{part}.egm metadata"),
         command: format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
     });

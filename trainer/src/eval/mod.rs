@@ -1,0 +1,7 @@
+//! Evaluation: scoring frames and calibrating the guard ([`score`]), outlier-rejection
+//! figures ([`ood`]), Fréchet distances ([`fd`]) and engine speed ([`bench`]).
+
+pub mod bench;
+pub mod fd;
+pub mod ood;
+pub mod score;
