@@ -35,6 +35,20 @@ pub struct Card {
     pub inputs: Value,
     /// The ONNX outputs.
     pub outputs: Value,
+    /// How it was trained.
+    #[serde(flatten)]
+    pub run: RunRecord,
+    /// What this model is for, when it is not the obvious (a background model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// What `quantize`, `compile` and `calibrate` add.
+    #[serde(flatten)]
+    pub device: DeviceRecord,
+}
+
+/// The training run behind a card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
     /// Epochs trained.
     pub epochs: usize,
     /// Per-epoch figures.
@@ -50,9 +64,27 @@ pub struct Card {
     pub train_seconds: f64,
     /// Where it was trained.
     pub machine: String,
-    /// What this model is for, when it is not the obvious (a background model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+}
+
+impl RunRecord {
+    /// The record of a finished run: its state, the names of its two per-epoch figures, the
+    /// command that reproduces it and its arguments.
+    pub fn of(state: &crate::families::checkpoint::TrainState, figures: [&str; 2], command: &str, config: Option<Value>) -> RunRecord {
+        RunRecord {
+            epochs: state.epoch,
+            history: history(state, figures[0], figures[1]),
+            seed: state.seed,
+            train_command: command.to_string(),
+            train_config: config,
+            train_seconds: state.elapsed_seconds.round(),
+            machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        }
+    }
+}
+
+/// The device side of a card: empty until `quantize`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
     /// The int8 scheme (after `quantize`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,

@@ -220,8 +220,8 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
             },
         );
     }
-    card.model_file = files;
-    card.quantization = Some(Quantization {
+    card.device.model_file = files;
+    card.device.quantization = Some(Quantization {
         scheme: "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (min/max calibration), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused".into(),
         edges_in_f32: "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.".into(),
         calibration: "calibration.json".into(),

@@ -498,14 +498,29 @@ pub fn conv_transpose2d_vnni(
             }
         }
     }
+    run_form(&g2, &dilated, || flipped(weights, kh * kw), bias, spec, out, pack)
+}
+
+/// Runs `g2`, the stride-1 form of a stride-2 or transposed layer, on its re-laid-out input
+/// `act`: with the prepare step's packing when it fits `g2`, else packing `form_weights()`
+/// (the form's weights) now.
+fn run_form(
+    g2: &ConvGeometry,
+    act: &[u8],
+    form_weights: impl FnOnce() -> Vec<u8>,
+    bias: &[u8],
+    spec: &OutSpec,
+    out: &mut [u8],
+    pack: Option<&ConvPack>,
+) -> bool {
     let made;
-    let w2: &[u8] = if pack.is_some_and(|p| p.fits(&g2)) {
+    let w2: &[u8] = if pack.is_some_and(|p| p.fits(g2)) {
         &[]
     } else {
-        made = flipped(weights, kh * kw);
+        made = form_weights();
         &made
     };
-    conv2d_vnni(&g2, &dilated, w2, bias, spec, out, pack)
+    conv2d_vnni(g2, act, w2, bias, spec, out, pack)
 }
 
 /// The stride-1 convolution a transposed convolution equals: its input with `stride − 1`
@@ -585,14 +600,7 @@ pub fn conv2d_stride2_vnni(
             }
         }
     }
-    let made;
-    let w2: &[u8] = if pack.is_some_and(|p| p.fits(&g2)) {
-        &[]
-    } else {
-        made = stride2_weights(g, weights);
-        &made
-    };
-    conv2d_vnni(&g2, &s2d, w2, bias, spec, out, pack)
+    run_form(&g2, &s2d, || stride2_weights(g, weights), bias, spec, out, pack)
 }
 
 /// The stride-1 convolution a stride-2 one equals after space-to-depth (planes of even

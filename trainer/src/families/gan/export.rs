@@ -217,17 +217,9 @@ pub fn publish(
         .collect(),
         inputs: json!({"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]}),
         outputs: json!({"generator": [{"name": "image", "shape": [1, 1, 28, 28], "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]}),
-        epochs: state.epoch,
-        history: crate::export::card::history(state, "d_loss", "g_loss"),
-        seed: state.seed,
-        train_command: command.to_string(),
-        train_config,
-        train_seconds: state.elapsed_seconds.round(),
-        machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        run: crate::export::card::RunRecord::of(state, ["d_loss", "g_loss"], command, train_config),
         role: None,
-        quantization: None,
-        model_file: Default::default(),
-        guard: None,
+        device: Default::default(),
     };
     card.write(dir)
 }

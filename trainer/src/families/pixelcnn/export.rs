@@ -117,17 +117,9 @@ pub fn publish(
         .collect(),
         inputs: json!([{"name": "image", "shape": [1, 1, 28, 28], "dtype": "float32", "meaning": "8-bit frame x as x/127.5-1"}]),
         outputs: json!([{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x_i | x_<i)"}]),
-        epochs: state.epoch,
-        history: crate::export::card::history(state, "train_bpd", "val_bpd"),
-        seed: state.seed,
-        train_command: command.to_string(),
-        train_config,
-        train_seconds: state.elapsed_seconds.round(),
-        machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        run: crate::export::card::RunRecord::of(state, ["train_bpd", "val_bpd"], command, train_config),
         role: None,
-        quantization: None,
-        model_file: Default::default(),
-        guard: None,
+        device: Default::default(),
     };
     card.write(dir)?;
     Ok((test_bpd, mnist_bpd))

@@ -251,17 +251,9 @@ pub fn write_card(
             ],
             "decoder": [{"name": "params", "shape": [1, 3 * k, 28, 28], "meaning": "per-pixel mixture parameters of p(x|z)"}],
         }),
-        epochs: state.epoch,
-        history: crate::export::card::history(state, "train_bpd", "val_elbo_bpd"),
-        seed: state.seed,
-        train_command: train_command.to_string(),
-        train_config,
-        train_seconds: state.elapsed_seconds.round(),
-        machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+        run: crate::export::card::RunRecord::of(state, ["train_bpd", "val_elbo_bpd"], train_command, train_config),
         role: None,
-        quantization: None,
-        model_file: Default::default(),
-        guard: None,
+        device: Default::default(),
     };
     card.write(dir)
 }

@@ -1,18 +1,13 @@
 //! `edgegen sample`: draw samples from a model into a PNG grid.
 
 use anyhow::Result;
-use edgegen_trainer::eval::score::EngineKind;
 use std::path::PathBuf;
 
 /// Arguments of `edgegen sample`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Model directory.
-    #[arg(long)]
-    model: PathBuf,
-    /// Engine.
-    #[arg(long, value_enum, default_value = "int8")]
-    engine: EngineKind,
+    #[command(flatten)]
+    model: super::ModelArgs,
     /// First seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -26,5 +21,5 @@ pub struct Args {
 
 /// Runs `edgegen sample`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::eval::score::sample(&a.model, a.engine, a.seed, a.count, &a.out)
+    edgegen_trainer::eval::score::sample(&a.model.model, a.model.engine, a.seed, a.count, &a.out)
 }
