@@ -18,11 +18,13 @@ fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
         progress: false,
         perturb: 0.0,
         weight_decay: 0.0,
+        max_steps: None,
     }
 }
 
 #[test]
 fn pixelcnn_few_steps_lower_the_loss() {
+    let _serial = common::training_lock();
     let cfg = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new().with_channels(16).with_inner(8).with_blocks(1).with_components(2);
     let dir = common::temp_dir("pixelcnn-train");
     let untrained = edgegen_trainer::families::pixelcnn::eval::mean_bpd(
@@ -38,6 +40,7 @@ fn pixelcnn_few_steps_lower_the_loss() {
 
 #[test]
 fn gan_discriminator_learns_and_generator_stays_finite() {
+    let _serial = common::training_lock();
     let cfg = edgegen_trainer::families::gan::GanConfig::new().with_latent(8).with_features(16).with_d_layers(3);
     let dir = common::temp_dir("gan-train");
     let (gan, averaged, state) = edgegen_trainer::families::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
@@ -59,6 +62,18 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     assert!(avg_w.iter().all(|v| v.is_finite()));
     assert!(last_w.iter().zip(&avg_w).any(|(a, b)| a != b), "the average equals the last generator");
     assert_eq!(edgegen_trainer::families::gan::training::generate(&avg, &[1, 2]).len(), 2 * 784);
+    // Stopped in the middle of the second epoch (16 steps an epoch) and resumed: the same
+    // history as the uninterrupted run, the interrupted epoch's mean losses included.
+    let stop_dir = common::temp_dir("gan-stopped");
+    let mut stopped = opts(stop_dir.clone(), 2e-4);
+    stopped.max_steps = Some(21);
+    let (_, _, s) = edgegen_trainer::families::gan::training::train(&cfg, &stopped, 0.9, None).unwrap();
+    assert_eq!((s.epoch, s.step), (1, 5));
+    let mut resumed = opts(stop_dir.clone(), 2e-4);
+    resumed.resume = true;
+    let (_, _, s) = edgegen_trainer::families::gan::training::train(&cfg, &resumed, 0.9, None).unwrap();
+    common::assert_same_history(&s.history, &state.history);
+    std::fs::remove_dir_all(stop_dir).ok();
     // Resuming restores the average from the checkpoint (four files: two modules, two optimizers).
     let mut more = opts(dir.clone(), 2e-4);
     more.epochs += 1;

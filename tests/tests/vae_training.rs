@@ -21,6 +21,7 @@ fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOption
         progress: false,
         perturb: 0.0,
         weight_decay: 0.0,
+        max_steps: None,
     }
 }
 
@@ -54,6 +55,17 @@ fn few_steps_lower_the_loss_and_resume_is_exact() {
     assert_eq!(s2.epoch, 2);
     let d = common::max_abs_diff(&weights(&full), &weights(&resumed));
     assert!(d < 1e-5, "resumed run differs from the uninterrupted one by {d}");
+    // Interrupted in the middle of an epoch (--max-steps: epoch 2, step 8 of 32, between two
+    // checkpoints) and resumed: the same weights and the same history, the resumed epoch's
+    // running loss included.
+    let mut stopped = opts(dir.join("stopped"), 2, false);
+    stopped.max_steps = Some(40);
+    let (_, s3) = train(&cfg, &stopped).unwrap();
+    assert_eq!((s3.epoch, s3.step, s3.history.len()), (1, 8, 1));
+    let (again, s4) = train(&cfg, &opts(dir.join("stopped"), 2, true)).unwrap();
+    let d = common::max_abs_diff(&weights(&full), &weights(&again));
+    assert!(d < 1e-5, "a run stopped mid-epoch and resumed differs by {d}");
+    common::assert_same_history(&s4.history, &state.history);
     // Only the last checkpoint is kept.
     let files = std::fs::read_dir(dir.join("resumed")).unwrap().count();
     assert_eq!(files, 3, "expected module, optimizer and state.json");

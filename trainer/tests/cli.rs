@@ -65,6 +65,8 @@ fn bad_arguments_are_rejected_cleanly() {
     for args in [
         vec!["train", "vae", "--epochs", "0"],
         vec!["train", "vae", "--lr", "7"],
+        vec!["train", "vae", "--max-steps", "0"],
+        vec!["calibrate", "--model", "models/vae-fmnist", "--score", "loudest"],
         vec!["train", "pixelcnn", "--components", "99"],
         vec!["train", "gan", "--fine-features", "999"],
         vec!["train", "gan", "--features", "7"],

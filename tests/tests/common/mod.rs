@@ -77,3 +77,19 @@ pub fn python_check(dir: &std::path::Path, files: &[&str]) {
         assert!(text.contains(f), "{f} not checked:\n{text}");
     }
 }
+
+/// Two runs' per-epoch histories agree: the same epochs, every figure within 1e-6 (the same
+/// steps, reduced in the same order).
+pub fn assert_same_history(got: &[(usize, f64, f64)], want: &[(usize, f64, f64)]) {
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-6 && (g.2 - w.2).abs() < 1e-6, "history {got:?} vs uninterrupted {want:?}");
+    }
+}
+
+/// Serializes the tests of one binary that train: burn seeds one generator per backend, so
+/// two trainings on parallel test threads draw from each other's stream.
+pub fn training_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -24,6 +24,11 @@ pub struct TrainState {
     pub elapsed_seconds: f64,
     /// Per epoch: (epoch, training metric, validation metric).
     pub history: Vec<(usize, f64, f64)>,
+    /// The running figures of the epoch in progress (what its history row is made of),
+    /// saved with a mid-epoch checkpoint so a resumed epoch reports what the uninterrupted
+    /// one would.
+    #[serde(default)]
+    pub epoch_sums: Vec<f64>,
     /// Files of the last checkpoint (module, optimizer), relative to the run directory.
     pub files: Vec<String>,
     #[serde(skip, default = "Instant::now")]
@@ -33,7 +38,17 @@ pub struct TrainState {
 impl TrainState {
     /// State of a new run.
     pub fn new(seed: u64, epochs: usize) -> Self {
-        TrainState { seed, epochs, epoch: 0, step: 0, elapsed_seconds: 0.0, history: Vec::new(), files: Vec::new(), since: Instant::now() }
+        TrainState {
+            seed,
+            epochs,
+            epoch: 0,
+            step: 0,
+            elapsed_seconds: 0.0,
+            history: Vec::new(),
+            epoch_sums: Vec::new(),
+            files: Vec::new(),
+            since: Instant::now(),
+        }
     }
 
     /// Adds the wall time since the last call (or since creation or loading).

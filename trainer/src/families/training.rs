@@ -43,6 +43,8 @@ pub struct TrainOptions {
     pub perturb: f64,
     /// L2 weight decay of Adam (0 for none).
     pub weight_decay: f64,
+    /// Stop after this many steps of this session, with a checkpoint (`--resume` goes on).
+    pub max_steps: Option<usize>,
 }
 
 /// Replaces each pixel of `pixels` with probability `rate` by a uniform value in 0..=255.
@@ -101,13 +103,16 @@ where
     let bar = crate::progress::bar(opts.progress, (steps_per_epoch * opts.epochs) as u64, label);
     bar.set_position((state.epoch * steps_per_epoch + state.step).min(steps_per_epoch * opts.epochs) as u64);
     let mut batch_pixels = vec![0u8; opts.batch * PIXELS];
+    let mut session_steps = 0usize;
 
     while state.epoch < opts.epochs {
         let epoch = state.epoch;
         let order = data::permutation(train.len(), opts.seed.wrapping_add(epoch as u64));
         let started = Instant::now();
         let mut seen = 0usize;
-        let mut running = f64::NAN;
+        // The epoch's running loss: restored when a checkpoint interrupted the epoch, so the
+        // history is the same whether or not the run was resumed.
+        let mut running = if state.step > 0 { state.epoch_sums.first().copied().unwrap_or(f64::NAN) } else { f64::NAN };
         for step in state.step..steps_per_epoch {
             for (j, &idx) in order[step * opts.batch..(step + 1) * opts.batch].iter().enumerate() {
                 batch_pixels[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(train.image(idx));
@@ -132,10 +137,18 @@ where
                 running,
                 seen as f64 / started.elapsed().as_secs_f64()
             ));
-            if (step + 1) % opts.checkpoint_every == 0 && step + 1 < steps_per_epoch {
+            session_steps += 1;
+            let stop = opts.max_steps.is_some_and(|m| session_steps >= m);
+            if ((step + 1) % opts.checkpoint_every == 0 || stop) && step + 1 < steps_per_epoch {
                 state.step = step + 1;
+                state.epoch_sums = if running.is_nan() { Vec::new() } else { vec![running] };
                 state.add_elapsed();
                 ckpt.save(&mut state, &model, &optim)?;
+            }
+            if stop && step + 1 < steps_per_epoch {
+                bar.finish_and_clear();
+                eprintln!("{label}: stopped after {session_steps} steps at epoch {} step {}; continue with --resume", epoch + 1, step + 1);
+                return Ok((model, state));
             }
         }
         let val = validate(&model);
@@ -150,8 +163,14 @@ where
         );
         state.epoch += 1;
         state.step = 0;
+        state.epoch_sums.clear();
         state.add_elapsed();
         ckpt.save(&mut state, &model, &optim)?;
+        if opts.max_steps.is_some_and(|m| session_steps >= m) && state.epoch < opts.epochs {
+            bar.finish_and_clear();
+            eprintln!("{label}: stopped after {session_steps} steps at the end of epoch {}; continue with --resume", state.epoch);
+            return Ok((model, state));
+        }
     }
     bar.finish_and_clear();
     Ok((model, state))
@@ -215,17 +234,21 @@ pub struct CommonArgs {
     /// Adam L2 weight decay (Ren et al. regularize the background model).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Train at most N steps in this session, then checkpoint and stop without publishing
+    /// (continue with --resume): for time-boxed sessions.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
 }
 
 /// Arguments that change how a run is carried out, never what it computes: left out of the
 /// reproduce command.
-const OPERATIONAL: [&str; 3] = ["resume", "checkpoint_every", "quiet"];
+const OPERATIONAL: [&str; 4] = ["resume", "checkpoint_every", "quiet", "max_steps"];
 
 impl CommonArgs {
     /// Checks the ranges clap cannot express; fills in the family's learning rate.
     pub fn resolve(&mut self, default_lr: f64) -> Result<()> {
-        if self.epochs == 0 || self.batch == 0 || self.checkpoint_every == 0 {
-            bail!("--epochs, --batch and --checkpoint-every must be positive");
+        if self.epochs == 0 || self.batch == 0 || self.checkpoint_every == 0 || self.max_steps == Some(0) {
+            bail!("--epochs, --batch, --checkpoint-every and --max-steps must be positive");
         }
         if !(0.0..1.0).contains(&self.perturb) || !(0.0..1.0).contains(&self.weight_decay) {
             bail!("--perturb and --weight-decay must be in [0, 1)");
@@ -251,6 +274,7 @@ impl CommonArgs {
             progress: !self.quiet,
             perturb: self.perturb,
             weight_decay: self.weight_decay,
+            max_steps: self.max_steps,
         }
     }
 }

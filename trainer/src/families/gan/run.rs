@@ -91,6 +91,10 @@ pub fn run(mut a: GanArgs) -> Result<()> {
     let command = reproduce_command("gan", &a)?;
     save_config(&a.run_dir, &a)?;
     let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir), a.ema, a.lr_decay_from)?;
+    if state.epoch < a.common.epochs {
+        // --max-steps ended the session early: nothing is published until the run is done.
+        return Ok(());
+    }
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
     let (classifier, accuracy) = crate::eval::fd::classifier(&cache, !a.common.quiet)?;

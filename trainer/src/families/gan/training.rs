@@ -126,12 +126,17 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
     let bar = crate::progress::bar(opts.progress, (steps * opts.epochs) as u64, "gan");
     bar.set_position((state.epoch * steps + state.step).min(steps * opts.epochs) as u64);
     let mut pixels = vec![0u8; opts.batch * PIXELS];
+    let mut session_steps = 0usize;
     let latent = cfg.latent;
     while state.epoch < opts.epochs {
         let epoch = state.epoch;
         let order = data::permutation(train.len(), opts.seed.wrapping_add(epoch as u64));
         let started = Instant::now();
-        let (mut sum_d, mut sum_g, mut count) = (0f64, 0f64, 0usize);
+        // The epoch's loss sums: restored when a checkpoint interrupted the epoch.
+        let (mut sum_d, mut sum_g, mut count) = match state.epoch_sums[..] {
+            [d, g, n] if state.step > 0 => (d, g, n as usize),
+            _ => (0f64, 0f64, 0usize),
+        };
         for step in state.step..steps {
             fill_batch(&train, &order[step * opts.batch..(step + 1) * opts.batch], &mut pixels);
             let real = images_to_tensor(&pixels, opts.batch, &device);
@@ -165,10 +170,18 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
                 sum_g / count as f64,
                 (count * opts.batch) as f64 / started.elapsed().as_secs_f64()
             ));
-            if (step + 1) % opts.checkpoint_every == 0 && step + 1 < steps {
+            session_steps += 1;
+            let stop = opts.max_steps.is_some_and(|m| session_steps >= m);
+            if ((step + 1) % opts.checkpoint_every == 0 || stop) && step + 1 < steps {
                 state.step = step + 1;
+                state.epoch_sums = vec![sum_d, sum_g, count as f64];
                 state.add_elapsed();
                 save(&ckpt, &mut state, &gan, averaged.as_ref(), &opt_g, &opt_d)?;
+            }
+            if stop && step + 1 < steps {
+                bar.finish_and_clear();
+                eprintln!("gan: stopped after {session_steps} steps at epoch {} step {}; continue with --resume", epoch + 1, step + 1);
+                return Ok((gan, averaged, state));
             }
         }
         let (d, g) = (sum_d / count.max(1) as f64, sum_g / count.max(1) as f64);
@@ -179,8 +192,14 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
         );
         state.epoch += 1;
         state.step = 0;
+        state.epoch_sums.clear();
         state.add_elapsed();
         save(&ckpt, &mut state, &gan, averaged.as_ref(), &opt_g, &opt_d)?;
+        if opts.max_steps.is_some_and(|m| session_steps >= m) && state.epoch < opts.epochs {
+            bar.finish_and_clear();
+            eprintln!("gan: stopped after {session_steps} steps at the end of epoch {}; continue with --resume", state.epoch);
+            return Ok((gan, averaged, state));
+        }
     }
     bar.finish_and_clear();
     Ok((gan.valid(), averaged, state))

@@ -42,6 +42,10 @@ pub fn run(mut a: PixelCnnArgs) -> Result<()> {
     let command = reproduce_command("pixelcnn", &a)?;
     save_config(&a.run_dir, &a)?;
     let (model, state) = training::train(&cfg, &a.common.options(&a.run_dir))?;
+    if state.epoch < a.common.epochs {
+        // --max-steps ended the session early: nothing is published until the run is done.
+        return Ok(());
+    }
     eprintln!("publishing to {}", a.out.display());
     let (test, mnist) = export::publish(&model, &cfg, &state, &command, Some(serde_json::to_value(&a)?), &a.out, !a.common.quiet)?;
     println!("test {test:.4} bits/dim; MNIST {mnist:.4} bits/dim; {:.0} s of training", state.elapsed_seconds);

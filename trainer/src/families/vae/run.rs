@@ -41,6 +41,10 @@ pub fn run(mut a: VaeArgs) -> Result<()> {
     let command = reproduce_command("vae", &a)?;
     save_config(&a.run_dir, &a)?;
     let (model, state) = training::train(&cfg, &c.options(&a.run_dir))?;
+    if state.epoch < a.common.epochs {
+        // --max-steps ended the session early: nothing is published until the run is done.
+        return Ok(());
+    }
     eprintln!("publishing to {}", a.out.display());
     export::write_onnx(&model, &a.out)?;
     let test = data::fashion_mnist(data::Split::Test)?;
