@@ -40,7 +40,7 @@ fn rate(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
 /// returns it as JSON.
 pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     let test = data::fashion_mnist(data::Split::Test)?;
-    let card = crate::int8::read_card(dir)?;
+    let card = crate::export::card::Card::read(dir)?;
     let family = card.model_family();
     use crate::families::ModelFamily::{Gan, Pixelcnn, Vae};
     let mut rows: Vec<(String, f64)> = Vec::new();

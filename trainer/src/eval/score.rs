@@ -135,7 +135,7 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
     let path = dir.join(format!("{part}.egm"));
     let updated = crate::int8::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, params)?;
     data::write_atomic(&path, &updated)?;
-    let mut card = crate::int8::read_card(dir)?;
+    let mut card = crate::export::card::Card::read(dir)?;
     card.device.guard = Some(crate::export::card::GuardCard {
         score: kind.name().to_string(),
         params: (kind == ScoreKind::Combined).then(|| crate::export::card::CombinedParams {

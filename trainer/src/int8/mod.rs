@@ -20,11 +20,6 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Reads `dir/card.json`.
-pub fn read_card(dir: &Path) -> Result<Card> {
-    Card::read(dir)
-}
-
 /// Calibration inputs of one part: `n` training images, or latents (posterior samples of
 /// training images through the float encoder, and prior samples).
 fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
@@ -102,7 +97,7 @@ fn meta(card: &Card, part: &str, graph: &Graph) -> Meta {
 /// `calibration.json` and `<part>.int8.onnx`; then compiles (see [`compile_dir`]).
 pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<()> {
     ensure!(n > 0, "--calibration must be at least 1");
-    let card = read_card(dir)?;
+    let card = Card::read(dir)?;
     let fam = card.model_family();
     let mut calib = serde_json::Map::new();
     for &part in fam.parts() {
@@ -185,7 +180,7 @@ pub fn activations_sum(model: &Model) -> usize {
 /// `edgegen compile`: `<part>.egm` for every part, from the f32 ONNX and
 /// `calibration.json`; golden vectors; int8 figures in the card.
 pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
-    let mut card = read_card(dir)?;
+    let mut card = Card::read(dir)?;
     let fam = card.model_family();
     let mut files = BTreeMap::new();
     for &part in fam.parts() {
