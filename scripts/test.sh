@@ -37,6 +37,8 @@ fi
 python3 -c "import onnx, onnxruntime; print('onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__)"
 
 step "format and lints (rustfmt.toml; clippy warnings are errors)"
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo fmt --all --check
 (cd firmware && cargo fmt --check)
 cargo clippy --release --quiet --workspace --all-targets -- -D warnings
