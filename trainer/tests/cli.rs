@@ -179,3 +179,48 @@ fn every_argument_has_help_text() {
         }
     }
 }
+
+/// A quick run is quick end to end: the published figures follow `--limit` (or
+/// `--eval-count`), the card says on how many images each was measured, progress reaches a log
+/// (stderr is a pipe here) phase by phase, and nothing is written outside `--out`/`--run-dir`.
+#[test]
+fn quick_runs_measure_what_they_say_and_log_each_phase() {
+    let base = std::env::temp_dir().join(format!("edgegen-cli-{}-quick", std::process::id()));
+    let (out, run) = (base.join("model"), base.join("run"));
+    let o = edgegen(
+        &[
+            "train",
+            "vae",
+            "--epochs",
+            "1",
+            "--limit",
+            "256",
+            "--batch",
+            "64",
+            "--latent",
+            "4",
+            "--iwae-k",
+            "4",
+            "--eval-count",
+            "24",
+            "--out",
+            out.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    for phase in ["vae: done, 4/4", "on 24 Fashion-MNIST test images", "on 24 MNIST digits", "eval: done, 24/24"] {
+        assert!(e.contains(phase), "no `{phase}` in the log:\n{e}");
+    }
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["test_images"], 24);
+    assert_eq!(card["mnist_images"], 24);
+    assert!(card["eval_note"].as_str().unwrap().contains("first 24 of"), "{}", card["eval_note"]);
+    assert!(card["dataset"].as_str().unwrap().contains("first 256 training images"), "{}", card["dataset"]);
+    let command = card["train_command"].as_str().unwrap();
+    assert!(command.contains("--eval-count 24") && command.contains(&format!("--out {}", out.display())), "{command}");
+    std::fs::remove_dir_all(base).ok();
+}

@@ -66,6 +66,14 @@ impl Images {
         }
     }
 
+    /// The first `n` images (all of them for `None` or an `n` past the end).
+    pub fn first(&self, n: Option<usize>) -> Images {
+        match n {
+            Some(n) if n < self.len() => self.slice(0..n),
+            _ => self.clone(),
+        }
+    }
+
     /// Images at `indices` as a new set.
     pub fn select(&self, indices: &[usize]) -> Images {
         let mut pixels = Vec::with_capacity(indices.len() * self.rows * self.cols);

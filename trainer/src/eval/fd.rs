@@ -87,7 +87,7 @@ pub fn classifier(cache: &Path, progress: bool) -> Result<(Classifier, f64)> {
                 bar.inc(1);
             }
         }
-        bar.finish_and_clear();
+        crate::progress::finish(&bar);
         std::fs::create_dir_all(cache)?;
         model.clone().save_file(&path).map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
         model
@@ -237,8 +237,10 @@ pub struct FdReport {
     pub gan: f64,
     /// 10k training images vs the test set: the floor a perfect model reaches.
     pub floor: f64,
-    /// 10k VAE samples vs the test set.
+    /// The VAE's samples vs the test set.
     pub vae: f64,
+    /// Samples (and floor images) each FD was measured on.
+    pub samples: usize,
     /// How the figures were measured.
     pub note: String,
 }
@@ -263,11 +265,14 @@ pub fn report(
     vae_dir: &Path,
     test_stats: &(Vec<f64>, Vec<f64>),
 ) -> Result<FdReport> {
-    let train = data::fashion_mnist(data::Split::Train)?;
-    let floor = fd_against_test(model, &train.slice(0..10_000).pixels, test_stats);
+    let n = gan_samples.len() / PIXELS;
+    let train = data::fashion_mnist(data::Split::Train)?.first(Some(n));
+    let n = n.min(train.len());
+    eprintln!("FD: the floor ({n} training images), the GAN and the VAE ({n} samples each)");
+    let floor = fd_against_test(model, &train.pixels, test_stats);
     let gan = fd_against_test(model, gan_samples, test_stats);
     let vae = edgegen_runtime::onnx::OnnxVae::load(vae_dir)?;
-    let mut vae_samples = vec![0u8; 10_000 * PIXELS];
+    let mut vae_samples = vec![0u8; n * PIXELS];
     for (i, img) in vae_samples.chunks_mut(PIXELS).enumerate() {
         vae.sample(i as u64, img)?;
     }
@@ -276,9 +281,13 @@ pub fn report(
         gan,
         floor,
         vae: vae_fd,
+        samples: n,
         note: format!(
-            "Frechet distance in the 128-d penultimate features of a Fashion-MNIST classifier (3 conv + 2 dense, 2 epochs, test accuracy {:.2}%) between 10,000 images and the 10,000 test images; floor: the first 10,000 training images; GAN: seeds 0..9999; VAE: seeds 0..9999 through models/vae-fmnist (pixels sampled)",
-            accuracy * 100.0
+            "Frechet distance in the 128-d penultimate features of a Fashion-MNIST classifier (3 conv + 2 dense, 2 epochs, test accuracy {:.2}%) between {n} images and the 10,000 test images; floor: the first {n} training images; GAN: seeds 0..{}; VAE: seeds 0..{} through {} (pixels sampled)",
+            accuracy * 100.0,
+            n - 1,
+            n - 1,
+            vae_dir.display()
         ),
     })
 }

@@ -212,7 +212,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
                 report.push(row);
             }
         }
-        bar.finish_and_clear();
+        crate::progress::finish(&bar);
     }
     println!("{:<16} {:<22} {:<14} {:>7} {:>7} {:>9}", "model", "score", "outliers", "AUROC", "AUPRC", "FA@95%in");
     for r in &report {

@@ -114,7 +114,7 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
             bar.inc(1);
             loaded.statistics(images.image(i), i)
         });
-        bar.finish_and_clear();
+        crate::progress::finish(&bar);
         s.into_iter().collect()
     };
     let valid = stats_of(&data::fashion_mnist(data::Split::Validation)?)?;

@@ -143,6 +143,12 @@ pub struct VaeCard {
     pub mnist_iwae_bpd: f64,
     /// Importance samples of the reported bound.
     pub iwae_k: usize,
+    /// Test images the test figures were measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<usize>,
+    /// MNIST digits the MNIST figures were measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_images: Option<usize>,
     /// How the figures were measured.
     pub eval_note: String,
     /// Test ELBO on the int8 engine.
@@ -167,6 +173,12 @@ pub struct PixelCnnCard {
     pub test_bpd: f64,
     /// MNIST bits/dim.
     pub mnist_bpd: f64,
+    /// Test images the test figure was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<usize>,
+    /// MNIST digits the MNIST figure was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_images: Option<usize>,
     /// How the figures were measured.
     pub eval_note: String,
     /// Test bits/dim on the int8 engine.
@@ -191,6 +203,9 @@ pub struct GanCard {
     pub fd_ratio: f64,
     /// The VAE's samples' FD.
     pub vae_fd: f64,
+    /// Generated samples (and training images of the floor) FD was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_samples: Option<usize>,
     /// How FD was measured.
     pub fd_note: String,
     /// The last iterate's FD, when the average ships.

@@ -60,14 +60,19 @@ pub fn perturb_pixels(pixels: &mut [u8], rate: f64, seed: u64, epoch: usize, ste
     }
 }
 
-/// The training and validation images for `opts` (validation cut to 500 on `--limit` runs).
+/// Validation images of a `--limit` run.
+pub const QUICK_VALIDATION: usize = 500;
+
+/// Test images (and outlier images, and samples) a `--limit` run's published figures are
+/// measured on unless `--eval-count` says otherwise: a smoke run ends in seconds.
+pub const QUICK_EVAL: usize = 128;
+
+/// The training and validation images for `opts` (validation cut to [`QUICK_VALIDATION`] on
+/// `--limit` runs).
 pub fn datasets(opts: &TrainOptions) -> Result<(Images, Images)> {
-    let mut train = data::fashion_mnist(data::Split::Train)?;
-    if let Some(limit) = opts.limit {
-        train = train.slice(0..limit.min(train.len()));
-    }
+    let train = data::fashion_mnist(data::Split::Train)?.first(opts.limit);
     let valid = data::fashion_mnist(data::Split::Validation)?;
-    let valid = if opts.limit.is_some() { valid.slice(0..500) } else { valid };
+    let valid = if opts.limit.is_some() { valid.first(Some(QUICK_VALIDATION)) } else { valid };
     Ok((train, valid))
 }
 
@@ -146,7 +151,7 @@ where
                 ckpt.save(&mut state, &model, &optim)?;
             }
             if stop && step + 1 < steps_per_epoch {
-                bar.finish_and_clear();
+                crate::progress::finish(&bar);
                 eprintln!("{label}: stopped after {session_steps} steps at epoch {} step {}; continue with --resume", epoch + 1, step + 1);
                 return Ok((model, state));
             }
@@ -167,12 +172,12 @@ where
         state.add_elapsed();
         ckpt.save(&mut state, &model, &optim)?;
         if opts.max_steps.is_some_and(|m| session_steps >= m) && state.epoch < opts.epochs {
-            bar.finish_and_clear();
+            crate::progress::finish(&bar);
             eprintln!("{label}: stopped after {session_steps} steps at the end of epoch {}; continue with --resume", state.epoch);
             return Ok((model, state));
         }
     }
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     Ok((model, state))
 }
 
@@ -234,6 +239,11 @@ pub struct CommonArgs {
     /// Adam L2 weight decay (Ren et al. regularize the background model).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Measure the published figures (test bits/dim, outlier bits/dim, the GAN's FD) on the
+    /// first N test images, N MNIST digits and N samples [default: all 10,000; with --limit,
+    /// min(--limit, 128), so that a quick run ends in seconds].
+    #[arg(long)]
+    pub eval_count: Option<usize>,
     /// Train at most N steps in this session, then checkpoint and stop without publishing
     /// (continue with --resume): for time-boxed sessions.
     #[arg(long)]
@@ -247,8 +257,8 @@ const OPERATIONAL: [&str; 4] = ["resume", "checkpoint_every", "quiet", "max_step
 impl CommonArgs {
     /// Checks the ranges clap cannot express; fills in the family's learning rate.
     pub fn resolve(&mut self, default_lr: f64) -> Result<()> {
-        if self.epochs == 0 || self.batch == 0 || self.checkpoint_every == 0 || self.max_steps == Some(0) {
-            bail!("--epochs, --batch, --checkpoint-every and --max-steps must be positive");
+        if self.epochs == 0 || self.batch == 0 || self.checkpoint_every == 0 || self.max_steps == Some(0) || self.eval_count == Some(0) {
+            bail!("--epochs, --batch, --checkpoint-every, --max-steps and --eval-count must be positive");
         }
         if !(0.0..1.0).contains(&self.perturb) || !(0.0..1.0).contains(&self.weight_decay) {
             bail!("--perturb and --weight-decay must be in [0, 1)");
@@ -258,6 +268,21 @@ impl CommonArgs {
             bail!("--lr must be in (0, 1), got {lr}");
         }
         Ok(())
+    }
+
+    /// How many test images (and outlier images, and samples) the published figures are
+    /// measured on: `--eval-count`, else min(`--limit`, [`QUICK_EVAL`]) on a `--limit` run, else all.
+    pub fn eval_count(&self) -> Option<usize> {
+        self.eval_count.or(self.limit.map(|l| l.min(QUICK_EVAL)))
+    }
+
+    /// The card's `dataset`: what the run trained on (`validation`: whether the family
+    /// validates on the held-out images).
+    pub fn dataset_note(&self, validation: bool) -> String {
+        let all = 60_000 - data::VALIDATION_SIZE;
+        let n = self.limit.map_or(all, |l| l.min(all));
+        let held_out = if validation { "; last 5,000 held out for validation" } else { "" };
+        format!("Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first {} training images{held_out}", thousands(n))
     }
 
     /// The loop's settings (after [`CommonArgs::resolve`]).
@@ -279,10 +304,23 @@ impl CommonArgs {
     }
 }
 
+/// `n` with a comma between groups of three digits: 55,000.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The command that reproduces a run from its arguments: `cargo edgegen train <family>`, then
 /// every argument that affects the result (flags in alphabetical order, booleans only when
-/// set, absent options left out), and the output directories only where they are not the
-/// family's defaults. Derived from the arguments' own fields, so a new argument appears in
+/// set, absent options left out), `--out` always and `--run-dir` where it is not the family's
+/// default. Derived from the arguments' own fields, so a new argument appears in
 /// every card without being typed twice.
 pub fn reproduce_command<A: clap::Args + clap::FromArgMatches + serde::Serialize>(family: &str, args: &A) -> Result<String> {
     let defaults = {
@@ -294,7 +332,9 @@ pub fn reproduce_command<A: clap::Args + clap::FromArgMatches + serde::Serialize
     };
     let mut command = format!("cargo edgegen train {family}");
     for (name, value) in &fields {
-        let placement = ["out", "run_dir"].contains(&name.as_str());
+        // `--out` always appears (where the artifacts land is part of the command); the
+        // checkpoint directory only when it is not the family's default.
+        let placement = name == "run_dir";
         if OPERATIONAL.contains(&name.as_str()) || (placement && defaults.get(name) == Some(value)) {
             continue;
         }
@@ -363,6 +403,37 @@ mod reproduce_tests {
         let mut a: crate::families::vae::run::VaeArgs = parse(&["edgegen"]);
         a.common.resolve(1e-3).unwrap();
         let command = reproduce_command("vae", &a).unwrap();
-        assert!(command.contains(" --lr 0.001") && !command.contains("--out"), "{command}");
+        assert!(
+            command.contains(" --lr 0.001") && command.contains(" --out runs/vae-fmnist/model") && !command.contains("--run-dir"),
+            "{command}"
+        );
+    }
+
+    /// A run that names no output never writes into `models/` (the bundled models).
+    #[test]
+    fn default_outputs_stay_out_of_models() {
+        let vae: crate::families::vae::run::VaeArgs = parse(&["edgegen"]);
+        let pixelcnn: crate::families::pixelcnn::run::PixelCnnArgs = parse(&["edgegen"]);
+        let gan: crate::families::gan::run::GanArgs = parse(&["edgegen"]);
+        for out in [&vae.out, &pixelcnn.out, &gan.out, &vae.run_dir, &pixelcnn.run_dir, &gan.run_dir] {
+            assert!(out.starts_with("runs"), "{}", out.display());
+        }
+    }
+
+    /// Published figures follow `--limit` unless `--eval-count` says otherwise.
+    #[test]
+    fn evaluation_follows_limit_or_eval_count() {
+        let count = |words: &[&str]| parse::<CommonArgs>(words).eval_count();
+        assert_eq!(count(&["edgegen"]), None, "a full run measures everything");
+        assert_eq!(count(&["edgegen", "--limit", "64"]), Some(64));
+        assert_eq!(count(&["edgegen", "--limit", "128"]), Some(QUICK_EVAL));
+        assert_eq!(count(&["edgegen", "--limit", "4096"]), Some(QUICK_EVAL));
+        assert_eq!(count(&["edgegen", "--limit", "64", "--eval-count", "2000"]), Some(2000));
+        assert_eq!(count(&["edgegen", "--eval-count", "100"]), Some(100));
+        let mut zero: CommonArgs = parse(&["edgegen", "--eval-count", "0"]);
+        assert!(zero.resolve(1e-3).is_err());
+        assert_eq!(thousands(55_000), "55,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -269,7 +269,7 @@ pub fn pixelcnn_log_probs(file: &[u8], images: &Images, progress: bool) -> Resul
         bar.inc(1);
         engine.log_prob(&mut arena, images.image(i))
     });
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     out.into_iter().map(|r| r.map_err(|e| anyhow::anyhow!("{e}"))).collect()
 }
 
@@ -285,7 +285,7 @@ pub fn vae_bounds(encoder: &[u8], decoder: &[u8], images: &Images, k: usize, see
         bar.inc(1);
         vae.bounds(&mut arena, images.image(i), k, &mut Rng::with_stream(seed, i as u64))
     });
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     out.into_iter().map(|r| r.map_err(|e| anyhow::anyhow!("{e}"))).collect()
 }
 

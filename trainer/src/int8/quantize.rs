@@ -38,7 +38,7 @@ pub fn calibrate(graph: &Graph, inputs: &[Vec<f32>], progress: bool) -> Ranges {
             .map(|(k, v)| (k, v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))))
             .collect::<Vec<_>>()
     });
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     let mut ranges = Ranges::new();
     for values in per_input {
         for (k, (lo, hi)) in values {

@@ -180,6 +180,7 @@ pub fn publish(
     fd: &crate::eval::fd::FdReport,
     fd_last: Option<f64>,
     weights: &str,
+    dataset: &str,
 ) -> Result<()> {
     crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
     crate::export::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
@@ -198,12 +199,13 @@ pub fn publish(
             fd_floor: r4(fd.floor),
             fd_ratio: r4(fd.gan / fd.floor),
             vae_fd: r4(fd.vae),
+            fd_samples: Some(fd.samples),
             fd_note: fd.note.clone(),
             fd_last_iterate: fd_last.map(r4),
             generator_weights: weights.to_string(),
             fd_int8: None,
         }),
-        dataset: "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images".into(),
+        dataset: dataset.to_string(),
         params: exported_params(&g) as u64,
         macs: g.macs() as u64,
         files: [

@@ -43,8 +43,9 @@ pub struct GanArgs {
     /// The VAE whose samples are also measured (FD).
     #[arg(long, default_value = "models/vae-fmnist")]
     pub vae: PathBuf,
-    /// Where the published artifacts go.
-    #[arg(long, default_value = "models/gan-fmnist")]
+    /// Where the published artifacts go (never `models/` unless named: the bundled models
+    /// are replaced only on purpose).
+    #[arg(long, default_value = "runs/gan-fmnist/model")]
     pub out: PathBuf,
     /// Where checkpoints go (the FD classifier is cached beside it).
     #[arg(long, default_value = "runs/gan-fmnist")]
@@ -98,7 +99,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
     eprintln!("measuring Frechet distances");
     let cache = a.run_dir.parent().unwrap_or(std::path::Path::new(".")).join("fd-classifier");
     let (classifier, accuracy) = crate::eval::fd::classifier(&cache, !a.common.quiet)?;
-    let seeds: Vec<u64> = (0..10_000).collect();
+    let seeds: Vec<u64> = (0..a.common.eval_count().unwrap_or(10_000).min(10_000) as u64).collect();
     let test_stats = crate::eval::fd::test_stats(&classifier)?;
     // The averaged generator ships (with the last discriminator); the last iterate's FD is
     // reported beside it. Whichever ships gets BatchNorm statistics of its own weights.
@@ -127,7 +128,17 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         0 => "BatchNorm running statistics as trained (averaged with the weights)".to_string(),
         n => format!("BatchNorm statistics measured over {n} noise vectors of these weights"),
     };
-    export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &fd, fd_last, &format!("{weights}; {bn}"))?;
+    export::publish(
+        &model,
+        &state,
+        &command,
+        Some(serde_json::to_value(&a)?),
+        &a.out,
+        &fd,
+        fd_last,
+        &format!("{weights}; {bn}"),
+        &a.common.dataset_note(false),
+    )?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
         fd.gan,

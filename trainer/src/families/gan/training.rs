@@ -179,7 +179,7 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
                 save(&ckpt, &mut state, &gan, averaged.as_ref(), &opt_g, &opt_d)?;
             }
             if stop && step + 1 < steps {
-                bar.finish_and_clear();
+                crate::progress::finish(&bar);
                 eprintln!("gan: stopped after {session_steps} steps at epoch {} step {}; continue with --resume", epoch + 1, step + 1);
                 return Ok((gan, averaged, state));
             }
@@ -196,12 +196,12 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
         state.add_elapsed();
         save(&ckpt, &mut state, &gan, averaged.as_ref(), &opt_g, &opt_d)?;
         if opts.max_steps.is_some_and(|m| session_steps >= m) && state.epoch < opts.epochs {
-            bar.finish_and_clear();
+            crate::progress::finish(&bar);
             eprintln!("gan: stopped after {session_steps} steps at the end of epoch {}; continue with --resume", state.epoch);
             return Ok((gan, averaged, state));
         }
     }
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     Ok((gan.valid(), averaged, state))
 }
 

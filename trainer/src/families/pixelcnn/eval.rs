@@ -31,7 +31,7 @@ pub fn log_probs(model: &PixelCnn, images: &Images, progress: bool) -> Vec<f64> 
         }));
         bar.inc(b as u64);
     }
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     out
 }
 

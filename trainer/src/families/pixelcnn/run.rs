@@ -24,8 +24,9 @@ pub struct PixelCnnArgs {
     /// Mixture components of the pixel distribution.
     #[arg(long, default_value_t = 5)]
     pub components: usize,
-    /// Where the published artifacts go.
-    #[arg(long, default_value = "models/pixelcnn-fmnist")]
+    /// Where the published artifacts go (never `models/` unless named: the bundled models
+    /// are replaced only on purpose).
+    #[arg(long, default_value = "runs/pixelcnn-fmnist/model")]
     pub out: PathBuf,
     /// Where checkpoints go.
     #[arg(long, default_value = "runs/pixelcnn-fmnist")]
@@ -47,7 +48,17 @@ pub fn run(mut a: PixelCnnArgs) -> Result<()> {
         return Ok(());
     }
     eprintln!("publishing to {}", a.out.display());
-    let (test, mnist) = export::publish(&model, &cfg, &state, &command, Some(serde_json::to_value(&a)?), &a.out, !a.common.quiet)?;
+    let (test, mnist) = export::publish(
+        &model,
+        &cfg,
+        &state,
+        &command,
+        Some(serde_json::to_value(&a)?),
+        &a.out,
+        !a.common.quiet,
+        a.common.eval_count(),
+        &a.common.dataset_note(true),
+    )?;
     println!("test {test:.4} bits/dim; MNIST {mnist:.4} bits/dim; {:.0} s of training", state.elapsed_seconds);
     Ok(())
 }

@@ -82,7 +82,7 @@ pub fn bounds(model: &Vae, images: &Images, k: usize, seed: u64, progress: bool)
         }
         bar.inc(b as u64);
     }
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     out
 }
 

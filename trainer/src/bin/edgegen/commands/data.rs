@@ -10,8 +10,9 @@ pub enum Action {
     Fetch,
     /// Write the bundled demo frames (first N test images, N digits over all classes).
     Frames {
-        /// Directory the frame files are written to.
-        #[arg(long, default_value = "models/frames")]
+        /// Directory the frame files are written to (`--out models/frames` replaces the
+        /// bundled frames).
+        #[arg(long, default_value = "out/frames")]
         out: PathBuf,
         /// Frames per set.
         #[arg(long, default_value_t = 12)]

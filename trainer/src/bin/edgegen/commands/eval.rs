@@ -16,8 +16,8 @@ pub enum What {
         /// Images per set.
         #[arg(long, default_value_t = 2000)]
         count: usize,
-        /// Where the report and the plot go.
-        #[arg(long, default_value = "models/ood")]
+        /// Where the report and the plot go (`--out models/ood` replaces the bundled report).
+        #[arg(long, default_value = "out/ood")]
         out: PathBuf,
         /// Hide progress bars.
         #[arg(long)]
