@@ -34,4 +34,22 @@ fn main() {
         let first = golden.to_digest(0..1).unwrap_or_else(|e| panic!("{path}: {e}"));
         std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
     }
+
+    // Frame buffers are sized for the largest image geometry among the embedded models (read
+    // from their files, as the device will).
+    let mut values = 0;
+    for path in [
+        "../models/pixelcnn-fmnist/model.egm",
+        "../models/pixelcnn-fmnist-bg/model.egm",
+        "../models/vae-fmnist/encoder.egm",
+        "../models/vae-fmnist/decoder.egm",
+        "../models/gan-fmnist/generator.egm",
+    ] {
+        println!("cargo:rerun-if-changed={path}");
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen compile`)"));
+        let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        values = values.max(model.geometry().values());
+    }
+    let geometry = format!("/// Values of the largest image among the embedded models (build.rs reads their files).\npub const IMAGE_VALUES: usize = {values};\n");
+    std::fs::write(out.join("geometry.rs"), geometry).expect("OUT_DIR is writable");
 }

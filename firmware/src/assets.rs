@@ -1,6 +1,8 @@
 //! What the firmware embeds: the compiled models and the sensor frames, straight from
 //! `models/` (the same files the host tests read).
 
+use edgegen_runtime::image::Geometry;
+
 /// Embeds a file in the `.models` section, which each board's memory map places in its
 /// flash (after the code on the mps2-an386; in the QSPI flash on the mps3-an547, whose
 /// 512 KiB ITCM holds the code).
@@ -44,15 +46,19 @@ static FASHION: &[u8] = embed!("../../models/frames/fashion-mnist-test.idx");
 static MNIST: &[u8] = embed!("../../models/frames/mnist-digits.idx");
 static FAULTS: &[u8] = embed!("../../models/frames/sensor-faults.idx");
 
-/// The 28×28 images of an IDX image file (validated by the host when it wrote them; an
-/// inconsistent file yields no images rather than a panic).
-fn frames(idx: &'static [u8]) -> impl Iterator<Item = &'static [u8]> {
-    let ok = idx.len() >= 16 && idx[..4] == [0, 0, 8, 3] && idx[8..16] == [0, 0, 0, 28, 0, 0, 0, 28];
+include!(concat!(env!("OUT_DIR"), "/geometry.rs"));
+
+/// The images of an IDX image file (`n × H × W`, validated by the host when it wrote them)
+/// when they have geometry `g` (one channel); a file of another geometry, or an inconsistent
+/// one, yields no images rather than a panic.
+fn frames(idx: &'static [u8], g: Geometry) -> impl Iterator<Item = &'static [u8]> {
+    let be = |at: usize| u32::from_be_bytes([idx[at], idx[at + 1], idx[at + 2], idx[at + 3]]);
+    let ok = idx.len() >= 16 && idx[..4] == [0, 0, 8, 3] && g.channels == 1 && be(8) == g.height as u32 && be(12) == g.width as u32;
     let body = if ok { &idx[16..] } else { &idx[..0] };
-    body.chunks_exact(784)
+    body.chunks_exact(g.values())
 }
 
-/// The frame sets: name and images.
-pub fn frame_sets() -> [(&'static str, impl Iterator<Item = &'static [u8]>); 3] {
-    [("fashion", frames(FASHION)), ("mnist", frames(MNIST)), ("faults", frames(FAULTS))]
+/// The frame sets for models of geometry `g`: name and images.
+pub fn frame_sets(g: Geometry) -> [(&'static str, impl Iterator<Item = &'static [u8]>); 3] {
+    [("fashion", frames(FASHION, g)), ("mnist", frames(MNIST, g)), ("faults", frames(FAULTS, g))]
 }

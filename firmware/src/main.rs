@@ -117,7 +117,8 @@ fn check_golden(models: &[&Model<'static>], arena: &mut [u8]) {
 /// (nominal, and executed: without the masked taps the optimized kernels skip).
 fn profile(pixelcnn: &PixelCnn<'static>, arena: &mut [u8]) {
     let interp = pixelcnn.interpreter();
-    interp.set_input_image(arena, &[0u8; 784]).unwrap_or_else(|_| fail("profile input"));
+    let zeros = [0u8; assets::IMAGE_VALUES];
+    interp.set_input_image(arena, &zeros[..pixelcnn.geometry().values()]).unwrap_or_else(|_| fail("profile input"));
     for i in 0..interp.model().op_count() {
         let t = clock::now();
         interp.invoke_ops(arena, i..i + 1).unwrap_or_else(|_| fail("profile op"));
@@ -144,28 +145,26 @@ fn generate(
     sample_arena: &mut [u8],
     screen: &mut screen::Screen,
 ) {
+    let mut buf = [0u8; assets::IMAGE_VALUES];
     for seed in 0..SAMPLES as u64 {
-        let mut img = [0u8; 784];
+        let img = &mut buf[..vae.geometry().values()];
         let t = clock::now();
-        vae.sample(arena, seed, &mut img).unwrap_or_else(|_| fail("vae sample"));
+        vae.sample(arena, seed, img).unwrap_or_else(|_| fail("vae sample"));
         let n = clock::now() - t;
-        defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(&img), n);
-        screen.sample(0, seed as usize, &img);
+        defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
+        screen.sample(0, seed as usize, img, vae.geometry());
+        let img = &mut buf[..gan.geometry().values()];
         let t = clock::now();
-        gan.sample(arena, seed, &mut img).unwrap_or_else(|_| fail("gan sample"));
+        gan.sample(arena, seed, img).unwrap_or_else(|_| fail("gan sample"));
         let n = clock::now() - t;
-        defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(&img), n);
-        screen.sample(1, seed as usize, &img);
+        defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
+        screen.sample(1, seed as usize, img, gan.geometry());
+        let img = &mut buf[..pixelcnn.geometry().values()];
         let t = clock::now();
-        pixelcnn.sample(sample_arena, seed, &mut img).unwrap_or_else(|_| fail("pixelcnn sample"));
+        pixelcnn.sample(sample_arena, seed, img).unwrap_or_else(|_| fail("pixelcnn sample"));
         let n = clock::now() - t;
-        defmt::info!(
-            "sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}",
-            seed,
-            edgegen_runtime::crc32::crc32(&img),
-            n
-        );
-        screen.sample(2, seed as usize, &img);
+        defmt::info!("sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
+        screen.sample(2, seed as usize, img, pixelcnn.geometry());
     }
 }
 
@@ -179,11 +178,15 @@ fn score_frames(
     sample_arena: &mut [u8],
     screen: &mut screen::Screen,
 ) {
+    let g = pixelcnn.geometry();
+    if vae.geometry() != g {
+        fail("the VAE and the PixelCNN take frames of different geometries");
+    }
     let mut guard =
         PixelCnnScorer::guard(pixelcnn, Some(background), sample_arena).unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
     let kind = guard.scorer().kind();
     let mut slot = 0;
-    for (set, frames) in assets::frame_sets() {
+    for (set, frames) in assets::frame_sets(g) {
         for (index, frame) in frames.enumerate() {
             let t = clock::now();
             let verdict = guard.check(frame).unwrap_or_else(|_| fail("guard"));
@@ -208,7 +211,7 @@ fn score_frames(
                 guard_instructions,
                 vae_instructions
             );
-            screen.frame(slot, frame, verdict.accept, verdict.score);
+            screen.frame(slot, frame, g, verdict.accept, verdict.score);
             slot += 1;
         }
     }

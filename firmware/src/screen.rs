@@ -2,6 +2,7 @@
 //! generated samples per model family, then the strip of scored sensor frames, each boxed
 //! by its verdict (solid box: accepted; cross: rejected) with its guard score underneath.
 
+use edgegen_runtime::image::Geometry;
 use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::{Gray8, GrayColor};
@@ -55,26 +56,38 @@ impl Screen {
         s
     }
 
-    fn blit(&mut self, x0: usize, y0: usize, img: &[u8], scale: usize) {
-        for y in 0..28 * scale {
-            for x in 0..28 * scale {
+    /// Draws a planar image of geometry `g` into a `box_side`-pixel square at (x0, y0),
+    /// scaled to fit (nearest pixel); colour as its luma (BT.601).
+    fn blit(&mut self, x0: usize, y0: usize, img: &[u8], g: Geometry, box_side: usize) {
+        let (h, w, plane) = (g.height as usize, g.width as usize, g.plane());
+        if img.len() != g.values() || h == 0 || w == 0 {
+            return;
+        }
+        let side = h.max(w);
+        for y in 0..box_side * h / side {
+            for x in 0..box_side * w / side {
+                let p = (y * side / box_side) * w + x * side / box_side;
+                let v = match g.channels {
+                    3 => ((77 * img[p] as u32 + 150 * img[plane + p] as u32 + 29 * img[2 * plane + p] as u32) >> 8) as u8,
+                    _ => img[p],
+                };
                 if y0 + y < HEIGHT && x0 + x < WIDTH {
-                    self.buf[(y0 + y) * WIDTH + x0 + x] = img[(y / scale) * 28 + x / scale];
+                    self.buf[(y0 + y) * WIDTH + x0 + x] = v;
                 }
             }
         }
     }
 
     /// Generated sample `n` of family row `row`.
-    pub fn sample(&mut self, row: usize, n: usize, img: &[u8]) {
-        self.blit(60 + n * 62, 16 + row * 60, img, 2);
+    pub fn sample(&mut self, row: usize, n: usize, img: &[u8], g: Geometry) {
+        self.blit(60 + n * 62, 16 + row * 60, img, g, 56);
     }
 
     /// Scored frame `slot` with its verdict and score.
-    pub fn frame(&mut self, slot: usize, img: &[u8], accept: bool, score: f32) {
+    pub fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32) {
         let (col, row) = (slot % 12, slot / 12);
         let (x, y) = (4 + col * 33, 214 + row * 42);
-        self.blit(x + 2, y + 2, img, 1);
+        self.blit(x + 2, y + 2, img, g, 28);
         let style = PrimitiveStyle::with_stroke(if accept { Gray8::WHITE } else { Gray8::new(110) }, 1);
         let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(32, 32)).into_styled(style).draw(self);
         if !accept {

@@ -2,7 +2,7 @@
 //! arena. no_std, no allocation. The same calls as the tract engines in [`crate::onnx`]:
 //! `sample(seed)`, `log_prob(image)`, VAE `bounds(image, k)`.
 
-use crate::image::PIXELS;
+use crate::image::Geometry;
 use crate::interpreter::{Interpreter, PrivateLayout};
 use crate::kernels::Kernels;
 use crate::likelihood::{self, LeF32, MAX_COMPONENTS};
@@ -21,16 +21,18 @@ pub struct VaeBounds {
     pub elbo: f64,
     /// k-sample importance-weighted bound, nats.
     pub iwae: f64,
+    /// Values (sub-pixels) of the image: the "dimensions" of bits/dim.
+    pub values: usize,
 }
 
 impl VaeBounds {
     /// ELBO in bits/dim.
     pub fn elbo_bpd(&self) -> f64 {
-        likelihood::bits_per_dim(self.elbo, PIXELS)
+        likelihood::bits_per_dim(self.elbo, self.values)
     }
     /// Importance-weighted bound in bits/dim (the tighter estimate).
     pub fn iwae_bpd(&self) -> f64 {
-        likelihood::bits_per_dim(self.iwae, PIXELS)
+        likelihood::bits_per_dim(self.iwae, self.values)
     }
 }
 
@@ -41,12 +43,14 @@ fn check_family(model: &Model, family: Family) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_image_input(model: &Model) -> Result<(), Error> {
+/// The model's geometry, after checking its input is the int8 `[C, H, W]` image.
+fn check_image_input(model: &Model) -> Result<Geometry, Error> {
     let t = model.input();
-    if t.dtype != DType::I8 || t.dims != [1, 28, 28] {
-        return Err(Error::InvalidParameter("image models take an int8 [1, 28, 28] input"));
+    let g = model.geometry();
+    if t.dtype != DType::I8 || t.dims != g.dims() {
+        return Err(Error::InvalidParameter("image models take an int8 [C, H, W] input of the model's geometry"));
     }
-    Ok(())
+    Ok(g)
 }
 
 fn check_vector_input(model: &Model) -> Result<usize, Error> {
@@ -57,12 +61,14 @@ fn check_vector_input(model: &Model) -> Result<usize, Error> {
     Ok(t.len())
 }
 
-/// The mixture head output of a model: its components, after checking it is f32 `[3K, 28, 28]`.
+/// The mixture head output of a model: its components, after checking it is f32
+/// `[3K·C, H, W]` for the model's geometry.
 fn mixture_output(model: &Model, which: usize) -> Result<usize, Error> {
     let t = model.tensor(model.outputs()[which] as usize);
     let k = model.metadata().components as usize;
-    if t.dtype != DType::F32 || k == 0 || k > MAX_COMPONENTS || t.dims != [3 * k as u16, 28, 28] {
-        return Err(Error::InvalidParameter("expected an f32 [3K, 28, 28] mixture head output"));
+    let g = model.geometry();
+    if t.dtype != DType::F32 || k == 0 || k > MAX_COMPONENTS || t.dims != [(3 * k) as u16 * g.channels, g.height, g.width] {
+        return Err(Error::InvalidParameter("expected an f32 [3K*C, H, W] mixture head output for the model's geometry"));
     }
     Ok(k)
 }
@@ -72,15 +78,21 @@ fn mixture_output(model: &Model, which: usize) -> Result<usize, Error> {
 pub struct PixelCnn<'m> {
     interp: Interpreter<'m>,
     components: usize,
+    geometry: Geometry,
 }
 
 impl<'m> PixelCnn<'m> {
     /// An engine for a compiled PixelCNN.
     pub fn new(model: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
         check_family(&model, Family::PixelCnn)?;
-        check_image_input(&model)?;
+        let geometry = check_image_input(&model)?;
         let components = mixture_output(&model, 0)?;
-        Ok(PixelCnn { interp: Interpreter::new(model, kernels), components })
+        Ok(PixelCnn { interp: Interpreter::new(model, kernels), components, geometry })
+    }
+
+    /// The image geometry (from the model file).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Arena bytes needed.
@@ -102,18 +114,19 @@ impl<'m> PixelCnn<'m> {
     pub fn log_prob(&self, arena: &mut [u8], image: &[u8]) -> Result<f64, Error> {
         self.interp.set_input_image(arena, image)?;
         self.interp.invoke(arena)?;
-        likelihood::mixture_image_log_prob(image, &self.head(arena), self.components)
+        likelihood::mixture_image_log_prob(image, &self.head(arena), self.components, self.geometry.plane())
     }
 
     /// Exact log p(image) in nats, also writing each pixel's log p(x_i | x_<i) (nats, raster
-    /// order) into `pixels` (784 values). The total equals [`PixelCnn::log_prob`] bit for bit.
+    /// order, channel by channel) into `pixels` (one per value of the image). The total equals
+    /// [`PixelCnn::log_prob`] bit for bit.
     pub fn log_prob_pixels(&self, arena: &mut [u8], image: &[u8], pixels: &mut [f32]) -> Result<f64, Error> {
         if pixels.len() != image.len() {
             return Err(Error::LengthMismatch { expected: image.len(), got: pixels.len() });
         }
         self.interp.set_input_image(arena, image)?;
         self.interp.invoke(arena)?;
-        likelihood::mixture_image_log_prob_pixels(image, &self.head(arena), self.components, pixels)
+        likelihood::mixture_image_log_prob_pixels(image, &self.head(arena), self.components, self.geometry.plane(), pixels)
     }
 
     /// Arena bytes [`PixelCnn::sample`] needs: every activation kept (see
@@ -125,12 +138,13 @@ impl<'m> PixelCnn<'m> {
         }
     }
 
-    /// Draws an image pixel by pixel in raster order from `Rng::new(seed)`.
+    /// Draws an image pixel by pixel in raster order, and within a pixel channel by channel,
+    /// from `Rng::new(seed)`.
     ///
     /// Without redundant work: when row y is being drawn, every row above is final, and each
     /// layer's row y depends only on input rows ≤ y (checked on the weights by
-    /// [`Interpreter::is_row_causal`]), so each new pixel recomputes row y of every layer:
-    /// 28 full passes' worth of MACs per image instead of 784. Needs
+    /// [`Interpreter::is_row_causal`]), so each new value recomputes row y of every layer:
+    /// `H·C` full passes' worth of MACs per image instead of `H·W·C`. Needs
     /// [`PixelCnn::sample_arena_len`] bytes; the result is identical to
     /// [`PixelCnn::sample_full`].
     pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
@@ -138,11 +152,11 @@ impl<'m> PixelCnn<'m> {
             Ok(l) if self.interp.is_row_causal() => l,
             _ => return self.sample_full(arena, seed, out),
         };
-        if out.len() != PIXELS {
-            return Err(Error::LengthMismatch { expected: PIXELS, got: out.len() });
-        }
+        let g = self.geometry;
+        g.check(out)?;
         let m = self.interp.model();
         let (input, head) = (m.input_index(), m.outputs()[0] as usize);
+        let (plane, width, k) = (g.plane(), g.width as usize, self.components);
         let mut rng = Rng::new(seed);
         out.fill(0);
         if arena.len() < layout.arena_len() {
@@ -150,28 +164,34 @@ impl<'m> PixelCnn<'m> {
         }
         self.interp.tensor_bytes_mut(arena, &layout, input).fill(0x80);
         self.interp.invoke_in(arena, &layout)?;
-        for p in 0..PIXELS {
-            self.interp.invoke_rows(arena, &layout, p / 28..p / 28 + 1)?;
-            let v =
-                likelihood::mixture_sample_at(&LeF32(self.interp.tensor_bytes(arena, &layout, head)), p, self.components, PIXELS, &mut rng);
-            out[p] = v;
-            self.interp.tensor_bytes_mut(arena, &layout, input)[p] = v ^ 0x80;
+        for p in 0..plane {
+            for c in 0..g.channels as usize {
+                let i = c * plane + p;
+                self.interp.invoke_rows(arena, &layout, p / width..p / width + 1)?;
+                let params = LeF32(self.interp.tensor_bytes(arena, &layout, head));
+                let v = likelihood::mixture_sample_at(&params, likelihood::head_index(i, k, plane), k, plane, &mut rng);
+                out[i] = v;
+                self.interp.tensor_bytes_mut(arena, &layout, input)[i] = v ^ 0x80;
+            }
         }
         Ok(())
     }
 
-    /// [`PixelCnn::sample`] with a full forward pass per pixel (784 passes, planned arena):
-    /// the baseline, and the way to sample in [`PixelCnn::arena_len`] bytes.
+    /// [`PixelCnn::sample`] with a full forward pass per value (`C·H·W` passes, planned
+    /// arena): the baseline, and the way to sample in [`PixelCnn::arena_len`] bytes.
     pub fn sample_full(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
-        if out.len() != PIXELS {
-            return Err(Error::LengthMismatch { expected: PIXELS, got: out.len() });
-        }
+        let g = self.geometry;
+        g.check(out)?;
+        let (plane, k) = (g.plane(), self.components);
         let mut rng = Rng::new(seed);
         out.fill(0);
-        for p in 0..PIXELS {
-            self.interp.set_input_image(arena, out)?;
-            self.interp.invoke(arena)?;
-            out[p] = likelihood::mixture_sample_at(&self.head(arena), p, self.components, PIXELS, &mut rng);
+        for p in 0..plane {
+            for c in 0..g.channels as usize {
+                let i = c * plane + p;
+                self.interp.set_input_image(arena, out)?;
+                self.interp.invoke(arena)?;
+                out[i] = likelihood::mixture_sample_at(&self.head(arena), likelihood::head_index(i, k, plane), k, plane, &mut rng);
+            }
         }
         Ok(())
     }
@@ -184,6 +204,7 @@ pub struct Vae<'m> {
     decoder: Interpreter<'m>,
     latent: usize,
     components: usize,
+    geometry: Geometry,
 }
 
 impl<'m> Vae<'m> {
@@ -191,7 +212,10 @@ impl<'m> Vae<'m> {
     pub fn new(encoder: Model<'m>, decoder: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
         check_family(&encoder, Family::VaeEncoder)?;
         check_family(&decoder, Family::VaeDecoder)?;
-        check_image_input(&encoder)?;
+        let geometry = check_image_input(&encoder)?;
+        if decoder.geometry() != geometry {
+            return Err(Error::InvalidParameter("the encoder and the decoder have different image geometries"));
+        }
         let latent = check_vector_input(&decoder)?;
         let components = mixture_output(&decoder, 0)?;
         if encoder.outputs().len() != 2
@@ -202,7 +226,12 @@ impl<'m> Vae<'m> {
         {
             return Err(Error::InvalidParameter("the encoder must output f32 mu and logvar of the decoder's latent size"));
         }
-        Ok(Vae { encoder: Interpreter::new(encoder, kernels), decoder: Interpreter::new(decoder, kernels), latent, components })
+        Ok(Vae { encoder: Interpreter::new(encoder, kernels), decoder: Interpreter::new(decoder, kernels), latent, components, geometry })
+    }
+
+    /// The image geometry (from the model files).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Arena bytes needed (the two models run one after the other in the same arena).
@@ -237,7 +266,12 @@ impl<'m> Vae<'m> {
         self.decoder.set_input_f32(arena, z)?;
         self.decoder.invoke(arena)?;
         let m = self.decoder.model();
-        likelihood::mixture_image_log_prob(image, &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]), self.components)
+        likelihood::mixture_image_log_prob(
+            image,
+            &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]),
+            self.components,
+            self.geometry.plane(),
+        )
     }
 
     /// ELBO and `k`-sample importance-weighted bound of `image` (latents from `rng`).
@@ -263,7 +297,7 @@ impl<'m> Vae<'m> {
                 acc += libm::exp(w - max);
             }
         }
-        Ok(VaeBounds { elbo: sum / k as f64, iwae: max + libm::log(acc) - libm::log(k as f64) })
+        Ok(VaeBounds { elbo: sum / k as f64, iwae: max + libm::log(acc) - libm::log(k as f64), values: self.geometry.values() })
     }
 
     /// Draws an image: z ~ N(0, I) from `Rng::new(seed)`, then every pixel from p(x|z).
@@ -274,7 +308,13 @@ impl<'m> Vae<'m> {
         self.decoder.set_input_f32(arena, &z[..self.latent])?;
         self.decoder.invoke(arena)?;
         let m = self.decoder.model();
-        likelihood::mixture_sample_image(&LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]), self.components, &mut rng, out)
+        likelihood::mixture_sample_image(
+            &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]),
+            self.components,
+            self.geometry.plane(),
+            &mut rng,
+            out,
+        )
     }
 }
 
@@ -283,6 +323,7 @@ impl<'m> Vae<'m> {
 pub struct Gan<'m> {
     generator: Interpreter<'m>,
     latent: usize,
+    geometry: Geometry,
 }
 
 impl<'m> Gan<'m> {
@@ -291,10 +332,16 @@ impl<'m> Gan<'m> {
         check_family(&generator, Family::GanGenerator)?;
         let latent = check_vector_input(&generator)?;
         let out = generator.tensor(generator.outputs()[0] as usize);
-        if out.dtype != DType::F32 || out.len() != PIXELS {
-            return Err(Error::InvalidParameter("the generator must output an f32 28x28 image"));
+        let geometry = generator.geometry();
+        if out.dtype != DType::F32 || out.dims != geometry.dims() {
+            return Err(Error::InvalidParameter("the generator must output an f32 [C, H, W] image of the model's geometry"));
         }
-        Ok(Gan { generator: Interpreter::new(generator, kernels), latent })
+        Ok(Gan { generator: Interpreter::new(generator, kernels), latent, geometry })
+    }
+
+    /// The image geometry (from the model file).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Arena bytes needed.
@@ -309,17 +356,15 @@ impl<'m> Gan<'m> {
 
     /// The image for z ~ N(0, I) drawn from `Rng::new(seed)`.
     pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
-        if out.len() != PIXELS {
-            return Err(Error::LengthMismatch { expected: PIXELS, got: out.len() });
-        }
+        self.geometry.check(out)?;
         let mut z = [0f32; MAX_LATENT];
         Rng::new(seed).fill_normal(&mut z[..self.latent]);
         self.generator.set_input_f32(arena, &z[..self.latent])?;
         self.generator.invoke(arena)?;
-        let mut image = [0f32; PIXELS];
-        self.generator.output_f32(arena, 0, &mut image)?;
-        for (o, v) in out.iter_mut().zip(image) {
-            *o = crate::image::unscale_pixel(v);
+        let m = self.generator.model();
+        let image = LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = crate::image::unscale_pixel(likelihood::Params::at(&image, i));
         }
         Ok(())
     }

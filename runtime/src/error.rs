@@ -31,7 +31,7 @@ pub enum Error {
     UnsupportedVersion {
         /// Version in the file.
         found: u16,
-        /// Version this runtime reads.
+        /// Newest version this runtime reads.
         supported: u16,
     },
     /// The checksum does not match the contents: the file is corrupt.
@@ -69,7 +69,14 @@ impl fmt::Display for Error {
             Error::Truncated { needed, got } => write!(f, "model file truncated: header says {needed} bytes, file has {got}"),
             Error::BadMagic => write!(f, "not an edgegen model file (bad magic; expected \"EGMF\")"),
             Error::UnsupportedVersion { found, supported } => {
-                write!(f, "model file format version {found}, this runtime reads version {supported}")
+                if *found > *supported {
+                    write!(
+                        f,
+                        "model file format version {found} is newer than this runtime (it reads versions 1 to {supported}): update edgegen"
+                    )
+                } else {
+                    write!(f, "model file format version {found} is not one this runtime reads (versions 1 to {supported}): recompile the model with `edgegen compile --model DIR`")
+                }
             }
             Error::ChecksumMismatch { stored, computed } => {
                 write!(f, "model file corrupt: checksum 0x{computed:08x} does not match stored 0x{stored:08x}")

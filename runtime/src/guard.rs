@@ -2,7 +2,7 @@
 //! means more anomalous. The threshold is calibrated on held-out in-distribution images for
 //! a target false-reject rate and stored in the model file's metadata.
 
-use crate::image::PIXELS;
+use crate::image::Geometry;
 use crate::model::Metadata;
 
 /// Score kinds stored in the model file (`guard_score`). Higher means more anomalous.
@@ -10,7 +10,7 @@ use crate::model::Metadata;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ScoreKind {
-    /// Raw bits/dim, −log₂ p(x) / 784.
+    /// Raw bits/dim, −log₂ p(x) / (C·H·W).
     BitsPerDim = 1,
     /// Bits/dim minus a generic lossless coder's bits/pixel ([`crate::complexity`];
     /// Serrà et al. 2020).
@@ -19,7 +19,8 @@ pub enum ScoreKind {
     /// 2019 (the background PixelCNN is trained on perturbed images).
     LikelihoodRatio = 3,
     /// The worst line's likelihood ratio: the largest sum over one image row or column of
-    /// the per-pixel ratio, in bits (local defects: stuck rows, dead columns, cut-offs).
+    /// the per-pixel ratio (summed over a pixel's channels), in bits (local defects: stuck
+    /// rows, dead columns, cut-offs).
     LineRatio = 4,
     /// The guard's default: `max((cc − p0) / p1, (line − p2) / p3)` over the
     /// complexity-corrected bits/dim `cc` and the line ratio `line`, each normalized by its
@@ -71,18 +72,23 @@ pub struct Statistics {
 }
 
 impl Statistics {
-    /// From the per-pixel log-likelihoods (nats, raster order) of the model and optionally
-    /// the background model, for a `width`-wide 8-bit image.
-    pub fn from_pixels(image: &[u8], width: usize, model: &[f32], background: Option<&[f32]>) -> Self {
+    /// From the per-value log-likelihoods (nats, planar order) of the model and optionally
+    /// the background model, for an 8-bit image of geometry `g`.
+    pub fn from_pixels(image: &[u8], g: Geometry, model: &[f32], background: Option<&[f32]>) -> Self {
         let n = image.len();
         let total: f64 = model.iter().map(|&v| v as f64).sum();
         let bpd = crate::likelihood::bits_per_dim(total, n);
+        let (width, height, plane) = (g.width as usize, g.height as usize, g.plane());
         let coder_bpd = crate::complexity::bits_per_dim(image, width);
         let (background_bpd, line_ratio) = match background {
-            Some(bg) if bg.len() == n && width > 0 => {
+            Some(bg) if bg.len() == n && n == g.values() && model.len() == n => {
                 let bg_total: f64 = bg.iter().map(|&v| v as f64).sum();
-                let ratio = |i: usize| (bg[i] as f64 - model[i] as f64) / core::f64::consts::LN_2;
-                let height = n / width;
+                // A pixel's ratio: summed over its channels, in channel order.
+                let ratio = |p: usize| {
+                    (0..g.channels as usize)
+                        .map(|c| (bg[c * plane + p] as f64 - model[c * plane + p] as f64) / core::f64::consts::LN_2)
+                        .sum::<f64>()
+                };
                 let rows = (0..height).map(|r| (0..width).map(|c| ratio(r * width + c)).sum::<f64>());
                 let cols = (0..width).map(|c| (0..height).map(|r| ratio(r * width + c)).sum::<f64>());
                 let worst = rows.chain(cols).fold(f64::NEG_INFINITY, f64::max);
@@ -129,7 +135,7 @@ pub struct Verdict {
 pub trait Scorer {
     /// The scorer's error.
     type Error;
-    /// The score of an 8-bit 28×28 image.
+    /// The score of an 8-bit image of the scorer's geometry.
     fn score(&mut self, image: &[u8]) -> Result<f32, Self::Error>;
 }
 
@@ -172,16 +178,17 @@ impl<S: Scorer> Guard<S> {
 
 /// The int8 PixelCNN guard's scorer: the model, optionally the background model (for the
 /// likelihood-ratio scores), one arena both run in turn, and the score kind and constants.
-/// Holds two 784-value f32 buffers of per-pixel likelihoods (6.3 KiB).
+/// The per-value likelihoods of both models (two f32 buffers of `C·H·W` values) live at the
+/// end of the arena, after the networks' part ([`PixelCnnScorer::arena_len`] counts them).
 #[derive(Debug)]
 pub struct PixelCnnScorer<'m, 'a> {
     model: crate::engine::PixelCnn<'m>,
     background: Option<crate::engine::PixelCnn<'m>>,
     arena: &'a mut [u8],
+    pixels: &'a mut [f32],
+    background_pixels: &'a mut [f32],
     kind: ScoreKind,
     params: [f32; 4],
-    pixels: [f32; PIXELS],
-    background_pixels: [f32; PIXELS],
     last: Option<Statistics>,
 }
 
@@ -198,16 +205,31 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
         if kind.needs_background() && background.is_none() {
             return Err(crate::Error::InvalidParameter("this guard score needs the background model"));
         }
+        if background.as_ref().is_some_and(|b| b.geometry() != model.geometry()) {
+            return Err(crate::Error::InvalidParameter("the background model has another image geometry"));
+        }
         let need = Self::arena_len(&model, background.as_ref());
         if arena.len() < need {
             return Err(crate::Error::ArenaTooSmall { needed: need, got: arena.len() });
         }
-        Ok(PixelCnnScorer { model, background, arena, kind, params, pixels: [0.0; PIXELS], background_pixels: [0.0; PIXELS], last: None })
+        let net = Self::networks_len(&model, background.as_ref());
+        let (arena, scratch) = arena.split_at_mut(net);
+        let pad = scratch.as_ptr().align_offset(4).min(3);
+        let values = model.geometry().values();
+        let floats: &mut [f32] = bytemuck::try_cast_slice_mut(&mut scratch[pad..pad + 8 * values])
+            .map_err(|_| crate::Error::InvalidParameter("arena alignment"))?;
+        let (pixels, background_pixels) = floats.split_at_mut(values);
+        Ok(PixelCnnScorer { model, background, arena, pixels, background_pixels, kind, params, last: None })
     }
 
-    /// Arena bytes the scorer needs: the larger of the two models' arenas.
-    pub fn arena_len(model: &crate::engine::PixelCnn<'_>, background: Option<&crate::engine::PixelCnn<'_>>) -> usize {
+    fn networks_len(model: &crate::engine::PixelCnn<'_>, background: Option<&crate::engine::PixelCnn<'_>>) -> usize {
         model.arena_len().max(background.map_or(0, |b| b.arena_len()))
+    }
+
+    /// Arena bytes the scorer needs: the larger of the two models' arenas, then two f32
+    /// buffers of per-value likelihoods (and up to 3 bytes to align them).
+    pub fn arena_len(model: &crate::engine::PixelCnn<'_>, background: Option<&crate::engine::PixelCnn<'_>>) -> usize {
+        Self::networks_len(model, background) + 3 + 8 * model.geometry().values()
     }
 
     /// A guard with the score kind, constants and threshold calibrated into the model
@@ -239,15 +261,15 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
 
     /// Statistics of `image` (runs the model, and the background model if there is one).
     pub fn statistics(&mut self, image: &[u8]) -> Result<Statistics, crate::Error> {
-        self.model.log_prob_pixels(self.arena, image, &mut self.pixels)?;
+        self.model.log_prob_pixels(self.arena, image, self.pixels)?;
         let bg = match &self.background {
             Some(b) => {
-                b.log_prob_pixels(self.arena, image, &mut self.background_pixels)?;
+                b.log_prob_pixels(self.arena, image, self.background_pixels)?;
                 Some(&self.background_pixels[..])
             }
             None => None,
         };
-        let s = Statistics::from_pixels(image, crate::image::WIDTH, &self.pixels, bg);
+        let s = Statistics::from_pixels(image, self.model.geometry(), self.pixels, bg);
         self.last = Some(s);
         Ok(s)
     }
@@ -297,7 +319,8 @@ mod tests {
         // Model: −1 nat per pixel, except −9 nats on row 2 (pixels 8..12); background: −2.
         let model: [f32; 16] = core::array::from_fn(|i| if (8..12).contains(&i) { -9.0 } else { -1.0 });
         let bg = [-2.0f32; 16];
-        let s = Statistics::from_pixels(&image, 4, &model, Some(&bg));
+        let g = Geometry::new(1, 4, 4).unwrap();
+        let s = Statistics::from_pixels(&image, g, &model, Some(&bg));
         let ln2 = core::f64::consts::LN_2;
         assert!((s.bpd - (12.0 + 36.0) / 16.0 / ln2).abs() < 1e-9);
         assert!((s.background_bpd.unwrap() - 2.0 / ln2).abs() < 1e-9);
@@ -309,13 +332,28 @@ mod tests {
         let cc = s.bpd - s.coder_bpd;
         assert_eq!(s.score(ScoreKind::Combined, &p), Some(cc.max(s.line_ratio.unwrap())));
         assert_eq!(s.score(ScoreKind::Combined, &[0.0, 0.0, 0.0, 1.0]), None, "zero spread");
-        let alone = Statistics::from_pixels(&image, 4, &model, None);
+        let alone = Statistics::from_pixels(&image, g, &model, None);
         assert_eq!(alone.score(ScoreKind::LineRatio, &p), None);
         assert_eq!(alone.score(ScoreKind::ComplexityCorrected, &p), Some(cc));
         for k in ScoreKind::ALL {
             assert_eq!(ScoreKind::from_u8(k as u8), Some(k));
         }
         assert_eq!(ScoreKind::from_u8(0), None);
+    }
+
+    /// In colour, a pixel's line ratio sums its channels: two planes of 2×2, the excess in
+    /// column 1 of plane 0 and row 0 of plane 1.
+    #[test]
+    fn line_ratio_sums_a_pixels_channels() {
+        let g = Geometry::new(2, 2, 2).unwrap();
+        let image = [0u8; 8];
+        let model = [-1.0f32, -5.0, -1.0, -5.0, -3.0, -3.0, -1.0, -1.0];
+        let bg = [-1.0f32; 8];
+        let s = Statistics::from_pixels(&image, g, &model, Some(&bg));
+        let ln2 = core::f64::consts::LN_2;
+        // Column 1: 4 + 4 (plane 0) + 2 (plane 1, row 0) = 10 nats; row 0: 4 + 2 + 2 = 8.
+        assert!((s.line_ratio.unwrap() - 10.0 / ln2).abs() < 1e-9, "{:?}", s.line_ratio);
+        assert!(Statistics::from_pixels(&image, Geometry::new(1, 2, 2).unwrap(), &model, Some(&bg)).line_ratio.is_none());
     }
 
     #[test]

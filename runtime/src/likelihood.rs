@@ -2,8 +2,9 @@
 //!
 //! Every model family ends in the same pixel distribution: a mixture of `K` discretized
 //! logistics per pixel (PixelCNN++, Salimans et al. 2017) over the 256 values of an 8-bit
-//! pixel, on the scale of [`crate::image::scale_pixel`]. A network head emits `3K` planar
-//! channels for an `N`-pixel image, `params[c * N + p]`:
+//! pixel, on the scale of [`crate::image::scale_pixel`]. A network head emits `3K` planes per
+//! image channel: for a `C × H × W` image (planar, `P = H·W` values per channel), parameter
+//! `j` of sub-pixel `p` of channel `c` is `params[3K·P·c + j·P + p]` ([`head_index`]):
 //!
 //! | channels | meaning |
 //! |---|---|
@@ -142,10 +143,21 @@ pub fn mixture_log_prob_at<P: Params + ?Sized>(x: u8, params: &P, at: usize, k: 
     log_sum_exp(&terms[..k])
 }
 
-/// Checks that `params` holds `3K` planar channels for `image` and that `K` is supported.
-fn check_mixture_shape<P: Params + ?Sized>(image: &[u8], params: &P, k: usize) -> Result<(), Error> {
+/// Where sub-pixel `i` (planar: `i = c · plane + p`) finds its first mixture parameter in a
+/// head of `3K` planes per channel: `3K · plane · c + p`; its `j`-th is `plane · j` further.
+#[inline]
+pub fn head_index(i: usize, k: usize, plane: usize) -> usize {
+    (i / plane) * 3 * k * plane + i % plane
+}
+
+/// Checks that `params` holds `3K` planes of `plane` values per channel of `image` and that
+/// `K` is supported.
+fn check_mixture_shape<P: Params + ?Sized>(image: &[u8], params: &P, k: usize, plane: usize) -> Result<(), Error> {
     if k == 0 || k > MAX_COMPONENTS {
         return Err(Error::InvalidParameter("mixture components must be in 1..=16"));
+    }
+    if plane == 0 || !image.len().is_multiple_of(plane) {
+        return Err(Error::InvalidParameter("an image must be whole planes of the geometry"));
     }
     let expected = 3 * k * image.len();
     if params.count() != expected {
@@ -154,37 +166,45 @@ fn check_mixture_shape<P: Params + ?Sized>(image: &[u8], params: &P, k: usize) -
     Ok(())
 }
 
-/// log p(image) in nats under a planar `3K`-channel mixture head (layout in the module docs).
-/// Equal bit for bit to summing [`mixture_log_prob_at`] over the pixels (in f64, in order);
-/// computed [`BATCH`] pixels at a time so the transcendental functions run through
-/// [`crate::vmath`].
-pub fn mixture_image_log_prob<P: Params + ?Sized>(image: &[u8], params: &P, k: usize) -> Result<f64, Error> {
-    check_mixture_shape(image, params, k)?;
-    let n = image.len();
+/// log p(image) in nats under a planar mixture head (`3K` planes of `plane` values per
+/// channel of the image; layout in the module docs). Equal bit for bit to summing
+/// [`mixture_log_prob_at`] over the sub-pixels (in f64, in order); computed [`BATCH`] values
+/// at a time so the transcendental functions run through [`crate::vmath`].
+pub fn mixture_image_log_prob<P: Params + ?Sized>(image: &[u8], params: &P, k: usize, plane: usize) -> Result<f64, Error> {
+    check_mixture_shape(image, params, k, plane)?;
     let mut total = -0.0f64; // as `Sum for f64` starts
     let mut lp = [0f32; BATCH];
-    for (b, xs) in image.chunks(BATCH).enumerate() {
-        mixture_log_prob_batch(xs, params, b * BATCH, k, n, &mut lp);
-        for &v in &lp[..xs.len()] {
-            total += v as f64;
+    for (c, channel) in image.chunks(plane).enumerate() {
+        for (b, xs) in channel.chunks(BATCH).enumerate() {
+            mixture_log_prob_batch(xs, params, 3 * k * plane * c + b * BATCH, k, plane, &mut lp);
+            for &v in &lp[..xs.len()] {
+                total += v as f64;
+            }
         }
     }
     Ok(total)
 }
 
-/// [`mixture_image_log_prob`], also writing each pixel's log probability (nats) into `out`
-/// (same length as `image`). The total is summed in the same order, so it is identical.
-pub fn mixture_image_log_prob_pixels<P: Params + ?Sized>(image: &[u8], params: &P, k: usize, out: &mut [f32]) -> Result<f64, Error> {
-    check_mixture_shape(image, params, k)?;
+/// [`mixture_image_log_prob`], also writing each sub-pixel's log probability (nats) into
+/// `out` (same length as `image`). The total is summed in the same order, so it is identical.
+pub fn mixture_image_log_prob_pixels<P: Params + ?Sized>(
+    image: &[u8],
+    params: &P,
+    k: usize,
+    plane: usize,
+    out: &mut [f32],
+) -> Result<f64, Error> {
+    check_mixture_shape(image, params, k, plane)?;
     if out.len() != image.len() {
         return Err(Error::LengthMismatch { expected: image.len(), got: out.len() });
     }
-    let n = image.len();
     let mut total = -0.0f64; // as `Sum for f64` starts
-    for (b, (xs, o)) in image.chunks(BATCH).zip(out.chunks_mut(BATCH)).enumerate() {
-        mixture_log_prob_batch(xs, params, b * BATCH, k, n, o);
-        for &v in o.iter() {
-            total += v as f64;
+    for (c, (channel, out)) in image.chunks(plane).zip(out.chunks_mut(plane)).enumerate() {
+        for (b, (xs, o)) in channel.chunks(BATCH).zip(out.chunks_mut(BATCH)).enumerate() {
+            mixture_log_prob_batch(xs, params, 3 * k * plane * c + b * BATCH, k, plane, o);
+            for &v in o.iter() {
+                total += v as f64;
+            }
         }
     }
     Ok(total)
@@ -310,29 +330,34 @@ pub fn mixture_sample_at<P: Params + ?Sized>(params: &P, at: usize, k: usize, st
     crate::image::unscale_pixel(deviate)
 }
 
-/// Samples a whole image from a planar `3K`-channel head (every pixel independently, as a VAE
-/// or GAN decoder's output distribution is).
-pub fn mixture_sample_image<P: Params + ?Sized>(params: &P, k: usize, rng: &mut crate::rng::Rng, out: &mut [u8]) -> Result<(), Error> {
-    check_mixture_shape(out, params, k)?;
-    let n = out.len();
-    for (p, o) in out.iter_mut().enumerate() {
-        *o = mixture_sample_at(params, p, k, n, rng);
+/// Samples a whole image from a planar mixture head (every sub-pixel independently, as a
+/// VAE decoder's output distribution is; `plane` values per channel).
+pub fn mixture_sample_image<P: Params + ?Sized>(
+    params: &P,
+    k: usize,
+    plane: usize,
+    rng: &mut crate::rng::Rng,
+    out: &mut [u8],
+) -> Result<(), Error> {
+    check_mixture_shape(out, params, k, plane)?;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = mixture_sample_at(params, head_index(i, k, plane), k, plane, rng);
     }
     Ok(())
 }
 
-/// The mean image of a planar mixture head: per pixel, the softmax-weighted mean, mapped to
-/// 0..=255. A deterministic picture of what the model expects (used for reconstructions).
-pub fn mixture_mean_image<P: Params + ?Sized>(params: &P, k: usize, out: &mut [u8]) -> Result<(), Error> {
-    check_mixture_shape(out, params, k)?;
-    let n = out.len();
-    for (p, o) in out.iter_mut().enumerate() {
+/// The mean image of a planar mixture head: per sub-pixel, the softmax-weighted mean, mapped
+/// to 0..=255. A deterministic picture of what the model expects (used for reconstructions).
+pub fn mixture_mean_image<P: Params + ?Sized>(params: &P, k: usize, plane: usize, out: &mut [u8]) -> Result<(), Error> {
+    check_mixture_shape(out, params, k, plane)?;
+    for (i, o) in out.iter_mut().enumerate() {
+        let at = head_index(i, k, plane);
         let mut logits = [0f32; MAX_COMPONENTS];
         for (j, l) in logits.iter_mut().enumerate().take(k) {
-            *l = params.at(j * n + p);
+            *l = params.at(at + j * plane);
         }
         let log_norm = log_sum_exp(&logits[..k]);
-        let mean: f32 = (0..k).map(|j| libm::expf(logits[j] - log_norm) * params.at((k + j) * n + p)).sum();
+        let mean: f32 = (0..k).map(|j| libm::expf(logits[j] - log_norm) * params.at(at + (k + j) * plane)).sum();
         *o = crate::image::unscale_pixel(mean);
     }
     Ok(())
@@ -407,7 +432,9 @@ mod tests {
         let mut rng = crate::rng::Rng::new(5);
         for case in 0..300 {
             let k = 1 + rng.below(16) as usize;
-            let n = 1 + rng.below(100) as usize;
+            // `plane` values per channel, 1 to 3 channels.
+            let plane = 1 + rng.below(100) as usize;
+            let n = plane * (1 + rng.below(3) as usize);
             let image: Vec<u8> = (0..n)
                 .map(|_| match rng.below(4) {
                     0 => 0,
@@ -425,11 +452,11 @@ mod tests {
                     _ => (rng.uniform() - 0.5) * 6.0,
                 })
                 .collect();
-            let want: Vec<f32> = (0..n).map(|p| mixture_log_prob_at(image[p], &params[..], p, k, n)).collect();
+            let want: Vec<f32> = (0..n).map(|i| mixture_log_prob_at(image[i], &params[..], head_index(i, k, plane), k, plane)).collect();
             let want_total: f64 = want.iter().map(|&v| v as f64).sum();
             let mut got = vec![0f32; n];
-            let total = mixture_image_log_prob_pixels(&image, &params[..], k, &mut got).unwrap();
-            let total2 = mixture_image_log_prob(&image, &params[..], k).unwrap();
+            let total = mixture_image_log_prob_pixels(&image, &params[..], k, plane, &mut got).unwrap();
+            let total2 = mixture_image_log_prob(&image, &params[..], k, plane).unwrap();
             // Bit for bit, except that a NaN's sign bit is not compared: IEEE arithmetic does
             // not define it, and it depends on whether the CPU or the compiler produced it.
             for p in 0..n {
@@ -496,9 +523,13 @@ mod tests {
     #[test]
     fn image_log_prob_checks_shapes() {
         let image = [0u8; 4];
-        assert_eq!(mixture_image_log_prob(&image, &[0.0f32; 11][..], 1), Err(Error::LengthMismatch { expected: 12, got: 11 }));
-        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 0).is_err());
-        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1).is_ok());
+        assert_eq!(mixture_image_log_prob(&image, &[0.0f32; 11][..], 1, 4), Err(Error::LengthMismatch { expected: 12, got: 11 }));
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 0, 4).is_err());
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1, 4).is_ok());
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1, 2).is_ok(), "two channels of 2");
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1, 3).is_err(), "not whole planes");
+        assert!(mixture_image_log_prob(&image, &[0.0f32; 12][..], 1, 0).is_err());
+        assert_eq!((head_index(5, 2, 4), head_index(1, 2, 4)), (3 * 2 * 4 + 1, 1));
     }
 
     #[test]

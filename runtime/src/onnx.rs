@@ -2,7 +2,7 @@
 //! calls as the device engine, and the same probability code ([`crate::likelihood`]).
 //! The accuracy reference for the int8 path, and the engine of choice on a Linux edge box.
 
-use crate::image::{scale_image, PIXELS};
+use crate::image::{scale_image, Geometry};
 use crate::likelihood;
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
@@ -147,12 +147,13 @@ pub struct OnnxVae {
     decoder: OnnxModel,
     latent: usize,
     components: usize,
+    geometry: Geometry,
 }
 
 impl OnnxVae {
     /// Loads `dir/encoder.onnx` and `dir/decoder.onnx` (or `*.int8.onnx` with `int8`) and
-    /// checks their interfaces agree: image `[1,1,28,28]` → `mu, logvar [1,L]`;
-    /// `z [1,L]` → `params [1,3K,28,28]`.
+    /// checks their interfaces agree: image `[1,C,H,W]` → `mu, logvar [1,L]`;
+    /// `z [1,L]` → `params [1,3K·C,H,W]`.
     pub fn load(dir: &Path) -> Result<Self, OnnxError> {
         Self::load_files(&dir.join("encoder.onnx"), &dir.join("decoder.onnx"))
     }
@@ -162,9 +163,7 @@ impl OnnxVae {
         let enc = OnnxModel::load(encoder)?;
         let dec = OnnxModel::load(decoder)?;
         let bad = |path: &Path, message: String| OnnxError::Interface { path: path.to_path_buf(), message };
-        if enc.input_shape() != [1, 1, 28, 28] {
-            return Err(bad(encoder, format!("input shape {:?}, expected [1, 1, 28, 28]", enc.input_shape())));
-        }
+        let geometry = image_geometry(encoder, enc.input_shape())?;
         if enc.output_shapes().len() != 2 || enc.output_shapes()[0] != enc.output_shapes()[1] || enc.output_shapes()[0].len() != 2 {
             return Err(bad(encoder, format!("outputs {:?}, expected mu and logvar of shape [1, L]", enc.output_shapes())));
         }
@@ -172,8 +171,13 @@ impl OnnxVae {
         if dec.input_shape() != [1, latent] {
             return Err(bad(decoder, format!("input shape {:?}, expected [1, {latent}] to match the encoder", dec.input_shape())));
         }
-        let components = mixture_components(decoder, &dec.output_shapes()[0])?;
-        Ok(OnnxVae { encoder: enc, decoder: dec, latent, components })
+        let components = mixture_components(decoder, &dec.output_shapes()[0], geometry)?;
+        Ok(OnnxVae { encoder: enc, decoder: dec, latent, components, geometry })
+    }
+
+    /// The image geometry (from the encoder's input).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Latent dimensions.
@@ -186,11 +190,9 @@ impl OnnxVae {
         self.components
     }
 
-    /// `(mu, logvar)` of q(z|x) for an 8-bit 28×28 image.
+    /// `(mu, logvar)` of q(z|x) for an 8-bit image of the model's geometry.
     pub fn encode(&self, image: &[u8]) -> Result<(Vec<f32>, Vec<f32>), OnnxError> {
-        if image.len() != PIXELS {
-            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: image.len() }.into());
-        }
+        self.geometry.check(image)?;
         let mut out = self.encoder.run_image(image, "encoder")?;
         let logvar = out.pop().expect("two outputs checked at load");
         let mu = out.pop().expect("two outputs checked at load");
@@ -209,7 +211,7 @@ impl OnnxVae {
         let mut z = vec![0f32; self.latent];
         rng.fill_normal(&mut z);
         let params = self.decode(&z)?;
-        likelihood::mixture_sample_image(&params[..], self.components, &mut rng, out)?;
+        likelihood::mixture_sample_image(&params[..], self.components, self.geometry.plane(), &mut rng, out)?;
         Ok(())
     }
 
@@ -224,21 +226,39 @@ impl OnnxVae {
         for _ in 0..k {
             likelihood::reparameterize(&mu, &logvar, rng, &mut z)?;
             let params = self.decode(&z)?;
-            let lp = likelihood::mixture_image_log_prob(image, &params[..], self.components)?;
+            let lp = likelihood::mixture_image_log_prob(image, &params[..], self.components, self.geometry.plane())?;
             log_weights.push(likelihood::importance_log_weight(lp, &z, &mu, &logvar)?);
         }
-        Ok(VaeBounds { elbo: log_weights.iter().sum::<f64>() / k as f64, iwae: likelihood::iwae_bound(&log_weights)? })
+        Ok(VaeBounds { elbo: log_weights.iter().sum::<f64>() / k as f64, iwae: likelihood::iwae_bound(&log_weights)?, values: image.len() })
     }
 }
 
-fn mixture_components(path: &Path, shape: &[usize]) -> Result<usize, OnnxError> {
-    if shape.len() != 4 || shape[0] != 1 || !shape[1].is_multiple_of(3) || shape[1] == 0 || shape[2..] != [28, 28] {
+/// The geometry of an image shape `[1, C, H, W]`.
+fn image_geometry(path: &Path, shape: &[usize]) -> Result<Geometry, OnnxError> {
+    let bad = || OnnxError::Interface {
+        path: path.to_path_buf(),
+        message: format!("image shape {shape:?}, expected [1, C, H, W] with C in 1..=4"),
+    };
+    let [1, c, h, w] = shape else { return Err(bad()) };
+    let small = |v: usize| u16::try_from(v).map_err(|_| bad());
+    Geometry::new(small(*c)?, small(*h)?, small(*w)?).map_err(|_| bad())
+}
+
+/// The mixture components of a head of shape `[1, 3K·C, H, W]` for geometry `g`.
+fn mixture_components(path: &Path, shape: &[usize], g: Geometry) -> Result<usize, OnnxError> {
+    let per_channel = 3 * g.channels as usize;
+    if shape.len() != 4
+        || shape[0] != 1
+        || !shape[1].is_multiple_of(per_channel)
+        || shape[1] == 0
+        || shape[2..] != [g.height as usize, g.width as usize]
+    {
         return Err(OnnxError::Interface {
             path: path.to_path_buf(),
-            message: format!("output shape {shape:?}, expected [1, 3K, 28, 28]"),
+            message: format!("output shape {shape:?}, expected [1, 3K*{}, {}, {}]", g.channels, g.height, g.width),
         });
     }
-    let k = shape[1] / 3;
+    let k = shape[1] / per_channel;
     if k > likelihood::MAX_COMPONENTS {
         return Err(OnnxError::Interface {
             path: path.to_path_buf(),
@@ -254,10 +274,11 @@ fn mixture_components(path: &Path, shape: &[usize]) -> Result<usize, OnnxError> 
 pub struct OnnxPixelCnn {
     model: OnnxModel,
     components: usize,
+    geometry: Geometry,
 }
 
 impl OnnxPixelCnn {
-    /// Loads `dir/model.onnx` and checks its interface: `[1,1,28,28]` → `[1,3K,28,28]`.
+    /// Loads `dir/model.onnx` and checks its interface: `[1,C,H,W]` → `[1,3K·C,H,W]`.
     pub fn load(dir: &Path) -> Result<Self, OnnxError> {
         Self::load_file(&dir.join("model.onnx"))
     }
@@ -265,18 +286,20 @@ impl OnnxPixelCnn {
     /// Loads an explicit file.
     pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
         let model = OnnxModel::load(path)?;
-        if model.input_shape() != [1, 1, 28, 28] || model.output_shapes().len() != 1 {
+        let geometry = image_geometry(path, model.input_shape())?;
+        if model.output_shapes().len() != 1 {
             return Err(OnnxError::Interface {
                 path: path.to_path_buf(),
-                message: format!(
-                    "input {:?} and {} outputs, expected [1, 1, 28, 28] and one output",
-                    model.input_shape(),
-                    model.output_shapes().len()
-                ),
+                message: format!("{} outputs, expected one", model.output_shapes().len()),
             });
         }
-        let components = mixture_components(path, &model.output_shapes()[0])?;
-        Ok(OnnxPixelCnn { model, components })
+        let components = mixture_components(path, &model.output_shapes()[0], geometry)?;
+        Ok(OnnxPixelCnn { model, components, geometry })
+    }
+
+    /// The image geometry (from the model's input).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Mixture components per pixel.
@@ -286,33 +309,34 @@ impl OnnxPixelCnn {
 
     /// The mixture head for an image.
     pub fn heads(&self, image: &[u8]) -> Result<Vec<f32>, OnnxError> {
-        if image.len() != PIXELS {
-            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: image.len() }.into());
-        }
+        self.geometry.check(image)?;
         Ok(self.model.run_image(image, "pixelcnn")?.swap_remove(0))
     }
 
     /// Exact log p(image) in nats.
     pub fn log_prob(&self, image: &[u8]) -> Result<f64, OnnxError> {
-        Ok(likelihood::mixture_image_log_prob(image, &self.heads(image)?[..], self.components)?)
+        Ok(likelihood::mixture_image_log_prob(image, &self.heads(image)?[..], self.components, self.geometry.plane())?)
     }
 
     /// Exact log p(image) in nats, also writing each pixel's log p(x_i | x_<i) into `pixels`.
     pub fn log_prob_pixels(&self, image: &[u8], pixels: &mut [f32]) -> Result<f64, OnnxError> {
-        Ok(likelihood::mixture_image_log_prob_pixels(image, &self.heads(image)?[..], self.components, pixels)?)
+        Ok(likelihood::mixture_image_log_prob_pixels(image, &self.heads(image)?[..], self.components, self.geometry.plane(), pixels)?)
     }
 
-    /// Draws an image pixel by pixel in raster order from `Rng::new(seed)` (784 passes; the
-    /// int8 engine avoids the redundant work).
+    /// Draws an image pixel by pixel in raster order, channel by channel within a pixel, from
+    /// `Rng::new(seed)` (`C·H·W` passes; the int8 engine avoids the redundant work).
     pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
-        if out.len() != PIXELS {
-            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: out.len() }.into());
-        }
+        let g = self.geometry;
+        g.check(out)?;
+        let (plane, k) = (g.plane(), self.components);
         let mut rng = Rng::new(seed);
         out.fill(0);
-        for p in 0..PIXELS {
-            let params = self.heads(out)?;
-            out[p] = likelihood::mixture_sample_at(&params[..], p, self.components, PIXELS, &mut rng);
+        for p in 0..plane {
+            for c in 0..g.channels as usize {
+                let i = c * plane + p;
+                let params = self.heads(out)?;
+                out[i] = likelihood::mixture_sample_at(&params[..], likelihood::head_index(i, k, plane), k, plane, &mut rng);
+            }
         }
         Ok(())
     }
@@ -323,10 +347,11 @@ impl OnnxPixelCnn {
 pub struct OnnxGan {
     generator: OnnxModel,
     latent: usize,
+    geometry: Geometry,
 }
 
 impl OnnxGan {
-    /// Loads `dir/generator.onnx` and checks its interface: `[1,L]` → `[1,1,28,28]`.
+    /// Loads `dir/generator.onnx` and checks its interface: `[1,L]` → `[1,C,H,W]`.
     pub fn load(dir: &Path) -> Result<Self, OnnxError> {
         Self::load_file(&dir.join("generator.onnx"))
     }
@@ -335,14 +360,20 @@ impl OnnxGan {
     pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
         let generator = OnnxModel::load(path)?;
         let input = generator.input_shape();
-        if input.len() != 2 || input[0] != 1 || generator.output_shapes().len() != 1 || generator.output_shapes()[0] != [1, 1, 28, 28] {
+        if input.len() != 2 || input[0] != 1 || generator.output_shapes().len() != 1 {
             return Err(OnnxError::Interface {
                 path: path.to_path_buf(),
-                message: format!("input {input:?} and outputs {:?}, expected [1, L] and [1, 1, 28, 28]", generator.output_shapes()),
+                message: format!("input {input:?} and outputs {:?}, expected [1, L] and one [1, C, H, W]", generator.output_shapes()),
             });
         }
+        let geometry = image_geometry(path, &generator.output_shapes()[0])?;
         let latent = input[1];
-        Ok(OnnxGan { generator, latent })
+        Ok(OnnxGan { generator, latent, geometry })
+    }
+
+    /// The image geometry (from the generator's output).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
     }
 
     /// Noise dimensions.
@@ -352,9 +383,7 @@ impl OnnxGan {
 
     /// The image for noise z ~ N(0, I) drawn from `Rng::new(seed)`.
     pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
-        if out.len() != PIXELS {
-            return Err(crate::Error::LengthMismatch { expected: PIXELS, got: out.len() }.into());
-        }
+        self.geometry.check(out)?;
         let mut z = vec![0f32; self.latent];
         Rng::new(seed).fill_normal(&mut z);
         let image = self.generator.run(&z, "generator")?.swap_remove(0);

@@ -9,7 +9,9 @@ use edgegen_runtime::model::Model;
 use std::path::PathBuf;
 
 fn models() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")
+    // The package directory as cargo reports it when running the test (the compile-time one
+    // may be another checkout's when a build cache is shared).
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR"))).join("../models")
 }
 
 #[test]

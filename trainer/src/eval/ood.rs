@@ -283,7 +283,7 @@ fn plot_roc(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgegen_runtime::image::PIXELS;
+    use crate::data::PIXELS;
 
     #[test]
     fn metrics_on_known_cases() {

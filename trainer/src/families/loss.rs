@@ -98,9 +98,13 @@ mod tests {
         let p = Tensor::<4>::from_data(TensorData::new(params.clone(), [b, 3 * k, 28, 28]), &device);
         let got = to_vec(mixture_log_prob(x, p, k));
         for i in 0..b {
-            let want =
-                likelihood::mixture_image_log_prob(&pixels[i * 784..(i + 1) * 784], &params[i * 3 * k * 784..(i + 1) * 3 * k * 784], k)
-                    .unwrap();
+            let want = likelihood::mixture_image_log_prob(
+                &pixels[i * 784..(i + 1) * 784],
+                &params[i * 3 * k * 784..(i + 1) * 3 * k * 784],
+                k,
+                784,
+            )
+            .unwrap();
             assert!((got[i] as f64 - want).abs() < 1e-3 * want.abs().max(1.0), "image {i}: {} vs {want}", got[i]);
         }
     }

@@ -4,6 +4,7 @@
 //! (the data order is a function of seed and epoch, and every step's noise of seed, epoch
 //! and step, so a resumed run takes the same steps the uninterrupted run would have).
 
+use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::families::checkpoint::{Checkpoint, TrainState};
 use crate::families::loss::images_to_tensor;
@@ -11,7 +12,6 @@ use anyhow::{bail, ensure, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use edgegen_runtime::image::PIXELS;
 use std::path::PathBuf;
 use std::time::Instant;
 

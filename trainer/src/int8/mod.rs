@@ -6,12 +6,13 @@ pub mod graph;
 pub mod qdq;
 pub mod quantize;
 
+use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::export::card::{r4, Card, CompiledPart, FamilyCard, Quantization};
 use crate::int8::graph::Graph;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
-use edgegen_runtime::image::{scale_pixel, PIXELS};
+use edgegen_runtime::image::scale_pixel;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::{DType, Model};
 use edgegen_runtime::rng::Rng;

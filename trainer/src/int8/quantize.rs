@@ -527,6 +527,7 @@ pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
             zero_point: t.zero_point,
         });
     }
+    let geometry = image_geometry(q, &tensors, meta.components)?;
     let mut name = [0u8; 32];
     let n = meta.name.len().min(31);
     name[..n].copy_from_slice(&meta.name.as_bytes()[..n]);
@@ -549,9 +550,28 @@ pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
             guard_params,
             name,
         },
+        geometry,
         data,
     };
     file.to_bytes().map_err(|e| anyhow::anyhow!("compiled file fails validation: {e}"))
+}
+
+/// The image geometry a compiled network is about, from its interface: an image model's
+/// input `[C, H, W]`, a generator's output `[C, H, W]`, a decoder's mixture head
+/// `[3K·C, H, W]`.
+fn image_geometry(q: &QModel, tensors: &[fmt::Tensor], components: u8) -> Result<edgegen_runtime::image::Geometry> {
+    use fmt::Family;
+    let [c, h, w] = match q.family {
+        Family::PixelCnn | Family::VaeEncoder => tensors[q.input].dims,
+        Family::GanGenerator => tensors[q.outputs[0]].dims,
+        Family::VaeDecoder => {
+            let [d, h, w] = tensors[q.outputs[0]].dims;
+            let per = 3 * components as u16;
+            ensure!(per > 0 && d % per == 0, "the decoder's head has {d} channels, not 3K·C for K = {components}");
+            [d / per, h, w]
+        }
+    };
+    edgegen_runtime::image::Geometry::new(c, h, w).map_err(|e| anyhow::anyhow!("image geometry {c}x{h}x{w}: {e}"))
 }
 
 /// A weighted layer's record: int8 weights, int32 biases, and per output channel either the

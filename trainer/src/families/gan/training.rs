@@ -3,6 +3,7 @@
 //! `--resume` behaviour as the likelihood models.
 
 use super::model::{Gan, GanConfig, Generator};
+use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::families::checkpoint::{Checkpoint, TrainState};
 use crate::families::loss::images_to_tensor;
@@ -12,7 +13,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use edgegen_runtime::{image::PIXELS, rng::Rng};
+use edgegen_runtime::rng::Rng;
 use std::time::Instant;
 
 /// Stable `softplus(t) = ln(1 + e^t)`.

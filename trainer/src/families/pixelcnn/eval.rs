@@ -3,10 +3,11 @@
 
 use super::model::PixelCnn;
 use crate::data::Images;
+use crate::data::PIXELS;
 use crate::families::loss::{images_to_tensor, to_vec};
 use burn::module::Module;
 use burn::prelude::*;
-use edgegen_runtime::{image::PIXELS, likelihood, rng::Rng};
+use edgegen_runtime::{likelihood, rng::Rng};
 
 /// The mixture heads `[n, 3K, 28, 28]` (flattened) for `n` images.
 pub fn heads(model: &PixelCnn, pixels: &[u8]) -> Vec<f32> {
@@ -26,7 +27,7 @@ pub fn log_probs(model: &PixelCnn, images: &Images, progress: bool) -> Vec<f64> 
         let pixels = &images.pixels[start * PIXELS..(start + b) * PIXELS];
         let params = heads(&model, pixels);
         out.extend(crate::parallel::map(b, |i| {
-            likelihood::mixture_image_log_prob(&pixels[i * PIXELS..(i + 1) * PIXELS], &params[i * per..(i + 1) * per], k)
+            likelihood::mixture_image_log_prob(&pixels[i * PIXELS..(i + 1) * PIXELS], &params[i * per..(i + 1) * per], k, PIXELS)
                 .expect("head shape")
         }));
         bar.inc(b as u64);

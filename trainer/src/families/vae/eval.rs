@@ -3,9 +3,10 @@
 
 use super::model::Vae;
 use crate::data::Images;
+use crate::data::PIXELS;
 use crate::families::loss::{images_to_tensor, to_vec};
 use burn::prelude::*;
-use edgegen_runtime::{image::PIXELS, likelihood, rng::Rng};
+use edgegen_runtime::{likelihood, rng::Rng};
 
 /// Per-image likelihood bounds in nats.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +67,7 @@ pub fn bounds(model: &Vae, images: &Images, k: usize, seed: u64, progress: bool)
         let log_weights = crate::parallel::map(b * k, |j| {
             let i = j / k;
             let img = &pixels[i * PIXELS..(i + 1) * PIXELS];
-            let lp = likelihood::mixture_image_log_prob(img, &params[j * per..(j + 1) * per], comps).expect("head shape");
+            let lp = likelihood::mixture_image_log_prob(img, &params[j * per..(j + 1) * per], comps, PIXELS).expect("head shape");
             likelihood::importance_log_weight(
                 lp,
                 &z[j * latent..(j + 1) * latent],

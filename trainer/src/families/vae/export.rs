@@ -3,13 +3,14 @@
 
 use super::eval;
 use super::model::{self, Decoder, Encoder, Vae, FEATURES};
+use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::export::onnx::GraphBuilder;
 use crate::families::loss::to_vec;
 use anyhow::Result;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::Linear;
-use edgegen_runtime::{image::PIXELS, likelihood, rng::Rng};
+use edgegen_runtime::{likelihood, rng::Rng};
 use serde_json::json;
 use std::path::Path;
 use tract_onnx::pb::ModelProto;
@@ -128,7 +129,7 @@ pub fn prior_samples(model: &Vae, n: usize, seed: u64) -> Vec<u8> {
     let mut out = vec![0u8; n * PIXELS];
     let per = 3 * k * PIXELS;
     for i in 0..n {
-        likelihood::mixture_sample_image(&params[i * per..(i + 1) * per], k, &mut rng, &mut out[i * PIXELS..(i + 1) * PIXELS])
+        likelihood::mixture_sample_image(&params[i * per..(i + 1) * per], k, PIXELS, &mut rng, &mut out[i * PIXELS..(i + 1) * PIXELS])
             .expect("head shape");
     }
     out
@@ -150,7 +151,7 @@ pub fn write_pictures(model: &Vae, test: &Images, dir: &Path, seed: u64) -> Resu
     let per = 3 * k * PIXELS;
     let mut recon = vec![0u8; 16 * PIXELS];
     for i in 0..16 {
-        likelihood::mixture_mean_image(&params[i * per..(i + 1) * per], k, &mut recon[i * PIXELS..(i + 1) * PIXELS])?;
+        likelihood::mixture_mean_image(&params[i * per..(i + 1) * per], k, PIXELS, &mut recon[i * PIXELS..(i + 1) * PIXELS])?;
     }
     let mut tiles: Vec<&[u8]> = Vec::new();
     for row in 0..2 {

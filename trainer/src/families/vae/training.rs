@@ -3,12 +3,13 @@
 
 use super::model::{Vae, VaeConfig};
 use crate::data::Images;
+use crate::data::PIXELS;
 use crate::families::checkpoint::TrainState;
 use crate::families::loss::{images_to_tensor, kl_to_standard_normal, mixture_log_prob, to_vec};
 pub use crate::families::training::TrainOptions;
 use anyhow::Result;
 use burn::prelude::*;
-use edgegen_runtime::{image::PIXELS, rng::Rng};
+use edgegen_runtime::rng::Rng;
 
 /// Loss of one batch: returns (loss tensor for backward, negative ELBO in nats per image).
 pub fn batch_loss(model: &Vae, x: Tensor<4>, eps: Tensor<2>, k: usize) -> Tensor<1> {
