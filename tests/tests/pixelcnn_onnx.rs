@@ -22,12 +22,12 @@ fn fresh_pixelcnn_export_matches_burn_forward_in_tract() {
     let device = Device::flex();
     let model = small_model(&device);
     let dir = common::temp_dir("fresh-pixelcnn");
-    edgegen_trainer::export::onnx::save(&export::onnx(&model), &dir.join("model.onnx")).unwrap();
+    edgegen_trainer::export::onnx::save(&export::onnx(&model, edgegen_trainer::data::FASHION_MNIST), &dir.join("model.onnx")).unwrap();
     let engine = OnnxPixelCnn::load(&dir).unwrap();
     assert_eq!(engine.components(), 3);
     for seed in 0..3 {
         let img = frame(seed);
-        let want = edgegen_trainer::families::pixelcnn::eval::heads(&model, &img);
+        let want = edgegen_trainer::families::pixelcnn::eval::heads(&model, &img, edgegen_trainer::data::FASHION_MNIST);
         let got = engine.heads(&img).unwrap();
         assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
     }
@@ -63,7 +63,7 @@ fn assert_autoregressive(model: &OnnxModel) {
 fn fresh_pixelcnn_is_autoregressive_in_tract() {
     let device = Device::flex();
     let dir = common::temp_dir("ar-pixelcnn");
-    edgegen_trainer::export::onnx::save(&export::onnx(&small_model(&device)), &dir.join("model.onnx")).unwrap();
+    edgegen_trainer::export::onnx::save(&export::onnx(&small_model(&device), edgegen_trainer::data::FASHION_MNIST), &dir.join("model.onnx")).unwrap();
     assert_autoregressive(&OnnxModel::load(&dir.join("model.onnx")).unwrap());
     std::fs::remove_dir_all(dir).ok();
 }

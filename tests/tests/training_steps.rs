@@ -19,6 +19,7 @@ fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
         perturb: 0.0,
         weight_decay: 0.0,
         max_steps: None,
+        source: edgegen_trainer::data::Source::FashionMnist,
     }
 }
 
@@ -32,7 +33,7 @@ fn pixelcnn_few_steps_lower_the_loss() {
         &edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Validation).unwrap().slice(0..500),
         false,
     );
-    let (_, state) = edgegen_trainer::families::pixelcnn::training::train(&cfg, &opts(dir.clone(), 3e-3)).unwrap();
+    let (_, state, _) = edgegen_trainer::families::pixelcnn::training::train(&cfg, &opts(dir.clone(), 3e-3)).unwrap();
     let val = state.history.last().unwrap().2;
     assert!(val < untrained - 0.5, "validation {val} bits/dim vs untrained {untrained}");
     std::fs::remove_dir_all(dir).ok();

@@ -22,6 +22,7 @@ fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOption
         perturb: 0.0,
         weight_decay: 0.0,
         max_steps: None,
+        source: edgegen_trainer::data::Source::FashionMnist,
     }
 }
 

@@ -33,7 +33,7 @@ pub fn write_frames(dir: &Path, n: usize) -> Result<()> {
             crate::eval::ood::corrupt(crate::eval::ood::CORRUPTIONS[i % crate::eval::ood::CORRUPTIONS.len()], test.image(n + i), &mut rng)
         })
         .collect();
-    let faults = data::Images { rows: 28, cols: 28, pixels, labels: None };
+    let faults = data::Images::gray(28, 28, pixels);
     data::write_atomic(&dir.join(FRAME_SETS[0].0), &data::encode_idx_images(&fm))?;
     data::write_atomic(&dir.join(FRAME_SETS[1].0), &data::encode_idx_images(&mn))?;
     data::write_atomic(&dir.join(FRAME_SETS[2].0), &data::encode_idx_images(&faults))?;

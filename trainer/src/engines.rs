@@ -2,7 +2,7 @@
 //! device path), or the f32 / QDQ ONNX files through tract — one enum, one variant per family
 //! and engine, so every call says what it does for each.
 
-use crate::data::{PIXELS, WIDTH};
+use edgegen_runtime::image::Geometry;
 use crate::families::ModelFamily;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
@@ -112,6 +112,24 @@ impl Loaded {
         Ok(Loaded { family, engines, guard_file, background_dir })
     }
 
+    /// The image geometry the model takes and makes (from its files).
+    pub fn geometry(&self) -> Geometry {
+        match &self.engines {
+            Engines::PixelCnnInt8 { model, .. } => model.geometry(),
+            Engines::PixelCnnTract { model, .. } => model.geometry(),
+            Engines::VaeInt8(e) => e.geometry(),
+            Engines::VaeTract(e) => e.geometry(),
+            Engines::GanInt8(e) => e.geometry(),
+            Engines::GanTract(e) => e.geometry(),
+        }
+    }
+
+    fn check(&self, image: &[u8]) -> Result<Geometry> {
+        let g = self.geometry();
+        ensure!(image.len() == g.values(), "image has {} values, the model takes {g} frames ({} values)", image.len(), g.values());
+        Ok(g)
+    }
+
     /// The background model's directory, when one was loaded.
     pub fn background_dir(&self) -> Option<&Path> {
         self.background_dir.as_deref()
@@ -126,8 +144,8 @@ impl Loaded {
     /// likelihoods under the model and the background model (when there is one); VAE: the
     /// `VAE_K`-sample bound (no per-pixel terms, so no background scores).
     pub fn statistics(&self, image: &[u8], index: usize) -> Result<Statistics> {
-        ensure!(image.len() == PIXELS, "image has {} pixels, models take 28x28", image.len());
-        let (mut fg, mut bg) = (vec![0f32; PIXELS], vec![0f32; PIXELS]);
+        let g = self.check(image)?;
+        let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
         let have_bg = match &self.engines {
             Engines::PixelCnnInt8 { model, background } => {
                 model.log_prob_pixels(&mut vec![0u8; model.arena_len()], image, &mut fg)?;
@@ -146,13 +164,13 @@ impl Loaded {
             _ => {
                 return Ok(Statistics {
                     bpd: self.bpd(image, index)?,
-                    coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, WIDTH),
+                    coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, g.width as usize),
                     background_bpd: None,
                     line_ratio: None,
                 })
             }
         };
-        Ok(Statistics::from_pixels(image, crate::data::FASHION_MNIST, &fg, have_bg.then_some(&bg[..])))
+        Ok(Statistics::from_pixels(image, g, &fg, have_bg.then_some(&bg[..])))
     }
 
     /// The calibrated guard stored in the model file: score kind, constants, threshold.
@@ -178,11 +196,11 @@ impl Loaded {
     /// Bits/dim of an image: exact for the PixelCNN, the `VAE_K`-sample importance-weighted
     /// bound for the VAE (latents from `Rng::with_stream(0, index)`).
     pub fn bpd(&self, image: &[u8], index: usize) -> Result<f64> {
-        ensure!(image.len() == PIXELS, "image has {} pixels, models take 28x28", image.len());
+        let values = self.check(image)?.values();
         let mut rng = Rng::with_stream(0, index as u64);
         Ok(match &self.engines {
-            Engines::PixelCnnInt8 { model, .. } => bits_per_dim(model.log_prob(&mut vec![0u8; model.arena_len()], image)?, PIXELS),
-            Engines::PixelCnnTract { model, .. } => bits_per_dim(model.log_prob(image)?, PIXELS),
+            Engines::PixelCnnInt8 { model, .. } => bits_per_dim(model.log_prob(&mut vec![0u8; model.arena_len()], image)?, values),
+            Engines::PixelCnnTract { model, .. } => bits_per_dim(model.log_prob(image)?, values),
             Engines::VaeInt8(e) => e.bounds(&mut vec![0u8; e.arena_len()], image, VAE_K, &mut rng)?.iwae_bpd(),
             Engines::VaeTract(e) => e.bounds(image, VAE_K, &mut rng)?.iwae_bpd(),
             Engines::GanInt8(_) | Engines::GanTract(_) => {
@@ -193,7 +211,7 @@ impl Loaded {
 
     /// One image from `seed`.
     pub fn sample(&self, seed: u64) -> Result<Vec<u8>> {
-        let mut out = vec![0u8; PIXELS];
+        let mut out = vec![0u8; self.geometry().values()];
         match &self.engines {
             Engines::PixelCnnInt8 { model, .. } => model.sample(&mut vec![0u8; model.sample_arena_len()], seed, &mut out)?,
             Engines::VaeInt8(e) => e.sample(&mut vec![0u8; e.arena_len()], seed, &mut out)?,

@@ -228,3 +228,41 @@ fn quick_runs_measure_what_they_say_and_log_each_phase() {
     assert!(command.contains("--eval-count 24") && command.contains(&format!("--out {}", out.display())), "{command}");
     std::fs::remove_dir_all(base).ok();
 }
+
+/// `score` takes any picture: converted to the model's channels, a size mismatch refused
+/// with the fix unless `--resize`, and `--fail-on-reject` says in the exit status whether
+/// any frame was rejected.
+#[test]
+fn score_reads_any_picture_and_reports_rejections_in_its_status() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-pictures", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    // A 64x64 RGB JPEG of a smooth gradient and a 28x28 BMP of uniform noise.
+    let gradient = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
+    gradient.save(path("big.jpg")).unwrap();
+    let mut rng = 12345u32;
+    let noise = image::GrayImage::from_fn(28, 28, |_, _| {
+        rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        image::Luma([(rng >> 16) as u8])
+    });
+    noise.save(path("noise.bmp")).unwrap();
+    std::fs::write(path("notes.txt"), "not a picture").unwrap();
+    let model = ["score", "--model", "models/pixelcnn-fmnist"];
+
+    let o = edgegen(&[&model[..], &[&path("big.jpg")]].concat(), &[]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("64x64") && e.contains("--resize") && !e.contains("panicked"), "{e}");
+    let o = edgegen(&[&model[..], &["--resize", &path("big.jpg")]].concat(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(line["bpd"].as_f64().unwrap() > 0.0 && line["accept"].is_boolean(), "{line}");
+
+    let o = edgegen(&[&model[..], &["--fail-on-reject", &path("noise.bmp")]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(3), "noise is rejected: {}", stderr(&o));
+    let o = edgegen(&[&model[..], &[&path("noise.bmp")]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(0), "without the flag a rejection is not an error");
+    let o = edgegen(&[&model[..], &[&path("notes.txt")]].concat(), &[]);
+    let e = stderr(&o);
+    assert!(o.status.code() == Some(1) && e.contains("notes.txt") && e.contains("PNG, JPEG"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -135,6 +135,28 @@ pub type EvalSets = (Images, Vec<(String, Images)>, Images);
 /// the inliers) per kind in [`CORRUPTIONS`].
 /// Also returns the uncorrupted test images the corrupted sets were made from.
 pub fn eval_sets(count: usize) -> Result<EvalSets> {
+    eval_sets_of(&data::Source::FashionMnist, count, false)
+}
+
+/// The evaluation sets of a model whose images come from `source`: for Fashion-MNIST, as
+/// [`eval_sets`]; for a folder, `count` test frames (in distribution) and `count` other test
+/// frames per defect kind of [`super::defects::DEFECTS`] drawn on them.
+pub fn eval_sets_of(source: &data::Source, count: usize, progress: bool) -> Result<EvalSets> {
+    if !source.is_fashion_mnist() {
+        let test = source.load(progress)?.test;
+        let g = test.geometry()?;
+        ensure!(test.len() >= 2, "{}: too few test frames to evaluate", source.describe());
+        let pick = |seed: u64| data::permutation(test.len(), seed)[..count.min(test.len())].to_vec();
+        let inliers = test.select(&pick(1));
+        let base = test.select(&pick(3));
+        let mut sets = Vec::new();
+        for (k, kind) in super::defects::DEFECTS.iter().enumerate() {
+            let mut rng = Rng::with_stream(4, k as u64);
+            let pixels: Vec<u8> = (0..base.len()).flat_map(|i| super::defects::draw(kind, base.image(i), g, &mut rng)).collect();
+            sets.push((kind.to_string(), Images { pixels, labels: None, ..base.clone() }));
+        }
+        return Ok((inliers, sets, base));
+    }
     let test = data::fashion_mnist(data::Split::Test)?;
     let mnist = data::mnist_digits()?;
     let pick = |n: usize, seed: u64| data::permutation(n, seed)[..count.min(n)].to_vec();
@@ -144,7 +166,7 @@ pub fn eval_sets(count: usize) -> Result<EvalSets> {
     for (k, kind) in CORRUPTIONS.iter().enumerate() {
         let mut rng = Rng::with_stream(4, k as u64);
         let pixels: Vec<u8> = (0..base.len()).flat_map(|i| corrupt(kind, base.image(i), &mut rng)).collect();
-        sets.push((kind.to_string(), Images { rows: 28, cols: 28, pixels, labels: None }));
+        sets.push((kind.to_string(), Images::gray(28, 28, pixels)));
     }
     Ok((inliers, sets, base))
 }
@@ -153,11 +175,23 @@ pub fn eval_sets(count: usize) -> Result<EvalSets> {
 /// report and a ROC plot into `out`.
 pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<serde_json::Value> {
     ensure!(count >= 100, "--count must be at least 100");
-    let (inliers, sets, base) = eval_sets(count)?;
+    ensure!(!dirs.is_empty(), "give at least one model");
+    let source = crate::export::card::Card::read(dirs[0])?.source();
+    for d in &dirs[1..] {
+        ensure!(
+            crate::export::card::Card::read(d)?.source() == source,
+            "{} and {} were trained on different images; evaluate them separately",
+            dirs[0].display(),
+            d.display()
+        );
+    }
+    let (inliers, sets, base) = eval_sets_of(&source, count, progress)?;
+    // The outlier set whose ROC curves are drawn.
+    let roc_set = if source.is_fashion_mnist() { "mnist" } else { "stain" };
     // Corrupted frames identical to their source (a dead column over black background, say):
     // no score can flag them; the report counts them per kind.
     let unchanged = |set: &str, imgs: &Images| -> Option<usize> {
-        (set != "mnist").then(|| (0..imgs.len()).filter(|&i| imgs.image(i) == base.image(i)).count())
+        (set != "mnist").then(|| (0..imgs.len().min(base.len())).filter(|&i| imgs.image(i) == base.image(i)).count())
     };
     let mut report = Vec::new();
     let mut curves = Vec::new();
@@ -206,7 +240,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
                     "false_accept_at_guard": at_guard.map(crate::export::card::r4),
                     "unchanged_frames": unchanged_frames,
                 });
-                if set == "mnist" && name.starts_with("pixelcnn") {
+                if set == roc_set && name.starts_with("pixelcnn") {
                     curves.push((format!("{name} {}", k.name()), roc(&a, &b)));
                 }
                 report.push(row);
@@ -226,18 +260,27 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
             r["false_accept_at_95"].as_f64().unwrap_or(0.0)
         );
     }
+    let (in_distribution, outliers) = if source.is_fashion_mnist() {
+        (format!("{} Fashion-MNIST test images", inliers.len()), format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind"))
+    } else {
+        (
+            format!("{} test frames of {}", inliers.len(), source.describe()),
+            format!("{} other test frames per defect kind, each with the defect drawn on it (trainer/src/eval/defects.rs)", base.len()),
+        )
+    };
+    let models: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     let doc = json!({
-        "in_distribution": format!("{} Fashion-MNIST test images", inliers.len()),
-        "outliers": format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind"),
+        "in_distribution": in_distribution,
+        "outliers": outliers,
         "engine": "int8 (the device path)",
         "false_accept_at_95": "fraction of outliers accepted at the threshold that accepts 95% of in-distribution images",
         "false_accept_at_guard": "fraction of outliers the calibrated guard (threshold in the model file) accepts",
         "guards": guards,
         "results": report,
-        "command": format!("cargo edgegen eval ood --count {count}"),
+        "command": format!("cargo edgegen eval ood --models {} --count {count} --out {}", models.join(" "), out.display()),
     });
     data::write_atomic(&out.join("ood.json"), serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    plot_roc(&out.join("roc-mnist.png"), &curves)?;
+    plot_roc(&out.join(format!("roc-{roc_set}.png")), &curves)?;
     Ok(doc)
 }
 

@@ -9,21 +9,35 @@ use std::path::{Path, PathBuf};
 
 pub use crate::engines::{background_dir, EngineKind, Loaded, VAE_K};
 
-/// Reads every image of a file: an IDX image file (optionally gzipped) or an 8-bit
-/// grayscale 28×28 PNG.
-pub fn read_images(path: &Path) -> Result<Images> {
+/// Reads every frame of a file as frames of geometry `g`: an IDX image file (optionally
+/// gzipped; frames of `g`'s channels, of its size or resized to it with `resize`) or one picture (PNG,
+/// JPEG, BMP, TIFF, PGM/PPM, converted to `g`'s channels; see [`crate::data::imageio`]).
+/// Returns the frames, planar, one after another.
+pub fn read_frames(path: &Path, g: edgegen_runtime::image::Geometry, resize: bool) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let images = if bytes.starts_with(b"\x89PNG") {
-        let (w, h, pixels) = crate::data::imageio::decode_gray_png(&bytes).with_context(|| format!("{}", path.display()))?;
-        ensure!((w, h) == (28, 28), "{}: PNG is {w}x{h}, models take 28x28", path.display());
-        Images { rows: 28, cols: 28, pixels, labels: None }
-    } else if bytes.starts_with(&[0, 0, 8, 3]) || bytes.starts_with(&[0x1f, 0x8b]) {
-        data::read_idx_images(path)?
-    } else {
-        bail!("{}: neither an IDX image file nor a PNG", path.display());
-    };
-    data::ensure_28x28(&images, &path.display().to_string())?;
-    Ok(images)
+    if bytes.starts_with(&[0, 0, 8, 3]) || bytes.starts_with(&[0, 0, 8, 4]) || bytes.starts_with(&[0x1f, 0x8b]) {
+        let images = data::read_idx_images(path)?;
+        let from = images.geometry().with_context(|| format!("{}", path.display()))?;
+        ensure!(
+            from.channels == g.channels,
+            "{}: IDX frames have {} channels, the model takes {}",
+            path.display(),
+            from.channels,
+            g.channels
+        );
+        if (from.height, from.width) != (g.height, g.width) && !resize {
+            bail!(
+                "{}: IDX frames are {}x{} (width x height), the model takes {}x{}: pass --resize to resize them",
+                path.display(),
+                from.width,
+                from.height,
+                g.width,
+                g.height
+            );
+        }
+        return (0..images.len()).map(|i| crate::data::imageio::resize_frame(images.image(i), from, g)).collect();
+    }
+    Ok(vec![crate::data::imageio::decode_frame(&bytes, g, resize).with_context(|| format!("{}", path.display()))?])
 }
 
 /// The guard's verdict on one image: (score, threshold, accept), when a guard is calibrated.
@@ -40,8 +54,8 @@ pub fn verdict(loaded: &Loaded, stats: &Statistics) -> Result<Option<(f64, f32, 
 }
 
 /// `edgegen score`: one JSON line per image.
-pub fn score(dir: &Path, engine: EngineKind, files: &[PathBuf]) -> Result<()> {
-    ensure!(!files.is_empty(), "give at least one IDX or PNG file to score");
+pub fn score(dir: &Path, engine: EngineKind, files: &[PathBuf], resize: bool) -> Result<ScoreSummary> {
+    ensure!(!files.is_empty(), "give at least one picture or IDX file to score");
     let loaded = Loaded::open(dir, engine)?;
     let guard = loaded.guard();
     if guard.is_none() {
@@ -51,11 +65,12 @@ pub fn score(dir: &Path, engine: EngineKind, files: &[PathBuf]) -> Result<()> {
             dir.display()
         );
     }
+    let g = loaded.geometry();
     let r4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    let mut summary = ScoreSummary::default();
     for f in files {
-        let images = read_images(f)?;
-        for i in 0..images.len() {
-            let stats = loaded.statistics(images.image(i), i)?;
+        for (i, frame) in read_frames(f, g, resize)?.iter().enumerate() {
+            let stats = loaded.statistics(frame, i)?;
             let v = verdict(&loaded, &stats)?;
             let line = json!({
                 "file": f.display().to_string(),
@@ -67,9 +82,20 @@ pub fn score(dir: &Path, engine: EngineKind, files: &[PathBuf]) -> Result<()> {
                 "accept": v.map(|v| v.2),
             });
             println!("{line}");
+            summary.frames += 1;
+            summary.rejected += v.is_some_and(|v| !v.2) as usize;
         }
     }
-    Ok(())
+    Ok(summary)
+}
+
+/// What `edgegen score` saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScoreSummary {
+    /// Frames scored.
+    pub frames: usize,
+    /// Frames the guard rejected.
+    pub rejected: usize,
 }
 
 /// `edgegen sample`: `count` images from seeds `seed..seed+count` as a PNG grid.
@@ -79,7 +105,9 @@ pub fn sample(dir: &Path, engine: EngineKind, seed: u64, count: usize, out: &Pat
     let images = crate::parallel::map(count, |i| loaded.sample(seed + i as u64));
     let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
     let cols = (count as f64).sqrt().ceil() as usize;
-    crate::export::card::save_grid(out, &images, cols, 3)?;
+    let g = loaded.geometry();
+    let scale = (84 / g.height.max(g.width) as usize).max(1);
+    crate::data::imageio::write_frame_grid(out, &images, g, cols, scale)?;
     println!("{count} {} samples (seeds {seed}..{}) -> {}", loaded.family(), seed + count as u64 - 1, out.display());
     Ok(())
 }
@@ -117,7 +145,8 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
         crate::progress::finish(&bar);
         s.into_iter().collect()
     };
-    let valid = stats_of(&data::fashion_mnist(data::Split::Validation)?)?;
+    let parts = crate::export::card::Card::read(dir)?.source().load(progress)?;
+    let valid = stats_of(&parts.validation)?;
     let mut params = [0f32; 4];
     if kind == ScoreKind::Combined {
         let (c0, s0) = spread(&mut valid.iter().map(|s| s.bpd - s.coder_bpd).collect::<Vec<_>>());
@@ -129,7 +158,7 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
     };
     let mut v = score_all(&valid)?;
     let threshold = guard::calibrate_threshold(&mut v, false_reject).context("calibration scores are not finite")?;
-    let t = score_all(&stats_of(&data::fashion_mnist(data::Split::Test)?)?)?;
+    let t = score_all(&stats_of(&parts.test)?)?;
     let test_frr = t.iter().filter(|&&s| s > threshold).count() as f64 / t.len() as f64;
     let part = family.parts()[0];
     let path = dir.join(format!("{part}.egm"));

@@ -44,6 +44,47 @@ pub struct Card {
     /// What `quantize`, `compile` and `calibrate` add.
     #[serde(flatten)]
     pub device: DeviceRecord,
+    /// Where its images come from when not Fashion-MNIST: `quantize`, `calibrate` and
+    /// `eval` read the same images and split from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::data::Source>,
+    /// The frames it takes or makes (absent in cards written before geometry was recorded:
+    /// 28×28×1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<GeometryCard>,
+}
+
+/// A model's frame geometry, as its card states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeometryCard {
+    /// Channels (1 = gray, 3 = RGB).
+    pub channels: u16,
+    /// Rows.
+    pub height: u16,
+    /// Columns.
+    pub width: u16,
+}
+
+impl GeometryCard {
+    /// The card form of a geometry.
+    pub fn of(g: edgegen_runtime::image::Geometry) -> Self {
+        GeometryCard { channels: g.channels, height: g.height, width: g.width }
+    }
+}
+
+impl Card {
+    /// The frames the model takes or makes.
+    pub fn frame_geometry(&self) -> edgegen_runtime::image::Geometry {
+        match self.geometry {
+            Some(g) => edgegen_runtime::image::Geometry { channels: g.channels, height: g.height, width: g.width },
+            None => crate::data::FASHION_MNIST,
+        }
+    }
+
+    /// Where the model's images come from.
+    pub fn source(&self) -> crate::data::Source {
+        crate::data::Source::of_card(self.data.as_ref())
+    }
 }
 
 /// The training run behind a card.
@@ -171,8 +212,9 @@ pub struct PixelCnnCard {
     pub pixel_distribution: PixelDistribution,
     /// Test bits/dim (exact).
     pub test_bpd: f64,
-    /// MNIST bits/dim.
-    pub mnist_bpd: f64,
+    /// MNIST bits/dim (Fashion-MNIST models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_bpd: Option<f64>,
     /// Test images the test figure was measured on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_images: Option<usize>,

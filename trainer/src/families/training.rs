@@ -4,10 +4,9 @@
 //! (the data order is a function of seed and epoch, and every step's noise of seed, epoch
 //! and step, so a resumed run takes the same steps the uninterrupted run would have).
 
-use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::families::checkpoint::{Checkpoint, TrainState};
-use crate::families::loss::images_to_tensor;
+use crate::families::loss::frames_to_tensor;
 use anyhow::{bail, ensure, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -45,6 +44,8 @@ pub struct TrainOptions {
     pub weight_decay: f64,
     /// Stop after this many steps of this session, with a checkpoint (`--resume` goes on).
     pub max_steps: Option<usize>,
+    /// The images.
+    pub source: data::Source,
 }
 
 /// Replaces each pixel of `pixels` with probability `rate` by a uniform value in 0..=255.
@@ -70,14 +71,15 @@ pub const QUICK_EVAL: usize = 128;
 /// The training and validation images for `opts` (validation cut to [`QUICK_VALIDATION`] on
 /// `--limit` runs).
 pub fn datasets(opts: &TrainOptions) -> Result<(Images, Images)> {
-    let train = data::fashion_mnist(data::Split::Train)?.first(opts.limit);
-    let valid = data::fashion_mnist(data::Split::Validation)?;
+    let parts = opts.source.load(opts.progress)?;
+    let train = parts.train.first(opts.limit);
+    let valid = parts.validation;
     let valid = if opts.limit.is_some() { valid.first(Some(QUICK_VALIDATION)) } else { valid };
     Ok((train, valid))
 }
 
 /// Trains `model` (built on an autodiff device) with Adam to minimize the mean of `loss`,
-/// which maps (model, images on the network scale `[B,1,28,28]`, epoch, step) to per-image
+/// which maps (model, images on the network scale `[B,C,H,W]`, epoch, step) to per-image
 /// nats `[B]`. `validate` gives bits/dim on held-out images after every epoch.
 pub fn fit<M, L, V>(label: &str, model: M, opts: &TrainOptions, train: &Images, loss: L, validate: V) -> Result<(M, TrainState)>
 where
@@ -107,7 +109,8 @@ where
     ensure!(steps_per_epoch > 0, "batch size {} exceeds the {} training images", opts.batch, train.len());
     let bar = crate::progress::bar(opts.progress, (steps_per_epoch * opts.epochs) as u64, label);
     bar.set_position((state.epoch * steps_per_epoch + state.step).min(steps_per_epoch * opts.epochs) as u64);
-    let mut batch_pixels = vec![0u8; opts.batch * PIXELS];
+    let (values, geometry) = (train.values(), train.geometry()?);
+    let mut batch_pixels = vec![0u8; opts.batch * values];
     let mut session_steps = 0usize;
 
     while state.epoch < opts.epochs {
@@ -120,11 +123,11 @@ where
         let mut running = if state.step > 0 { state.epoch_sums.first().copied().unwrap_or(f64::NAN) } else { f64::NAN };
         for step in state.step..steps_per_epoch {
             for (j, &idx) in order[step * opts.batch..(step + 1) * opts.batch].iter().enumerate() {
-                batch_pixels[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(train.image(idx));
+                batch_pixels[j * values..(j + 1) * values].copy_from_slice(train.image(idx));
             }
             perturb_pixels(&mut batch_pixels, opts.perturb, opts.seed, epoch, step);
-            let x = images_to_tensor(&batch_pixels, opts.batch, &device);
-            let mean = loss(&model, x, epoch, step).mean().div_scalar(PIXELS as f64);
+            let x = frames_to_tensor(&batch_pixels, opts.batch, geometry, &device);
+            let mean = loss(&model, x, epoch, step).mean().div_scalar(values as f64);
             let nats_per_dim: f32 = mean.clone().into_scalar();
             ensure!(nats_per_dim.is_finite(), "{label} diverged at epoch {} step {step}: loss {nats_per_dim}", epoch + 1);
             let grads = GradientsParams::from_grads(mean.backward(), &model);
@@ -223,6 +226,9 @@ pub struct CommonArgs {
     /// Train on the first N images only (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: data::DataArgs,
     /// Continue the run in --run-dir from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -263,6 +269,7 @@ impl CommonArgs {
         if !(0.0..1.0).contains(&self.perturb) || !(0.0..1.0).contains(&self.weight_decay) {
             bail!("--perturb and --weight-decay must be in [0, 1)");
         }
+        self.data.source()?;
         let lr = *self.lr.get_or_insert(default_lr);
         if !(lr > 0.0 && lr < 1.0) {
             bail!("--lr must be in (0, 1), got {lr}");
@@ -277,17 +284,20 @@ impl CommonArgs {
     }
 
     /// The card's `dataset`: what the run trained on (`validation`: whether the family
-    /// validates on the held-out images).
-    pub fn dataset_note(&self, validation: bool) -> String {
-        let all = 60_000 - data::VALIDATION_SIZE;
-        let n = self.limit.map_or(all, |l| l.min(all));
-        let held_out = if validation { "; last 5,000 held out for validation" } else { "" };
-        format!("Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first {} training images{held_out}", thousands(n))
+    /// validates on the held-out images; `train_images`: how many training images the
+    /// source has).
+    pub fn dataset_note(&self, validation: bool, source: &data::Source, train_images: usize) -> String {
+        let n = self.limit.map_or(train_images, |l| l.min(train_images));
+        if source.is_fashion_mnist() {
+            let held_out = if validation { "; last 5,000 held out for validation" } else { "" };
+            return format!("Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first {} training images{held_out}", thousands(n));
+        }
+        format!("{}: trained on the first {} of its {} training frames; its validation and test parts held out", source.describe(), thousands(n), thousands(train_images))
     }
 
     /// The loop's settings (after [`CommonArgs::resolve`]).
-    pub fn options(&self, run_dir: &std::path::Path) -> TrainOptions {
-        TrainOptions {
+    pub fn options(&self, run_dir: &std::path::Path) -> Result<TrainOptions> {
+        Ok(TrainOptions {
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr.unwrap_or(1e-3),
@@ -300,7 +310,17 @@ impl CommonArgs {
             perturb: self.perturb,
             weight_decay: self.weight_decay,
             max_steps: self.max_steps,
+            source: self.data.source()?,
+        })
+    }
+
+    /// Fails unless the data is Fashion-MNIST: for the families whose architecture is still
+    /// fixed at 28×28 gray.
+    pub fn require_fashion_mnist(&self, family: &str) -> Result<()> {
+        if !self.data.source()?.is_fashion_mnist() {
+            bail!("the {family} trains on Fashion-MNIST only so far (its architecture is fixed at 28x28 gray); the PixelCNN trains on any folder of pictures: `edgegen train pixelcnn --data DIR`");
         }
+        Ok(())
     }
 }
 

@@ -6,7 +6,6 @@ pub mod graph;
 pub mod qdq;
 pub mod quantize;
 
-use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::export::card::{r4, Card, CompiledPart, FamilyCard, Quantization};
 use crate::int8::graph::Graph;
@@ -21,11 +20,20 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Calibration inputs of one part: `n` training images, or latents (posterior samples of
-/// training images through the float encoder, and prior samples).
-fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
-    let train = data::fashion_mnist(data::Split::Train)?;
+/// The images activation ranges are calibrated on: Fashion-MNIST's training images (as the
+/// bundled models were quantized), a folder's validation part (held out from training).
+fn calibration_images(source: &data::Source, progress: bool) -> Result<(Images, &'static str)> {
+    Ok(match source {
+        data::Source::FashionMnist => (data::fashion_mnist(data::Split::Train)?, "training"),
+        data::Source::Folder { .. } => (source.load(progress)?.validation, "validation"),
+    })
+}
+
+/// Calibration inputs of one part: `n` images (fewer when the set is smaller), or latents
+/// (posterior samples of those images through the float encoder, and prior samples).
+fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64, train: &Images) -> Result<Vec<Vec<f32>>> {
     let picks = data::permutation(train.len(), seed ^ 0xca1);
+    let n = n.min(train.len());
     let images: Vec<Vec<f32>> = picks[..n].iter().map(|&i| train.image(i).iter().map(|&p| scale_pixel(p)).collect()).collect();
     let mut rng = Rng::with_stream(seed, 0xca1b);
     Ok(match part {
@@ -100,20 +108,22 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
     ensure!(n > 0, "--calibration must be at least 1");
     let card = Card::read(dir)?;
     let fam = card.model_family();
+    let (images, which) = calibration_images(&card.source(), progress)?;
+    let n = n.min(images.len());
     let mut calib = serde_json::Map::new();
     for &part in fam.parts() {
         let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
-        let inputs = calibration_inputs(dir, part, n, seed)?;
+        let inputs = calibration_inputs(dir, part, n, seed, &images)?;
         let ranges = quantize::calibrate(&graph, &inputs, progress);
         let q = quantize::quantize(&graph, &ranges)?;
         let doc = format!(
-            "edgegen int8 QDQ of {part}.onnx, calibrated on {n} training inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0)."
+            "edgegen int8 QDQ of {part}.onnx, calibrated on {n} {which} inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0)."
         );
         crate::export::onnx::save(&crate::int8::qdq::qdq_onnx(&q, &doc, &graph.family), &dir.join(format!("{part}.int8.onnx")))?;
         calib.insert(part.to_string(), ranges_to_json(&ranges));
         eprintln!("{}: calibrated {part} on {n} inputs", dir.display());
     }
-    let record = json!({"calibration_inputs": n, "seed": seed, "method": "per-tensor min/max over the calibration inputs, widened to include 0", "ranges": calib});
+    let record = json!({"calibration_inputs": n, "calibration_images": which, "seed": seed, "method": "per-tensor min/max over the calibration inputs, widened to include 0", "ranges": calib});
     data::write_atomic(&dir.join("calibration.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     compile_dir(dir, progress)
 }
@@ -158,12 +168,16 @@ pub fn write_golden(dir: &Path, part: &str, file: &[u8], inputs: &[Vec<u8>]) -> 
     data::write_atomic(&dir.join("golden").join("int8").join(format!("{part}.bin")), &blob)
 }
 
-fn golden_inputs(model: &Model) -> Vec<Vec<u8>> {
-    let test = data::fashion_mnist(data::Split::Test).ok();
+/// Golden inputs: the first three test frames (a fixed pattern when there is no test set
+/// here), or normal latents.
+fn golden_inputs(model: &Model, test: Option<&Images>) -> Vec<Vec<u8>> {
+    let values = model.input().len();
     (0..3)
         .map(|i| {
             if model.input().dtype == DType::I8 {
-                test.as_ref().map(|t| t.image(i).to_vec()).unwrap_or_else(|| (0..PIXELS).map(|p| ((p * 7 + i) % 256) as u8).collect())
+                test.filter(|t| t.len() > i && t.values() == values)
+                    .map(|t| t.image(i).to_vec())
+                    .unwrap_or_else(|| (0..values).map(|p| ((p * 7 + i) % 256) as u8).collect())
             } else {
                 let mut z = vec![0f32; model.input().len()];
                 Rng::new(1000 + i as u64).fill_normal(&mut z);
@@ -183,6 +197,7 @@ pub fn activations_sum(model: &Model) -> usize {
 pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
     let mut card = Card::read(dir)?;
     let fam = card.model_family();
+    let test = card.source().load(progress).map(|p| p.test).ok();
     let mut files = BTreeMap::new();
     for &part in fam.parts() {
         let (graph, q) = load_program(dir, part)?;
@@ -198,7 +213,7 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
         let file = quantize::compile(&q, &m)?;
         data::write_atomic(&path, &file)?;
         let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        write_golden(dir, part, &file, &golden_inputs(&model))?;
+        write_golden(dir, part, &file, &golden_inputs(&model, test.as_ref()))?;
         let size = |name: String| std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
         files.insert(
             part.to_string(),
@@ -222,7 +237,7 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
         edges_in_f32: "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.".into(),
         calibration: "calibration.json".into(),
     });
-    measure_int8(dir, &mut card, progress)?;
+    measure_int8(dir, &mut card, test.as_ref(), progress)?;
     card.write(dir)
 }
 
@@ -232,18 +247,19 @@ fn load_file(dir: &Path, part: &str) -> Result<Vec<u8>> {
 }
 
 /// int8 quality figures on the full test set (optimized kernels, all cores).
-fn measure_int8(dir: &Path, card: &mut Card, progress: bool) -> Result<()> {
-    let test = data::fashion_mnist(data::Split::Test)?;
+fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bool) -> Result<()> {
+    let test = test.with_context(|| format!("{}: the test images are not here ({})", dir.display(), card.source().describe()))?;
     match &mut card.family {
         FamilyCard::Pixelcnn(f) => {
             let bytes = load_file(dir, "model")?;
-            let lp = pixelcnn_log_probs(&bytes, &test, progress)?;
-            f.test_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&lp)));
+            let lp = pixelcnn_log_probs(&bytes, test, progress)?;
+            let mean = lp.iter().sum::<f64>() / lp.len().max(1) as f64;
+            f.test_bpd_int8 = Some(r4(edgegen_runtime::likelihood::bits_per_dim(mean, test.values())));
         }
         FamilyCard::Vae(f) => {
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);
             let k = 4;
-            let b = vae_bounds(&e, &d, &test, k, 1, progress)?;
+            let b = vae_bounds(&e, &d, test, k, 1, progress)?;
             f.test_elbo_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
             f.test_iwae_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
             f.int8_iwae_k = Some(k);
@@ -296,7 +312,7 @@ pub fn gan_samples(file: &[u8], n: usize) -> Result<Vec<u8>> {
     let gan = engine::Gan::new(model, Kernels::Optimized)?;
     let images = crate::parallel::map(n, |i| {
         let mut arena = vec![0u8; gan.arena_len()];
-        let mut img = vec![0u8; PIXELS];
+        let mut img = vec![0u8; gan.geometry().values()];
         gan.sample(&mut arena, i as u64, &mut img).map(|_| img)
     });
     Ok(images.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("{e}"))?.concat())

@@ -222,6 +222,8 @@ pub fn publish(
         run: crate::export::card::RunRecord::of(state, ["d_loss", "g_loss"], command, train_config),
         role: None,
         device: Default::default(),
+        data: None,
+        geometry: Some(crate::export::card::GeometryCard::of(crate::data::FASHION_MNIST)),
     };
     card.write(dir)
 }

@@ -91,7 +91,8 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         .with_d_layers(a.d_layers);
     let command = reproduce_command("gan", &a)?;
     save_config(&a.run_dir, &a)?;
-    let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir), a.ema, a.lr_decay_from)?;
+    a.common.require_fashion_mnist("GAN")?;
+    let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir)?, a.ema, a.lr_decay_from)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
         return Ok(());
@@ -137,7 +138,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         &fd,
         fd_last,
         &format!("{weights}; {bn}"),
-        &a.common.dataset_note(false),
+        &a.common.dataset_note(false, &crate::data::Source::FashionMnist, 55_000),
     )?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",

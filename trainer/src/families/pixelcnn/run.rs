@@ -12,10 +12,10 @@ pub struct PixelCnnArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
-    /// Channels of the residual stream.
+    /// Channels of the residual stream (a multiple of the image channels).
     #[arg(long, default_value_t = 64)]
-    pub channels: usize,
-    /// Channels inside each block's masked 3x3 convolution.
+    pub features: usize,
+    /// Channels inside each block's masked 3x3 convolution (a multiple of the image channels).
     #[arg(long, default_value_t = 32)]
     pub inner: usize,
     /// Residual blocks.
@@ -36,29 +36,43 @@ pub struct PixelCnnArgs {
 /// Trains and publishes a PixelCNN.
 pub fn run(mut a: PixelCnnArgs) -> Result<()> {
     a.common.resolve(1e-3)?;
-    if a.channels == 0 || a.inner == 0 || !(1..=edgegen_runtime::likelihood::MAX_COMPONENTS).contains(&a.components) {
-        bail!("--channels and --inner must be positive, --components in 1..=16");
+    if a.features == 0 || a.inner == 0 || !(1..=edgegen_runtime::likelihood::MAX_COMPONENTS).contains(&a.components) {
+        bail!("--features and --inner must be positive, --components in 1..=16");
     }
-    let cfg = PixelCnnConfig::new().with_channels(a.channels).with_inner(a.inner).with_blocks(a.blocks).with_components(a.components);
+    let opts = a.common.options(&a.run_dir)?;
+    let g = opts.source.geometry();
+    let colours = g.channels as usize;
+    if !a.features.is_multiple_of(colours) || !a.inner.is_multiple_of(colours) {
+        bail!("--features ({}) and --inner ({}) must be multiples of the image channels ({colours}): each colour gets its own group", a.features, a.inner);
+    }
+    let cfg = PixelCnnConfig::new()
+        .with_channels(a.features)
+        .with_inner(a.inner)
+        .with_blocks(a.blocks)
+        .with_components(a.components)
+        .with_colours(colours);
     let command = reproduce_command("pixelcnn", &a)?;
     save_config(&a.run_dir, &a)?;
-    let (model, state) = training::train(&cfg, &a.common.options(&a.run_dir))?;
+    let (model, state, parts) = training::train(&cfg, &opts)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
         return Ok(());
     }
     eprintln!("publishing to {}", a.out.display());
-    let (test, mnist) = export::publish(
+    let dataset = a.common.dataset_note(true, &opts.source, parts.train.len());
+    let figures = export::publish(
         &model,
         &cfg,
         &state,
         &command,
         Some(serde_json::to_value(&a)?),
         &a.out,
+        &export::PublishData { source: &opts.source, test: &parts.test, eval_count: a.common.eval_count(), dataset: &dataset },
         !a.common.quiet,
-        a.common.eval_count(),
-        &a.common.dataset_note(true),
     )?;
-    println!("test {test:.4} bits/dim; MNIST {mnist:.4} bits/dim; {:.0} s of training", state.elapsed_seconds);
+    match figures.1 {
+        Some(mnist) => println!("test {:.4} bits/dim; MNIST {mnist:.4} bits/dim; {:.0} s of training", figures.0, state.elapsed_seconds),
+        None => println!("test {:.4} bits/dim; {:.0} s of training", figures.0, state.elapsed_seconds),
+    }
     Ok(())
 }

@@ -13,17 +13,21 @@ pub fn batch_loss(model: &PixelCnn, x: Tensor<4>) -> Tensor<1> {
     mixture_log_prob(x, params, model.components()).neg()
 }
 
-/// Trains a PixelCNN; returns the trained model and the training state.
-pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, TrainState)> {
+/// Trains a PixelCNN on `opts.source`; returns the trained model, the training state and the
+/// dataset's parts (the test part for the published figures).
+pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, TrainState, crate::data::Parts)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
-    let (train, valid) = crate::families::training::datasets(opts)?;
-    crate::families::training::fit(
+    let parts = opts.source.load(opts.progress)?;
+    let train = parts.train.first(opts.limit);
+    let valid = if opts.limit.is_some() { parts.validation.first(Some(crate::families::training::QUICK_VALIDATION)) } else { parts.validation.clone() };
+    let (model, state) = crate::families::training::fit(
         "pixelcnn",
         cfg.init(&device),
         opts,
         &train,
         |model, x, _, _| batch_loss(model, x),
         |model| super::eval::mean_bpd(model, &valid, false),
-    )
+    )?;
+    Ok((model, state, parts))
 }

@@ -266,6 +266,8 @@ pub fn write_card(
         run: crate::export::card::RunRecord::of(state, ["train_bpd", "val_elbo_bpd"], train_command, train_config),
         role: None,
         device: Default::default(),
+        data: None,
+        geometry: Some(crate::export::card::GeometryCard::of(crate::data::FASHION_MNIST)),
     };
     card.write(dir)
 }

@@ -41,7 +41,8 @@ pub fn run(mut a: VaeArgs) -> Result<()> {
     let cfg = VaeConfig::new().with_latent(a.latent).with_components(a.components);
     let command = reproduce_command("vae", &a)?;
     save_config(&a.run_dir, &a)?;
-    let (model, state) = training::train(&cfg, &c.options(&a.run_dir))?;
+    c.require_fashion_mnist("VAE")?;
+    let (model, state) = training::train(&cfg, &c.options(&a.run_dir)?)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
         return Ok(());
@@ -52,7 +53,7 @@ pub fn run(mut a: VaeArgs) -> Result<()> {
     export::write_golden(&model, &test.slice(0..3), &a.out)?;
     export::write_pictures(&model, &test, &a.out, c.seed)?;
     let figures = export::measure(&model, a.iwae_k, c.seed, !c.quiet, c.eval_count())?;
-    export::write_card(&model, &figures, &state, &command, Some(serde_json::to_value(&a)?), &c.dataset_note(true), &a.out)?;
+    export::write_card(&model, &figures, &state, &command, Some(serde_json::to_value(&a)?), &c.dataset_note(true, &crate::data::Source::FashionMnist, 55_000), &a.out)?;
     println!(
         "test ELBO {:.4} bits/dim, IWAE(k={}) {:.4}; MNIST ELBO {:.4}, IWAE {:.4}; {:.0} s of training",
         figures.test.elbo_bpd(),
