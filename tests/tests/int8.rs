@@ -24,7 +24,10 @@ fn tiny_pixelcnn_file() -> Vec<u8> {
         .with_blocks(1)
         .with_components(2)
         .init(&device);
-    let onnx = edgegen_trainer::export::onnx::encode(&edgegen_trainer::families::pixelcnn::export::onnx(&model));
+    let onnx = edgegen_trainer::export::onnx::encode(&edgegen_trainer::families::pixelcnn::export::onnx(
+        &model,
+        edgegen_trainer::data::FASHION_MNIST,
+    ));
     let graph = Graph::parse(&onnx).unwrap();
     let mut rng = Rng::new(5);
     let inputs: Vec<Vec<f32>> = (0..8).map(|_| (0..784).map(|_| rng.uniform() * 2.0 - 1.0).collect()).collect();

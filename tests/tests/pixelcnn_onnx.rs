@@ -63,7 +63,11 @@ fn assert_autoregressive(model: &OnnxModel) {
 fn fresh_pixelcnn_is_autoregressive_in_tract() {
     let device = Device::flex();
     let dir = common::temp_dir("ar-pixelcnn");
-    edgegen_trainer::export::onnx::save(&export::onnx(&small_model(&device), edgegen_trainer::data::FASHION_MNIST), &dir.join("model.onnx")).unwrap();
+    edgegen_trainer::export::onnx::save(
+        &export::onnx(&small_model(&device), edgegen_trainer::data::FASHION_MNIST),
+        &dir.join("model.onnx"),
+    )
+    .unwrap();
     assert_autoregressive(&OnnxModel::load(&dir.join("model.onnx")).unwrap());
     std::fs::remove_dir_all(dir).ok();
 }

@@ -2,11 +2,11 @@
 //! device path), or the f32 / QDQ ONNX files through tract — one enum, one variant per family
 //! and engine, so every call says what it does for each.
 
-use edgegen_runtime::image::Geometry;
 use crate::families::ModelFamily;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
 use edgegen_runtime::guard::{ScoreKind, Statistics};
+use edgegen_runtime::image::Geometry;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;

@@ -266,3 +266,84 @@ fn score_reads_any_picture_and_reports_rejections_in_its_status() {
     assert!(o.status.code() == Some(1) && e.contains("notes.txt") && e.contains("PNG, JPEG"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The whole path on a user's own pictures: a folder of colour pictures of mixed formats and
+/// sizes (one unreadable) → `train pixelcnn --data` at a non-square colour geometry →
+/// `quantize` (calibrated on the folder's validation part) → `calibrate` → `score`; the
+/// geometry is in the compiled file and the card, the int8 engine's row-band colour sampling
+/// equals its full-pass sampling, and the default output never touches `models/`.
+#[test]
+fn own_pictures_train_quantize_calibrate_and_score() {
+    let base = std::env::temp_dir().join(format!("edgegen-cli-{}-own", std::process::id()));
+    let pictures = base.join("camera");
+    std::fs::create_dir_all(pictures.join("day2")).unwrap();
+    for i in 0..80u32 {
+        // Smooth colour gradients with a per-picture offset, some larger than the frames.
+        let (w, h) = if i % 3 == 0 { (24, 20) } else { (12, 10) };
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 9 + i) as u8, (y * 11 + 2 * i) as u8, (100 + i) as u8]));
+        let ext = ["png", "bmp", "ppm", "tiff"][i as usize % 4];
+        img.save(pictures.join(if i % 2 == 0 { "day2" } else { "." }).join(format!("f{i:03}.{ext}"))).unwrap();
+    }
+    std::fs::write(pictures.join("half-written.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    let (out, run) = (base.join("model"), base.join("run"));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let o = edgegen(
+        &[
+            "train",
+            "pixelcnn",
+            "--data",
+            &s(&pictures),
+            "--size",
+            "10x12",
+            "--channels",
+            "3",
+            "--resize",
+            "--epochs",
+            "1",
+            "--batch",
+            "8",
+            "--limit",
+            "64",
+            "--features",
+            "6",
+            "--inner",
+            "3",
+            "--blocks",
+            "1",
+            "--components",
+            "2",
+            "--out",
+            &s(&out),
+            "--run-dir",
+            &s(&run),
+        ],
+        &[],
+    );
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("skipped 1 unreadable") && e.contains("half-written.png"), "{e}");
+    for step in [&["quantize", "--model", &s(&out)][..], &["calibrate", "--model", &s(&out)][..]] {
+        let o = edgegen(step, &[]);
+        assert!(o.status.success(), "{step:?}: {}", stderr(&o));
+    }
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["geometry"], serde_json::json!({"channels": 3, "height": 10, "width": 12}));
+    assert_eq!(card["data"]["kind"], "folder");
+    assert!(card["test_bpd_int8"].as_f64().unwrap() > 0.0 && card["guard"]["threshold"].is_number(), "{card}");
+    let calibration: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("calibration.json")).unwrap()).unwrap();
+    assert_eq!(calibration["calibration_images"], "validation");
+
+    let bytes = std::fs::read(out.join("model.egm")).unwrap();
+    let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap();
+    assert_eq!((model.version(), model.geometry().dims()), (2, [3, 10, 12]));
+    let engine = edgegen_runtime::engine::PixelCnn::new(model, edgegen_runtime::kernels::Kernels::Optimized).unwrap();
+    let (mut a, mut b) = (vec![0u8; 360], vec![0u8; 360]);
+    engine.sample(&mut vec![0u8; engine.sample_arena_len()], 5, &mut a).unwrap();
+    engine.sample_full(&mut vec![0u8; engine.arena_len()], 5, &mut b).unwrap();
+    assert_eq!(a, b, "row-band colour sampling differs from full passes");
+
+    let o = edgegen(&["score", "--model", &s(&out), "--resize", &s(&pictures.join("day2/f000.png")), &s(&pictures.join("f001.bmp"))], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    std::fs::remove_dir_all(base).ok();
+}

@@ -182,14 +182,15 @@ pub fn load(root: &Path, g: Geometry, resize: bool, progress: bool) -> Result<Fo
     };
     let bar = crate::progress::bar(progress, files.len() as u64, "read");
     let frames = crate::parallel::map(files.len(), |i| {
-        let r = std::fs::read(&files[i]).map_err(|e| format!("cannot read: {e}")).and_then(|bytes| {
-            decode_frame(&bytes, g, resize).map_err(|e| format!("{e:#}"))
-        });
+        let r = std::fs::read(&files[i])
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|bytes| decode_frame(&bytes, g, resize).map_err(|e| format!("{e:#}")));
         bar.inc(1);
         r
     });
     crate::progress::finish(&bar);
-    let empty = || Images { channels: g.channels as usize, rows: g.height as usize, cols: g.width as usize, pixels: Vec::new(), labels: None };
+    let empty =
+        || Images { channels: g.channels as usize, rows: g.height as usize, cols: g.width as usize, pixels: Vec::new(), labels: None };
     let mut folder = Folder {
         root: root.to_path_buf(),
         geometry: g,

@@ -109,7 +109,13 @@ impl Images {
         for &i in indices {
             pixels.extend_from_slice(self.image(i));
         }
-        Images { channels: self.channels, rows: self.rows, cols: self.cols, pixels, labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()) }
+        Images {
+            channels: self.channels,
+            rows: self.rows,
+            cols: self.cols,
+            pixels,
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+        }
     }
 }
 
@@ -241,7 +247,10 @@ impl DataArgs {
         ensure!(path.is_dir(), "--data {}: not a folder (give a folder of pictures, or fashion-mnist)", path.display());
         let parse = |s: &str| -> Result<(u16, u16)> {
             let (h, w) = s.split_once(['x', 'X']).with_context(|| format!("--size {s}: expected HxW, e.g. 64x64"))?;
-            Ok((h.trim().parse().with_context(|| format!("--size {s}: bad height"))?, w.trim().parse().with_context(|| format!("--size {s}: bad width"))?))
+            Ok((
+                h.trim().parse().with_context(|| format!("--size {s}: bad height"))?,
+                w.trim().parse().with_context(|| format!("--size {s}: bad width"))?,
+            ))
         };
         let first = || -> Result<image::DynamicImage> {
             let files = folder::pictures(&path)?;
@@ -270,7 +279,8 @@ impl DataArgs {
             }
         };
         ensure!(channels == 1 || channels == 3, "--channels must be 1 (gray) or 3 (RGB), got {channels}");
-        edgegen_runtime::image::Geometry::new(channels, height, width).map_err(|e| anyhow::anyhow!("frames of {height}x{width}x{channels}: {e}"))?;
+        edgegen_runtime::image::Geometry::new(channels, height, width)
+            .map_err(|e| anyhow::anyhow!("frames of {height}x{width}x{channels}: {e}"))?;
         Ok(Source::Folder { path, channels, height, width, resize: self.resize })
     }
 }
@@ -540,7 +550,9 @@ fn fetch_slide() -> Result<()> {
         let work = data_dir().join("skimage");
         std::fs::create_dir_all(&work)?;
         eprintln!("slide photograph: fetching the PyPI wheel {SKIMAGE_WHEEL} (no dependencies)");
-        run(std::process::Command::new("python3").args(["-m", "pip", "download", "--quiet", "--no-deps", "-d", "wheel", SKIMAGE_WHEEL]).current_dir(&work))?;
+        run(std::process::Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d", "wheel", SKIMAGE_WHEEL])
+            .current_dir(&work))?;
         let script = format!(
             "import glob, zipfile; w = sorted(glob.glob('wheel/scikit_image-*.whl'))[0]; open('ihc.png.partial', 'wb').write(zipfile.ZipFile(w).read('{SLIDE_MEMBER}'))"
         );

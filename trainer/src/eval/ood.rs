@@ -198,7 +198,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
     let mut guards = Vec::new();
     for dir in dirs {
         let model = Loaded::open(dir, EngineKind::Int8)?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = crate::export::card::card_name(dir, "model");
         let total = (inliers.len() * (sets.len() + 1)) as u64;
         let bar = crate::progress::bar(progress, total, "ood");
         let stats_all = |imgs: &Images| -> Result<Vec<Statistics>> {
@@ -240,7 +240,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
                     "false_accept_at_guard": at_guard.map(crate::export::card::r4),
                     "unchanged_frames": unchanged_frames,
                 });
-                if set == roc_set && name.starts_with("pixelcnn") {
+                if set == roc_set && model.family() == crate::families::ModelFamily::Pixelcnn {
                     curves.push((format!("{name} {}", k.name()), roc(&a, &b)));
                 }
                 report.push(row);
@@ -261,7 +261,10 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         );
     }
     let (in_distribution, outliers) = if source.is_fashion_mnist() {
-        (format!("{} Fashion-MNIST test images", inliers.len()), format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind"))
+        (
+            format!("{} Fashion-MNIST test images", inliers.len()),
+            format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind"),
+        )
     } else {
         (
             format!("{} test frames of {}", inliers.len(), source.describe()),

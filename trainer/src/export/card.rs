@@ -402,7 +402,13 @@ pub fn history(state: &crate::families::checkpoint::TrainState, train_key: &str,
 
 /// A card's name: its directory's name (`fallback` for a path without one).
 pub fn card_name(dir: &Path, fallback: &str) -> String {
-    dir.file_name().map_or(fallback.to_string(), |n| n.to_string_lossy().to_string())
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+    match name(dir) {
+        // `runs/<name>/model`, the default output of a run: the run's name.
+        Some(n) if n == "model" => dir.parent().and_then(name).unwrap_or(n),
+        Some(n) => n,
+        None => fallback.to_string(),
+    }
 }
 
 /// `{"path": name, "bytes": size}` for a file in `dir`.

@@ -115,8 +115,9 @@ mod tests {
             let p = Tensor::<4>::from_data(TensorData::new(params.clone(), shape), &device);
             let got = to_vec(mixture_log_prob(x, p, k));
             for i in 0..b {
-                let want = likelihood::mixture_image_log_prob(&pixels[i * n..(i + 1) * n], &params[i * 3 * k * n..(i + 1) * 3 * k * n], k, plane)
-                    .unwrap();
+                let want =
+                    likelihood::mixture_image_log_prob(&pixels[i * n..(i + 1) * n], &params[i * 3 * k * n..(i + 1) * 3 * k * n], k, plane)
+                        .unwrap();
                 assert!((got[i] as f64 - want).abs() < 1e-3 * want.abs().max(1.0), "{g} image {i}: {} vs {want}", got[i]);
             }
         }

@@ -290,9 +290,17 @@ impl CommonArgs {
         let n = self.limit.map_or(train_images, |l| l.min(train_images));
         if source.is_fashion_mnist() {
             let held_out = if validation { "; last 5,000 held out for validation" } else { "" };
-            return format!("Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first {} training images{held_out}", thousands(n));
+            return format!(
+                "Fashion-MNIST (Debian dataset-fashion-mnist): trained on the first {} training images{held_out}",
+                thousands(n)
+            );
         }
-        format!("{}: trained on the first {} of its {} training frames; its validation and test parts held out", source.describe(), thousands(n), thousands(train_images))
+        format!(
+            "{}: trained on the first {} of its {} training frames; its validation and test parts held out",
+            source.describe(),
+            thousands(n),
+            thousands(train_images)
+        )
     }
 
     /// The loop's settings (after [`CommonArgs::resolve`]).

@@ -329,11 +329,19 @@ pub fn inspect(path: &Path) -> Result<String> {
         s,
         "{}: edgegen model file v{}, {} bytes (weights and constants {} bytes)",
         path.display(),
-        edgegen_runtime::model::VERSION,
+        model.version(),
         bytes.len(),
         model.data_len()
     )?;
-    writeln!(s, "name {}  family {}  components {}  latent {}", md.name_str(), md.family.name(), md.components, md.latent)?;
+    writeln!(
+        s,
+        "name {}  family {}  frames {} (HxWxC)  components {}  latent {}",
+        md.name_str(),
+        md.family.name(),
+        model.geometry(),
+        md.components,
+        md.latent
+    )?;
     if md.guard_flags & 1 != 0 {
         let kind = edgegen_runtime::guard::ScoreKind::from_u8(md.guard_score);
         let name = kind.map_or_else(|| format!("unknown ({})", md.guard_score), |k| k.name().to_string());

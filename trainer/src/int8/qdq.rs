@@ -57,7 +57,7 @@ pub fn qdq_onnx(q: &QModel, doc: &str, family: &str) -> ModelProto {
     let shape4 =
         |t: &crate::int8::quantize::QTensor| -> Vec<usize> { std::iter::once(1).chain(t.dims[..t.rank].iter().copied()).collect() };
     if input.dtype == DType::I8 {
-        b.g.input_typed("image_q", DataType::Int8, &[1, 1, 28, 28]);
+        b.g.input_typed("image_q", DataType::Int8, &shape4(input));
         let (s, z) = b.scalar_qparams("image", IMAGE_SCALE, 0);
         value[q.input] = b.g.node("DequantizeLinear", &["image_q", &s, &z], Some(&input.name), &[]);
     } else {

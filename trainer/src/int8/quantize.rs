@@ -286,7 +286,11 @@ impl<'g> Lowering<'g> {
         let graph = self.graph;
         self.image_input = image;
         if image {
-            ensure!(graph.shapes[&graph.input] == [1, 28, 28], "image models take [1, 28, 28]");
+            let shape = &graph.shapes[&graph.input];
+            ensure!(
+                shape.len() == 3 && (1..=4).contains(&shape[0]) && shape[1] > 0 && shape[2] > 0,
+                "image models take a [C, H, W] image, not {shape:?}"
+            );
             let input = self.new_tensor(&graph.input, DType::I8, (IMAGE_SCALE, 0));
             self.id.insert(graph.input.clone(), input);
             return Ok(input);

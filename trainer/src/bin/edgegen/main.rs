@@ -30,8 +30,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Compile a quantized model (from calibration.json) to flat model files (.egm).
     Compile(compile::Args),
-    /// Score images (IDX or 8-bit grayscale 28x28 PNG): one JSON line per image with bits/dim
-    /// and the guard's verdict.
+    /// Score frames (pictures converted to the model's geometry, or IDX files): one JSON line
+    /// per frame with bits/dim and the guard's verdict.
     Score(score::Args),
     /// Draw samples from a model into a PNG grid.
     Sample(sample::Args),

@@ -60,7 +60,8 @@ pub fn sample(model: &PixelCnn, seeds: &[u64], g: Geometry) -> Vec<u8> {
             let sub = c * plane + p;
             let params = heads(&model, &images, g);
             for (i, rng) in rngs.iter_mut().enumerate() {
-                images[i * values + sub] = likelihood::mixture_sample_at(&params[..], i * per + likelihood::head_index(sub, k, plane), k, plane, rng);
+                images[i * values + sub] =
+                    likelihood::mixture_sample_at(&params[..], i * per + likelihood::head_index(sub, k, plane), k, plane, rng);
             }
         }
     }

@@ -61,7 +61,7 @@ pub fn onnx(model: &PixelCnn, geo: Geometry) -> ModelProto {
 /// Golden vectors: `golden/model/test_data_set_N/{input_0,output_0}.pb`.
 pub fn write_golden(model: &PixelCnn, images: &Images, dir: &Path) -> Result<()> {
     let geo = images.geometry()?;
-    let (k, c, h, w) = (model.components(), geo.channels as i64, geo.height as i64, geo.width as i64);
+    let (k, c, h, w) = (model.components(), geo.channels as usize, geo.height as usize, geo.width as usize);
     for i in 0..images.len() {
         let set = dir.join("golden").join("model").join(format!("test_data_set_{i}"));
         let x: Vec<f32> = images.image(i).iter().map(|&p| scale_pixel(p)).collect();
@@ -69,7 +69,7 @@ pub fn write_golden(model: &PixelCnn, images: &Images, dir: &Path) -> Result<()>
         crate::export::onnx::save_tensor(
             &set.join("output_0.pb"),
             "params",
-            &[1, 3 * k as i64 * c, h, w],
+            &[1, 3 * k * c, h, w],
             &eval::heads(&model.valid(), images.image(i), geo),
         )?;
     }
@@ -86,6 +86,8 @@ pub struct PublishData<'a> {
     pub eval_count: Option<usize>,
     /// The card's `dataset` line.
     pub dataset: &'a str,
+    /// Samples drawn for `samples.png` (seeds 0..n).
+    pub samples: usize,
 }
 
 /// Publishes everything into `dir`: ONNX, golden vectors, `samples.png` and `card.json`.
@@ -103,7 +105,7 @@ pub fn publish(
     let geo = d.source.geometry();
     crate::export::onnx::save(&onnx(model, geo), &dir.join("model.onnx"))?;
     write_golden(model, &d.test.first(Some(3)), dir)?;
-    let seeds: Vec<u64> = (0..64).collect();
+    let seeds: Vec<u64> = (0..d.samples as u64).collect();
     let scale = (56 / geo.height.max(geo.width) as usize).max(1);
     crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &eval::sample(model, &seeds, geo), geo, 8, scale)?;
     let test = d.test.first(d.eval_count);

@@ -244,7 +244,8 @@ mod tests {
         let model = PixelCnnConfig::new().with_channels(12).with_inner(6).with_blocks(2).with_components(k).with_colours(c).init(&device);
         let plane = h * w;
         let base: Vec<f32> = (0..c * plane).map(|i| ((i * 53) % 255) as f32 / 127.5 - 1.0).collect();
-        let run = |x: &[f32]| crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, c, h, w]), &device)));
+        let run =
+            |x: &[f32]| crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, c, h, w]), &device)));
         let before = run(&base);
         // Order of sub-pixels: pixel-major, channel-minor.
         let order = |ch: usize, p: usize| p * c + ch;

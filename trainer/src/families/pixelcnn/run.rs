@@ -43,7 +43,11 @@ pub fn run(mut a: PixelCnnArgs) -> Result<()> {
     let g = opts.source.geometry();
     let colours = g.channels as usize;
     if !a.features.is_multiple_of(colours) || !a.inner.is_multiple_of(colours) {
-        bail!("--features ({}) and --inner ({}) must be multiples of the image channels ({colours}): each colour gets its own group", a.features, a.inner);
+        bail!(
+            "--features ({}) and --inner ({}) must be multiples of the image channels ({colours}): each colour gets its own group",
+            a.features,
+            a.inner
+        );
     }
     let cfg = PixelCnnConfig::new()
         .with_channels(a.features)
@@ -67,7 +71,13 @@ pub fn run(mut a: PixelCnnArgs) -> Result<()> {
         &command,
         Some(serde_json::to_value(&a)?),
         &a.out,
-        &export::PublishData { source: &opts.source, test: &parts.test, eval_count: a.common.eval_count(), dataset: &dataset },
+        &export::PublishData {
+            source: &opts.source,
+            test: &parts.test,
+            eval_count: a.common.eval_count(),
+            dataset: &dataset,
+            samples: if a.common.limit.is_some() { 8 } else { 64 },
+        },
         !a.common.quiet,
     )?;
     match figures.1 {

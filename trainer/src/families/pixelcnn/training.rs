@@ -20,7 +20,11 @@ pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, Tra
     device.seed(opts.seed);
     let parts = opts.source.load(opts.progress)?;
     let train = parts.train.first(opts.limit);
-    let valid = if opts.limit.is_some() { parts.validation.first(Some(crate::families::training::QUICK_VALIDATION)) } else { parts.validation.clone() };
+    let valid = if opts.limit.is_some() {
+        parts.validation.first(Some(crate::families::training::QUICK_VALIDATION))
+    } else {
+        parts.validation.clone()
+    };
     let (model, state) = crate::families::training::fit(
         "pixelcnn",
         cfg.init(&device),

@@ -53,7 +53,15 @@ pub fn run(mut a: VaeArgs) -> Result<()> {
     export::write_golden(&model, &test.slice(0..3), &a.out)?;
     export::write_pictures(&model, &test, &a.out, c.seed)?;
     let figures = export::measure(&model, a.iwae_k, c.seed, !c.quiet, c.eval_count())?;
-    export::write_card(&model, &figures, &state, &command, Some(serde_json::to_value(&a)?), &c.dataset_note(true, &crate::data::Source::FashionMnist, 55_000), &a.out)?;
+    export::write_card(
+        &model,
+        &figures,
+        &state,
+        &command,
+        Some(serde_json::to_value(&a)?),
+        &c.dataset_note(true, &crate::data::Source::FashionMnist, 55_000),
+        &a.out,
+    )?;
     println!(
         "test ELBO {:.4} bits/dim, IWAE(k={}) {:.4}; MNIST ELBO {:.4}, IWAE {:.4}; {:.0} s of training",
         figures.test.elbo_bpd(),

@@ -8,18 +8,18 @@ use edgegen_trainer::families::{gan, pixelcnn, vae};
 #[derive(clap::Subcommand, Debug)]
 pub enum Family {
     /// Variational autoencoder (encoder.onnx + decoder.onnx).
-    Vae(vae::run::VaeArgs),
+    Vae(Box<vae::run::VaeArgs>),
     /// PixelCNN with exact log-likelihood (model.onnx).
-    Pixelcnn(pixelcnn::run::PixelCnnArgs),
+    Pixelcnn(Box<pixelcnn::run::PixelCnnArgs>),
     /// DCGAN (generator.onnx + discriminator.onnx), measured by Frechet distance.
-    Gan(gan::run::GanArgs),
+    Gan(Box<gan::run::GanArgs>),
 }
 
 /// Runs `edgegen train`.
 pub fn run(family: Family) -> Result<()> {
     match family {
-        Family::Vae(a) => vae::run::run(a),
-        Family::Pixelcnn(a) => pixelcnn::run::run(a),
-        Family::Gan(a) => gan::run::run(a),
+        Family::Vae(a) => vae::run::run(*a),
+        Family::Pixelcnn(a) => pixelcnn::run::run(*a),
+        Family::Gan(a) => gan::run::run(*a),
     }
 }
