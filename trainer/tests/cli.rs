@@ -347,3 +347,31 @@ fn own_pictures_train_quantize_calibrate_and_score() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
     std::fs::remove_dir_all(base).ok();
 }
+
+/// `compile --ram/--flash/--board` refuses a model that does not fit, with the numbers, and
+/// writes nothing; one that fits compiles as before.
+#[test]
+fn compile_refuses_a_model_that_does_not_fit() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-fit", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["card.json", "calibration.json", "model.onnx", "model.egm"] {
+        std::fs::copy(root().join("models/pixelcnn-fmnist").join(f), dir.join(f)).unwrap();
+    }
+    let before = std::fs::read(dir.join("model.egm")).unwrap();
+    std::fs::remove_file(dir.join("model.egm")).unwrap();
+    let d = dir.to_str().unwrap();
+    let o = edgegen(&["compile", "--model", d, "--ram", "64K", "--quiet"], &[]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("does not fit") && e.contains("B over") && e.contains("Nothing was written"), "{e}");
+    assert!(!dir.join("model.egm").exists(), "a refused model is not written");
+    let o = edgegen(&["compile", "--model", d, "--board", "stm32f407", "--flash", "10K", "--quiet"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("flash: needs"), "{}", stderr(&o));
+    let o = edgegen(&["compile", "--model", d, "--board", "nucleo-l4r5zi", "--quiet"], &[]);
+    assert!(o.status.success() && stderr(&o).contains("fits nucleo-l4r5zi"), "{}", stderr(&o));
+    let after = std::fs::read(dir.join("model.egm")).unwrap();
+    assert_eq!(after.len(), before.len());
+    let o = edgegen(&["compile", "--model", d, "--board", "pdp-11"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("unknown board"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -2,6 +2,7 @@
 //! directory's f32 ONNX to calibrated QDQ ONNX (`*.int8.onnx`) and compiled model files
 //! (`*.egm`), with int8 golden vectors and int8 quality figures in `card.json`.
 
+pub mod budget;
 pub mod graph;
 pub mod qdq;
 pub mod quantize;
@@ -195,10 +196,16 @@ pub fn activations_sum(model: &Model) -> usize {
 /// `edgegen compile`: `<part>.egm` for every part, from the f32 ONNX and
 /// `calibration.json`; golden vectors; int8 figures in the card.
 pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
+    compile_dir_within(dir, None, progress)
+}
+
+/// [`compile_dir`], refusing (before writing anything) a model that does not fit `budget`:
+/// flash is the sum of its model files, RAM the largest arena of its parts (for a PixelCNN,
+/// plus the guard's two per-value f32 buffers).
+pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress: bool) -> Result<()> {
     let mut card = Card::read(dir)?;
     let fam = card.model_family();
-    let test = card.source().load(progress).map(|p| p.test).ok();
-    let mut files = BTreeMap::new();
+    let mut compiled = Vec::new();
     for &part in fam.parts() {
         let (graph, q) = load_program(dir, part)?;
         let mut m = meta(&card, part, &graph);
@@ -210,7 +217,23 @@ pub fn compile_dir(dir: &Path, progress: bool) -> Result<()> {
                 m.guard = (md.guard_score, md.guard_flags, md.guard_threshold, md.guard_false_reject, md.guard_params);
             }
         }
-        let file = quantize::compile(&q, &m)?;
+        compiled.push((part, path, quantize::compile(&q, &m)?));
+    }
+    if let Some(b) = budget {
+        let flash: u64 = compiled.iter().map(|c| c.2.len() as u64).sum();
+        let mut ram = 0u64;
+        let mut what = Vec::new();
+        for (part, _, file) in &compiled {
+            let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let guard = if model.metadata().family == edgegen_runtime::model::Family::PixelCnn { 3 + 8 * model.geometry().values() as u64 } else { 0 };
+            ram = ram.max(model.arena_len() as u64 + guard);
+            what.push(format!("{part}.egm: {} B, arena {} B{}", file.len(), model.arena_len(), if guard > 0 { format!(" + {guard} B of guard buffers") } else { String::new() }));
+        }
+        eprintln!("{}: {}", dir.display(), b.check(ram, flash, &what.join("; "))?);
+    }
+    let test = card.source().load(progress).map(|p| p.test).ok();
+    let mut files = BTreeMap::new();
+    for (part, path, file) in compiled {
         data::write_atomic(&path, &file)?;
         let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
         write_golden(dir, part, &file, &golden_inputs(&model, test.as_ref()))?;
