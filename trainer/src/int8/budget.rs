@@ -80,7 +80,9 @@ impl Budget {
         if !over.is_empty() {
             bail!("the model does not fit {}: {}. {what}. Nothing was written; make the model smaller (fewer --features, --inner, --blocks) or choose a larger device", self.name, over.join("; "));
         }
-        let pct = |need: u64, have: Option<u64>| have.map_or("no limit given".to_string(), |h| format!("{:.1}% of {h} B", 100.0 * need as f64 / h as f64));
+        let pct = |need: u64, have: Option<u64>| {
+            have.map_or("no limit given".to_string(), |h| format!("{:.1}% of {h} B", 100.0 * need as f64 / h as f64))
+        };
         Ok(format!("fits {}: RAM {ram} B ({}), flash {flash} B ({})", self.name, pct(ram, self.ram), pct(flash, self.flash)))
     }
 }

@@ -225,9 +225,18 @@ pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress:
         let mut what = Vec::new();
         for (part, _, file) in &compiled {
             let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let guard = if model.metadata().family == edgegen_runtime::model::Family::PixelCnn { 3 + 8 * model.geometry().values() as u64 } else { 0 };
+            let guard = if model.metadata().family == edgegen_runtime::model::Family::PixelCnn {
+                3 + 8 * model.geometry().values() as u64
+            } else {
+                0
+            };
             ram = ram.max(model.arena_len() as u64 + guard);
-            what.push(format!("{part}.egm: {} B, arena {} B{}", file.len(), model.arena_len(), if guard > 0 { format!(" + {guard} B of guard buffers") } else { String::new() }));
+            what.push(format!(
+                "{part}.egm: {} B, arena {} B{}",
+                file.len(),
+                model.arena_len(),
+                if guard > 0 { format!(" + {guard} B of guard buffers") } else { String::new() }
+            ));
         }
         eprintln!("{}: {}", dir.display(), b.check(ram, flash, &what.join("; "))?);
     }
