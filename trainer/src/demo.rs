@@ -40,6 +40,43 @@ pub fn write_frames(dir: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The second use case's frame sets (32×32 RGB tiles of a microscope slide): (file, what).
+pub const SLIDE_FRAME_SETS: [(&str, &str); 2] = [
+    ("slide-test.idx", "slide tiles from the held-out test band (in distribution)"),
+    ("slide-defects.idx", "slide tiles with defects drawn on them, one kind after another (out of distribution)"),
+];
+
+/// Writes the second use case's bundled frames: `n` test tiles of the slide (spread over the
+/// test band) and `n` other test tiles with the defects of `eval ood` drawn on them in turn,
+/// as colour IDX files (n × 3 × 32 × 32).
+pub fn write_slide_frames(dir: &Path, n: usize) -> Result<()> {
+    let source = data::Source::Folder {
+        path: data::slide_tiles_dir(),
+        channels: 3,
+        height: data::SLIDE_TILE as u16,
+        width: data::SLIDE_TILE as u16,
+        resize: false,
+    };
+    let test = source.load(false)?.test;
+    anyhow::ensure!(n >= 1 && 2 * n <= test.len(), "--count must be in 1..={}", test.len() / 2);
+    let g = test.geometry()?;
+    let inliers: Vec<usize> = (0..n).map(|i| i * test.len() / n).collect();
+    let others: Vec<usize> = (0..n).map(|i| (i * test.len() / n + test.len() / (2 * n)).min(test.len() - 1)).collect();
+    let mut rng = edgegen_runtime::rng::Rng::with_stream(6, 0);
+    let defects = crate::eval::defects::DEFECTS;
+    let pixels: Vec<u8> = others
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &j)| crate::eval::defects::draw(defects[i % defects.len()], test.image(j), g, &mut rng))
+        .collect();
+    data::write_atomic(&dir.join(SLIDE_FRAME_SETS[0].0), &data::encode_idx_images(&test.select(&inliers)))?;
+    data::write_atomic(
+        &dir.join(SLIDE_FRAME_SETS[1].0),
+        &data::encode_idx_images(&Images { pixels, labels: None, ..test.select(&others) }),
+    )?;
+    Ok(())
+}
+
 /// Options of the demo.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -55,6 +92,9 @@ pub struct DemoOptions {
 
 /// The bundled models the demo uses, in order, with how many samples to draw.
 const MODELS: [(&str, usize); 3] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16)];
+
+/// The second use case's model.
+const SLIDE_MODEL: &str = "pixelcnn-ihc";
 
 /// Runs the demo, printing to stdout: samples from every bundled model, then every
 /// bundled frame's bits/dim under each likelihood model and the guards' verdicts.
@@ -72,15 +112,36 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         let images = crate::parallel::map(count, |i| loaded.sample(i as u64));
         let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
         let path = opts.out.join(format!("{name}-samples.png"));
-        crate::export::card::save_grid(&path, &images, 8, 3)?;
+        crate::data::imageio::write_frame_grid(&path, &images, loaded.geometry(), 8, 3)?;
         println!("  {name}: {count} samples (seeds 0..{}) in {:.1} s -> {}", count - 1, started.elapsed().as_secs_f64(), path.display());
         if loaded.family().has_likelihood() {
             scorers.push((name, loaded));
         }
     }
+    score_table(&scorers, &opts.frames, &FRAME_SETS)?;
+
+    // The second use case: a colour PixelCNN on 32×32 tiles of a microscope slide.
+    let dir = opts.models.join(SLIDE_MODEL);
+    if !dir.join("card.json").exists() || !opts.frames.join(SLIDE_FRAME_SETS[0].0).exists() {
+        println!("\n{SLIDE_MODEL}: not bundled, skipped");
+        return Ok(());
+    }
+    let loaded = Loaded::open(&dir, opts.engine).with_context(|| format!("loading {}", dir.display()))?;
+    println!("\nsecond use case: {SLIDE_MODEL}, {} frames of a microscope slide", loaded.geometry());
+    let started = std::time::Instant::now();
+    let images = crate::parallel::map(4, |i| loaded.sample(i as u64));
+    let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+    let path = opts.out.join(format!("{SLIDE_MODEL}-samples.png"));
+    crate::data::imageio::write_frame_grid(&path, &images, loaded.geometry(), 4, 3)?;
+    println!("  {SLIDE_MODEL}: 4 samples (seeds 0..3) in {:.1} s -> {}", started.elapsed().as_secs_f64(), path.display());
+    score_table(&[(SLIDE_MODEL, loaded)], &opts.frames, &SLIDE_FRAME_SETS)
+}
+
+/// Prints every frame's bits/dim under each scorer and the guards' verdicts, set by set.
+fn score_table(scorers: &[(&str, Loaded)], frames_dir: &Path, sets: &[(&str, &str)]) -> Result<()> {
     println!();
     print!("{:<26}", "frame");
-    for (name, l) in &scorers {
+    for (name, l) in scorers {
         let head = format!("{name} bpd");
         print!(" {head:>22}");
         if let Some((kind, _, t)) = l.guard() {
@@ -88,16 +149,15 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         }
     }
     println!();
-    for (file, what) in FRAME_SETS {
-        let path = opts.frames.join(file);
+    for &(file, what) in sets {
+        let path = frames_dir.join(file);
         let frames: Images = data::read_idx_images(&path)?;
-        data::ensure_28x28(&frames, &path.display().to_string())?;
         println!("# {what}");
         let mut sums = vec![0f64; scorers.len()];
         for i in 0..frames.len() {
             print!("{:<26}", format!("{file}#{i}"));
             for (j, (_, l)) in scorers.iter().enumerate() {
-                let stats = l.statistics(frames.image(i), i)?;
+                let stats = l.statistics(frames.image(i), i).with_context(|| format!("{}#{i}", path.display()))?;
                 sums[j] += stats.bpd;
                 print!(" {:>22.3}", stats.bpd);
                 if let Some((score, _, accept)) = crate::eval::score::verdict(l, &stats)? {

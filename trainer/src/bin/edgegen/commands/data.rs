@@ -28,7 +28,8 @@ pub enum Action {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write the bundled demo frames (first N test images, N digits over all classes).
+    /// Write the bundled demo frames (first N test images, N digits over all classes, N
+    /// corrupted images; N slide tiles and N slide tiles with defects).
     Frames {
         /// Directory the frame files are written to (`--out models/frames` replaces the
         /// bundled frames).
@@ -49,6 +50,17 @@ pub fn run(action: Action) -> Result<()> {
             println!("{} training, {} validation, {} test tiles in {}", n.train, n.validation, n.test, out.display());
             Ok(())
         }
-        Action::Frames { out, count } => edgegen_trainer::demo::write_frames(&out, count),
+        Action::Frames { out, count } => {
+            edgegen_trainer::demo::write_frames(&out, count)?;
+            if edgegen_trainer::data::slide_tiles_dir().exists() {
+                edgegen_trainer::demo::write_slide_frames(&out, count)
+            } else {
+                eprintln!(
+                    "slide tiles not found at {}: run `edgegen data fetch` for the slide frames",
+                    edgegen_trainer::data::slide_tiles_dir().display()
+                );
+                Ok(())
+            }
+        }
     }
 }
