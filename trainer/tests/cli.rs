@@ -345,6 +345,46 @@ fn own_pictures_train_quantize_calibrate_and_score() {
     let o = edgegen(&["score", "--model", &s(&out), "--resize", &s(&pictures.join("day2/f000.png")), &s(&pictures.join("f001.bmp"))], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+
+    // The VAE follows the geometry too (one resolution stage for 10x12), through int8.
+    let (vae, vae_run) = (base.join("vae"), base.join("vae-run"));
+    let o = edgegen(
+        &[
+            "train",
+            "vae",
+            "--data",
+            &s(&pictures),
+            "--size",
+            "10x12",
+            "--channels",
+            "3",
+            "--resize",
+            "--epochs",
+            "1",
+            "--batch",
+            "8",
+            "--limit",
+            "64",
+            "--latent",
+            "2",
+            "--iwae-k",
+            "2",
+            "--out",
+            &s(&vae),
+            "--run-dir",
+            &s(&vae_run),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = edgegen(&["quantize", "--model", &s(&vae)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for part in ["encoder.egm", "decoder.egm"] {
+        let bytes = std::fs::read(vae.join(part)).unwrap();
+        assert_eq!(edgegen_runtime::model::Model::from_bytes(&bytes).unwrap().geometry().dims(), [3, 10, 12], "{part}");
+    }
+    let o = edgegen(&["score", "--model", &s(&vae), "--resize", &s(&pictures.join("f001.bmp"))], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
     std::fs::remove_dir_all(base).ok();
 }
 

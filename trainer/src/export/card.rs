@@ -178,10 +178,12 @@ pub struct VaeCard {
     pub test_elbo_bpd: f64,
     /// Test importance-weighted bound, bits/dim.
     pub test_iwae_bpd: f64,
-    /// MNIST ELBO, bits/dim.
-    pub mnist_elbo_bpd: f64,
-    /// MNIST importance-weighted bound, bits/dim.
-    pub mnist_iwae_bpd: f64,
+    /// MNIST ELBO, bits/dim (Fashion-MNIST models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_elbo_bpd: Option<f64>,
+    /// MNIST importance-weighted bound, bits/dim (Fashion-MNIST models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_iwae_bpd: Option<f64>,
     /// Importance samples of the reported bound.
     pub iwae_k: usize,
     /// Test images the test figures were measured on.

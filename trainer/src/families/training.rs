@@ -326,7 +326,7 @@ impl CommonArgs {
     /// fixed at 28×28 gray.
     pub fn require_fashion_mnist(&self, family: &str) -> Result<()> {
         if !self.data.source()?.is_fashion_mnist() {
-            bail!("the {family} trains on Fashion-MNIST only so far (its architecture is fixed at 28x28 gray); the PixelCNN trains on any folder of pictures: `edgegen train pixelcnn --data DIR`");
+            bail!("the {family} trains on Fashion-MNIST only so far (its architecture is fixed at 28x28 gray); the PixelCNN and the VAE train on any folder of pictures: `edgegen train pixelcnn --data DIR`");
         }
         Ok(())
     }

@@ -292,8 +292,9 @@ fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bo
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);
             let k = 4;
             let b = vae_bounds(&e, &d, test, k, 1, progress)?;
-            f.test_elbo_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>())));
-            f.test_iwae_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>())));
+            let values = test.values();
+            f.test_elbo_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.elbo).collect::<Vec<_>>(), values)));
+            f.test_iwae_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>(), values)));
             f.int8_iwae_k = Some(k);
         }
         FamilyCard::Gan(f) => {

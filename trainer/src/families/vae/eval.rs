@@ -3,8 +3,7 @@
 
 use super::model::Vae;
 use crate::data::Images;
-use crate::data::PIXELS;
-use crate::families::loss::{images_to_tensor, to_vec};
+use crate::families::loss::{frames_to_tensor, to_vec};
 use burn::prelude::*;
 use edgegen_runtime::{likelihood, rng::Rng};
 
@@ -15,22 +14,24 @@ pub struct Bounds {
     pub elbo: Vec<f64>,
     /// Importance-weighted bound with k samples.
     pub iwae: Vec<f64>,
+    /// Values per image (the "dimensions" of bits/dim).
+    pub values: usize,
 }
 
 impl Bounds {
     /// Mean ELBO in bits/dim.
     pub fn elbo_bpd(&self) -> f64 {
-        mean_bpd(&self.elbo)
+        mean_bpd(&self.elbo, self.values)
     }
     /// Mean importance-weighted bound in bits/dim.
     pub fn iwae_bpd(&self) -> f64 {
-        mean_bpd(&self.iwae)
+        mean_bpd(&self.iwae, self.values)
     }
 }
 
-/// Mean of per-image log-likelihoods (nats), in bits/dim.
-pub fn mean_bpd(log_p: &[f64]) -> f64 {
-    likelihood::bits_per_dim(log_p.iter().sum::<f64>() / log_p.len().max(1) as f64, PIXELS)
+/// Mean of per-image log-likelihoods (nats) of images of `values` values, in bits/dim.
+pub fn mean_bpd(log_p: &[f64], values: usize) -> f64 {
+    likelihood::bits_per_dim(log_p.iter().sum::<f64>() / log_p.len().max(1) as f64, values)
 }
 
 /// The latent noise stream of image `index`: the same on every engine for the same seed.
@@ -47,11 +48,13 @@ pub fn bounds(model: &Vae, images: &Images, k: usize, seed: u64, progress: bool)
     let latent = model.decoder.latent();
     let chunk = (1024 / k).max(1);
     let bar = crate::progress::bar(progress, images.len() as u64, "eval");
-    let mut out = Bounds::default();
+    let values = images.values();
+    let Ok(g) = images.geometry() else { return Bounds { values, ..Bounds::default() } };
+    let mut out = Bounds { values, ..Bounds::default() };
     for start in (0..images.len()).step_by(chunk) {
         let b = chunk.min(images.len() - start);
-        let pixels = &images.pixels[start * PIXELS..(start + b) * PIXELS];
-        let (mu, logvar) = model.encoder.forward(images_to_tensor(pixels, b, &device));
+        let pixels = &images.pixels[start * values..(start + b) * values];
+        let (mu, logvar) = model.encoder.forward(frames_to_tensor(pixels, b, g, &device));
         let (mu, logvar) = (to_vec(mu), to_vec(logvar));
         let mut z = vec![0f32; b * k * latent];
         for i in 0..b {
@@ -63,11 +66,11 @@ pub fn bounds(model: &Vae, images: &Images, k: usize, seed: u64, progress: bool)
             }
         }
         let params = to_vec(model.decoder.forward(Tensor::from_data(TensorData::new(z.clone(), [b * k, latent]), &device)));
-        let per = 3 * comps * PIXELS;
+        let per = 3 * comps * values;
         let log_weights = crate::parallel::map(b * k, |j| {
             let i = j / k;
-            let img = &pixels[i * PIXELS..(i + 1) * PIXELS];
-            let lp = likelihood::mixture_image_log_prob(img, &params[j * per..(j + 1) * per], comps, PIXELS).expect("head shape");
+            let img = &pixels[i * values..(i + 1) * values];
+            let lp = likelihood::mixture_image_log_prob(img, &params[j * per..(j + 1) * per], comps, g.plane()).expect("head shape");
             likelihood::importance_log_weight(
                 lp,
                 &z[j * latent..(j + 1) * latent],
@@ -98,6 +101,7 @@ pub fn decode(model: &Vae, z: &[f32]) -> Vec<f32> {
 /// `(mu, logvar)` for images.
 pub fn encode(model: &Vae, images: &Images) -> (Vec<f32>, Vec<f32>) {
     let model = model.valid();
-    let (mu, lv) = model.encoder.forward(images_to_tensor(&images.pixels, images.len(), &Device::flex()));
+    let g = images.geometry().expect("images of a model's geometry");
+    let (mu, lv) = model.encoder.forward(frames_to_tensor(&images.pixels, images.len(), g, &Device::flex()));
     (to_vec(mu), to_vec(lv))
 }

@@ -2,7 +2,6 @@
 //! export ONNX, golden vectors, pictures, figures, card.
 
 use super::{export, training, VaeConfig};
-use crate::data;
 use crate::families::training::{reproduce_command, save_config, CommonArgs};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -38,37 +37,44 @@ pub fn run(mut a: VaeArgs) -> Result<()> {
         bail!("--latent must be in 1..=32, --components in 1..=16, --iwae-k positive");
     }
     let c = &a.common;
-    let cfg = VaeConfig::new().with_latent(a.latent).with_components(a.components);
+    let opts = c.options(&a.run_dir)?;
+    let g = opts.source.geometry();
+    let cfg = VaeConfig::new()
+        .with_latent(a.latent)
+        .with_components(a.components)
+        .with_channels(g.channels as usize)
+        .with_height(g.height as usize)
+        .with_width(g.width as usize);
+    cfg.check()?;
     let command = reproduce_command("vae", &a)?;
     save_config(&a.run_dir, &a)?;
-    c.require_fashion_mnist("VAE")?;
-    let (model, state) = training::train(&cfg, &c.options(&a.run_dir)?)?;
+    let (model, state) = training::train(&cfg, &opts)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
         return Ok(());
     }
     eprintln!("publishing to {}", a.out.display());
+    let parts = opts.source.load(false)?;
     export::write_onnx(&model, &a.out)?;
-    let test = data::fashion_mnist(data::Split::Test)?;
-    export::write_golden(&model, &test.slice(0..3), &a.out)?;
-    export::write_pictures(&model, &test, &a.out, c.seed)?;
-    let figures = export::measure(&model, a.iwae_k, c.seed, !c.quiet, c.eval_count())?;
+    export::write_golden(&model, &parts.test.first(Some(3)), &a.out)?;
+    export::write_pictures(&model, &parts.test, &a.out, c.seed)?;
+    let figures = export::measure(&model, a.iwae_k, c.seed, !c.quiet, c.eval_count(), &opts.source, &parts.test)?;
     export::write_card(
         &model,
         &figures,
         &state,
         &command,
         Some(serde_json::to_value(&a)?),
-        &c.dataset_note(true, &crate::data::Source::FashionMnist, 55_000),
+        &c.dataset_note(true, &opts.source, parts.train.len()),
+        &opts.source,
         &a.out,
     )?;
+    let mnist = figures.mnist.as_ref().map_or(String::new(), |m| format!("; MNIST ELBO {:.4}, IWAE {:.4}", m.elbo_bpd(), m.iwae_bpd()));
     println!(
-        "test ELBO {:.4} bits/dim, IWAE(k={}) {:.4}; MNIST ELBO {:.4}, IWAE {:.4}; {:.0} s of training",
+        "test ELBO {:.4} bits/dim, IWAE(k={}) {:.4}{mnist}; {:.0} s of training",
         figures.test.elbo_bpd(),
         a.iwae_k,
         figures.test.iwae_bpd(),
-        figures.mnist.elbo_bpd(),
-        figures.mnist.iwae_bpd(),
         state.elapsed_seconds
     );
     Ok(())

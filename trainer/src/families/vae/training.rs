@@ -3,9 +3,8 @@
 
 use super::model::{Vae, VaeConfig};
 use crate::data::Images;
-use crate::data::PIXELS;
 use crate::families::checkpoint::TrainState;
-use crate::families::loss::{images_to_tensor, kl_to_standard_normal, mixture_log_prob, to_vec};
+use crate::families::loss::{frames_to_tensor, kl_to_standard_normal, mixture_log_prob, to_vec};
 pub use crate::families::training::TrainOptions;
 use anyhow::Result;
 use burn::prelude::*;
@@ -37,14 +36,15 @@ pub fn validation_bpd(model: &Vae, images: &Images, seed: u64) -> f64 {
     let k = model.decoder.components();
     let latent = model.decoder.latent();
     let mut total = 0f64;
-    let n = images.len();
+    let (n, values) = (images.len(), images.values());
+    let Ok(g) = images.geometry() else { return f64::NAN };
     for (i, start) in (0..n).step_by(500).enumerate() {
         let b = (n - start).min(500);
-        let x = images_to_tensor(&images.pixels[start * PIXELS..(start + b) * PIXELS], b, &device);
+        let x = frames_to_tensor(&images.pixels[start * values..(start + b) * values], b, g, &device);
         let eps = step_noise(seed ^ 0xa11, usize::MAX >> 1, i, b * latent, &device, [b, latent]);
         total += to_vec(batch_loss(&model, x, eps, k)).iter().map(|&v| v as f64).sum::<f64>();
     }
-    total / n as f64 / (PIXELS as f64 * std::f64::consts::LN_2)
+    total / n as f64 / (values as f64 * std::f64::consts::LN_2)
 }
 
 /// Trains a VAE; returns the trained model and the training state (epochs, seconds, history).
