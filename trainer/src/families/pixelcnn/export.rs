@@ -109,7 +109,12 @@ pub fn publish(
     let scale = (56 / geo.height.max(geo.width) as usize).max(1);
     crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &eval::sample(model, &seeds, geo), geo, 8, scale)?;
     let test = d.test.first(d.eval_count);
-    eprintln!("measuring exact bits/dim on {} test images", test.len());
+    let what = if d.source.is_fashion_mnist() {
+        "Fashion-MNIST test images".to_string()
+    } else {
+        format!("test frames of {}", d.source.describe())
+    };
+    eprintln!("measuring exact bits/dim on {} {what}", test.len());
     let test_bpd = eval::mean_bpd(model, &test, progress);
     let mnist = if d.source.is_fashion_mnist() { Some(data::mnist_digits()?.first(d.eval_count)) } else { None };
     let mnist_bpd = mnist.as_ref().map(|m| {

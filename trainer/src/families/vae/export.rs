@@ -203,7 +203,9 @@ pub fn measure(
     test: &Images,
 ) -> Result<Figures> {
     let test = test.first(count);
-    eprintln!("measuring the ELBO and IWAE (k = {iwae_k}) on {} test images", test.len());
+    let what =
+        if source.is_fashion_mnist() { "Fashion-MNIST test images".to_string() } else { format!("test frames of {}", source.describe()) };
+    eprintln!("measuring the ELBO and IWAE (k = {iwae_k}) on {} {what}", test.len());
     let test_bounds = eval::bounds(model, &test, iwae_k, seed, progress);
     let (mnist, mnist_images) = if source.is_fashion_mnist() {
         let mnist = data::mnist_digits()?.first(count);
