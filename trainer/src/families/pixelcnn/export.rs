@@ -86,7 +86,8 @@ pub struct PublishData<'a> {
     pub eval_count: Option<usize>,
     /// The card's `dataset` line.
     pub dataset: &'a str,
-    /// Samples drawn for `samples.png` (seeds 0..n).
+    /// Samples drawn for `samples.png` (seeds 0..n): 64 for 28×28 gray, fewer for larger
+    /// frames (drawn value by value, `C·H·W` forward passes of the float network).
     pub samples: usize,
 }
 

@@ -76,7 +76,7 @@ pub fn run(mut a: PixelCnnArgs) -> Result<()> {
             test: &parts.test,
             eval_count: a.common.eval_count(),
             dataset: &dataset,
-            samples: if a.common.limit.is_some() { 8 } else { 64 },
+            samples: if a.common.limit.is_some() { 8 } else { (64 * 784 / g.values()).clamp(8, 64) },
         },
         !a.common.quiet,
     )?;
