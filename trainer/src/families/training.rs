@@ -100,7 +100,11 @@ where
         let Some((s, m, o)) = ckpt.load(model.clone(), optim)? else {
             bail!("--resume: no checkpoint in {}", opts.run_dir.display());
         };
-        eprintln!("resuming {label} from {} at epoch {} step {}", opts.run_dir.display(), s.epoch + 1, s.step);
+        if s.epoch >= opts.epochs {
+            eprintln!("{label}: the run in {} has finished its {} epochs; publishing it", opts.run_dir.display(), s.epoch);
+        } else {
+            eprintln!("resuming {label} from {} at epoch {} step {}", opts.run_dir.display(), s.epoch + 1, s.step);
+        }
         (state, model, optim) = (s, m, o);
     }
     state.epochs = opts.epochs;
