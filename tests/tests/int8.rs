@@ -71,6 +71,53 @@ fn bundled_background_pixelcnn_int8_golden_vectors_are_bit_exact() {
     check_int8_golden(&common::model_dir("pixelcnn-fmnist-bg"), "model");
 }
 
+/// The second use case: the colour PixelCNN on 32×32 slide tiles and its background model.
+#[test]
+fn bundled_slide_pixelcnns_int8_golden_vectors_are_bit_exact() {
+    for name in ["pixelcnn-ihc", "pixelcnn-ihc-bg"] {
+        let dir = common::model_dir(name);
+        check_int8_golden(&dir, "model");
+        let file = std::fs::read(dir.join("model.egm")).unwrap();
+        assert_eq!(Model::from_bytes(&file).unwrap().geometry().dims(), [3, 32, 32], "{name}");
+    }
+}
+
+/// The slide guard on the bundled slide frames, int8 engine against tract on the QDQ files:
+/// the same statistics within 0.02 bits/dim and the same verdicts.
+#[test]
+fn bundled_slide_guard_agrees_with_tract() {
+    let (dir, bg_dir) = (common::model_dir("pixelcnn-ihc"), common::model_dir("pixelcnn-ihc-bg"));
+    let tract = edgegen_runtime::onnx::OnnxPixelCnn::load_file(&dir.join("model.int8.onnx")).unwrap();
+    let tract_bg = edgegen_runtime::onnx::OnnxPixelCnn::load_file(&bg_dir.join("model.int8.onnx")).unwrap();
+    let (file, bg_file) = (std::fs::read(dir.join("model.egm")).unwrap(), std::fs::read(bg_dir.join("model.egm")).unwrap());
+    let model = Model::from_bytes(&file).unwrap();
+    let (md, g) = (model.metadata(), model.geometry());
+    let kind = ScoreKind::from_u8(md.guard_score).expect("a calibrated guard");
+    let engine = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
+    let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
+    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background))];
+    let mut guard = PixelCnnScorer::guard(engine, Some(background), &mut arena).expect("a calibrated guard");
+    let mut n = 0;
+    for set in ["slide-test.idx", "slide-defects.idx"] {
+        let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
+        assert_eq!(frames.geometry().unwrap(), g);
+        for i in 0..frames.len() {
+            let img = frames.image(i);
+            let v = guard.check(img).unwrap();
+            let a = guard.scorer().last().unwrap();
+            let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
+            tract.log_prob_pixels(img, &mut fg).unwrap();
+            tract_bg.log_prob_pixels(img, &mut bg).unwrap();
+            let b = Statistics::from_pixels(img, g, &fg, Some(&bg));
+            assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
+            let tract_score = b.score(kind, &md.guard_params).unwrap();
+            assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
+            n += 1;
+        }
+    }
+    assert_eq!(n, 24);
+}
+
 #[test]
 fn bundled_gan_int8_golden_vectors_are_bit_exact() {
     check_int8_golden(&common::model_dir("gan-fmnist"), "generator");

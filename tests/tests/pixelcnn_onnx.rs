@@ -94,6 +94,17 @@ fn bundled_background_pixelcnn_is_autoregressive_matches_golden_and_passes_the_c
     assert!(card["train_command"].as_str().unwrap().contains("--perturb"), "the background model is trained on perturbed images");
 }
 
+/// The second use case's colour PixelCNNs: tract reproduces their golden vectors, and the
+/// onnx checker and onnxruntime accept the f32 and QDQ files.
+#[test]
+fn bundled_slide_pixelcnns_match_golden_and_pass_the_checker() {
+    for name in ["pixelcnn-ihc", "pixelcnn-ihc-bg"] {
+        let dir = common::model_dir(name);
+        common::check_golden(&dir, "model", 1e-4);
+        common::python_check(&dir, &["model.onnx", "model.int8.onnx"]);
+    }
+}
+
 #[test]
 fn bundled_pixelcnn_likelihood_and_sampling() {
     let dir = common::model_dir("pixelcnn-fmnist");
