@@ -415,3 +415,17 @@ fn compile_refuses_a_model_that_does_not_fit() {
     assert!(!o.status.success() && stderr(&o).contains("unknown board"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The GAN's architecture is still 28×28 gray: a folder is refused with what to use instead,
+/// before any training.
+#[test]
+fn gan_refuses_a_folder_and_says_what_does_not() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-gan-folder", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    image::RgbImage::new(16, 16).save(dir.join("a.png")).unwrap();
+    let o = edgegen(&["train", "gan", "--data", dir.to_str().unwrap(), "--run-dir", dir.join("run").to_str().unwrap()], &[]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("Fashion-MNIST only") && e.contains("train pixelcnn --data"), "{e}");
+    assert!(!dir.join("run").exists(), "a refused run writes nothing");
+    std::fs::remove_dir_all(dir).ok();
+}

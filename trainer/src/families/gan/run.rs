@@ -83,6 +83,7 @@ impl GanArgs {
 pub fn run(mut a: GanArgs) -> Result<()> {
     a.common.resolve(2e-4)?;
     a.check()?;
+    a.common.require_fashion_mnist("GAN")?;
     let cfg = GanConfig::new()
         .with_latent(a.latent)
         .with_features(a.features)
@@ -91,7 +92,6 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         .with_d_layers(a.d_layers);
     let command = reproduce_command("gan", &a)?;
     save_config(&a.run_dir, &a)?;
-    a.common.require_fashion_mnist("GAN")?;
     let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir)?, a.ema, a.lr_decay_from)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
