@@ -136,35 +136,6 @@ pub fn decode_gray_png(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>)> {
     Ok((w, h, buf))
 }
 
-/// Tiles square `side`×`side` images into a grid of `cols` columns with a `gap`-pixel
-/// border of value `border`; returns (width, height, pixels).
-pub fn grid(images: &[&[u8]], side: usize, cols: usize, gap: usize, border: u8) -> (usize, usize, Vec<u8>) {
-    let rows = images.len().div_ceil(cols.max(1));
-    let w = cols * (side + gap) + gap;
-    let h = rows * (side + gap) + gap;
-    let mut out = vec![border; w * h];
-    for (i, img) in images.iter().enumerate() {
-        let (r, c) = (i / cols, i % cols);
-        let (y0, x0) = (gap + r * (side + gap), gap + c * (side + gap));
-        for y in 0..side {
-            out[(y0 + y) * w + x0..(y0 + y) * w + x0 + side].copy_from_slice(&img[y * side..(y + 1) * side]);
-        }
-    }
-    (w, h, out)
-}
-
-/// Enlarges an image `factor` times by pixel replication (for legible grids).
-pub fn upscale(w: usize, h: usize, pixels: &[u8], factor: usize) -> (usize, usize, Vec<u8>) {
-    let (nw, nh) = (w * factor, h * factor);
-    let mut out = vec![0u8; nw * nh];
-    for y in 0..nh {
-        for x in 0..nw {
-            out[y * nw + x] = pixels[(y / factor) * w + x / factor];
-        }
-    }
-    (nw, nh, out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,14 +151,16 @@ mod tests {
 
     #[test]
     fn grid_places_tiles() {
-        let a = [1u8; 4];
-        let b = [2u8; 4];
-        let (w, h, g) = grid(&[&a, &b, &a], 2, 2, 1, 0);
-        assert_eq!((w, h), (7, 7));
-        assert_eq!(g[w + 1], 1);
-        assert_eq!(g[w + 4], 2);
-        assert_eq!(g[4 * w + 1], 1);
-        assert_eq!(g[4 * w + 4], 0);
+        let g = Geometry::new(1, 2, 2).unwrap();
+        let path = std::env::temp_dir().join(format!("edgegen-grid-{}.png", std::process::id()));
+        write_frame_grid(&path, &[1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1], g, 2, 1).unwrap();
+        let img = image::open(&path).unwrap().to_luma8();
+        assert_eq!(img.dimensions(), (10, 10));
+        assert_eq!(img.get_pixel(2, 2).0, [1]);
+        assert_eq!(img.get_pixel(6, 2).0, [2]);
+        assert_eq!(img.get_pixel(2, 6).0, [1]);
+        assert_eq!(img.get_pixel(6, 6).0, [255], "an empty slot is border");
+        std::fs::remove_file(path).ok();
     }
 }
 

@@ -418,14 +418,6 @@ pub fn file_entry(dir: &Path, name: &str) -> Value {
     serde_json::json!({"path": name, "bytes": std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0)})
 }
 
-/// Saves a grid of 28×28 images as a PNG, `cols` wide, enlarged `scale` times.
-pub fn save_grid(path: &Path, images: &[u8], cols: usize, scale: usize) -> anyhow::Result<()> {
-    let tiles: Vec<&[u8]> = images.chunks(784).collect();
-    let (w, h, g) = crate::data::imageio::grid(&tiles, 28, cols, 2, 255);
-    let (w, h, g) = crate::data::imageio::upscale(w, h, &g, scale);
-    crate::data::imageio::write_gray_png(path, w, h, &g)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,11 +71,13 @@ pub const QUICK_EVAL: usize = 128;
 /// The training and validation images for `opts` (validation cut to [`QUICK_VALIDATION`] on
 /// `--limit` runs).
 pub fn datasets(opts: &TrainOptions) -> Result<(Images, Images)> {
-    let parts = opts.source.load(opts.progress)?;
-    let train = parts.train.first(opts.limit);
-    let valid = parts.validation;
-    let valid = if opts.limit.is_some() { valid.first(Some(QUICK_VALIDATION)) } else { valid };
-    Ok((train, valid))
+    Ok(training_split(&opts.source.load(opts.progress)?, opts))
+}
+
+/// The training and validation images of loaded `parts` for `opts` (see [`datasets`]).
+pub fn training_split(parts: &data::Parts, opts: &TrainOptions) -> (Images, Images) {
+    let valid = if opts.limit.is_some() { parts.validation.first(Some(QUICK_VALIDATION)) } else { parts.validation.clone() };
+    (parts.train.first(opts.limit), valid)
 }
 
 /// Trains `model` (built on an autodiff device) with Adam to minimize the mean of `loss`,

@@ -285,8 +285,7 @@ fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bo
         FamilyCard::Pixelcnn(f) => {
             let bytes = load_file(dir, "model")?;
             let lp = pixelcnn_log_probs(&bytes, test, progress)?;
-            let mean = lp.iter().sum::<f64>() / lp.len().max(1) as f64;
-            f.test_bpd_int8 = Some(r4(edgegen_runtime::likelihood::bits_per_dim(mean, test.values())));
+            f.test_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&lp, test.values())));
         }
         FamilyCard::Vae(f) => {
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);

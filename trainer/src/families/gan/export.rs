@@ -186,7 +186,7 @@ pub fn publish(
     crate::export::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;
     let seeds: Vec<u64> = (0..64).collect();
-    crate::export::card::save_grid(&dir.join("samples.png"), &generate(gan, &seeds), 8, 2)?;
+    crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &generate(gan, &seeds), crate::data::FASHION_MNIST, 8, 2)?;
     let g = gan.generator.valid();
     let latent = g.latent();
     let card = Card {

@@ -41,8 +41,7 @@ pub fn log_probs(model: &PixelCnn, images: &Images, progress: bool) -> Vec<f64> 
 
 /// Mean bits/dim over `images`.
 pub fn mean_bpd(model: &PixelCnn, images: &Images, progress: bool) -> f64 {
-    let lp = log_probs(model, images, progress);
-    likelihood::bits_per_dim(lp.iter().sum::<f64>() / lp.len().max(1) as f64, images.values())
+    crate::families::vae::eval::mean_bpd(&log_probs(model, images, progress), images.values())
 }
 
 /// Draws `n` frames of geometry `g` pixel by pixel in raster order, channel by channel within

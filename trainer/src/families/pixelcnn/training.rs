@@ -19,12 +19,7 @@ pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, Tra
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
     let parts = opts.source.load(opts.progress)?;
-    let train = parts.train.first(opts.limit);
-    let valid = if opts.limit.is_some() {
-        parts.validation.first(Some(crate::families::training::QUICK_VALIDATION))
-    } else {
-        parts.validation.clone()
-    };
+    let (train, valid) = crate::families::training::training_split(&parts, opts);
     let (model, state) = crate::families::training::fit(
         "pixelcnn",
         cfg.init(&device),

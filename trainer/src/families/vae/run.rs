@@ -48,13 +48,13 @@ pub fn run(mut a: VaeArgs) -> Result<()> {
     cfg.check()?;
     let command = reproduce_command("vae", &a)?;
     save_config(&a.run_dir, &a)?;
-    let (model, state) = training::train(&cfg, &opts)?;
+    let parts = opts.source.load(opts.progress)?;
+    let (model, state) = training::train_on(&cfg, &opts, &parts)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
         return Ok(());
     }
     eprintln!("publishing to {}", a.out.display());
-    let parts = opts.source.load(false)?;
     export::write_onnx(&model, &a.out)?;
     export::write_golden(&model, &parts.test.first(Some(3)), &a.out)?;
     export::write_pictures(&model, &parts.test, &a.out, c.seed)?;

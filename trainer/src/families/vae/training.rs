@@ -49,9 +49,14 @@ pub fn validation_bpd(model: &Vae, images: &Images, seed: u64) -> f64 {
 
 /// Trains a VAE; returns the trained model and the training state (epochs, seconds, history).
 pub fn train(cfg: &VaeConfig, opts: &TrainOptions) -> Result<(Vae, TrainState)> {
+    train_on(cfg, opts, &opts.source.load(opts.progress)?)
+}
+
+/// [`train`] on already loaded `parts` of `opts.source`.
+pub fn train_on(cfg: &VaeConfig, opts: &TrainOptions, parts: &crate::data::Parts) -> Result<(Vae, TrainState)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
-    let (train, valid) = crate::families::training::datasets(opts)?;
+    let (train, valid) = crate::families::training::training_split(parts, opts);
     let (k, latent, batch, seed) = (cfg.components, cfg.latent, opts.batch, opts.seed);
     crate::families::training::fit(
         "vae",
