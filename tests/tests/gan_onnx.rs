@@ -38,8 +38,10 @@ fn check_folding(cfg: GanConfig, seed: u64) {
         let got = model.run(&z, "generator").unwrap().swap_remove(0);
         assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
     }
-    let mut img = [0u8; 784];
+    let (c, h, w) = generator.image_dims();
+    let mut img = vec![0u8; c * h * w];
     engine.sample(1, &mut img).unwrap();
+    assert_eq!(engine.geometry().values(), c * h * w, "the engine takes the frame from the model");
     // The card's parameter count is what the exported file holds.
     let onnx = export::generator_onnx(&generator);
     let floats: usize =
@@ -53,8 +55,8 @@ fn folded_generator_matches_burn_inference_in_tract() {
     // A non-default width: the 7×7 map has 24 channels, the 14×14 map half as many.
     let cfg = GanConfig::new().with_latent(8).with_features(24);
     let gan = cfg.init(&Device::flex());
-    assert_eq!(gan.generator.deconv1.weight.dims(), [24, 12, 4, 4]);
-    assert_eq!(gan.generator.deconv2.weight.dims(), [12, 1, 4, 4]);
+    assert_eq!(gan.generator.deconvs[0].weight.dims(), [24, 12, 4, 4]);
+    assert_eq!(gan.generator.deconvs[1].weight.dims(), [12, 1, 4, 4]);
     assert!(gan.generator.fine.is_none());
     assert_eq!(gan.generator.macs(), 8 * 24 * 49 + 24 * 12 * 16 * 49 + 12 * 16 * 196);
     check_folding(cfg, 2);
@@ -66,7 +68,7 @@ fn generator_with_a_fine_stage_folds_its_third_batchnorm() {
     // 3×3 convolution turns into the image.
     let cfg = GanConfig::new().with_latent(6).with_features(16).with_fine_features(5);
     let gan = cfg.init(&Device::flex());
-    assert_eq!(gan.generator.deconv2.weight.dims(), [8, 5, 4, 4]);
+    assert_eq!(gan.generator.deconvs[1].weight.dims(), [8, 5, 4, 4]);
     assert_eq!(gan.generator.fine.as_ref().unwrap().conv3.weight.dims(), [1, 5, 3, 3]);
     assert_eq!(gan.generator.fine_features(), 5);
     assert_eq!(gan.generator.macs(), 6 * 16 * 49 + 16 * 8 * 16 * 49 + 8 * 5 * 16 * 196 + 5 * 9 * 784);
@@ -81,14 +83,15 @@ fn check_discriminator(cfg: GanConfig, seed: u64) -> usize {
     let d = cfg.init(&device).discriminator;
     let dir = common::temp_dir("fresh-d");
     let path = dir.join("discriminator.onnx");
-    edgegen_trainer::export::onnx::save(&export::discriminator_onnx(&d), &path).unwrap();
+    let shape = [1, cfg.channels, cfg.height, cfg.width];
+    edgegen_trainer::export::onnx::save(&export::discriminator_onnx(&d, shape), &path).unwrap();
     let model = edgegen_runtime::onnx::OnnxModel::load(&path).unwrap();
     for s in 0..3u64 {
-        let mut img = vec![0f32; 784];
+        let mut img = vec![0f32; shape.iter().product()];
         if s > 0 {
             edgegen_runtime::rng::Rng::new(seed + s).fill_normal(&mut img);
         }
-        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), [1, 1, 28, 28]), &device)));
+        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device)));
         let got = model.run(&img, "discriminator").unwrap().swap_remove(0);
         assert_eq!(got.len(), 1);
         assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
@@ -104,6 +107,49 @@ fn discriminator_exports_with_two_or_three_strided_convolutions() {
     // A third convolution reads the 7×7 map down to 3×3 with four times the channels.
     let three = check_discriminator(GanConfig::new().with_d_features(6).with_d_layers(3), 5);
     assert_eq!(three, (16 * 6 + 6) + (6 * 12 * 16 + 12) + (12 * 24 * 16 + 24) + (24 * 9 + 1));
+}
+
+#[test]
+fn generator_and_discriminator_follow_the_frame_size_and_colour() {
+    // 32×32 RGB: two stages from 8×8, the image has three channels.
+    let cfg = GanConfig::new().with_latent(8).with_features(16).with_channels(3).with_height(32).with_width(32);
+    cfg.check().unwrap();
+    let gan = cfg.init(&Device::flex());
+    assert_eq!(gan.generator.base(), (8, 8));
+    assert_eq!(gan.generator.deconvs[1].weight.dims(), [8, 3, 4, 4]);
+    assert_eq!(gan.generator.image_dims(), (3, 32, 32));
+    assert_eq!(gan.generator.macs(), 8 * 16 * 64 + 16 * 8 * 16 * 64 + 8 * 3 * 16 * 256);
+    check_folding(cfg.clone(), 6);
+    check_discriminator(cfg, 7);
+    // 48×64 RGB with a fine stage: three stages from 6×8, widths 16 → 8 → 4.
+    let cfg = GanConfig::new()
+        .with_latent(8)
+        .with_features(16)
+        .with_fine_features(4)
+        .with_channels(3)
+        .with_height(48)
+        .with_width(64)
+        .with_d_layers(4)
+        .with_d_features(4);
+    cfg.check().unwrap();
+    let gan = cfg.init(&Device::flex());
+    assert_eq!(gan.generator.base(), (6, 8));
+    let widths: Vec<_> = gan.generator.deconvs.iter().map(|d| d.weight.dims()[..2].to_vec()).collect();
+    assert_eq!(widths, [vec![16, 8], vec![8, 4], vec![4, 4]]);
+    assert_eq!(gan.generator.image_dims(), (3, 48, 64));
+    check_folding(cfg.clone(), 8);
+    // Four strided convolutions: 48×64 → 24×32 → 12×16 → 6×8 → 3×4.
+    assert_eq!(cfg.discriminator_map(), (32, 3, 4));
+    check_discriminator(cfg, 9);
+}
+
+#[test]
+fn gan_refuses_frames_it_cannot_have() {
+    let err = GanConfig::new().with_height(30).with_width(30).check().unwrap_err().to_string();
+    assert!(err.contains("30x30"), "{err}");
+    let err = GanConfig::new().with_d_layers(4).check().unwrap_err().to_string();
+    assert!(err.contains("--d-layers must be 2") && err.contains("or 3"), "{err}");
+    assert!(GanConfig::new().with_channels(2).check().is_err());
 }
 
 #[test]
@@ -150,22 +196,22 @@ fn batchnorm_recalibration_measures_the_generators_own_statistics() {
     let device = Device::flex();
     let mut g = GanConfig::new().with_latent(8).with_features(12).with_fine_features(3).init(&device).generator;
     // Statistics that belong to other weights, as a weight average leaves them.
-    g.bn0.running_mean = RunningState::new(Tensor::full([12], 3.0, &device));
-    g.bn0.running_var = RunningState::new(Tensor::full([12], 9.0, &device));
-    g.bn1.running_mean = RunningState::new(Tensor::full([6], -2.0, &device));
+    g.norms[0].running_mean = RunningState::new(Tensor::full([12], 3.0, &device));
+    g.norms[0].running_var = RunningState::new(Tensor::full([12], 9.0, &device));
+    g.norms[1].running_mean = RunningState::new(Tensor::full([6], -2.0, &device));
     g.fine.as_mut().unwrap().bn2.running_var = RunningState::new(Tensor::full([3], 0.01, &device));
     let kept = edgegen_trainer::families::gan::training::recalibrate_batchnorm(g.clone(), 0, 1);
-    assert_eq!(to_vec(kept.bn0.running_mean.value()), vec![3.0; 12], "0 samples keep the statistics");
+    assert_eq!(to_vec(kept.norms[0].running_mean.value()), vec![3.0; 12], "0 samples keep the statistics");
     let g = edgegen_trainer::families::gan::training::recalibrate_batchnorm(g, 3000, 1);
     // On noise it has not seen, each layer's pre-BatchNorm activations have the recorded
     // mean and variance (to sampling error).
     let mut z = vec![0f32; 2000 * 8];
     edgegen_runtime::rng::Rng::new(77).fill_normal(&mut z);
     let h0 = g.fc.forward(Tensor::<2>::from_data(TensorData::new(z, [2000, 8]), &device)).reshape([2000, 12, 7, 7]);
-    let h1 = g.deconv1.forward(relu(g.bn0.forward(h0.clone())));
-    let h2 = g.deconv2.forward(relu(g.bn1.forward(h1.clone())));
+    let h1 = g.deconvs[0].forward(relu(g.norms[0].forward(h0.clone())));
+    let h2 = g.deconvs[1].forward(relu(g.norms[1].forward(h1.clone())));
     let bn2 = &g.fine.as_ref().unwrap().bn2;
-    for (h, bn, c, plane) in [(h0, &g.bn0, 12, 49), (h1, &g.bn1, 6, 196), (h2, bn2, 3, 784)] {
+    for (h, bn, c, plane) in [(h0, &g.norms[0], 12, 49), (h1, &g.norms[1], 6, 196), (h2, bn2, 3, 784)] {
         let (mean, var) = (to_vec(bn.running_mean.value()), to_vec(bn.running_var.value()));
         for (ch, (m, v)) in channel_moments(&to_vec(h), c, plane).into_iter().enumerate() {
             let tol = 0.05 * v.sqrt() + 1e-6;

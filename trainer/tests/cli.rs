@@ -416,16 +416,43 @@ fn compile_refuses_a_model_that_does_not_fit() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// The GAN's architecture is still 28×28 gray: a folder is refused with what to use instead,
-/// before any training.
+/// The GAN follows the frame too: a 16×16 colour GAN trains on a folder, quantizes (no FD:
+/// its classifier knows Fashion-MNIST only) and samples through the int8 engine; a frame it
+/// cannot have is refused before anything is written.
 #[test]
-fn gan_refuses_a_folder_and_says_what_does_not() {
+fn gan_trains_on_a_folder_of_colour_pictures() {
     let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-gan-folder", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    image::RgbImage::new(16, 16).save(dir.join("a.png")).unwrap();
-    let o = edgegen(&["train", "gan", "--data", dir.to_str().unwrap(), "--run-dir", dir.join("run").to_str().unwrap()], &[]);
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(dir.join("pictures")).unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 15) as u8, (y * 15 + i) as u8, (200 - i) as u8]));
+        img.save(dir.join("pictures").join(format!("p{i:02}.png"))).unwrap();
+    }
+    let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    let pictures = s(dir.join("pictures"));
+    let o = edgegen(&["train", "gan", "--data", &pictures, "--size", "30x30", "--resize", "--run-dir", &s(dir.join("bad"))], &[]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("Fashion-MNIST only") && e.contains("train pixelcnn --data"), "{e}");
-    assert!(!dir.join("run").exists(), "a refused run writes nothing");
+    assert!(!o.status.success() && e.contains("30x30 cannot"), "{e}");
+    assert!(!dir.join("bad").exists(), "a refused run writes nothing");
+    let (out, run) = (dir.join("model"), dir.join("run"));
+    #[rustfmt::skip]
+    let o = edgegen(
+        &["train", "gan", "--data", &pictures, "--channels", "3", "--epochs", "1", "--batch", "8", "--latent", "4",
+          "--features", "8", "--d-features", "4", "--bn-samples", "64", "--out", &s(out.clone()), "--run-dir", &s(run)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["geometry"], serde_json::json!({"channels": 3, "height": 16, "width": 16}));
+    assert!(card.get("fd").is_none() && card["fd_note"].as_str().unwrap().contains("Fashion-MNIST"), "{card}");
+    let o = edgegen(&["quantize", "--model", &s(out.clone())], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(out.join("generator.egm")).unwrap();
+    let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap();
+    assert_eq!(model.geometry().dims(), [3, 16, 16]);
+    let o = edgegen(&["sample", "--model", &s(out.clone()), "--count", "4", "--out", &s(dir.join("grid.png"))], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let grid = image::open(dir.join("grid.png")).unwrap();
+    assert!(grid.color().has_color(), "a colour model's samples are drawn in colour");
     std::fs::remove_dir_all(dir).ok();
 }

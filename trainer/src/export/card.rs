@@ -239,14 +239,18 @@ pub struct GanCard {
     pub params_discriminator: u64,
     /// What `params` counts.
     pub params_note: String,
-    /// Fréchet distance of the published generator.
-    pub fd: f64,
-    /// The test set's own FD against training images.
-    pub fd_floor: f64,
-    /// `fd / fd_floor`.
-    pub fd_ratio: f64,
-    /// The VAE's samples' FD.
-    pub vae_fd: f64,
+    /// Fréchet distance of the published generator (Fashion-MNIST models: FD needs its classifier's features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<f64>,
+    /// The test set's own FD against training images (Fashion-MNIST models: FD needs its classifier's features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_floor: Option<f64>,
+    /// `fd / fd_floor` (Fashion-MNIST models: FD needs its classifier's features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_ratio: Option<f64>,
+    /// The VAE's samples' FD (Fashion-MNIST models: FD needs its classifier's features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_fd: Option<f64>,
     /// Generated samples (and training images of the floor) FD was measured on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd_samples: Option<usize>,

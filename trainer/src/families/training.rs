@@ -327,15 +327,6 @@ impl CommonArgs {
             source: self.data.source()?,
         })
     }
-
-    /// Fails unless the data is Fashion-MNIST: for the families whose architecture is still
-    /// fixed at 28×28 gray.
-    pub fn require_fashion_mnist(&self, family: &str) -> Result<()> {
-        if !self.data.source()?.is_fashion_mnist() {
-            bail!("the {family} trains on Fashion-MNIST only so far (its architecture is fixed at 28x28 gray); the PixelCNN and the VAE train on any folder of pictures: `edgegen train pixelcnn --data DIR`");
-        }
-        Ok(())
-    }
 }
 
 /// `n` with a comma between groups of three digits: 55,000.

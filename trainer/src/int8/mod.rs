@@ -296,7 +296,8 @@ fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bo
             f.test_iwae_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&b.iter().map(|x| x.iwae).collect::<Vec<_>>(), values)));
             f.int8_iwae_k = Some(k);
         }
-        FamilyCard::Gan(f) => {
+        // FD needs the Fashion-MNIST classifier's features: other GANs have no FD.
+        FamilyCard::Gan(f) if f.fd.is_some() => {
             let bytes = load_file(dir, "generator")?;
             let samples = gan_samples(&bytes, 10_000)?;
             let cache = Path::new("runs").join("fd-classifier");
@@ -304,6 +305,7 @@ fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bo
             let test_stats = crate::eval::fd::test_stats(&classifier)?;
             f.fd_int8 = Some(r4(crate::eval::fd::fd_against_test(&classifier, &samples, &test_stats)));
         }
+        FamilyCard::Gan(_) => {}
     }
     Ok(())
 }

@@ -47,15 +47,14 @@ fn fold_deconv(deconv: &ConvTranspose2d, bn: &BatchNorm) -> (Vec<f32>, Vec<f32>)
     (w, b)
 }
 
-/// The generator's layers as exported, BatchNorm folded in: (fc W [in,out], fc b),
-/// (deconv1 W, b), (deconv2 W, b) and, with a fine stage, (conv3 W, b).
+/// The generator's layers as exported, BatchNorm folded in: the dense layer, one
+/// transposed convolution per stage and, with a fine stage, its 3×3 convolution (each as
+/// (weights, bias)).
 pub struct Folded {
-    /// Dense layer.
+    /// Dense layer, weights `[in, out]`.
     pub fc: (Vec<f32>, Vec<f32>),
-    /// 7×7 → 14×14 transposed convolution.
-    pub deconv1: (Vec<f32>, Vec<f32>),
-    /// 14×14 → 28×28 transposed convolution.
-    pub deconv2: (Vec<f32>, Vec<f32>),
+    /// The transposed convolutions, smallest map first.
+    pub deconvs: Vec<(Vec<f32>, Vec<f32>)>,
     /// The fine stage's 3×3 convolution.
     pub conv3: Option<(Vec<f32>, Vec<f32>)>,
 }
@@ -64,81 +63,96 @@ impl Folded {
     /// Floats in the exported weights and biases.
     pub fn params(&self) -> usize {
         let n = |(w, b): &(Vec<f32>, Vec<f32>)| w.len() + b.len();
-        n(&self.fc) + n(&self.deconv1) + n(&self.deconv2) + self.conv3.as_ref().map_or(0, n)
+        n(&self.fc) + self.deconvs.iter().map(n).sum::<usize>() + self.conv3.as_ref().map_or(0, n)
     }
 }
 
 /// The generator's layers with BatchNorm folded into the layer before each.
 pub fn folded_generator(g: &Generator) -> Folded {
     let [d_in, d_out] = g.fc.weight.dims();
-    let (s0, t0) = bn_affine(&g.bn0);
+    let (bh, bw) = g.base();
+    let (s0, t0) = bn_affine(&g.norms[0]);
     let mut w = to_vec(g.fc.weight.val());
     let mut b = to_vec(g.fc.bias.as_ref().expect("bias").val());
     for j in 0..d_out {
-        let c = j / 49;
+        let c = j / (bh * bw);
         for i in 0..d_in {
             w[i * d_out + j] *= s0[c];
         }
         b[j] = b[j] * s0[c] + t0[c];
     }
     let plain = |c: &ConvTranspose2d| (to_vec(c.weight.val()), to_vec(c.bias.as_ref().expect("bias").val()));
+    let s = g.stages();
+    let deconvs = (0..s)
+        .map(|i| match (i + 1 < s, &g.fine) {
+            (true, _) => fold_deconv(&g.deconvs[i], &g.norms[i + 1]),
+            (false, Some(fine)) => fold_deconv(&g.deconvs[i], &fine.bn2),
+            (false, None) => plain(&g.deconvs[i]),
+        })
+        .collect();
     Folded {
         fc: (w, b),
-        deconv1: fold_deconv(&g.deconv1, &g.bn1),
-        deconv2: match &g.fine {
-            Some(fine) => fold_deconv(&g.deconv2, &fine.bn2),
-            None => plain(&g.deconv2),
-        },
+        deconvs,
         conv3: g.fine.as_ref().map(|f| (to_vec(f.conv3.weight.val()), to_vec(f.conv3.bias.as_ref().expect("bias").val()))),
     }
 }
 
-/// The generator as ONNX: `z [1,L]` → `image [1,1,28,28]` on the network scale (-1..1).
+/// The image's shape as a tensor `[1, C, H, W]`.
+fn image_shape(g: &Generator) -> [usize; 4] {
+    let (c, h, w) = g.image_dims();
+    [1, c, h, w]
+}
+
+/// The generator as ONNX: `z [1,L]` → `image [1,C,H,W]` on the network scale (-1..1).
 pub fn generator_onnx(g: &Generator) -> ModelProto {
     let g = g.valid();
     let latent = g.latent();
     let [_, flat] = g.fc.weight.dims();
+    let (bh, bw) = g.base();
     let f = folded_generator(&g);
     let mut gb = GraphBuilder::new();
     gb.input("z", &[1, latent]);
     let h = gb.dense("z", "fc", &f.fc.0, &f.fc.1, latent, flat, None);
-    let h = gb.reshape(&h, &[1, (flat / 49) as i64, 7, 7]);
-    let h = gb.relu(&h);
-    let h = gb.conv_transpose(&h, "deconv1", &f.deconv1.0, &f.deconv1.1, g.deconv1.weight.dims(), 2, 1, None);
-    let h = gb.relu(&h);
-    let mut h = gb.conv_transpose(&h, "deconv2", &f.deconv2.0, &f.deconv2.1, g.deconv2.weight.dims(), 2, 1, None);
+    let mut h = gb.reshape(&h, &[1, (flat / (bh * bw)) as i64, bh as i64, bw as i64]);
+    for (i, ((w, b), deconv)) in f.deconvs.iter().zip(&g.deconvs).enumerate() {
+        h = gb.relu(&h);
+        h = gb.conv_transpose(&h, &format!("deconv{}", i + 1), w, b, deconv.weight.dims(), 2, 1, None);
+    }
     if let (Some(fine), Some((w3, b3))) = (&g.fine, &f.conv3) {
         h = gb.relu(&h);
         h = gb.conv(&h, "conv3", w3, b3, fine.conv3.weight.dims(), 1, 1, None);
     }
     gb.node("Tanh", &[&h], Some("image"), &[]);
-    gb.output("image", &[1, 1, 28, 28]);
+    let shape = image_shape(&g);
+    gb.output("image", &shape);
     let layers = if g.fine.is_some() { "Gemm, ConvTranspose and ConvTranspose" } else { "Gemm and ConvTranspose" };
+    let [_, c, hh, ww] = shape;
     gb.finish(
         "dcgan_generator",
-        &format!("edgegen DCGAN generator. Input z: float32 [1,{latent}], z ~ N(0, I). Output image: [1,1,28,28] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into {layers}."),
+        &format!("edgegen DCGAN generator. Input z: float32 [1,{latent}], z ~ N(0, I). Output image: [1,{c},{hh},{ww}] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into {layers}."),
         &[("family", "gan-generator".into())],
     )
 }
 
-/// The discriminator as ONNX: `image [1,1,28,28]` → `logit [1,1]`.
-pub fn discriminator_onnx(d: &Discriminator) -> ModelProto {
+/// The discriminator as ONNX: `image [1,C,H,W]` → `logit [1,1]`.
+pub fn discriminator_onnx(d: &Discriminator, shape: [usize; 4]) -> ModelProto {
     let mut g = GraphBuilder::new();
-    g.input("image", &[1, 1, 28, 28]);
+    g.input("image", &shape);
     let mut h = "image".to_string();
-    for (name, c) in [("conv1", &d.conv1), ("conv2", &d.conv2)].into_iter().chain(d.conv3.as_ref().map(|c| ("conv3", c))) {
+    for (i, c) in d.convs.iter().enumerate() {
         let w = to_vec(c.weight.val());
         let b = to_vec(c.bias.as_ref().expect("bias").val());
-        h = g.conv(&h, name, &w, &b, c.weight.dims(), 2, 1, None);
+        h = g.conv(&h, &format!("conv{}", i + 1), &w, &b, c.weight.dims(), 2, 1, None);
         h = g.node("LeakyRelu", &[&h], None, &[("alpha", Attr::Float(0.2))]);
     }
     let [i, o] = d.fc.weight.dims();
     let h = g.reshape(&h, &[1, i as i64]);
     g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, Some("logit"));
     g.output("logit", &[1, 1]);
+    let [_, c, hh, ww] = shape;
     g.finish(
         "dcgan_discriminator",
-        "edgegen DCGAN discriminator. Input image: float32 [1,1,28,28], x/127.5-1. Output: realness logit [1,1].",
+        &format!("edgegen DCGAN discriminator. Input image: float32 [1,{c},{hh},{ww}], x/127.5-1. Output: realness logit [1,1]."),
         &[("family", "gan-discriminator".into())],
     )
 }
@@ -152,6 +166,7 @@ pub fn exported_params(g: &Generator) -> usize {
 pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
     let g = gan.generator.valid();
     let latent = g.latent();
+    let shape = image_shape(&g);
     let device = Device::flex();
     for i in 0..3u64 {
         let mut z = vec![0f32; latent];
@@ -159,53 +174,76 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
         let img = to_vec(g.forward(Tensor::from_data(TensorData::new(z.clone(), [1, latent]), &device)));
         let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
         crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, latent], &z)?;
-        crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &[1, 1, 28, 28], &img)?;
-        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), [1, 1, 28, 28]), &device)));
+        crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &shape, &img)?;
+        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device)));
         let set = dir.join("golden/discriminator").join(format!("test_data_set_{i}"));
-        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &[1, 1, 28, 28], &img)?;
+        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &shape, &img)?;
         crate::export::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[1, 1], &logit)?;
     }
     Ok(())
 }
 
-/// Publishes the GAN into `dir` and returns its FD figures.
-/// `fd_last`: the last iterate's FD when `gan` holds the averaged generator; `weights` says
-/// which weights these are (the card's `generator_weights`).
+/// How a GAN was measured: Fréchet distances (Fashion-MNIST models), the last iterate's FD
+/// when the average ships, which weights ship (the card's `generator_weights`), the card's
+/// `dataset` line and the data it trained on.
+pub struct PublishData<'a> {
+    /// FD figures (`None` for other data: FD needs the Fashion-MNIST classifier's features).
+    pub fd: Option<&'a crate::eval::fd::FdReport>,
+    /// The last iterate's FD, when `gan` holds the averaged generator.
+    pub fd_last: Option<f64>,
+    /// Which weights ship.
+    pub weights: &'a str,
+    /// The card's `dataset` line.
+    pub dataset: &'a str,
+    /// Where the training frames came from.
+    pub source: &'a crate::data::Source,
+}
+
+/// Publishes the GAN into `dir`: both networks' ONNX, golden vectors, `samples.png` and
+/// `card.json`.
 pub fn publish(
     gan: &Gan,
     state: &crate::families::checkpoint::TrainState,
     command: &str,
     train_config: Option<serde_json::Value>,
     dir: &Path,
-    fd: &crate::eval::fd::FdReport,
-    fd_last: Option<f64>,
-    weights: &str,
-    dataset: &str,
+    d: &PublishData,
 ) -> Result<()> {
-    crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
-    crate::export::onnx::save(&discriminator_onnx(&gan.discriminator), &dir.join("discriminator.onnx"))?;
-    write_golden(gan, dir)?;
-    let seeds: Vec<u64> = (0..64).collect();
-    crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &generate(gan, &seeds), crate::data::FASHION_MNIST, 8, 2)?;
     let g = gan.generator.valid();
     let latent = g.latent();
+    let shape = image_shape(&g);
+    let geo = d.source.geometry();
+    anyhow::ensure!(
+        [1, geo.channels as usize, geo.height as usize, geo.width as usize] == shape,
+        "the generator draws {shape:?} images, its data has {geo:?}"
+    );
+    crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
+    crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
+    write_golden(gan, dir)?;
+    let seeds: Vec<u64> = (0..64).collect();
+    let scale = (56 / geo.height.max(geo.width) as usize).max(1);
+    crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &generate(gan, &seeds), geo, 8, scale)?;
+    let fd = d.fd;
     let card = Card {
         name: card_name(dir, "gan-fmnist"),
         family: FamilyCard::Gan(GanCard {
             latent_dim: latent,
             params_discriminator: gan.discriminator.num_params() as u64,
             params_note: "generator as exported (BatchNorm folded); the discriminator is not shipped to devices".into(),
-            fd: r4(fd.gan),
-            fd_floor: r4(fd.floor),
-            fd_ratio: r4(fd.gan / fd.floor),
-            vae_fd: r4(fd.vae),
-            fd_samples: Some(fd.samples),
-            fd_note: fd.note.clone(),
-            fd_last_iterate: fd_last.map(r4),
-            generator_weights: weights.to_string(),
+            fd: fd.map(|f| r4(f.gan)),
+            fd_floor: fd.map(|f| r4(f.floor)),
+            fd_ratio: fd.map(|f| r4(f.gan / f.floor)),
+            vae_fd: fd.map(|f| r4(f.vae)),
+            fd_samples: fd.map(|f| f.samples),
+            fd_note: fd.map_or_else(
+                || "no Fréchet distance: FD measures samples in the features of a Fashion-MNIST classifier, which mean nothing for other data; look at samples.png".to_string(),
+                |f| f.note.clone(),
+            ),
+            fd_last_iterate: d.fd_last.map(r4),
+            generator_weights: d.weights.to_string(),
             fd_int8: None,
         }),
-        dataset: dataset.to_string(),
+        dataset: d.dataset.to_string(),
         params: exported_params(&g) as u64,
         macs: g.macs() as u64,
         files: [
@@ -218,12 +256,12 @@ pub fn publish(
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
         inputs: json!({"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]}),
-        outputs: json!({"generator": [{"name": "image", "shape": [1, 1, 28, 28], "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]}),
+        outputs: json!({"generator": [{"name": "image", "shape": shape, "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]}),
         run: crate::export::card::RunRecord::of(state, ["d_loss", "g_loss"], command, train_config),
         role: None,
         device: Default::default(),
-        data: None,
-        geometry: Some(crate::export::card::GeometryCard::of(crate::data::FASHION_MNIST)),
+        data: (!d.source.is_fashion_mnist()).then(|| d.source.clone()),
+        geometry: Some(crate::export::card::GeometryCard::of(geo)),
     };
     card.write(dir)
 }

@@ -11,61 +11,90 @@ pub struct GanConfig {
     /// Noise dimensions.
     #[config(default = 32)]
     pub latent: usize,
-    /// Channels of the generator's 7×7 map (its 14×14 map has half as many).
+    /// Channels of the generator's smallest map (7×7 for 28×28 frames); each transposed
+    /// convolution after it halves them, down to [`MIN_WIDTH`].
     #[config(default = 64)]
     pub features: usize,
-    /// Channels of the discriminator's first convolution (its second has twice as many).
+    /// Channels of the discriminator's first convolution (each further one doubles them).
     #[config(default = 32)]
     pub d_features: usize,
-    /// Channels of a 28×28 feature map between the last transposed convolution and the
+    /// Channels of a full-size feature map between the last transposed convolution and the
     /// image, which a 3×3 convolution then writes; 0 (the default): the transposed
     /// convolution writes the image directly.
     #[config(default = 0)]
     pub fine_features: usize,
-    /// Strided convolutions in the discriminator: 2 (the default: 28 → 14 → 7) or 3 (a
-    /// third, with four times `d_features` channels, reads the 7×7 map down to 3×3).
+    /// Strided convolutions in the discriminator: as many as the generator has stages (the
+    /// default for 28×28: 2, 28 → 14 → 7) or one more, which reads the smallest map down
+    /// to half its size (7×7 → 3×3).
     #[config(default = 2)]
     pub d_layers: usize,
+    /// Image channels: 1 (gray) or 3 (RGB).
+    #[config(default = 1)]
+    pub channels: usize,
+    /// Frame height.
+    #[config(default = 28)]
+    pub height: usize,
+    /// Frame width.
+    #[config(default = 28)]
+    pub width: usize,
 }
 
-/// z `[B, latent]` → image `[B, 1, 28, 28]` in (-1, 1) (the network pixel scale).
+/// Fewest channels a generator stage narrows to.
+pub const MIN_WIDTH: usize = 4;
+
+/// Most channels a discriminator convolution widens to.
+pub const MAX_D_WIDTH: usize = 512;
+
+/// Channels of the generator's map after `i` transposed convolutions (`features` at the
+/// smallest map, halved per stage, at least [`MIN_WIDTH`]).
+pub fn generator_width(features: usize, i: usize) -> usize {
+    (features >> i).max(MIN_WIDTH).min(features)
+}
+
+/// Channels of discriminator convolution `i`: `d_features` doubled per layer, at most
+/// [`MAX_D_WIDTH`].
+pub fn discriminator_width(d_features: usize, i: usize) -> usize {
+    (d_features << i).min(MAX_D_WIDTH.max(d_features))
+}
+
+/// z `[B, latent]` → image `[B, C, H, W]` in (-1, 1) (the network pixel scale).
 #[derive(Module, Debug)]
 pub struct Generator {
-    /// latent → features×7×7.
+    /// latent → features × (H/2^s) × (W/2^s), s the number of stages.
     pub fc: Linear,
-    /// BatchNorm over the 7×7 map's channels.
-    pub bn0: BatchNorm,
-    /// features→features/2, 4×4 transposed, stride 2: 7×7 → 14×14.
-    pub deconv1: ConvTranspose2d,
-    /// BatchNorm over features/2 channels.
-    pub bn1: BatchNorm,
-    /// features/2→1 (or → `fine_features`), 4×4 transposed, stride 2: 14×14 → 28×28, then
-    /// tanh (or the fine layer).
-    pub deconv2: ConvTranspose2d,
+    /// BatchNorm ahead of each transposed convolution: `norms[i]` over the map stage `i`
+    /// reads.
+    pub norms: Vec<BatchNorm>,
+    /// One 4×4 transposed convolution of stride 2 (pad 1) per stage, each doubling the
+    /// map's sides; the last writes the image (then tanh) or the fine stage's map.
+    pub deconvs: Vec<ConvTranspose2d>,
     /// With `fine_features` > 0: BatchNorm, ReLU and a 3×3 convolution to the image.
     pub fine: Option<Fine>,
+    /// The smallest map's height.
+    #[module(skip)]
+    pub base_h: usize,
+    /// The smallest map's width.
+    #[module(skip)]
+    pub base_w: usize,
 }
 
-/// The generator's optional 28×28 stage: BatchNorm over the last transposed convolution's
-/// `fine_features` channels, ReLU, then a 3×3 convolution (padding 1) to one channel and tanh.
+/// The generator's optional full-size stage: BatchNorm over the last transposed
+/// convolution's `fine_features` channels, ReLU, then a 3×3 convolution (padding 1) to the
+/// image's channels and tanh.
 #[derive(Module, Debug)]
 pub struct Fine {
-    /// BatchNorm over the 28×28 map's channels.
+    /// BatchNorm over the full-size map's channels.
     pub bn2: BatchNorm,
-    /// fine_features→1, 3×3, stride 1, padding 1.
+    /// fine_features→C, 3×3, stride 1, padding 1.
     pub conv3: Conv2d,
 }
 
-/// image `[B, 1, 28, 28]` → realness logit `[B, 1]`.
+/// image `[B, C, H, W]` → realness logit `[B, 1]`.
 #[derive(Module, Debug)]
 pub struct Discriminator {
-    /// 1→d, 4×4, stride 2 (d = `d_features`, 32 by default).
-    pub conv1: Conv2d,
-    /// d→2d, 4×4, stride 2.
-    pub conv2: Conv2d,
-    /// With `d_layers` 3: 2d→4d, 4×4, stride 2, padding 1 (7×7 → 3×3).
-    pub conv3: Option<Conv2d>,
-    /// The last map flattened (2d×7×7, or 4d×3×3 with `conv3`) → 1.
+    /// 4×4 convolutions of stride 2 (pad 1), each followed by LeakyReLU(0.2): C → d → 2d …
+    pub convs: Vec<Conv2d>,
+    /// The last map flattened → 1.
     pub fc: Linear,
 }
 
@@ -82,58 +111,102 @@ fn dcgan_init() -> Initializer {
     Initializer::Normal { mean: 0.0, std: 0.02 }
 }
 
+fn strided_conv(c_in: usize, c_out: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [4, 4])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_initializer(dcgan_init())
+        .init(device)
+}
+
 impl GanConfig {
+    /// Resolution stages of the generator: the frame's sides are halved this many times to
+    /// the smallest map (the VAE's rule: until the larger side is at most 8; 28×28 → 7×7).
+    pub fn stages(&self) -> usize {
+        crate::families::vae::model::stages(self.height, self.width).expect("GanConfig::check passed")
+    }
+
+    /// The smallest map's (height, width).
+    pub fn base(&self) -> (usize, usize) {
+        let s = self.stages();
+        (self.height >> s, self.width >> s)
+    }
+
+    /// Whether the frame and the layer counts are ones a GAN can have.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let Some(s) = crate::families::vae::model::stages(self.height, self.width) else {
+            anyhow::bail!(
+                "the GAN doubles its smallest map until the frame size, so both sides must halve to a map of at most 8: {}x{} cannot (use sides such as 28, 32, 48 or 64)",
+                self.height,
+                self.width
+            );
+        };
+        if !(1..=3).contains(&self.channels) || self.channels == 2 {
+            anyhow::bail!("the GAN draws 1 (gray) or 3 (RGB) channels, not {}", self.channels);
+        }
+        if self.d_layers != s && self.d_layers != s + 1 {
+            anyhow::bail!(
+                "--d-layers must be {s} (one strided convolution per generator stage for {}x{} frames) or {} (one more), not {}",
+                self.height,
+                self.width,
+                s + 1,
+                self.d_layers
+            );
+        }
+        Ok(())
+    }
+
+    /// The discriminator's last map: (channels, height, width).
+    pub fn discriminator_map(&self) -> (usize, usize, usize) {
+        let (mut h, mut w) = (self.height, self.width);
+        for _ in 0..self.d_layers {
+            (h, w) = (h / 2, w / 2);
+        }
+        (discriminator_width(self.d_features, self.d_layers - 1), h, w)
+    }
+
     /// A freshly initialized GAN on `device` (DCGAN's N(0, 0.02) weights).
     pub fn init(&self, device: &Device) -> Gan {
+        let s = self.stages();
+        let (bh, bw) = self.base();
         let (f, d) = (self.features, self.d_features);
-        let h = f / 2;
         let n = self.fine_features;
-        let out = if n > 0 { n } else { 1 };
+        let out = if n > 0 { n } else { self.channels };
+        let deconvs = (0..s)
+            .map(|i| {
+                let c_out = if i + 1 == s { out } else { generator_width(f, i + 1) };
+                ConvTranspose2dConfig::new([generator_width(f, i), c_out], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .with_initializer(dcgan_init())
+                    .init(device)
+            })
+            .collect();
+        let mut c_in = self.channels;
+        let convs = (0..self.d_layers)
+            .map(|i| {
+                let c = strided_conv(c_in, discriminator_width(d, i), device);
+                c_in = discriminator_width(d, i);
+                c
+            })
+            .collect();
+        let (dc, dh, dw) = self.discriminator_map();
         Gan {
             generator: Generator {
-                fc: LinearConfig::new(self.latent, f * 49).with_initializer(dcgan_init()).init(device),
-                bn0: BatchNormConfig::new(f).init(device),
-                deconv1: ConvTranspose2dConfig::new([f, h], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding([1, 1])
-                    .with_initializer(dcgan_init())
-                    .init(device),
-                bn1: BatchNormConfig::new(h).init(device),
-                deconv2: ConvTranspose2dConfig::new([h, out], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding([1, 1])
-                    .with_initializer(dcgan_init())
-                    .init(device),
+                fc: LinearConfig::new(self.latent, f * bh * bw).with_initializer(dcgan_init()).init(device),
+                norms: (0..s).map(|i| BatchNormConfig::new(generator_width(f, i)).init(device)).collect(),
+                deconvs,
                 fine: (n > 0).then(|| Fine {
                     bn2: BatchNormConfig::new(n).init(device),
-                    conv3: Conv2dConfig::new([n, 1], [3, 3])
+                    conv3: Conv2dConfig::new([n, self.channels], [3, 3])
                         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                         .with_initializer(dcgan_init())
                         .init(device),
                 }),
+                base_h: bh,
+                base_w: bw,
             },
-            discriminator: Discriminator {
-                conv1: Conv2dConfig::new([1, d], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .with_initializer(dcgan_init())
-                    .init(device),
-                conv2: Conv2dConfig::new([d, 2 * d], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .with_initializer(dcgan_init())
-                    .init(device),
-                conv3: (self.d_layers == 3).then(|| {
-                    Conv2dConfig::new([2 * d, 4 * d], [4, 4])
-                        .with_stride([2, 2])
-                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                        .with_initializer(dcgan_init())
-                        .init(device)
-                }),
-                fc: LinearConfig::new(if self.d_layers == 3 { 4 * d * 9 } else { 2 * d * 49 }, 1)
-                    .with_initializer(dcgan_init())
-                    .init(device),
-            },
+            discriminator: Discriminator { convs, fc: LinearConfig::new(dc * dh * dw, 1).with_initializer(dcgan_init()).init(device) },
         }
     }
 }
@@ -141,50 +214,68 @@ impl GanConfig {
 impl Generator {
     /// Images for a batch of noise vectors.
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
-        let h = self.pre_norm(z, 2);
+        let h = self.pre_norm(z, self.stages());
         match &self.fine {
             Some(fine) => tanh(fine.conv3.forward(relu(fine.bn2.forward(h)))),
             None => tanh(h),
         }
     }
 
-    /// The network up to layer `layer`'s BatchNorm: 0, the dense layer's 7×7 map; 1, the
-    /// 14×14 map; 2, the last transposed convolution's 28×28 output (what the fine stage's
-    /// BatchNorm normalizes, or the image before tanh without one).
-    pub fn pre_norm(&self, z: Tensor<2>, layer: usize) -> Tensor<4> {
-        let [b, _] = z.dims();
-        let f = self.bn0.gamma.dims()[0];
-        let h = self.fc.forward(z).reshape([b, f, 7, 7]);
-        if layer == 0 {
-            return h;
-        }
-        let h = self.deconv1.forward(relu(self.bn0.forward(h)));
-        if layer == 1 {
-            return h;
-        }
-        self.deconv2.forward(relu(self.bn1.forward(h)))
+    /// Resolution stages (transposed convolutions).
+    pub fn stages(&self) -> usize {
+        self.deconvs.len()
     }
 
-    /// Number of BatchNorm layers (2, or 3 with the fine stage).
-    pub fn batchnorms(&self) -> usize {
-        if self.fine.is_some() {
-            3
-        } else {
-            2
+    /// Channels of the smallest map.
+    pub fn features(&self) -> usize {
+        self.norms[0].gamma.dims()[0]
+    }
+
+    /// The smallest map's (height, width).
+    pub fn base(&self) -> (usize, usize) {
+        (self.base_h, self.base_w)
+    }
+
+    /// The image's (channels, height, width).
+    pub fn image_dims(&self) -> (usize, usize, usize) {
+        let channels = match &self.fine {
+            Some(f) => f.conv3.weight.dims()[0],
+            None => self.deconvs[self.stages() - 1].weight.dims()[1],
+        };
+        let s = self.stages();
+        (channels, self.base_h << s, self.base_w << s)
+    }
+
+    /// The network up to BatchNorm `layer`'s input: 0, the dense layer's smallest map; `i`,
+    /// the map after `i` transposed convolutions; the last (`stages()`) is the last
+    /// transposed convolution's full-size output (what the fine stage's BatchNorm
+    /// normalizes, or the image before tanh without one).
+    pub fn pre_norm(&self, z: Tensor<2>, layer: usize) -> Tensor<4> {
+        let [b, _] = z.dims();
+        let (bh, bw) = self.base();
+        let mut h = self.fc.forward(z).reshape([b, self.features(), bh, bw]);
+        for (norm, deconv) in self.norms.iter().zip(&self.deconvs).take(layer) {
+            h = deconv.forward(relu(norm.forward(h)));
         }
+        h
+    }
+
+    /// Number of BatchNorm layers (one per stage, and one more with the fine stage).
+    pub fn batchnorms(&self) -> usize {
+        self.stages() + usize::from(self.fine.is_some())
     }
 
     /// BatchNorm `layer` (`0..batchnorms()`), the one applied to [`Generator::pre_norm`]'s output.
     pub fn batchnorm_mut(&mut self, layer: usize) -> &mut BatchNorm {
+        let s = self.stages();
         match (layer, &mut self.fine) {
-            (0, _) => &mut self.bn0,
-            (1, _) => &mut self.bn1,
-            (2, Some(fine)) => &mut fine.bn2,
+            (l, _) if l < s => &mut self.norms[l],
+            (l, Some(fine)) if l == s => &mut fine.bn2,
             _ => panic!("generator has no BatchNorm {layer}"),
         }
     }
 
-    /// Channels of the 28×28 map ahead of the final 3×3 convolution (0 without one).
+    /// Channels of the full-size map ahead of the final 3×3 convolution (0 without one).
     pub fn fine_features(&self) -> usize {
         self.fine.as_ref().map_or(0, |f| f.bn2.gamma.dims()[0])
     }
@@ -197,20 +288,24 @@ impl Generator {
     /// Multiply-accumulates per image.
     pub fn macs(&self) -> usize {
         let [l, o] = self.fc.weight.dims();
-        let f = o / 49;
-        let h = self.bn1.gamma.dims()[0];
-        let n = self.fine_features();
-        l * o + f * h * 16 * 49 + h * n.max(1) * 16 * 196 + n * 9 * 784
+        let (bh, bw) = self.base();
+        let mut macs = l * o;
+        for (i, d) in self.deconvs.iter().enumerate() {
+            let [c_in, c_out, kh, kw] = d.weight.dims();
+            // A transposed convolution: every input value meets every kernel tap.
+            macs += c_in * c_out * kh * kw * (bh << i) * (bw << i);
+        }
+        let (c, h, w) = self.image_dims();
+        macs + self.fine_features() * c * 9 * h * w
     }
 }
 
 impl Discriminator {
     /// Realness logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let h = leaky_relu(self.conv1.forward(x), 0.2);
-        let mut h = leaky_relu(self.conv2.forward(h), 0.2);
-        if let Some(conv3) = &self.conv3 {
-            h = leaky_relu(conv3.forward(h), 0.2);
+        let mut h = x;
+        for conv in &self.convs {
+            h = leaky_relu(conv.forward(h), 0.2);
         }
         let [b, c, hh, ww] = h.dims();
         self.fc.forward(h.reshape([b, c * hh * ww]))

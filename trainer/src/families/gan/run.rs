@@ -19,18 +19,19 @@ pub struct GanArgs {
     /// gets published (0: publish the last generator).
     #[arg(long, default_value_t = 0.999)]
     pub ema: f64,
-    /// Channels of the generator's 7×7 map (its 14×14 map has half as many).
+    /// Channels of the generator's smallest map (7×7 for 28×28 frames); each stage after it
+    /// has half as many (at least 4).
     #[arg(long, default_value_t = 64)]
     pub features: usize,
-    /// Channels of the discriminator's first convolution (the second has twice as many).
+    /// Channels of the discriminator's first convolution (each further one twice as many).
     #[arg(long, default_value_t = 32)]
     pub d_features: usize,
-    /// Strided convolutions in the discriminator: 2 (28 → 14 → 7) or 3 (→ 3×3, with four
-    /// times `--d-features` channels).
-    #[arg(long, default_value_t = 2)]
-    pub d_layers: usize,
-    /// Channels of a 28×28 map that a final 3×3 convolution turns into the image (0: the
-    /// last transposed convolution writes the image directly).
+    /// Strided convolutions in the discriminator: one per generator stage (the default; 2
+    /// for 28×28: 28 → 14 → 7) or one more (→ 3×3).
+    #[arg(long)]
+    pub d_layers: Option<usize>,
+    /// Channels of a full-size map that a final 3×3 convolution turns into the image (0:
+    /// the last transposed convolution writes the image directly).
     #[arg(long, default_value_t = 0)]
     pub fine_features: usize,
     /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
@@ -66,9 +67,6 @@ impl GanArgs {
         if !(2..=256).contains(&self.features) || !self.features.is_multiple_of(2) {
             bail!("--features must be even and in 2..=256");
         }
-        if !(2..=3).contains(&self.d_layers) {
-            bail!("--d-layers must be 2 or 3");
-        }
         if self.fine_features > 256 {
             bail!("--fine-features must be in 0..=256");
         }
@@ -83,18 +81,48 @@ impl GanArgs {
 pub fn run(mut a: GanArgs) -> Result<()> {
     a.common.resolve(2e-4)?;
     a.check()?;
-    a.common.require_fashion_mnist("GAN")?;
-    let cfg = GanConfig::new()
+    let opts = a.common.options(&a.run_dir)?;
+    let geo = opts.source.geometry();
+    let mut cfg = GanConfig::new()
         .with_latent(a.latent)
         .with_features(a.features)
         .with_d_features(a.d_features)
         .with_fine_features(a.fine_features)
-        .with_d_layers(a.d_layers);
+        .with_channels(geo.channels as usize)
+        .with_height(geo.height as usize)
+        .with_width(geo.width as usize);
+    // Checked before d_layers is derived: the frame must have stages at all.
+    cfg.d_layers = crate::families::vae::model::stages(cfg.height, cfg.width).unwrap_or(0);
+    cfg.check()?;
+    if let Some(d) = a.d_layers {
+        cfg.d_layers = d;
+        cfg.check()?;
+    }
     let command = reproduce_command("gan", &a)?;
     save_config(&a.run_dir, &a)?;
-    let (last, averaged, state) = training::train(&cfg, &a.common.options(&a.run_dir)?, a.ema, a.lr_decay_from)?;
+    let (last, averaged, state) = training::train(&cfg, &opts, a.ema, a.lr_decay_from)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
+        return Ok(());
+    }
+    let weights = match averaged {
+        Some(_) => format!("exponential moving average of the generator's weights over the training steps, decay {}", a.ema),
+        None => "the last iterate (--ema 0)".to_string(),
+    };
+    let bn = match a.bn_samples {
+        0 => "BatchNorm running statistics as trained (averaged with the weights)".to_string(),
+        n => format!("BatchNorm statistics measured over {n} noise vectors of these weights"),
+    };
+    if !opts.source.is_fashion_mnist() {
+        // No Fréchet distance: its classifier knows Fashion-MNIST only.
+        let generator = training::recalibrate_batchnorm(averaged.unwrap_or_else(|| last.clone()).generator, a.bn_samples, a.common.seed);
+        let model = Gan { generator, discriminator: last.discriminator };
+        let parts = opts.source.load(false)?;
+        let dataset = a.common.dataset_note(false, &opts.source, parts.train.len());
+        let data =
+            export::PublishData { fd: None, fd_last: None, weights: &format!("{weights}; {bn}"), dataset: &dataset, source: &opts.source };
+        export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &data)?;
+        println!("published {} ({:.0} s of training; samples in samples.png)", a.out.display(), state.elapsed_seconds);
         return Ok(());
     }
     eprintln!("measuring Frechet distances");
@@ -119,27 +147,13 @@ pub fn run(mut a: GanArgs) -> Result<()> {
     let samples = training::generate(&model, &seeds);
     let fd = crate::eval::fd::report(&classifier, accuracy, &samples, &a.vae, &test_stats)?;
     let weights = match fd_last {
-        Some(_) => format!(
-            "exponential moving average of the generator's weights over the training steps, decay {} (the last iterate's FD is fd_last_iterate)",
-            a.ema
-        ),
-        None => "the last iterate (--ema 0)".to_string(),
+        Some(_) => format!("{weights} (the last iterate's FD is fd_last_iterate)"),
+        None => weights,
     };
-    let bn = match a.bn_samples {
-        0 => "BatchNorm running statistics as trained (averaged with the weights)".to_string(),
-        n => format!("BatchNorm statistics measured over {n} noise vectors of these weights"),
-    };
-    export::publish(
-        &model,
-        &state,
-        &command,
-        Some(serde_json::to_value(&a)?),
-        &a.out,
-        &fd,
-        fd_last,
-        &format!("{weights}; {bn}"),
-        &a.common.dataset_note(false, &crate::data::Source::FashionMnist, 55_000),
-    )?;
+    let dataset = a.common.dataset_note(false, &opts.source, 55_000);
+    let data =
+        export::PublishData { fd: Some(&fd), fd_last, weights: &format!("{weights}; {bn}"), dataset: &dataset, source: &opts.source };
+    export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &data)?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",
         fd.gan,

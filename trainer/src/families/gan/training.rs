@@ -3,10 +3,9 @@
 //! `--resume` behaviour as the likelihood models.
 
 use super::model::{Gan, GanConfig, Generator};
-use crate::data::PIXELS;
 use crate::data::{self, Images};
 use crate::families::checkpoint::{Checkpoint, TrainState};
-use crate::families::loss::images_to_tensor;
+use crate::families::loss::frames_to_tensor;
 pub use crate::families::training::TrainOptions;
 use anyhow::{bail, ensure, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
@@ -89,6 +88,17 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
     let (train, _) = crate::families::training::datasets(opts)?;
+    let g = train.geometry()?;
+    ensure!(
+        (g.channels as usize, g.height as usize, g.width as usize) == (cfg.channels, cfg.height, cfg.width),
+        "the GAN is shaped for {}x{}x{} frames, the data has {}x{}x{}",
+        cfg.height,
+        cfg.width,
+        cfg.channels,
+        g.height,
+        g.width,
+        g.channels
+    );
     let adam = || AdamConfig::new().with_beta_1(0.5).with_beta_2(0.999).init();
     let mut gan = cfg.init(&device);
     let (mut opt_g, mut opt_d) = (adam(), adam());
@@ -126,7 +136,7 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
     ensure!(steps > 0, "batch size {} exceeds the {} training images", opts.batch, train.len());
     let bar = crate::progress::bar(opts.progress, (steps * opts.epochs) as u64, "gan");
     bar.set_position((state.epoch * steps + state.step).min(steps * opts.epochs) as u64);
-    let mut pixels = vec![0u8; opts.batch * PIXELS];
+    let mut pixels = vec![0u8; opts.batch * g.values()];
     let mut session_steps = 0usize;
     let latent = cfg.latent;
     while state.epoch < opts.epochs {
@@ -140,7 +150,7 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
         };
         for step in state.step..steps {
             fill_batch(&train, &order[step * opts.batch..(step + 1) * opts.batch], &mut pixels);
-            let real = images_to_tensor(&pixels, opts.batch, &device);
+            let real = frames_to_tensor(&pixels, opts.batch, g, &device);
 
             let lr = learning_rate(opts.lr, decay_from, opts.epochs, steps, epoch, step);
             let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step, opts.batch, latent, &device)).detach();
@@ -237,8 +247,9 @@ fn save(
 }
 
 fn fill_batch(images: &Images, indices: &[usize], out: &mut [u8]) {
+    let n = images.values();
     for (j, &idx) in indices.iter().enumerate() {
-        out[j * PIXELS..(j + 1) * PIXELS].copy_from_slice(images.image(idx));
+        out[j * n..(j + 1) * n].copy_from_slice(images.image(idx));
     }
 }
 
@@ -320,7 +331,8 @@ pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64
 pub fn generate(gan: &Gan, seeds: &[u64]) -> Vec<u8> {
     let generator = gan.generator.valid();
     let latent = generator.latent();
-    let mut out = Vec::with_capacity(seeds.len() * PIXELS);
+    let (c, h, w) = generator.image_dims();
+    let mut out = Vec::with_capacity(seeds.len() * c * h * w);
     for chunk in seeds.chunks(500) {
         let mut z = vec![0f32; chunk.len() * latent];
         for (i, &s) in chunk.iter().enumerate() {
