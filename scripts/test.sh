@@ -16,6 +16,8 @@ command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# The text of eval ood's plots.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
@@ -45,6 +47,8 @@ cargo clippy --release --quiet --workspace --all-targets -- -D warnings
 firmware_target="${CARGO_TARGET_DIR:-$PWD/target}/firmware"
 for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   (cd firmware && CARGO_TARGET_DIR="$firmware_target" cargo clippy --release --quiet --target "$target" -- -D warnings)
+  # The second use case's image (32x32 RGB slide tiles), in its own target directory.
+  (cd firmware && CARGO_TARGET_DIR="$firmware_target-slide" cargo clippy --release --quiet --target "$target" --features slide -- -D warnings)
 done
 echo "ok"
 

@@ -456,3 +456,37 @@ fn gan_trains_on_a_folder_of_colour_pictures() {
     assert!(grid.color().has_color(), "a colour model's samples are drawn in colour");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `eval ood` covers structure (rotations, mirror images, occlusion, exposure, zoom) beside
+/// MNIST and the pixel faults, drops the frames a corruption left unchanged and counts them,
+/// and draws its pictures (ROC panels, score histograms, example verdicts).
+#[test]
+fn eval_ood_covers_structural_faults_and_draws_its_plots() {
+    let out = std::env::temp_dir().join(format!("edgegen-cli-{}-ood", std::process::id()));
+    std::fs::remove_dir_all(&out).ok();
+    let o =
+        edgegen(&["eval", "ood", "--models", "models/pixelcnn-fmnist", "--count", "100", "--out", out.to_str().unwrap(), "--quiet"], &[]);
+    let e = stderr(&o);
+    if e.contains("fonts-dejavu-core") && std::env::var("EDGEGEN_REQUIRE_QEMU").as_deref() != Ok("1") {
+        // No font on this machine (scripts/test.sh installs one and requires it): the error
+        // names the package, and the report is kept.
+        assert!(out.join("ood.json").exists(), "{e}");
+        return;
+    }
+    assert!(o.status.success(), "{e}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("ood.json")).unwrap()).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    for set in ["mnist", "noise", "dead-columns", "rotated-90", "upside-down", "mirrored", "occluded", "under-exposed", "zoomed-out"] {
+        assert!(rows.iter().any(|r| r["outliers"] == set), "no {set} rows");
+    }
+    assert!(rows.iter().filter(|r| r["group"] == "structural").count() >= 9 * 4);
+    // Dead columns over black background leave some frames unchanged: dropped and counted.
+    let dead = rows.iter().find(|r| r["outliers"] == "dead-columns").unwrap();
+    let dropped = dead["unchanged_frames_dropped"].as_u64().unwrap();
+    assert_eq!(dead["frames"].as_u64().unwrap() + dropped, 100, "{dead}");
+    for png in ["roc.png", "scores.png", "examples.png"] {
+        let img = image::open(out.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() > 400 && img.height() > 300, "{png}");
+    }
+    std::fs::remove_dir_all(out).ok();
+}

@@ -5,4 +5,5 @@ pub mod bench;
 pub mod defects;
 pub mod fd;
 pub mod ood;
+pub mod plot;
 pub mod score;

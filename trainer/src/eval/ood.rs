@@ -14,6 +14,79 @@ use std::path::Path;
 pub const CORRUPTIONS: [&str; 10] =
     ["noise", "blur", "stuck-rows", "dead-columns", "saturation", "dead-sensor", "frozen-gray", "inverted", "salt-pepper", "shifted"];
 
+/// Kinds of global, structural faults a camera produces: how it is mounted (rotated,
+/// upside down, mirrored), what is in the way (a dark occluding patch), how it is exposed,
+/// where it points and how far it is (translation is [`CORRUPTIONS`]' `shifted`; zoom).
+pub const STRUCTURAL: [&str; 9] =
+    ["rotated-90", "upside-down", "mirrored", "flipped", "occluded", "under-exposed", "over-exposed", "zoomed-in", "zoomed-out"];
+
+/// Samples the frame `img` (`side`×`side`, gray) at the source position `at(y, x)` of every
+/// output pixel (nearest pixel; outside the frame: black, the background).
+fn resample(img: &[u8], side: usize, at: impl Fn(f64, f64) -> (f64, f64)) -> Vec<u8> {
+    let mut out = vec![0u8; side * side];
+    for y in 0..side {
+        for x in 0..side {
+            let (sy, sx) = at(y as f64, x as f64);
+            let (sy, sx) = (sy.round(), sx.round());
+            if sy >= 0.0 && sx >= 0.0 && (sy as usize) < side && (sx as usize) < side {
+                out[y * side + x] = img[sy as usize * side + sx as usize];
+            }
+        }
+    }
+    out
+}
+
+/// Applies the structural fault `kind` of [`STRUCTURAL`] to the 28×28 gray `img`
+/// (deterministic for a given `rng` state); other kinds go to [`corrupt`].
+pub fn structural(kind: &str, img: &[u8], rng: &mut Rng) -> Vec<u8> {
+    const S: usize = 28;
+    let c = (S as f64 - 1.0) / 2.0;
+    let px = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+    match kind {
+        // A quarter turn, either way.
+        "rotated-90" => {
+            let cw = rng.below(2) == 0;
+            resample(img, S, |y, x| if cw { (S as f64 - 1.0 - x, y) } else { (x, S as f64 - 1.0 - y) })
+        }
+        "upside-down" => resample(img, S, |y, x| (S as f64 - 1.0 - y, S as f64 - 1.0 - x)),
+        "mirrored" => resample(img, S, |y, x| (y, S as f64 - 1.0 - x)),
+        "flipped" => resample(img, S, |y, x| (S as f64 - 1.0 - y, x)),
+        // Something dark in the way: a 10–14 pixel square, its centre in the middle half of the
+        // frame (where the object is), dark gray with a little texture.
+        "occluded" => {
+            let mut out = img.to_vec();
+            let side = 10 + rng.below(5) as usize;
+            let (cy, cx) = (7 + rng.below(14) as usize, 7 + rng.below(14) as usize);
+            let level = 10.0 + 30.0 * rng.uniform() as f64;
+            for y in cy.saturating_sub(side / 2)..(cy + side.div_ceil(2)).min(S) {
+                for x in cx.saturating_sub(side / 2)..(cx + side.div_ceil(2)).min(S) {
+                    out[y * S + x] = px(level + 4.0 * rng.normal() as f64);
+                }
+            }
+            out
+        }
+        // Exposure: a third to a half of the light; or the light doubled and a veil of 60–100.
+        "under-exposed" => {
+            let gain = 0.3 + 0.2 * rng.uniform() as f64;
+            img.iter().map(|&p| px(p as f64 * gain)).collect()
+        }
+        "over-exposed" => {
+            let veil = 60.0 + 40.0 * rng.uniform() as f64;
+            img.iter().map(|&p| px(veil + p as f64 * 2.0)).collect()
+        }
+        // The camera 1.4–1.7× closer (the object's edges leave the frame) or 1.6–2× farther.
+        "zoomed-in" => {
+            let z = 1.4 + 0.3 * rng.uniform() as f64;
+            resample(img, S, |y, x| (c + (y - c) / z, c + (x - c) / z))
+        }
+        "zoomed-out" => {
+            let z = 1.0 / (1.6 + 0.4 * rng.uniform() as f64);
+            resample(img, S, |y, x| (c + (y - c) / z, c + (x - c) / z))
+        }
+        other => corrupt(other, img, rng),
+    }
+}
+
 /// Corrupts `img` with `kind` (deterministic for a given `rng` state).
 pub fn corrupt(kind: &str, img: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut out = img.to_vec();
@@ -126,14 +199,61 @@ fn roc(inliers: &[f64], outliers: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
-/// The in-distribution images, the named outlier sets, and the clean images the corrupted
-/// sets were made from (see [`eval_sets`]).
-pub type EvalSets = (Images, Vec<(String, Images)>, Images);
+/// What an outlier set tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Other content (MNIST digits for a garment model).
+    Semantic,
+    /// Pixel-level sensor faults ([`CORRUPTIONS`]).
+    Pixel,
+    /// Global, structural faults ([`STRUCTURAL`]).
+    Structural,
+    /// Defects drawn on frames of a folder's test part ([`super::defects::DEFECTS`]).
+    Defect,
+}
+
+/// One outlier set.
+pub struct OutlierSet {
+    /// Its name (the corruption kind, or `mnist`).
+    pub name: String,
+    /// What it tests.
+    pub group: Group,
+    /// Its frames: those the corruption changed.
+    pub images: Images,
+    /// Frames the corruption left identical to their source (a dead column over black
+    /// background, say), dropped from `images`: no score can flag them.
+    pub unchanged: usize,
+}
+
+/// The evaluation sets: in-distribution frames and the outlier sets.
+pub struct EvalSets {
+    /// In-distribution frames.
+    pub inliers: Images,
+    /// The outlier sets.
+    pub sets: Vec<OutlierSet>,
+}
+
+/// The frames of `base` with `f` applied (each set has its own random stream `stream`),
+/// without those it left unchanged; and how many those were.
+fn corrupted_set(base: &Images, stream: u64, f: impl Fn(&[u8], &mut Rng) -> Vec<u8>) -> (Images, usize) {
+    let mut rng = Rng::with_stream(4, stream);
+    let mut keep = Vec::with_capacity(base.len());
+    let mut pixels = Vec::with_capacity(base.pixels.len());
+    for i in 0..base.len() {
+        let out = f(base.image(i), &mut rng);
+        if out != base.image(i) {
+            pixels.extend_from_slice(&out);
+            keep.push(i);
+        }
+    }
+    let unchanged = base.len() - keep.len();
+    (Images { channels: base.channels, rows: base.rows, cols: base.cols, pixels, labels: None }, unchanged)
+}
 
 /// The evaluation sets: `count` Fashion-MNIST test images (in distribution), and the
 /// outlier sets: `count` MNIST digits, then `count` corrupted test images (other images than
-/// the inliers) per kind in [`CORRUPTIONS`].
-/// Also returns the uncorrupted test images the corrupted sets were made from.
+/// the inliers) per kind in [`CORRUPTIONS`] and [`STRUCTURAL`].
 pub fn eval_sets(count: usize) -> Result<EvalSets> {
     eval_sets_of(&data::Source::FashionMnist, count, false)
 }
@@ -142,6 +262,10 @@ pub fn eval_sets(count: usize) -> Result<EvalSets> {
 /// [`eval_sets`]; for a folder, `count` test frames (in distribution) and `count` other test
 /// frames per defect kind of [`super::defects::DEFECTS`] drawn on them.
 pub fn eval_sets_of(source: &data::Source, count: usize, progress: bool) -> Result<EvalSets> {
+    let mut sets = Vec::new();
+    let mut add = |name: &str, group: Group, (images, unchanged): (Images, usize)| {
+        sets.push(OutlierSet { name: name.to_string(), group, images, unchanged });
+    };
     if !source.is_fashion_mnist() {
         let test = source.load(progress)?.test;
         let g = test.geometry()?;
@@ -149,26 +273,24 @@ pub fn eval_sets_of(source: &data::Source, count: usize, progress: bool) -> Resu
         let pick = |seed: u64| data::permutation(test.len(), seed)[..count.min(test.len())].to_vec();
         let inliers = test.select(&pick(1));
         let base = test.select(&pick(3));
-        let mut sets = Vec::new();
         for (k, kind) in super::defects::DEFECTS.iter().enumerate() {
-            let mut rng = Rng::with_stream(4, k as u64);
-            let pixels: Vec<u8> = (0..base.len()).flat_map(|i| super::defects::draw(kind, base.image(i), g, &mut rng)).collect();
-            sets.push((kind.to_string(), Images { pixels, labels: None, ..base.clone() }));
+            add(kind, Group::Defect, corrupted_set(&base, k as u64, |img, rng| super::defects::draw(kind, img, g, rng)));
         }
-        return Ok((inliers, sets, base));
+        return Ok(EvalSets { inliers, sets });
     }
     let test = data::fashion_mnist(data::Split::Test)?;
     let mnist = data::mnist_digits()?;
     let pick = |n: usize, seed: u64| data::permutation(n, seed)[..count.min(n)].to_vec();
     let inliers: Images = test.select(&pick(test.len(), 1));
-    let mut sets: Vec<(String, Images)> = vec![("mnist".into(), mnist.select(&pick(mnist.len(), 2)))];
+    add("mnist", Group::Semantic, (mnist.select(&pick(mnist.len(), 2)), 0));
     let base = test.select(&pick(test.len(), 3));
     for (k, kind) in CORRUPTIONS.iter().enumerate() {
-        let mut rng = Rng::with_stream(4, k as u64);
-        let pixels: Vec<u8> = (0..base.len()).flat_map(|i| corrupt(kind, base.image(i), &mut rng)).collect();
-        sets.push((kind.to_string(), Images::gray(28, 28, pixels)));
+        add(kind, Group::Pixel, corrupted_set(&base, k as u64, |img, rng| corrupt(kind, img, rng)));
     }
-    Ok((inliers, sets, base))
+    for (k, kind) in STRUCTURAL.iter().enumerate() {
+        add(kind, Group::Structural, corrupted_set(&base, 100 + k as u64, |img, rng| structural(kind, img, rng)));
+    }
+    Ok(EvalSets { inliers, sets })
 }
 
 /// Runs the evaluation for the models in `dirs` on `count` images per set; writes a JSON
@@ -185,21 +307,25 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
             d.display()
         );
     }
-    let (inliers, sets, base) = eval_sets_of(&source, count, progress)?;
-    // The outlier set whose ROC curves are drawn.
-    let roc_set = if source.is_fashion_mnist() { "mnist" } else { "stain" };
-    // Corrupted frames identical to their source (a dead column over black background, say):
-    // no score can flag them; the report counts them per kind.
-    let unchanged = |set: &str, imgs: &Images| -> Option<usize> {
-        (set != "mnist").then(|| (0..imgs.len().min(base.len())).filter(|&i| imgs.image(i) == base.image(i)).count())
-    };
+    let EvalSets { inliers, sets } = eval_sets_of(&source, count, progress)?;
+    // ROC curves per outlier set (every model's scores), and the first guard's score
+    // distributions and verdicts on example frames.
+    let mut panels: Vec<super::plot::RocPanel> = sets
+        .iter()
+        .map(|s| super::plot::RocPanel { title: format!("{} ({} frames)", s.name, s.images.len()), curves: Vec::new() })
+        .collect();
+    let mut histograms: Vec<super::plot::HistogramPanel> = Vec::new();
+    let mut examples: Vec<super::plot::ExampleRow> = Vec::new();
+    let mut guard_score = String::new();
     let mut report = Vec::new();
-    let mut curves = Vec::new();
     let mut guards = Vec::new();
-    for dir in dirs {
+    // The model whose guard is pictured: the first with one.
+    let pictured = dirs.iter().position(|d| Loaded::open(d, EngineKind::Int8).ok().and_then(|m| m.guard()).is_some());
+    let mut inlier_row = None;
+    for (di, dir) in dirs.iter().enumerate() {
         let model = Loaded::open(dir, EngineKind::Int8)?;
         let name = crate::export::card::card_name(dir, "model");
-        let total = (inliers.len() * (sets.len() + 1)) as u64;
+        let total = (inliers.len() + sets.iter().map(|s| s.images.len()).sum::<usize>()) as u64;
         let bar = crate::progress::bar(progress, total, "ood");
         let stats_all = |imgs: &Images| -> Result<Vec<Statistics>> {
             let r = crate::parallel::map(imgs.len(), |i| {
@@ -218,6 +344,16 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         let params = guard.map(|g| g.1).unwrap_or_default();
         let pick = |st: &[Statistics], k: ScoreKind| -> Vec<f64> { st.iter().filter_map(|s| s.score(k, &params)).collect() };
         let inl = stats_all(&inliers)?;
+        if let Some((gk, _, t)) = guard.filter(|_| Some(di) == pictured) {
+            let n = inliers.len().min(EXAMPLES);
+            let verdicts: Vec<bool> = inl[..n].iter().map(|s| s.score(gk, &params).is_some_and(|v| v as f32 <= t)).collect();
+            let rejected = inl.iter().filter(|s| !s.score(gk, &params).is_some_and(|v| v as f32 <= t)).count();
+            inlier_row = Some(super::plot::ExampleRow {
+                title: format!("in distribution: {:.1}% rejected", 100.0 * rejected as f64 / inl.len().max(1) as f64),
+                frames: (0..n).map(|i| inliers.image(i).to_vec()).collect(),
+                accepted: verdicts,
+            });
+        }
         if let Some((gk, _, t)) = guard {
             let s = pick(&inl, gk);
             let frr = s.iter().filter(|&&v| v as f32 > t).count() as f64 / s.len().max(1) as f64;
@@ -225,24 +361,41 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
                 json!({"model": name, "score": gk.name(), "threshold": t, "false_reject_on_these_inliers": crate::export::card::r4(frr)}),
             );
         }
-        for (set, imgs) in &sets {
+        for (si, OutlierSet { name: set, group, images: imgs, unchanged }) in sets.iter().enumerate() {
             let outl = stats_all(imgs)?;
-            let unchanged_frames = unchanged(set, imgs);
+            // The first guard's pictures: its score's histogram and example verdicts.
+            if let Some((gk, _, t)) = guard.filter(|_| Some(di) == pictured) {
+                guard_score = format!("{name} {}", gk.name());
+                histograms.push(super::plot::HistogramPanel {
+                    title: set.to_string(),
+                    inliers: pick(&inl, gk),
+                    outliers: pick(&outl, gk),
+                    threshold: t as f64,
+                });
+                let n = imgs.len().min(EXAMPLES);
+                let verdicts: Vec<bool> = outl[..n].iter().map(|s| s.score(gk, &params).is_some_and(|v| v as f32 <= t)).collect();
+                let accepted = outl.iter().filter(|s| s.score(gk, &params).is_some_and(|v| v as f32 <= t)).count();
+                examples.push(super::plot::ExampleRow {
+                    title: format!("{set}: {:.0}% accepted", 100.0 * accepted as f64 / outl.len().max(1) as f64),
+                    frames: (0..n).map(|i| imgs.image(i).to_vec()).collect(),
+                    accepted: verdicts,
+                });
+            }
             for &k in &kinds {
                 let (a, b) = (pick(&inl, k), pick(&outl, k));
                 let at_guard =
                     guard.filter(|g| g.0 == k).map(|g| b.iter().filter(|&&v| v as f32 <= g.2).count() as f64 / b.len().max(1) as f64);
                 let row = json!({
-                    "model": name, "score": k.name(), "outliers": set,
+                    "model": name, "score": k.name(), "outliers": set, "group": group, "frames": imgs.len(),
                     "auroc": crate::export::card::r4(auroc(&a, &b)),
                     "auprc": crate::export::card::r4(auprc(&a, &b)),
                     "false_accept_at_95": crate::export::card::r4(false_accept_at_95(&a, &b)),
                     "false_accept_at_guard": at_guard.map(crate::export::card::r4),
-                    "unchanged_frames": unchanged_frames,
+                    "unchanged_frames_dropped": unchanged,
                 });
-                if set == roc_set && model.family() == crate::families::ModelFamily::Pixelcnn {
-                    curves.push((format!("{name} {}", k.name()), roc(&a, &b)));
-                }
+                let auc = auroc(&a, &b);
+                let label = if dirs.len() > 1 { format!("{name} {} ({auc:.3})", k.name()) } else { format!("{} ({auc:.3})", k.name()) };
+                panels[si].curves.push(super::plot::Curve { label, points: thin(&roc(&a, &b)) });
                 report.push(row);
             }
         }
@@ -263,12 +416,12 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
     let (in_distribution, outliers) = if source.is_fashion_mnist() {
         (
             format!("{} Fashion-MNIST test images", inliers.len()),
-            format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind"),
+            format!("{count} MNIST digits; {count} corrupted Fashion-MNIST test images per kind, less those the corruption left unchanged (unchanged_frames_dropped)"),
         )
     } else {
         (
             format!("{} test frames of {}", inliers.len(), source.describe()),
-            format!("{} other test frames per defect kind, each with the defect drawn on it (trainer/src/eval/defects.rs)", base.len()),
+            format!("{} other test frames per defect kind, each with the defect drawn on it (trainer/src/eval/defects.rs)", inliers.len()),
         )
     };
     let models: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
@@ -283,47 +436,28 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         "command": format!("cargo edgegen eval ood --models {} --count {count} --out {}", models.join(" "), out.display()),
     });
     data::write_atomic(&out.join("ood.json"), serde_json::to_string_pretty(&doc)?.as_bytes())?;
-    plot_roc(&out.join(format!("roc-{roc_set}.png")), &curves)?;
+    super::plot::roc_panels(&out.join("roc.png"), &panels, 5)?;
+    if !histograms.is_empty() {
+        super::plot::histograms(&out.join("scores.png"), &format!("guard score ({guard_score})"), &histograms, 5)?;
+        // The in-distribution frames first, then each outlier set.
+        let rows: Vec<_> = inlier_row.into_iter().chain(examples).collect();
+        super::plot::examples(&out.join("examples.png"), inliers.geometry()?, &rows)?;
+    }
     Ok(doc)
 }
 
-/// ROC curves (Fashion-MNIST vs MNIST) as a PNG: one gray level per curve, the diagonal
-/// dotted.
-fn plot_roc(path: &Path, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
-    const S: usize = 240;
-    const M: usize = 20;
-    let (w, h) = (S + 2 * M, S + 2 * M);
-    let mut img = vec![255u8; w * h];
-    let dot = |x: usize, y: usize, v: u8, img: &mut Vec<u8>| {
-        if x < w && y < h {
-            img[y * w + x] = v;
-        }
-    };
-    for i in 0..=S {
-        dot(M + i, M + S, 0, &mut img);
-        dot(M, M + i, 0, &mut img);
-        if i % 4 == 0 {
-            dot(M + i, M + S - i, 160, &mut img);
-        }
+/// Example frames per set in `examples.png`.
+const EXAMPLES: usize = 10;
+
+/// A ROC curve with at most ~400 points (every point where the slope changes matters less
+/// than the picture's resolution).
+fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let step = points.len().div_ceil(400).max(1);
+    let mut out: Vec<(f64, f64)> = points.iter().step_by(step).copied().collect();
+    if let Some(&last) = points.last() {
+        out.push(last);
     }
-    for (c, (_, pts)) in curves.iter().enumerate() {
-        let v = (c as u32 * 150 / curves.len().max(1) as u32) as u8;
-        let mut last: Option<(usize, usize)> = None;
-        for &(fpr, tpr) in pts {
-            let p = (M + (fpr * S as f64) as usize, M + S - (tpr * S as f64) as usize);
-            if let Some(q) = last {
-                let n = (p.0 as i64 - q.0 as i64).abs().max((p.1 as i64 - q.1 as i64).abs()).max(1);
-                for t in 0..=n {
-                    let x = q.0 as i64 + (p.0 as i64 - q.0 as i64) * t / n;
-                    let y = q.1 as i64 + (p.1 as i64 - q.1 as i64) * t / n;
-                    dot(x as usize, y as usize, v, &mut img);
-                    dot(x as usize + 1, y as usize, v, &mut img);
-                }
-            }
-            last = Some(p);
-        }
-    }
-    crate::data::imageio::write_gray_png(path, w, h, &img)
+    out
 }
 
 #[cfg(test)]
@@ -349,6 +483,40 @@ mod tests {
             assert_eq!(a, corrupt(kind, &img, &mut Rng::new(1)), "{kind}");
             assert_ne!(a, img, "{kind} left the image unchanged");
             assert_eq!(a.len(), PIXELS);
+        }
+    }
+
+    #[test]
+    fn structural_faults_move_the_object_not_the_pixels() {
+        // An asymmetric object: a bright bar in the top-left quadrant.
+        let mut img = vec![0u8; PIXELS];
+        for y in 4..8 {
+            for x in 4..14 {
+                img[y * 28 + x] = 200;
+            }
+        }
+        let at = |v: &[u8], y: usize, x: usize| v[y * 28 + x];
+        let mut rng = Rng::new(1);
+        let up = structural("upside-down", &img, &mut rng);
+        assert_eq!((at(&up, 27 - 5, 27 - 5), at(&up, 5, 5)), (200, 0));
+        let m = structural("mirrored", &img, &mut rng);
+        assert_eq!((at(&m, 5, 27 - 5), at(&m, 5, 5)), (200, 0));
+        let f = structural("flipped", &img, &mut rng);
+        assert_eq!((at(&f, 27 - 5, 5), at(&f, 5, 5)), (200, 0));
+        let r = structural("rotated-90", &img, &mut rng);
+        assert_eq!(r.iter().filter(|&&p| p == 200).count(), 40, "a quarter turn keeps every pixel");
+        assert_eq!(at(&r, 5, 5), 0);
+        // Zooming out shrinks the bright area, zooming in grows it; exposure scales it.
+        let count = |v: &[u8]| v.iter().filter(|&&p| p > 0).count();
+        assert!(count(&structural("zoomed-out", &img, &mut rng)) < 40);
+        assert!(count(&structural("zoomed-in", &img, &mut rng)) > 40);
+        assert!(structural("under-exposed", &img, &mut rng).iter().all(|&p| p <= 100));
+        assert!(structural("over-exposed", &img, &mut rng).iter().all(|&p| p >= 60));
+        for kind in STRUCTURAL {
+            let a = structural(kind, &img, &mut Rng::new(3));
+            assert_eq!(a, structural(kind, &img, &mut Rng::new(3)), "{kind}");
+            assert_eq!(a.len(), PIXELS);
+            assert_ne!(a, img, "{kind} left the image unchanged");
         }
     }
 }
