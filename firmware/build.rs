@@ -3,8 +3,27 @@
 //! target. Also writes the device's golden files: the first set of each model's
 //! `golden/int8/*.bin`, its outputs as their CRC-32 (golden version 2; the host tests check
 //! every set in full; one digest per model on the device keeps the firmware inside 1 MiB of
-//! flash).
+//! flash). The use case (feature `slide`, else Fashion-MNIST) picks the models.
 use std::path::PathBuf;
+
+/// The embedded models of the use case: (golden name, model file, golden file).
+fn models() -> Vec<(&'static str, &'static str, &'static str)> {
+    if std::env::var_os("CARGO_FEATURE_SLIDE").is_some() {
+        vec![
+            ("pixelcnn", "../models/pixelcnn-ihc/model.egm", "../models/pixelcnn-ihc/golden/int8/model.bin"),
+            ("pixelcnn-bg", "../models/pixelcnn-ihc-bg/model.egm", "../models/pixelcnn-ihc-bg/golden/int8/model.bin"),
+            ("gan-generator", "../models/gan-ihc/generator.egm", "../models/gan-ihc/golden/int8/generator.bin"),
+        ]
+    } else {
+        vec![
+            ("pixelcnn", "../models/pixelcnn-fmnist/model.egm", "../models/pixelcnn-fmnist/golden/int8/model.bin"),
+            ("pixelcnn-bg", "../models/pixelcnn-fmnist-bg/model.egm", "../models/pixelcnn-fmnist-bg/golden/int8/model.bin"),
+            ("vae-encoder", "../models/vae-fmnist/encoder.egm", "../models/vae-fmnist/golden/int8/encoder.bin"),
+            ("vae-decoder", "../models/vae-fmnist/decoder.egm", "../models/vae-fmnist/golden/int8/decoder.bin"),
+            ("gan-generator", "../models/gan-fmnist/generator.egm", "../models/gan-fmnist/golden/int8/generator.bin"),
+        ]
+    }
+}
 
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
@@ -19,13 +38,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", map.display());
     println!("cargo:rerun-if-changed=build.rs");
 
-    for (name, path) in [
-        ("pixelcnn", "../models/pixelcnn-fmnist/golden/int8/model.bin"),
-        ("pixelcnn-bg", "../models/pixelcnn-fmnist-bg/golden/int8/model.bin"),
-        ("vae-encoder", "../models/vae-fmnist/golden/int8/encoder.bin"),
-        ("vae-decoder", "../models/vae-fmnist/golden/int8/decoder.bin"),
-        ("gan-generator", "../models/gan-fmnist/golden/int8/generator.bin"),
-    ] {
+    for (name, _, path) in models() {
         println!("cargo:rerun-if-changed={path}");
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen quantize`)"));
         let golden = edgegen_runtime::golden::Golden::parse(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -38,13 +51,7 @@ fn main() {
     // Frame buffers are sized for the largest image geometry among the embedded models (read
     // from their files, as the device will).
     let mut values = 0;
-    for path in [
-        "../models/pixelcnn-fmnist/model.egm",
-        "../models/pixelcnn-fmnist-bg/model.egm",
-        "../models/vae-fmnist/encoder.egm",
-        "../models/vae-fmnist/decoder.egm",
-        "../models/gan-fmnist/generator.egm",
-    ] {
+    for (_, path, _) in models() {
         println!("cargo:rerun-if-changed={path}");
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen compile`)"));
         let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -14,51 +14,95 @@ macro_rules! embed {
     }};
 }
 
-/// PixelCNN (guard and pixel-by-pixel generation).
-pub static PIXELCNN: &[u8] = embed!("../../models/pixelcnn-fmnist/model.egm");
-/// The background PixelCNN (trained on perturbed images) of the guard's likelihood ratio.
-pub static PIXELCNN_BG: &[u8] = embed!("../../models/pixelcnn-fmnist-bg/model.egm");
-/// VAE encoder.
-pub static VAE_ENCODER: &[u8] = embed!("../../models/vae-fmnist/encoder.egm");
-/// VAE decoder.
-pub static VAE_DECODER: &[u8] = embed!("../../models/vae-fmnist/decoder.egm");
-/// GAN generator.
-pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-fmnist/generator.egm");
-/// Bytes of all embedded models.
-pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/model.egm").len()
-    + include_bytes!("../../models/pixelcnn-fmnist-bg/model.egm").len()
-    + include_bytes!("../../models/vae-fmnist/encoder.egm").len()
-    + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
-    + include_bytes!("../../models/gan-fmnist/generator.egm").len();
+#[cfg(not(feature = "slide"))]
+mod use_case {
+    /// The use case's name (logged at boot).
+    pub const NAME: &str = "fashion";
+    /// PixelCNN (guard and pixel-by-pixel generation).
+    pub static PIXELCNN: &[u8] = embed!("../../models/pixelcnn-fmnist/model.egm");
+    /// The background PixelCNN (trained on perturbed images) of the guard's likelihood ratio.
+    pub static PIXELCNN_BG: &[u8] = embed!("../../models/pixelcnn-fmnist-bg/model.egm");
+    /// VAE encoder and decoder.
+    pub static VAE: Option<(&[u8], &[u8])> =
+        Some((embed!("../../models/vae-fmnist/encoder.egm"), embed!("../../models/vae-fmnist/decoder.egm")));
+    /// GAN generator.
+    pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-fmnist/generator.egm");
+    /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
+    pub const PIXELCNN_SAMPLES: bool = true;
+    /// Bytes of all embedded models.
+    pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/model.egm").len()
+        + include_bytes!("../../models/pixelcnn-fmnist-bg/model.egm").len()
+        + include_bytes!("../../models/vae-fmnist/encoder.egm").len()
+        + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
+        + include_bytes!("../../models/gan-fmnist/generator.egm").len();
+    /// Golden vectors of every embedded model: the first set of each file the trainer
+    /// wrote, its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them),
+    /// checked on the device bit for bit.
+    pub static GOLDEN: &[(&str, &[u8])] = &[
+        ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
+        ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
+        ("vae-encoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-encoder.bin"))),
+        ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
+        ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
+    ];
+    /// The scored frame sets: name and IDX file.
+    pub static FRAME_FILES: &[(&str, &[u8])] = &[
+        ("fashion", embed!("../../models/frames/fashion-mnist-test.idx")),
+        ("mnist", embed!("../../models/frames/mnist-digits.idx")),
+        ("faults", embed!("../../models/frames/sensor-faults.idx")),
+    ];
+}
 
-/// Golden vectors of every embedded model: the first set of each file the trainer wrote,
-/// its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them), checked on
-/// the device bit for bit.
-pub static GOLDEN: [(&str, &[u8]); 5] = [
-    ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
-    ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
-    ("vae-encoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-encoder.bin"))),
-    ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
-    ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
-];
+#[cfg(feature = "slide")]
+mod use_case {
+    /// The use case's name (logged at boot).
+    pub const NAME: &str = "slide";
+    /// The slide PixelCNN (32×32 RGB tiles): the guard's likelihood.
+    pub static PIXELCNN: &[u8] = embed!("../../models/pixelcnn-ihc/model.egm");
+    /// The slide background PixelCNN of the guard's likelihood ratio.
+    pub static PIXELCNN_BG: &[u8] = embed!("../../models/pixelcnn-ihc-bg/model.egm");
+    /// No VAE for slides.
+    pub static VAE: Option<(&[u8], &[u8])> = None;
+    /// The slide GAN's generator.
+    pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-ihc/generator.egm");
+    /// The PixelCNN only guards here: drawing a 3,072-value tile value by value would take
+    /// minutes of QEMU per sample (the host draws them: `edgegen sample`).
+    pub const PIXELCNN_SAMPLES: bool = false;
+    /// Bytes of all embedded models.
+    pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-ihc/model.egm").len()
+        + include_bytes!("../../models/pixelcnn-ihc-bg/model.egm").len()
+        + include_bytes!("../../models/gan-ihc/generator.egm").len();
+    /// Golden vectors of every embedded model (see the Fashion-MNIST use case).
+    pub static GOLDEN: &[(&str, &[u8])] = &[
+        ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
+        ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
+        ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
+    ];
+    /// The scored frame sets: held-out test tiles and test tiles with drawn defects.
+    pub static FRAME_FILES: &[(&str, &[u8])] =
+        &[("slide", embed!("../../models/frames/slide-test.idx")), ("defects", embed!("../../models/frames/slide-defects.idx"))];
+}
 
-static FASHION: &[u8] = embed!("../../models/frames/fashion-mnist-test.idx");
-static MNIST: &[u8] = embed!("../../models/frames/mnist-digits.idx");
-static FAULTS: &[u8] = embed!("../../models/frames/sensor-faults.idx");
+pub use use_case::*;
 
 include!(concat!(env!("OUT_DIR"), "/geometry.rs"));
 
-/// The images of an IDX image file (`n × H × W`, validated by the host when it wrote them)
-/// when they have geometry `g` (one channel); a file of another geometry, or an inconsistent
-/// one, yields no images rather than a panic.
+/// The images of an IDX image file (`n × H × W` gray, or `n × C × H × W` planar colour,
+/// validated by the host when it wrote them) when they have geometry `g`; a file of another
+/// geometry, or an inconsistent one, yields no images rather than a panic.
 fn frames(idx: &'static [u8], g: Geometry) -> impl Iterator<Item = &'static [u8]> {
     let be = |at: usize| u32::from_be_bytes([idx[at], idx[at + 1], idx[at + 2], idx[at + 3]]);
-    let ok = idx.len() >= 16 && idx[..4] == [0, 0, 8, 3] && g.channels == 1 && be(8) == g.height as u32 && be(12) == g.width as u32;
-    let body = if ok { &idx[16..] } else { &idx[..0] };
+    let dims = (g.channels as u32, g.height as u32, g.width as u32);
+    let header = match idx.get(..4) {
+        Some([0, 0, 8, 3]) if idx.len() >= 16 && (1, be(8), be(12)) == dims => 16,
+        Some([0, 0, 8, 4]) if idx.len() >= 20 && (be(8), be(12), be(16)) == dims => 20,
+        _ => idx.len(),
+    };
+    let body = &idx[header..];
     body.chunks_exact(g.values())
 }
 
 /// The frame sets for models of geometry `g`: name and images.
-pub fn frame_sets(g: Geometry) -> [(&'static str, impl Iterator<Item = &'static [u8]>); 3] {
-    [("fashion", frames(FASHION, g)), ("mnist", frames(MNIST, g)), ("faults", frames(FAULTS, g))]
+pub fn frame_sets(g: Geometry) -> impl Iterator<Item = (&'static str, impl Iterator<Item = &'static [u8]>)> {
+    FRAME_FILES.iter().map(move |&(name, idx)| (name, frames(idx, g)))
 }

@@ -23,10 +23,14 @@ use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
 
-/// Arena for scoring (the PixelCNN guard's planned arena must fit: the RAM goal).
+/// Arena for the VAE, the GAN and the PixelCNN's op profile.
 const ARENA: usize = 256 * 1024;
-/// Arena for row-band PixelCNN sampling (every activation kept).
+/// Arena for row-band PixelCNN sampling (every activation kept), then the guard.
+#[cfg(not(feature = "slide"))]
 const SAMPLE_ARENA: usize = 1280 * 1024;
+/// Arena for the guard (no PixelCNN sampling on the device in the slide image).
+#[cfg(feature = "slide")]
+const SAMPLE_ARENA: usize = 264 * 1024;
 /// Importance samples of the VAE bound on the device.
 const VAE_K: usize = 4;
 /// Images generated per model family.
@@ -62,31 +66,44 @@ fn main() -> ! {
     let pixelcnn = PixelCnn::new(load(assets::PIXELCNN, "pixelcnn"), Kernels::Optimized).unwrap_or_else(|_| fail("pixelcnn engine"));
     let background =
         PixelCnn::new(load(assets::PIXELCNN_BG, "pixelcnn background"), Kernels::Optimized).unwrap_or_else(|_| fail("background engine"));
-    let vae = Vae::new(load(assets::VAE_ENCODER, "vae encoder"), load(assets::VAE_DECODER, "vae decoder"), Kernels::Optimized)
-        .unwrap_or_else(|_| fail("vae engine"));
+    let vae = assets::VAE
+        .map(|(e, d)| Vae::new(load(e, "vae encoder"), load(d, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine")));
     let gan = Gan::new(load(assets::GAN_GENERATOR, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine"));
+    let guard_arena = PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref());
+    let vae_arena = vae.as_ref().map_or(0, |v| v.arena_len());
     defmt::info!(
-        "boot arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        "boot use_case={=str} arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} guard_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        assets::NAME,
         ARENA,
         pixelcnn.arena_len(),
         background.arena_len(),
+        guard_arena,
         pixelcnn.sample_arena_len(),
-        vae.arena_len(),
+        vae_arena,
         gan.arena_len(),
         assets::MODELS_BYTES
     );
-    if pixelcnn.arena_len().max(vae.arena_len()).max(gan.arena_len()) > ARENA || pixelcnn.sample_arena_len() > SAMPLE_ARENA {
+    if vae_arena.max(gan.arena_len()) > ARENA
+        || guard_arena > SAMPLE_ARENA
+        || (assets::PIXELCNN_SAMPLES && pixelcnn.sample_arena_len() > SAMPLE_ARENA)
+    {
         fail("a model needs more arena than the firmware reserves");
     }
 
-    check_golden(
-        &[pixelcnn.interpreter().model(), background.interpreter().model(), vae.encoder_model(), vae.decoder_model(), gan.model()],
-        &mut arena[..],
-    );
+    // Model views are copies of a few references into flash.
+    let mut models: heapless::Vec<(&str, Model<'static>), 5> = heapless::Vec::new();
+    let _ = models.push(("pixelcnn", *pixelcnn.interpreter().model()));
+    let _ = models.push(("pixelcnn-bg", *background.interpreter().model()));
+    if let Some(v) = &vae {
+        let _ = models.push(("vae-encoder", *v.encoder_model()));
+        let _ = models.push(("vae-decoder", *v.decoder_model()));
+    }
+    let _ = models.push(("gan-generator", *gan.model()));
+    check_golden(&models, &mut arena[..]);
     profile(&pixelcnn, &mut arena[..]);
-    let mut screen = screen::Screen::new();
-    generate(&pixelcnn, &vae, &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
-    score_frames(pixelcnn, background, &vae, &mut arena[..], &mut sample_arena[..], &mut screen);
+    let mut screen = screen::Screen::new(assets::NAME, vae.is_some(), assets::PIXELCNN_SAMPLES);
+    generate(&pixelcnn, vae.as_ref(), &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
+    score_frames(pixelcnn, background, vae.as_ref(), &mut arena[..], &mut sample_arena[..], &mut screen);
     defmt::info!("stack used_bytes={=usize}", stack::used());
     match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
         Ok(()) => defmt::info!("screen {=usize}x{=usize} written to edgegen-screen.pgm", screen::WIDTH, screen::HEIGHT),
@@ -100,11 +117,15 @@ fn main() -> ! {
 }
 
 /// The trainer's golden vectors, bit for bit, on this CPU: one set per model (golden
-/// version 2, cut by `build.rs`).
-fn check_golden(models: &[&Model<'static>], arena: &mut [u8]) {
-    for ((name, bytes), model) in assets::GOLDEN.iter().zip(models) {
+/// version 2, cut by `build.rs`), each found by its name.
+fn check_golden(models: &[(&str, Model<'static>)], arena: &mut [u8]) {
+    if models.len() != assets::GOLDEN.len() {
+        fail("a golden file per embedded model");
+    }
+    for (name, bytes) in assets::GOLDEN {
+        let model = models.iter().find(|(n, _)| n == name).map(|m| &m.1).unwrap_or_else(|| fail("golden file of an embedded model"));
         let golden = edgegen_runtime::golden::Golden::parse(bytes).unwrap_or_else(|_| fail("golden file"));
-        let interp = edgegen_runtime::interpreter::Interpreter::new(**model, Kernels::Optimized);
+        let interp = edgegen_runtime::interpreter::Interpreter::new(*model, Kernels::Optimized);
         let passed = golden.passed(&interp, arena).unwrap_or(0);
         defmt::info!("golden model={=str} sets={=usize} passed={=usize}", name, golden.len(), passed);
         if passed != golden.len() {
@@ -135,11 +156,11 @@ fn profile(pixelcnn: &PixelCnn<'static>, arena: &mut [u8]) {
     }
 }
 
-/// Generation: every family from fixed seeds, each image's CRC and instructions logged and
-/// drawn on the screen.
+/// Generation: every family of the use case from fixed seeds, each image's CRC and
+/// instructions logged and drawn on the screen.
 fn generate(
     pixelcnn: &PixelCnn<'static>,
-    vae: &Vae<'static>,
+    vae: Option<&Vae<'static>>,
     gan: &Gan<'static>,
     arena: &mut [u8],
     sample_arena: &mut [u8],
@@ -147,24 +168,33 @@ fn generate(
 ) {
     let mut buf = [0u8; assets::IMAGE_VALUES];
     for seed in 0..SAMPLES as u64 {
-        let img = &mut buf[..vae.geometry().values()];
-        let t = clock::now();
-        vae.sample(arena, seed, img).unwrap_or_else(|_| fail("vae sample"));
-        let n = clock::now() - t;
-        defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
-        screen.sample(0, seed as usize, img, vae.geometry());
+        if let Some(vae) = vae {
+            let img = &mut buf[..vae.geometry().values()];
+            let t = clock::now();
+            vae.sample(arena, seed, img).unwrap_or_else(|_| fail("vae sample"));
+            let n = clock::now() - t;
+            defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
+            screen.sample(screen::Family::Vae, seed as usize, img, vae.geometry());
+        }
         let img = &mut buf[..gan.geometry().values()];
         let t = clock::now();
         gan.sample(arena, seed, img).unwrap_or_else(|_| fail("gan sample"));
         let n = clock::now() - t;
         defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
-        screen.sample(1, seed as usize, img, gan.geometry());
-        let img = &mut buf[..pixelcnn.geometry().values()];
-        let t = clock::now();
-        pixelcnn.sample(sample_arena, seed, img).unwrap_or_else(|_| fail("pixelcnn sample"));
-        let n = clock::now() - t;
-        defmt::info!("sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
-        screen.sample(2, seed as usize, img, pixelcnn.geometry());
+        screen.sample(screen::Family::Gan, seed as usize, img, gan.geometry());
+        if assets::PIXELCNN_SAMPLES {
+            let img = &mut buf[..pixelcnn.geometry().values()];
+            let t = clock::now();
+            pixelcnn.sample(sample_arena, seed, img).unwrap_or_else(|_| fail("pixelcnn sample"));
+            let n = clock::now() - t;
+            defmt::info!(
+                "sample model=pixelcnn seed={=u64} crc={=u32:#010x} instructions={=u64}",
+                seed,
+                edgegen_runtime::crc32::crc32(img),
+                n
+            );
+            screen.sample(screen::Family::PixelCnn, seed as usize, img, pixelcnn.geometry());
+        }
     }
 }
 
@@ -173,17 +203,18 @@ fn generate(
 fn score_frames(
     pixelcnn: PixelCnn<'static>,
     background: PixelCnn<'static>,
-    vae: &Vae<'static>,
+    vae: Option<&Vae<'static>>,
     arena: &mut [u8],
     sample_arena: &mut [u8],
     screen: &mut screen::Screen,
 ) {
     let g = pixelcnn.geometry();
-    if vae.geometry() != g {
+    if vae.is_some_and(|v| v.geometry() != g) {
         fail("the VAE and the PixelCNN take frames of different geometries");
     }
-    let mut guard =
-        PixelCnnScorer::guard(pixelcnn, Some(background), sample_arena).unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file"));
+    // The structural guard also reads the VAE encoder's posterior (when its file says so).
+    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), vae.cloned(), sample_arena)
+        .unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file (or its VAE is missing)"));
     let kind = guard.scorer().kind();
     let mut slot = 0;
     for (set, frames) in assets::frame_sets(g) {
@@ -192,25 +223,43 @@ fn score_frames(
             let verdict = guard.check(frame).unwrap_or_else(|_| fail("guard"));
             let guard_instructions = clock::now() - t;
             let stats = guard.scorer().last().unwrap_or_else(|| fail("guard statistics"));
-            let t = clock::now();
-            let bounds = vae.bounds(arena, frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
-            let vae_instructions = clock::now() - t;
-            defmt::info!(
-                "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} score_kind={=str} score={=f32} score_bits={=u32:#010x} threshold={=f32} verdict={=str} guard_instructions={=u64} vae_instructions={=u64}",
-                set,
-                index,
-                stats.bpd,
-                stats.bpd.to_bits(),
-                bounds.iwae_bpd(),
-                bounds.iwae_bpd().to_bits(),
-                kind.name(),
-                verdict.score,
-                verdict.score.to_bits(),
-                verdict.threshold,
-                if verdict.accept { "accept" } else { "reject" },
-                guard_instructions,
-                vae_instructions
-            );
+            match vae {
+                Some(vae) => {
+                    let t = clock::now();
+                    let bounds =
+                        vae.bounds(arena, frame, VAE_K, &mut Rng::with_stream(0, index as u64)).unwrap_or_else(|_| fail("vae bounds"));
+                    let vae_instructions = clock::now() - t;
+                    defmt::info!(
+                        "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} vae_iwae_bpd={=f64} bits={=u64:#018x} score_kind={=str} score={=f32} score_bits={=u32:#010x} threshold={=f32} verdict={=str} guard_instructions={=u64} vae_instructions={=u64}",
+                        set,
+                        index,
+                        stats.bpd,
+                        stats.bpd.to_bits(),
+                        bounds.iwae_bpd(),
+                        bounds.iwae_bpd().to_bits(),
+                        kind.name(),
+                        verdict.score,
+                        verdict.score.to_bits(),
+                        verdict.threshold,
+                        if verdict.accept { "accept" } else { "reject" },
+                        guard_instructions,
+                        vae_instructions
+                    );
+                }
+                None => defmt::info!(
+                    "frame set={=str} index={=usize} pixelcnn_bpd={=f64} bits={=u64:#018x} score_kind={=str} score={=f32} score_bits={=u32:#010x} threshold={=f32} verdict={=str} guard_instructions={=u64}",
+                    set,
+                    index,
+                    stats.bpd,
+                    stats.bpd.to_bits(),
+                    kind.name(),
+                    verdict.score,
+                    verdict.score.to_bits(),
+                    verdict.threshold,
+                    if verdict.accept { "accept" } else { "reject" },
+                    guard_instructions
+                ),
+            }
             screen.frame(slot, frame, g, verdict.accept, verdict.score);
             slot += 1;
         }

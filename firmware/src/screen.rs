@@ -40,17 +40,38 @@ impl OriginDimensions for Screen {
     }
 }
 
-const FAMILIES: [&str; 3] = ["VAE", "GAN", "PixelCNN"];
+/// A row of generated samples.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Family {
+    /// VAE samples (top row).
+    Vae,
+    /// GAN samples.
+    Gan,
+    /// PixelCNN samples.
+    PixelCnn,
+}
+
+const FAMILIES: [(Family, &str); 3] = [(Family::Vae, "VAE"), (Family::Gan, "GAN"), (Family::PixelCnn, "PixelCNN")];
 
 impl Screen {
-    /// A dark screen with the titles.
-    pub fn new() -> Self {
+    /// A dark screen with the titles: the use case, and a label for each family row it
+    /// draws (the VAE's and the PixelCNN's rows only when `vae` / `pixelcnn` sample).
+    pub fn new(use_case: &str, vae: bool, pixelcnn: bool) -> Self {
         let mut s = Screen { buf: [16; WIDTH * HEIGHT] };
         let title = MonoTextStyle::new(&FONT_6X10, Gray8::WHITE);
         let label = MonoTextStyle::new(&FONT_5X8, Gray8::new(200));
-        let _ = Text::new("edgegen on Cortex-M (QEMU): int8 models", Point::new(4, 10), title).draw(&mut s);
-        for (i, f) in FAMILIES.iter().enumerate() {
-            let _ = Text::new(f, Point::new(4, 40 + 60 * i as i32), label).draw(&mut s);
+        let mut text: heapless::String<64> = heapless::String::new();
+        let _ = core::fmt::write(&mut text, format_args!("edgegen on Cortex-M (QEMU): int8 models, {use_case}"));
+        let _ = Text::new(&text, Point::new(4, 10), title).draw(&mut s);
+        for (i, (family, name)) in FAMILIES.iter().enumerate() {
+            let shown = match family {
+                Family::Vae => vae,
+                Family::Gan => true,
+                Family::PixelCnn => pixelcnn,
+            };
+            if shown {
+                let _ = Text::new(name, Point::new(4, 40 + 60 * i as i32), label).draw(&mut s);
+            }
         }
         let _ = Text::new("sensor frames: box = accept, cross = reject, guard score below", Point::new(4, 206), label).draw(&mut s);
         s
@@ -78,8 +99,9 @@ impl Screen {
         }
     }
 
-    /// Generated sample `n` of family row `row`.
-    pub fn sample(&mut self, row: usize, n: usize, img: &[u8], g: Geometry) {
+    /// Generated sample `n` of `family`'s row.
+    pub fn sample(&mut self, family: Family, n: usize, img: &[u8], g: Geometry) {
+        let row = FAMILIES.iter().position(|f| f.0 == family).unwrap_or(0);
         self.blit(60 + n * 62, 16 + row * 60, img, g, 56);
     }
 

@@ -244,6 +244,11 @@ impl<'m> Vae<'m> {
         self.latent
     }
 
+    /// Arena bytes the encoder alone needs ([`Vae::encode`]).
+    pub fn encoder_arena_len(&self) -> usize {
+        self.encoder.arena_len()
+    }
+
     /// The encoder's model file.
     pub fn encoder_model(&self) -> &Model<'m> {
         self.encoder.model()

@@ -27,12 +27,24 @@ pub enum ScoreKind {
     /// median `p0`/`p2` and its 99th-percentile-minus-median `p1`/`p3` on held-out
     /// in-distribution images (`guard_params`).
     Combined = 5,
+    /// The structural guard: `Combined`'s two terms and a third, the negative log density
+    /// of the VAE encoder's posterior mean under a Gaussian mixture fitted on held-out
+    /// in-distribution frames ([`GuardBlock`]), normalized the same way: `max((cc − p0) /
+    /// p1, (line − p2) / p3, (latent − p4) / p5)`. The latent term sees the whole frame
+    /// (what the garment is, how it lies); the other two its pixels.
+    Structural = 6,
 }
 
 impl ScoreKind {
     /// Every kind, in order.
-    pub const ALL: [ScoreKind; 5] =
-        [ScoreKind::BitsPerDim, ScoreKind::ComplexityCorrected, ScoreKind::LikelihoodRatio, ScoreKind::LineRatio, ScoreKind::Combined];
+    pub const ALL: [ScoreKind; 6] = [
+        ScoreKind::BitsPerDim,
+        ScoreKind::ComplexityCorrected,
+        ScoreKind::LikelihoodRatio,
+        ScoreKind::LineRatio,
+        ScoreKind::Combined,
+        ScoreKind::Structural,
+    ];
 
     /// From the metadata byte.
     pub fn from_u8(v: u8) -> Option<Self> {
@@ -47,12 +59,167 @@ impl ScoreKind {
             ScoreKind::LikelihoodRatio => "likelihood_ratio",
             ScoreKind::LineRatio => "line_ratio",
             ScoreKind::Combined => "combined",
+            ScoreKind::Structural => "structural",
         }
     }
 
     /// Whether the score needs the background model's per-pixel likelihoods.
     pub fn needs_background(self) -> bool {
-        matches!(self, ScoreKind::LikelihoodRatio | ScoreKind::LineRatio | ScoreKind::Combined)
+        matches!(self, ScoreKind::LikelihoodRatio | ScoreKind::LineRatio | ScoreKind::Combined | ScoreKind::Structural)
+    }
+
+    /// Whether the score needs the VAE encoder's posterior and the model file's guard block.
+    pub fn needs_latent(self) -> bool {
+        self == ScoreKind::Structural
+    }
+}
+
+/// A guard's constants: the metadata's four `guard_params`, then the guard block's latent
+/// normalization (median, spread); zeros where a score does not use them.
+pub type GuardParams = [f32; 6];
+
+/// The guard constants stored in a model file (metadata and guard block).
+pub fn guard_params(model: &crate::model::Model<'_>) -> GuardParams {
+    let md = model.metadata();
+    let (m, s) = model.guard_block().map_or((0.0, 0.0), |b| b.norm());
+    let p = md.guard_params;
+    [p[0], p[1], p[2], p[3], m, s]
+}
+
+/// Magic of the guard block.
+pub const GUARD_MAGIC: [u8; 4] = *b"EGGB";
+
+/// Most mixture components a guard block holds.
+pub const MAX_COMPONENTS: usize = 16;
+
+/// The structural guard's block at the end of a model file (version 3): a Gaussian mixture
+/// over the standardized posterior mean of one VAE encoder, fitted on held-out
+/// in-distribution frames, read in place. Little-endian:
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | magic `EGGB` |
+/// | 4 | 1 | latent dimensions `d` (1..=64) |
+/// | 5 | 1 | components `K` (1..=16) |
+/// | 6 | 2 | reserved (zero) |
+/// | 8 | 4 | CRC-32 of the VAE encoder file it was fitted with (its header's checksum) |
+/// | 12 | 8 | `f32` median and spread of the latent score on the held-out frames |
+/// | 20 | 8·d | `f32` standardization: mean per dimension, then 1 / standard deviation |
+/// | … | K × 4·(1 + d + d(d+1)/2) | per component: `f32 c` (log weight + log det L − d/2 · log 2π), `f32 mean[d]`, `f32 L[d(d+1)/2]` (lower triangle, row by row: precision = Lᵀ·L) |
+///
+/// The latent score of a posterior mean μ: `z = (μ − mean) · inv_std`, then
+/// `−log Σ_k exp(c_k − ½‖L_k (z − mean_k)‖²)`.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardBlock<'a> {
+    bytes: &'a [u8],
+    latent: usize,
+    components: usize,
+}
+
+impl<'a> GuardBlock<'a> {
+    /// Bytes of a block of `latent` dimensions and `components` components.
+    pub const fn len_for(latent: usize, components: usize) -> usize {
+        20 + 8 * latent + components * 4 * (1 + latent + latent * (latent + 1) / 2)
+    }
+
+    /// Reads and checks a block (`b` is exactly the block).
+    pub fn parse(b: &'a [u8]) -> Result<Self, &'static str> {
+        if b.len() < 20 || b[..4] != GUARD_MAGIC {
+            return Err("guard block without its magic");
+        }
+        let (latent, components) = (b[4] as usize, b[5] as usize);
+        if !(1..=crate::engine::MAX_LATENT).contains(&latent) || !(1..=MAX_COMPONENTS).contains(&components) || b[6] != 0 || b[7] != 0 {
+            return Err("guard block: latent dimensions or components out of range");
+        }
+        if b.len() != Self::len_for(latent, components) {
+            return Err("guard block length does not match its dimensions");
+        }
+        if b[12..].chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()) {
+            return Err("guard block holds a non-finite number");
+        }
+        Ok(GuardBlock { bytes: b, latent, components })
+    }
+
+    /// Latent dimensions.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// Mixture components.
+    pub fn components(&self) -> usize {
+        self.components
+    }
+
+    /// The CRC-32 of the VAE encoder file the density was fitted with.
+    pub fn encoder_crc(&self) -> u32 {
+        u32::from_le_bytes([self.bytes[8], self.bytes[9], self.bytes[10], self.bytes[11]])
+    }
+
+    /// Median and spread of the latent score on the held-out frames.
+    pub fn norm(&self) -> (f32, f32) {
+        (self.f(0), self.f(1))
+    }
+
+    /// The `i`-th float after the CRC.
+    fn f(&self, i: usize) -> f32 {
+        let o = 12 + 4 * i;
+        f32::from_le_bytes([self.bytes[o], self.bytes[o + 1], self.bytes[o + 2], self.bytes[o + 3]])
+    }
+
+    /// The latent score of a posterior mean (`None` for a wrong length).
+    pub fn score(&self, mu: &[f32]) -> Option<f64> {
+        let d = self.latent;
+        if mu.len() != d {
+            return None;
+        }
+        let mut z = [0f64; crate::engine::MAX_LATENT];
+        for j in 0..d {
+            z[j] = (mu[j] as f64 - self.f(2 + j) as f64) * self.f(2 + d + j) as f64;
+        }
+        let tri = d * (d + 1) / 2;
+        let (mut max, mut acc) = (f64::NEG_INFINITY, 0f64);
+        for k in 0..self.components {
+            let base = 2 + 2 * d + k * (1 + d + tri);
+            let mut q = 0f64;
+            let mut at = base + 1 + d;
+            for i in 0..d {
+                let mut y = 0f64;
+                for j in 0..=i {
+                    y += self.f(at + j) as f64 * (z[j] - self.f(base + 1 + j) as f64);
+                }
+                at += i + 1;
+                q += y * y;
+            }
+            // Streaming log-sum-exp over the components.
+            let w = self.f(base) as f64 - 0.5 * q;
+            if w > max {
+                acc = acc * libm::exp(max - w) + 1.0;
+                max = w;
+            } else {
+                acc += libm::exp(w - max);
+            }
+        }
+        Some(-(max + libm::log(acc)))
+    }
+
+    /// Encodes a block (the calibrator's side): `norm` (median, spread), the
+    /// standardization `mean` and `inv_std`, and per component `(c, mean, L)`.
+    #[cfg(feature = "std")]
+    pub fn encode(encoder_crc: u32, norm: (f32, f32), mean: &[f32], inv_std: &[f32], components: &[(f32, Vec<f32>, Vec<f32>)]) -> Vec<u8> {
+        let d = mean.len();
+        let mut out = Vec::with_capacity(Self::len_for(d, components.len()));
+        out.extend_from_slice(&GUARD_MAGIC);
+        out.extend_from_slice(&[d as u8, components.len() as u8, 0, 0]);
+        out.extend_from_slice(&encoder_crc.to_le_bytes());
+        let mut put = |v: f32| out.extend_from_slice(&v.to_le_bytes());
+        put(norm.0);
+        put(norm.1);
+        mean.iter().chain(inv_std).for_each(|&v| put(v));
+        for (c, m, l) in components {
+            put(*c);
+            m.iter().chain(l).for_each(|&v| put(v));
+        }
+        out
     }
 }
 
@@ -69,6 +236,9 @@ pub struct Statistics {
     pub background_bpd: Option<f64>,
     /// Largest row or column sum of per-pixel `−log₂ p(x_i) + log₂ p_bg(x_i)` (bits).
     pub line_ratio: Option<f64>,
+    /// The latent score: negative log density of the VAE encoder's posterior mean under the
+    /// guard block's mixture ([`GuardBlock::score`]), when the guard has one.
+    pub latent: Option<f64>,
 }
 
 impl Statistics {
@@ -96,24 +266,33 @@ impl Statistics {
             }
             _ => (None, None),
         };
-        Statistics { bpd, coder_bpd, background_bpd, line_ratio }
+        Statistics { bpd, coder_bpd, background_bpd, line_ratio, latent: None }
     }
 
-    /// The score of `kind` (`params`: the metadata's `guard_params`), or `None` when it
-    /// needs a background model this image was not scored with, or `params` are unusable.
-    pub fn score(&self, kind: ScoreKind, params: &[f32; 4]) -> Option<f64> {
+    /// The score of `kind` (`params`: [`guard_params`]), or `None` when it needs a
+    /// background model or a latent score this image was not scored with, or `params` are
+    /// unusable.
+    pub fn score(&self, kind: ScoreKind, params: &GuardParams) -> Option<f64> {
         let cc = self.bpd - self.coder_bpd;
         Some(match kind {
             ScoreKind::BitsPerDim => self.bpd,
             ScoreKind::ComplexityCorrected => cc,
             ScoreKind::LikelihoodRatio => self.bpd - self.background_bpd?,
             ScoreKind::LineRatio => self.line_ratio?,
-            ScoreKind::Combined => {
-                let [c0, s0, c1, s1] = params.map(|v| v as f64);
-                if !(s0 > 0.0 && s1 > 0.0 && c0.is_finite() && c1.is_finite() && s0.is_finite() && s1.is_finite()) {
+            ScoreKind::Combined | ScoreKind::Structural => {
+                let [c0, s0, c1, s1, c2, s2] = params.map(|v| v as f64);
+                let usable = |c: f64, s: f64| s > 0.0 && c.is_finite() && s.is_finite();
+                if !(usable(c0, s0) && usable(c1, s1)) {
                     return None;
                 }
-                ((cc - c0) / s0).max((self.line_ratio? - c1) / s1)
+                let pixels = ((cc - c0) / s0).max((self.line_ratio? - c1) / s1);
+                if kind == ScoreKind::Combined {
+                    pixels
+                } else if usable(c2, s2) {
+                    pixels.max((self.latent? - c2) / s2)
+                } else {
+                    return None;
+                }
             }
         })
     }
@@ -176,31 +355,36 @@ impl<S: Scorer> Guard<S> {
     }
 }
 
-/// The int8 PixelCNN guard's scorer: the model, optionally the background model (for the
-/// likelihood-ratio scores), one arena both run in turn, and the score kind and constants.
-/// The per-value likelihoods of both models (two f32 buffers of `C·H·W` values) live at the
-/// end of the arena, after the networks' part ([`PixelCnnScorer::arena_len`] counts them).
+/// The int8 guard's scorer: the PixelCNN, optionally its background model (for the
+/// likelihood-ratio scores) and a VAE (whose encoder's posterior the structural score
+/// reads), one arena they run in turn, and the score kind and constants. The per-value
+/// likelihoods of both PixelCNNs (two f32 buffers of `C·H·W` values) live at the end of the
+/// arena, after the networks' part ([`PixelCnnScorer::arena_len`] counts them).
 #[derive(Debug)]
 pub struct PixelCnnScorer<'m, 'a> {
     model: crate::engine::PixelCnn<'m>,
     background: Option<crate::engine::PixelCnn<'m>>,
+    vae: Option<crate::engine::Vae<'m>>,
+    block: Option<GuardBlock<'m>>,
     arena: &'a mut [u8],
     pixels: &'a mut [f32],
     background_pixels: &'a mut [f32],
     kind: ScoreKind,
-    params: [f32; 4],
+    params: GuardParams,
     last: Option<Statistics>,
 }
 
 impl<'m, 'a> PixelCnnScorer<'m, 'a> {
-    /// A scorer of `kind` over `model` (and `background` when `kind` needs it) using
-    /// `arena` (at least [`PixelCnnScorer::arena_len`] bytes).
+    /// A scorer of `kind` over `model` (and `background` when `kind` needs it; `vae` and the
+    /// model file's guard block for the structural score) using `arena` (at least
+    /// [`PixelCnnScorer::arena_len`] bytes).
     pub fn new(
         model: crate::engine::PixelCnn<'m>,
         background: Option<crate::engine::PixelCnn<'m>>,
+        vae: Option<crate::engine::Vae<'m>>,
         arena: &'a mut [u8],
         kind: ScoreKind,
-        params: [f32; 4],
+        params: GuardParams,
     ) -> Result<Self, crate::Error> {
         if kind.needs_background() && background.is_none() {
             return Err(crate::Error::InvalidParameter("this guard score needs the background model"));
@@ -208,44 +392,67 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
         if background.as_ref().is_some_and(|b| b.geometry() != model.geometry()) {
             return Err(crate::Error::InvalidParameter("the background model has another image geometry"));
         }
-        let need = Self::arena_len(&model, background.as_ref());
+        let block = model.interpreter().model().guard_block();
+        if kind.needs_latent() {
+            let (Some(v), Some(b)) = (&vae, &block) else {
+                return Err(crate::Error::InvalidParameter("the structural guard needs the VAE and the model file's guard block"));
+            };
+            if v.encoder_model().crc() != b.encoder_crc() || v.latent() != b.latent() {
+                return Err(crate::Error::InvalidParameter("the guard block was fitted with another VAE encoder"));
+            }
+            if v.geometry() != model.geometry() {
+                return Err(crate::Error::InvalidParameter("the VAE has another image geometry"));
+            }
+        }
+        let need = Self::arena_len(&model, background.as_ref(), vae.as_ref());
         if arena.len() < need {
             return Err(crate::Error::ArenaTooSmall { needed: need, got: arena.len() });
         }
-        let net = Self::networks_len(&model, background.as_ref());
+        let net = Self::networks_len(&model, background.as_ref(), vae.as_ref());
         let (arena, scratch) = arena.split_at_mut(net);
         let pad = scratch.as_ptr().align_offset(4).min(3);
         let values = model.geometry().values();
         let floats: &mut [f32] = bytemuck::try_cast_slice_mut(&mut scratch[pad..pad + 8 * values])
             .map_err(|_| crate::Error::InvalidParameter("arena alignment"))?;
         let (pixels, background_pixels) = floats.split_at_mut(values);
-        Ok(PixelCnnScorer { model, background, arena, pixels, background_pixels, kind, params, last: None })
+        Ok(PixelCnnScorer { model, background, vae, block, arena, pixels, background_pixels, kind, params, last: None })
     }
 
-    fn networks_len(model: &crate::engine::PixelCnn<'_>, background: Option<&crate::engine::PixelCnn<'_>>) -> usize {
-        model.arena_len().max(background.map_or(0, |b| b.arena_len()))
+    fn networks_len(
+        model: &crate::engine::PixelCnn<'_>,
+        background: Option<&crate::engine::PixelCnn<'_>>,
+        vae: Option<&crate::engine::Vae<'_>>,
+    ) -> usize {
+        model.arena_len().max(background.map_or(0, |b| b.arena_len())).max(vae.map_or(0, |v| v.encoder_arena_len()))
     }
 
-    /// Arena bytes the scorer needs: the larger of the two models' arenas, then two f32
-    /// buffers of per-value likelihoods (and up to 3 bytes to align them).
-    pub fn arena_len(model: &crate::engine::PixelCnn<'_>, background: Option<&crate::engine::PixelCnn<'_>>) -> usize {
-        Self::networks_len(model, background) + 3 + 8 * model.geometry().values()
+    /// Arena bytes the scorer needs: the largest arena of its networks (the VAE: its
+    /// encoder's), then two f32 buffers of per-value likelihoods (and up to 3 bytes to align
+    /// them).
+    pub fn arena_len(
+        model: &crate::engine::PixelCnn<'_>,
+        background: Option<&crate::engine::PixelCnn<'_>>,
+        vae: Option<&crate::engine::Vae<'_>>,
+    ) -> usize {
+        Self::networks_len(model, background, vae) + 3 + 8 * model.geometry().values()
     }
 
     /// A guard with the score kind, constants and threshold calibrated into the model
-    /// file's metadata (`None` when the file holds no calibrated guard, or it needs the
-    /// background model and none is given).
+    /// file (`None` when the file holds no calibrated guard, or its score needs a model
+    /// that is not given: the background model, or the VAE the guard block was fitted with).
     pub fn guard(
         model: crate::engine::PixelCnn<'m>,
         background: Option<crate::engine::PixelCnn<'m>>,
+        vae: Option<crate::engine::Vae<'m>>,
         arena: &'a mut [u8],
     ) -> Option<Guard<Self>> {
-        let md = model.interpreter().model().metadata();
+        let file = *model.interpreter().model();
+        let md = file.metadata();
         let kind = ScoreKind::from_u8(md.guard_score)?;
         if md.guard_flags & 1 == 0 || !md.guard_threshold.is_finite() {
             return None;
         }
-        let scorer = Self::new(model, background, arena, kind, md.guard_params).ok()?;
+        let scorer = Self::new(model, background, vae, arena, kind, guard_params(&file)).ok()?;
         Some(Guard::new(scorer, md.guard_threshold))
     }
 
@@ -259,7 +466,8 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
         self.last
     }
 
-    /// Statistics of `image` (runs the model, and the background model if there is one).
+    /// Statistics of `image` (runs the model, the background model if there is one, and the
+    /// VAE's encoder when the score needs the latent term).
     pub fn statistics(&mut self, image: &[u8]) -> Result<Statistics, crate::Error> {
         self.model.log_prob_pixels(self.arena, image, self.pixels)?;
         let bg = match &self.background {
@@ -269,7 +477,12 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
             }
             None => None,
         };
-        let s = Statistics::from_pixels(image, self.model.geometry(), self.pixels, bg);
+        let mut s = Statistics::from_pixels(image, self.model.geometry(), self.pixels, bg);
+        if let (true, Some(vae), Some(block)) = (self.kind.needs_latent(), &self.vae, &self.block) {
+            let (mut mu, mut lv) = ([0f32; crate::engine::MAX_LATENT], [0f32; crate::engine::MAX_LATENT]);
+            vae.encode(self.arena, image, &mut mu, &mut lv)?;
+            s.latent = block.score(&mu[..vae.latent()]);
+        }
         self.last = Some(s);
         Ok(s)
     }
@@ -326,12 +539,18 @@ mod tests {
         assert!((s.background_bpd.unwrap() - 2.0 / ln2).abs() < 1e-9);
         // Worst line: row 2, 4 × (9 − 2) nats.
         assert!((s.line_ratio.unwrap() - 28.0 / ln2).abs() < 1e-9);
-        let p = [0.0, 1.0, 0.0, 1.0];
+        let p = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
         assert_eq!(s.score(ScoreKind::BitsPerDim, &p), Some(s.bpd));
         assert_eq!(s.score(ScoreKind::LikelihoodRatio, &p), Some(s.bpd - s.background_bpd.unwrap()));
         let cc = s.bpd - s.coder_bpd;
         assert_eq!(s.score(ScoreKind::Combined, &p), Some(cc.max(s.line_ratio.unwrap())));
-        assert_eq!(s.score(ScoreKind::Combined, &[0.0, 0.0, 0.0, 1.0]), None, "zero spread");
+        assert_eq!(s.score(ScoreKind::Combined, &[0.0, 0.0, 0.0, 1.0, 0.0, 0.0]), None, "zero spread");
+        // The structural score: the combined terms and the latent one, each normalized.
+        assert_eq!(s.score(ScoreKind::Structural, &p), None, "no latent spread");
+        assert_eq!(s.score(ScoreKind::Structural, &[0.0, 1.0, 0.0, 1.0, 1.0, 2.0]), None, "no latent score");
+        let with_latent = Statistics { latent: Some(1000.0), ..s };
+        assert_eq!(with_latent.score(ScoreKind::Structural, &[0.0, 1.0, 0.0, 1.0, 10.0, 2.0]), Some(495.0));
+        assert_eq!(with_latent.score(ScoreKind::Structural, &[0.0, 1.0, 0.0, 1.0, 1000.0, 2.0]), Some(cc.max(s.line_ratio.unwrap())));
         let alone = Statistics::from_pixels(&image, g, &model, None);
         assert_eq!(alone.score(ScoreKind::LineRatio, &p), None);
         assert_eq!(alone.score(ScoreKind::ComplexityCorrected, &p), Some(cc));
@@ -354,6 +573,36 @@ mod tests {
         // Column 1: 4 + 4 (plane 0) + 2 (plane 1, row 0) = 10 nats; row 0: 4 + 2 + 2 = 8.
         assert!((s.line_ratio.unwrap() - 10.0 / ln2).abs() < 1e-9, "{:?}", s.line_ratio);
         assert!(Statistics::from_pixels(&image, Geometry::new(1, 2, 2).unwrap(), &model, Some(&bg)).line_ratio.is_none());
+    }
+
+    /// A one-component block in two dimensions: the score is the Gaussian's negative log
+    /// density after standardization; a malformed block is refused.
+    #[cfg(feature = "std")]
+    #[test]
+    fn guard_block_scores_the_standardized_mixture() {
+        // z = (mu − [1, 2]) · [1, 0.5]; one component at 0 with precision diag(1, 4) (L = diag(1, 2)).
+        let ln_2pi = (2.0 * core::f64::consts::PI).ln();
+        let c = (0.0 + 2f64.ln() - ln_2pi) as f32;
+        let bytes = GuardBlock::encode(0xABCD, (3.0, 4.0), &[1.0, 2.0], &[1.0, 0.5], &[(c, vec![0.0, 0.0], vec![1.0, 0.0, 2.0])]);
+        assert_eq!(bytes.len(), GuardBlock::len_for(2, 1));
+        let b = GuardBlock::parse(&bytes).unwrap();
+        assert_eq!((b.latent(), b.components(), b.encoder_crc(), b.norm()), (2, 1, 0xABCD, (3.0, 4.0)));
+        let mu = [2.0f32, 4.0];
+        // z = (1, 1): quadratic form 1 + 4 = 5.
+        let want = -(c as f64 - 2.5);
+        assert!((b.score(&mu).unwrap() - want).abs() < 1e-6, "{:?} vs {want}", b.score(&mu));
+        assert_eq!(b.score(&[1.0]), None);
+        // Two identical components of half weight give the same density.
+        let half = c - 2f32.ln();
+        let two = GuardBlock::encode(0, (0.0, 1.0), &[1.0, 2.0], &[1.0, 0.5], &vec![(half, vec![0.0, 0.0], vec![1.0, 0.0, 2.0]); 2]);
+        assert!((GuardBlock::parse(&two).unwrap().score(&mu).unwrap() - want).abs() < 1e-5);
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(GuardBlock::parse(&bad).is_err());
+        assert!(GuardBlock::parse(&bytes[..bytes.len() - 4]).is_err());
+        let mut nan = bytes.clone();
+        nan[24..28].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(GuardBlock::parse(&nan).is_err());
     }
 
     #[test]

@@ -97,8 +97,9 @@ fn bundled_slide_guard_agrees_with_tract() {
     let kind = ScoreKind::from_u8(md.guard_score).expect("a calibrated guard");
     let engine = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
     let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
-    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background))];
-    let mut guard = PixelCnnScorer::guard(engine, Some(background), &mut arena).expect("a calibrated guard");
+    let params = edgegen_runtime::guard::guard_params(&model);
+    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background), None)];
+    let mut guard = PixelCnnScorer::guard(engine, Some(background), None, &mut arena).expect("a calibrated guard");
     let mut diffs = Vec::new();
     for set in ["slide-test.idx", "slide-defects.idx"] {
         let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
@@ -112,7 +113,7 @@ fn bundled_slide_guard_agrees_with_tract() {
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
             let b = Statistics::from_pixels(img, g, &fg, Some(&bg));
             assert!((a.bpd - b.bpd).abs() < 0.05, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
-            let tract_score = b.score(kind, &md.guard_params).unwrap();
+            let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
             diffs.push((a.bpd - b.bpd).abs());
         }
@@ -142,11 +143,21 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
     let (file, bg_file) = (std::fs::read(dir.join("model.egm")).unwrap(), std::fs::read(bg_dir.join("model.egm")).unwrap());
     let model = Model::from_bytes(&file).unwrap();
     let md = model.metadata();
+    let params = edgegen_runtime::guard::guard_params(&model);
     let kind = ScoreKind::from_u8(md.guard_score).expect("a calibrated guard");
+    let block = model.guard_block();
     let engine = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
     let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
-    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background))];
-    let mut guard = PixelCnnScorer::guard(engine, Some(background), &mut arena).expect("a calibrated guard");
+    // The structural guard's VAE: its int8 encoder on the device path, its QDQ encoder in tract.
+    let vae_dir = common::model_dir("vae-fmnist");
+    let (e, d) = (std::fs::read(vae_dir.join("encoder.egm")).unwrap(), std::fs::read(vae_dir.join("decoder.egm")).unwrap());
+    let vae = kind
+        .needs_latent()
+        .then(|| engine::Vae::new(Model::from_bytes(&e).unwrap(), Model::from_bytes(&d).unwrap(), Kernels::Optimized).unwrap());
+    let tract_vae =
+        edgegen_runtime::onnx::OnnxVae::load_files(&vae_dir.join("encoder.int8.onnx"), &vae_dir.join("decoder.int8.onnx")).unwrap();
+    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background), vae.as_ref())];
+    let mut guard = PixelCnnScorer::guard(engine, Some(background), vae, &mut arena).expect("a calibrated guard");
     let (mut diffs, mut verdicts) = (Vec::new(), 0);
     for set in ["fashion-mnist-test.idx", "mnist-digits.idx", "sensor-faults.idx"] {
         let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
@@ -157,9 +168,14 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
             let (mut fg, mut bg) = (vec![0f32; 784], vec![0f32; 784]);
             tract.log_prob_pixels(img, &mut fg).unwrap();
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
-            let b = Statistics::from_pixels(img, edgegen_trainer::data::FASHION_MNIST, &fg, Some(&bg));
+            let mut b = Statistics::from_pixels(img, edgegen_trainer::data::FASHION_MNIST, &fg, Some(&bg));
             assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
-            let tract_score = b.score(kind, &md.guard_params).unwrap();
+            if let Some(block) = &block {
+                b.latent = block.score(&tract_vae.encode(img).unwrap().0);
+                let (x, y) = (a.latent.unwrap(), b.latent.unwrap());
+                assert!((x - y).abs() < 0.05 * x.abs().max(1.0), "{set} {i}: latent score int8 {x} vs tract {y}");
+            }
+            let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
             diffs.push(a.bpd - b.bpd);
             verdicts += 1;

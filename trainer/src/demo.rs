@@ -93,8 +93,11 @@ pub struct DemoOptions {
 /// The bundled models the demo uses, in order, with how many samples to draw.
 const MODELS: [(&str, usize); 3] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16)];
 
-/// The second use case's model.
+/// The second use case's guard model.
 const SLIDE_MODEL: &str = "pixelcnn-ihc";
+
+/// The second use case's generator.
+const SLIDE_GAN: &str = "gan-ihc";
 
 /// Runs the demo, printing to stdout: samples from every bundled model, then every
 /// bundled frame's bits/dim under each likelihood model and the guards' verdicts.
@@ -134,6 +137,16 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let path = opts.out.join(format!("{SLIDE_MODEL}-samples.png"));
     crate::data::imageio::write_frame_grid(&path, &images, loaded.geometry(), 4, 3)?;
     println!("  {SLIDE_MODEL}: 4 samples (seeds 0..3) in {:.1} s -> {}", started.elapsed().as_secs_f64(), path.display());
+    let gan_dir = opts.models.join(SLIDE_GAN);
+    if gan_dir.join("card.json").exists() {
+        let gan = Loaded::open(&gan_dir, opts.engine).with_context(|| format!("loading {}", gan_dir.display()))?;
+        let started = std::time::Instant::now();
+        let images = crate::parallel::map(16, |i| gan.sample(i as u64));
+        let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+        let path = opts.out.join(format!("{SLIDE_GAN}-samples.png"));
+        crate::data::imageio::write_frame_grid(&path, &images, gan.geometry(), 8, 3)?;
+        println!("  {SLIDE_GAN}: 16 samples (seeds 0..15) in {:.1} s -> {}", started.elapsed().as_secs_f64(), path.display());
+    }
     score_table(&[(SLIDE_MODEL, loaded)], &opts.frames, &SLIDE_FRAME_SETS)
 }
 

@@ -5,7 +5,7 @@
 use crate::families::ModelFamily;
 use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::engine;
-use edgegen_runtime::guard::{ScoreKind, Statistics};
+use edgegen_runtime::guard::{guard_params, GuardBlock, GuardParams, ScoreKind, Statistics};
 use edgegen_runtime::image::Geometry;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
@@ -64,6 +64,29 @@ pub struct Loaded {
     /// The compiled file that holds the guard's calibration (the family's first part).
     guard_file: Option<Model<'static>>,
     background_dir: Option<PathBuf>,
+    /// The structural guard's VAE (int8, whatever the engine: its block was fitted on the
+    /// int8 encoder's posterior) and the guard block, when the guard file has one.
+    guard_vae: Option<(engine::Vae<'static>, GuardBlock<'static>)>,
+}
+
+/// The VAE of a structural guard in `dir`: the card names its directory beside `dir`; its
+/// encoder must be the one the guard block was fitted with.
+fn guard_vae(dir: &Path, block: GuardBlock<'static>) -> Result<(engine::Vae<'static>, GuardBlock<'static>)> {
+    let card = crate::export::card::Card::read(dir)?;
+    let name = card.device.guard.as_ref().and_then(|g| g.vae_model.clone()).with_context(|| {
+        format!("{}: the model file has a structural guard block but the card names no VAE (recalibrate with --vae)", dir.display())
+    })?;
+    let vae_dir = dir.with_file_name(&name);
+    let vae = engine::Vae::new(read(&vae_dir, "encoder.egm")?, read(&vae_dir, "decoder.egm")?, Kernels::Optimized)?;
+    ensure!(
+        vae.encoder_model().crc() == block.encoder_crc(),
+        "{}: its encoder is not the one {}'s structural guard was fitted with; recalibrate: `cargo edgegen calibrate --model {} --vae {}`",
+        vae_dir.display(),
+        dir.display(),
+        dir.display(),
+        vae_dir.display()
+    );
+    Ok((vae, block))
 }
 
 /// The background model of the PixelCNN in `dir`: the sibling directory `<dir>-bg`, if it
@@ -109,7 +132,11 @@ impl Loaded {
         };
         // The guard threshold lives in the first compiled file, whatever the engine.
         let guard_file = read(dir, &format!("{}.egm", family.parts()[0])).ok();
-        Ok(Loaded { family, engines, guard_file, background_dir })
+        let guard_vae = match guard_file.as_ref().and_then(|m| m.guard_block()) {
+            Some(block) if family == ModelFamily::Pixelcnn => Some(guard_vae(dir, block)?),
+            _ => None,
+        };
+        Ok(Loaded { family, engines, guard_file, background_dir, guard_vae })
     }
 
     /// The image geometry the model takes and makes (from its files).
@@ -167,17 +194,28 @@ impl Loaded {
                     coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, g.width as usize),
                     background_bpd: None,
                     line_ratio: None,
+                    latent: None,
                 })
             }
         };
-        Ok(Statistics::from_pixels(image, g, &fg, have_bg.then_some(&bg[..])))
+        let mut s = Statistics::from_pixels(image, g, &fg, have_bg.then_some(&bg[..]));
+        if let Some((vae, block)) = &self.guard_vae {
+            s.latent = block.score(&posterior_mean(vae, image)?);
+        }
+        Ok(s)
     }
 
     /// The calibrated guard stored in the model file: score kind, constants, threshold.
-    pub fn guard(&self) -> Option<(ScoreKind, [f32; 4], f32)> {
-        let m = self.guard_file.as_ref()?.metadata();
+    pub fn guard(&self) -> Option<(ScoreKind, GuardParams, f32)> {
+        let file = self.guard_file.as_ref()?;
+        let m = file.metadata();
         let kind = ScoreKind::from_u8(m.guard_score)?;
-        (m.guard_flags & 1 != 0 && m.guard_threshold.is_finite()).then_some((kind, m.guard_params, m.guard_threshold))
+        (m.guard_flags & 1 != 0 && m.guard_threshold.is_finite()).then_some((kind, guard_params(file), m.guard_threshold))
+    }
+
+    /// The structural guard's VAE, when the guard has one.
+    pub fn guard_vae(&self) -> Option<&engine::Vae<'static>> {
+        self.guard_vae.as_ref().map(|(v, _)| v)
     }
 
     /// The int8 PixelCNN engine, when this is a PixelCNN opened with the int8 engine.
@@ -222,4 +260,11 @@ impl Loaded {
         }
         Ok(out)
     }
+}
+
+/// The int8 VAE encoder's posterior mean of `image`.
+pub fn posterior_mean(vae: &engine::Vae<'_>, image: &[u8]) -> Result<Vec<f32>> {
+    let (mut mu, mut lv) = (vec![0f32; vae.latent()], vec![0f32; vae.latent()]);
+    vae.encode(&mut vec![0u8; vae.encoder_arena_len()], image, &mut mu, &mut lv)?;
+    Ok(mu)
 }

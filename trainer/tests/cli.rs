@@ -141,7 +141,9 @@ fn inspect_names_the_guard_score_and_its_constants() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
     let line = text.lines().find(|l| l.starts_with("guard:")).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("score combined") && line.contains("cc_median") && line.contains("line_spread"), "{line}");
+    assert!(line.contains("score structural") && line.contains("cc_median") && line.contains("line_spread"), "{line}");
+    let block = text.lines().find(|l| l.starts_with("guard block:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(block.contains("8-component Gaussian mixture over the 16-d posterior mean"), "{block}");
     let o = edgegen(&["inspect", "models/vae-fmnist/encoder.egm"], &[]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("guard: score complexity_corrected threshold"), "{text}");
@@ -335,7 +337,7 @@ fn own_pictures_train_quantize_calibrate_and_score() {
 
     let bytes = std::fs::read(out.join("model.egm")).unwrap();
     let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap();
-    assert_eq!((model.version(), model.geometry().dims()), (2, [3, 10, 12]));
+    assert_eq!((model.version(), model.geometry().dims()), (edgegen_runtime::model::VERSION, [3, 10, 12]));
     let engine = edgegen_runtime::engine::PixelCnn::new(model, edgegen_runtime::kernels::Kernels::Optimized).unwrap();
     let (mut a, mut b) = (vec![0u8; 360], vec![0u8; 360]);
     engine.sample(&mut vec![0u8; engine.sample_arena_len()], 5, &mut a).unwrap();
@@ -409,8 +411,17 @@ fn compile_refuses_a_model_that_does_not_fit() {
     assert!(!o.status.success() && stderr(&o).contains("flash: needs"), "{}", stderr(&o));
     let o = edgegen(&["compile", "--model", d, "--board", "nucleo-l4r5zi", "--quiet"], &[]);
     assert!(o.status.success() && stderr(&o).contains("fits nucleo-l4r5zi"), "{}", stderr(&o));
+    // The same program as the bundled file (whose guard block, from calibration, a fresh
+    // compile without an earlier file does not have).
     let after = std::fs::read(dir.join("model.egm")).unwrap();
-    assert_eq!(after.len(), before.len());
+    let (off, len) = edgegen_runtime::model::Model::from_bytes(&before).unwrap().guard_block_range();
+    let program = if len > 0 { off } else { before.len() };
+    assert!(after.len() <= program && program - after.len() < 4, "{} vs {program}", after.len());
+    // Compiling again over it keeps what calibration stored (metadata and guard block).
+    std::fs::write(dir.join("model.egm"), &before).unwrap();
+    let o = edgegen(&["compile", "--model", d, "--quiet"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("model.egm")).unwrap(), before, "a recompile keeps the calibrated guard");
     let o = edgegen(&["compile", "--model", d, "--board", "pdp-11"], &[]);
     assert!(!o.status.success() && stderr(&o).contains("unknown board"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
@@ -489,4 +500,18 @@ fn eval_ood_covers_structural_faults_and_draws_its_plots() {
         assert!(img.width() > 400 && img.height() > 300, "{png}");
     }
     std::fs::remove_dir_all(out).ok();
+}
+
+/// The structural guard needs its VAE beside the model; without one, or with one elsewhere,
+/// calibration is refused before anything is written.
+#[test]
+fn structural_calibration_names_what_it_needs() {
+    let before = std::fs::read(root().join("models/pixelcnn-fmnist/model.egm")).unwrap();
+    let o = edgegen(&["calibrate", "--model", "models/pixelcnn-fmnist", "--score", "structural", "--quiet"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("needs a VAE: `--vae DIR`"), "{}", stderr(&o));
+    let o = edgegen(&["calibrate", "--model", "models/pixelcnn-fmnist", "--vae", "/tmp/vae-fmnist", "--quiet"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("must sit beside"), "{}", stderr(&o));
+    let o = edgegen(&["calibrate", "--model", "models/pixelcnn-fmnist", "--vae", "models/vae-fmnist", "--components", "99"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--components must be in 1..=16"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(root().join("models/pixelcnn-fmnist/model.egm")).unwrap(), before, "nothing was written");
 }

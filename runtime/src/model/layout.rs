@@ -6,7 +6,7 @@
 /// File magic.
 pub const MAGIC: [u8; 4] = *b"EGMF";
 /// Format version this runtime writes (and the newest it reads).
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Oldest format version this runtime reads (version 1 has no stored geometry: its frames
 /// are [`crate::image::Geometry::VERSION_1`]).
 pub const MIN_VERSION: u16 = 1;
@@ -83,6 +83,10 @@ pub struct Header {
     pub outputs: [u16; 2],
     /// The image geometry `[channels, height, width]` (version 2 on; zero in version 1).
     pub geometry: [u16; 3],
+    /// Offset of the guard block (version 3 on; 0 = none).
+    pub guard_off: u32,
+    /// Length of the guard block (0 = none).
+    pub guard_len: u16,
 }
 
 impl Header {
@@ -105,6 +109,8 @@ impl Header {
             output_count: u16_at(b, 46),
             outputs: [u16_at(b, 48), u16_at(b, 50)],
             geometry: [u16_at(b, 52), u16_at(b, 54), u16_at(b, 56)],
+            guard_off: u32_at(b, 58),
+            guard_len: u16_at(b, 62),
         }
     }
 
@@ -131,6 +137,8 @@ impl Header {
         for (i, v) in self.geometry.iter().enumerate() {
             put(b, 52 + 2 * i, &v.to_le_bytes());
         }
+        put(b, 58, &self.guard_off.to_le_bytes());
+        put(b, 62, &self.guard_len.to_le_bytes());
     }
 
     /// Writes the checksum of `file[CRC_START..]` into a whole encoded file.

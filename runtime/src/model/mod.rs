@@ -11,12 +11,12 @@
 //! side there; [`write`] (feature `std`) lays a whole file out for the compiler; [`validate`]
 //! holds one check per op, as TFLite Micro's per-op `Prepare` does.
 //!
-//! # Format, version 2 (all integers little-endian)
+//! # Format, version 3 (all integers little-endian)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `EGMF` |
-//! | 4 | 2 | version (2; version 1 files, written before geometry was stored, are read as 28×28×1) |
+//! | 4 | 2 | version (3; version 2 files have no guard block, version 1 files, written before geometry was stored, are read as 28×28×1) |
 //! | 6 | 2 | header length (64) |
 //! | 8 | 4 | file length in bytes |
 //! | 12 | 4 | CRC-32 (IEEE) of bytes 16..file length |
@@ -32,7 +32,8 @@
 //! | 46 | 2 | output count (1 or 2) |
 //! | 48 | 4 | output tensors (2 × u16; unused = 0xFFFF) |
 //! | 52 | 6 | image geometry: channels, height, width (u16 each; zero in version 1) |
-//! | 58 | 6 | reserved (zero) |
+//! | 58 | 4 | guard block offset (version 3; 0 = none, zero before version 3) |
+//! | 62 | 2 | guard block length |
 //!
 //! The image geometry is the frame every engine takes (stored planar, channel by channel):
 //! an image model's input tensor is `[C, H, W]`, a mixture head `[3K·C, H, W]` (per channel
@@ -68,6 +69,10 @@
 //! (bit 0 = calibrated), `guard_threshold f32`, `guard_false_reject f32`,
 //! `guard_params [f32; 4]` (the score's normalization constants, see `guard::ScoreKind`),
 //! `name [u8; 32]` (UTF-8, NUL-padded).
+//!
+//! **Guard block** (optional, at the end of the file, 4-byte aligned, covered by the CRC):
+//! the structural guard's density over a VAE encoder's posterior mean, see
+//! [`crate::guard::GuardBlock`].
 
 mod layout;
 mod validate;
@@ -118,6 +123,9 @@ pub struct Model<'a> {
     output_count: usize,
     version: u16,
     geometry: crate::image::Geometry,
+    guard_off: usize,
+    guard_len: usize,
+    crc: u32,
 }
 
 impl<'a> Model<'a> {
@@ -143,6 +151,9 @@ impl<'a> Model<'a> {
         if h.crc != computed {
             return Err(Error::ChecksumMismatch { stored: h.crc, computed });
         }
+        if h.version < 3 && (h.guard_off != 0 || h.guard_len != 0) {
+            return Err(malformed(Section::Header, 0, "reserved header bytes are not zero"));
+        }
         let geometry = match (h.version, h.geometry) {
             (1, [0, 0, 0]) => crate::image::Geometry::VERSION_1,
             (1, _) => return Err(malformed(Section::Header, 0, "reserved header bytes are not zero")),
@@ -163,6 +174,9 @@ impl<'a> Model<'a> {
             outputs: h.outputs,
             version: h.version,
             geometry,
+            guard_off: h.guard_off as usize,
+            guard_len: h.guard_len as usize,
+            crc: h.crc,
         };
         m.validate()?;
         Ok(m)
@@ -201,6 +215,23 @@ impl<'a> Model<'a> {
     /// The file's format version.
     pub fn version(&self) -> u16 {
         self.version
+    }
+
+    /// The file's CRC-32 (of bytes 16..): what a guard block fitted on this model's outputs
+    /// records to recognise it.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    /// The guard block (version 3 on): the structural guard's latent density, when the
+    /// guard was calibrated with one.
+    pub fn guard_block(&self) -> Option<crate::guard::GuardBlock<'a>> {
+        (self.guard_len > 0).then(|| crate::guard::GuardBlock::parse(&self.bytes[self.guard_off..][..self.guard_len]).ok()).flatten()
+    }
+
+    /// Where the guard block sits: (offset, length); (0, 0) without one.
+    pub fn guard_block_range(&self) -> (usize, usize) {
+        (self.guard_off, self.guard_len)
     }
 
     /// RAM the interpreter needs for activations, in bytes.

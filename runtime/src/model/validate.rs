@@ -85,6 +85,19 @@ impl Model<'_> {
         if !self.within(self.meta_off, META_LEN) {
             return bad("metadata outside the file");
         }
+        if self.guard_len > 0 || self.guard_off > 0 {
+            let data_end = self.data_off + self.data_len;
+            if self.guard_len == 0
+                || !self.guard_off.is_multiple_of(4)
+                || self.guard_off < data_end.max(self.meta_off + META_LEN)
+                || self.guard_off.checked_add(self.guard_len) != Some(self.bytes.len())
+            {
+                return bad("guard block not at the 4-byte-aligned end of the file");
+            }
+            if let Err(reason) = crate::guard::GuardBlock::parse(&self.bytes[self.guard_off..]) {
+                return Err(malformed(Section::Metadata, 1, reason));
+            }
+        }
         if self.arena_len > MAX_ARENA {
             return bad("arena larger than 64 MiB");
         }

@@ -97,6 +97,8 @@ impl ModelFile {
             output_count: self.outputs.len() as u16,
             outputs: [self.outputs[0], self.outputs.get(1).copied().unwrap_or(NO_TENSOR)],
             geometry: self.geometry.dims(),
+            guard_off: 0,
+            guard_len: 0,
         };
         let mut out = vec![0u8; file_len];
         header.encode(&mut out);
@@ -122,6 +124,28 @@ pub fn rewrite_metadata(file: &[u8], edit: impl FnOnce(&mut Metadata)) -> Result
     edit(&mut meta);
     let mut out = file.to_vec();
     meta.encode(&mut out[model.meta_off..model.meta_off + META_LEN]);
+    Header::seal(&mut out);
+    Model::from_bytes(&out)?;
+    Ok(out)
+}
+
+/// A copy of a valid model file with its guard block replaced by `block` (`None`: removed)
+/// and the checksum sealed again. The block goes at the end of the file, 4-byte aligned.
+pub fn with_guard_block(file: &[u8], block: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+    let model = Model::from_bytes(file)?;
+    let (off, len) = model.guard_block_range();
+    let mut out = if len > 0 { file[..off].to_vec() } else { file.to_vec() };
+    let mut h = Header::decode(&out);
+    h.version = VERSION;
+    (h.guard_off, h.guard_len) = (0, 0);
+    if let Some(b) = block {
+        out.resize(out.len().next_multiple_of(4), 0);
+        h.guard_off = out.len() as u32;
+        h.guard_len = u16::try_from(b.len()).map_err(|_| Error::InvalidParameter("guard block over 64 KiB"))?;
+        out.extend_from_slice(b);
+    }
+    h.file_len = u32::try_from(out.len()).map_err(|_| Error::InvalidParameter("model file over 4 GiB"))?;
+    h.encode(&mut out);
     Header::seal(&mut out);
     Model::from_bytes(&out)?;
     Ok(out)
@@ -165,7 +189,12 @@ mod tests {
     fn geometry_round_trips_and_old_files_load() {
         let bytes = relu_model().to_bytes().unwrap();
         let m = Model::from_bytes(&bytes).unwrap();
-        assert_eq!((m.version(), m.geometry().dims()), (2, [4, 1, 1]));
+        assert_eq!((m.version(), m.geometry().dims()), (3, [4, 1, 1]));
+        // Version 2 (no guard block) still loads.
+        let mut v2 = bytes.clone();
+        v2[4] = 2;
+        Header::seal(&mut v2);
+        assert_eq!(Model::from_bytes(&v2).unwrap().version(), 2);
 
         let mut wrong = relu_model();
         wrong.geometry = crate::image::Geometry { channels: 1, height: 2, width: 2 };
@@ -189,7 +218,7 @@ mod tests {
         assert!(Model::from_bytes(&v1_image).is_err());
 
         let mut newer = bytes.clone();
-        newer[4] = 3;
+        newer[4] = 4;
         Header::seal(&mut newer);
         let e = std::format!("{}", Model::from_bytes(&newer).unwrap_err());
         assert!(e.contains("newer") && e.contains("update edgegen"), "{e}");
@@ -209,6 +238,45 @@ mod tests {
         let edited = rewrite_metadata(&bytes, |meta| meta.guard_threshold = 2.5).unwrap();
         assert_eq!(Model::from_bytes(&edited).unwrap().metadata().guard_threshold, 2.5);
         assert_eq!(edited.len(), bytes.len());
+    }
+
+    /// A guard block is added at the aligned end of the file, replaced, removed; it must sit
+    /// there and parse, and a version-2 file may not claim one.
+    #[test]
+    fn guard_blocks_are_added_replaced_and_removed() {
+        let bytes = relu_model().to_bytes().unwrap();
+        let block = crate::guard::GuardBlock::encode(7, (1.0, 2.0), &[0.0], &[1.0], &[(0.5, std::vec![0.0], std::vec![1.0])]);
+        let with = with_guard_block(&bytes, Some(&block)).unwrap();
+        let m = Model::from_bytes(&with).unwrap();
+        let (off, len) = m.guard_block_range();
+        assert_eq!((off % 4, off + len, len), (0, with.len(), block.len()));
+        assert_eq!(m.guard_block().unwrap().encoder_crc(), 7);
+        let other = crate::guard::GuardBlock::encode(
+            9,
+            (1.0, 2.0),
+            &[0.0, 0.0],
+            &[1.0, 1.0],
+            &[(0.5, std::vec![0.0; 2], std::vec![1.0, 0.0, 1.0])],
+        );
+        let replaced = with_guard_block(&with, Some(&other)).unwrap();
+        assert_eq!(Model::from_bytes(&replaced).unwrap().guard_block().unwrap().encoder_crc(), 9);
+        assert_eq!(replaced.len(), off + other.len(), "the old block is gone");
+        let removed = with_guard_block(&replaced, None).unwrap();
+        assert!(Model::from_bytes(&removed).unwrap().guard_block().is_none());
+        // A block whose bytes were damaged (checksum sealed again) or that claims more than
+        // the file holds is refused.
+        let mut bad = with.clone();
+        bad[off] = b'X';
+        Header::seal(&mut bad);
+        assert!(Model::from_bytes(&bad).is_err());
+        let mut short = with.clone();
+        short[62..64].copy_from_slice(&((len - 4) as u16).to_le_bytes());
+        Header::seal(&mut short);
+        assert!(Model::from_bytes(&short).is_err());
+        let mut v2 = with.clone();
+        v2[4] = 2;
+        Header::seal(&mut v2);
+        assert!(Model::from_bytes(&v2).is_err(), "version 2 has no guard block");
     }
 
     #[test]

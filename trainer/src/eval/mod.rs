@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod defects;
 pub mod fd;
+pub mod features;
+pub mod gmm;
 pub mod ood;
 pub mod plot;
 pub mod score;

@@ -120,22 +120,108 @@ fn spread(v: &mut [f64]) -> (f32, f32) {
     (m as f32, ((hi - m) as f32).max(1e-6))
 }
 
+/// How the structural guard's latent density is fitted (`edgegen calibrate --vae`).
+#[derive(Debug, Clone, Copy)]
+pub struct LatentFit {
+    /// Mixture components.
+    pub components: usize,
+    /// EM rounds at most.
+    pub iterations: usize,
+    /// Added to every covariance's diagonal (the latents are standardized first).
+    pub regularization: f64,
+    /// Seed of the k-means++ starts.
+    pub seed: u64,
+}
+
+impl Default for LatentFit {
+    fn default() -> Self {
+        LatentFit { components: 8, iterations: 200, regularization: 1e-3, seed: 1 }
+    }
+}
+
+/// Fits the structural guard's density on the posterior means `mus` of held-out frames and
+/// encodes its guard block (`encoder_crc`: the VAE encoder file's checksum). Returns the
+/// block and the latent scores of `mus` under it (the runtime's own computation).
+pub fn fit_latent_block(mus: &[Vec<f32>], encoder_crc: u32, fit: &LatentFit) -> Result<(Vec<u8>, Vec<f64>)> {
+    let d = mus.first().map_or(0, |m| m.len());
+    ensure!(d > 0, "no posterior means to fit");
+    let n = mus.len() as f64;
+    let mean: Vec<f64> = (0..d).map(|j| mus.iter().map(|m| m[j] as f64).sum::<f64>() / n).collect();
+    let inv_std: Vec<f64> = (0..d)
+        .map(|j| {
+            let v = mus.iter().map(|m| (m[j] as f64 - mean[j]).powi(2)).sum::<f64>() / n;
+            1.0 / v.sqrt().max(1e-6)
+        })
+        .collect();
+    // Standardized exactly as the device will: in f32 constants, f64 arithmetic.
+    let (mean32, istd32): (Vec<f32>, Vec<f32>) = (mean.iter().map(|&v| v as f32).collect(), inv_std.iter().map(|&v| v as f32).collect());
+    let z: Vec<Vec<f64>> = mus.iter().map(|m| (0..d).map(|j| (m[j] as f64 - mean32[j] as f64) * istd32[j] as f64).collect()).collect();
+    let comps = super::gmm::fit(&z, fit.components, fit.iterations, fit.regularization, fit.seed)?;
+    let packed: Vec<(f32, Vec<f32>, Vec<f32>)> = comps
+        .iter()
+        .map(|c| (c.constant() as f32, c.mean.iter().map(|&v| v as f32).collect(), c.l.iter().map(|&v| v as f32).collect()))
+        .collect();
+    let encode = |norm: (f32, f32)| guard::GuardBlock::encode(encoder_crc, norm, &mean32, &istd32, &packed);
+    let draft = encode((0.0, 1.0));
+    let block = guard::GuardBlock::parse(&draft).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scores: Vec<f64> = mus.iter().map(|m| block.score(m).context("latent length")).collect::<Result<_>>()?;
+    let norm = spread(&mut scores.clone());
+    Ok((encode(norm), scores))
+}
+
 /// `edgegen calibrate`: the guard's constants and threshold from the held-out validation
 /// split (never the test set), stored in the model file and the card; reports the
-/// false-reject rate it gives on the test set. `kind` defaults to `combined` for a PixelCNN
-/// with a background model, else `complexity_corrected`.
-pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progress: bool) -> Result<()> {
+/// false-reject rate it gives on the test set. `kind` defaults to `structural` when a VAE
+/// is given (`vae`: its directory, beside the model's), `combined` for a PixelCNN with a
+/// background model, else `complexity_corrected`.
+pub fn calibrate(
+    dir: &Path,
+    false_reject: f32,
+    kind: Option<ScoreKind>,
+    vae: Option<&Path>,
+    fit: &LatentFit,
+    progress: bool,
+) -> Result<()> {
     ensure!(false_reject > 0.0 && false_reject < 0.5, "--false-reject must be in (0, 0.5)");
     let loaded = Loaded::open(dir, EngineKind::Int8)?;
     let family = loaded.family();
     let has_bg = loaded.background_dir().is_some();
-    let kind = kind.unwrap_or(if has_bg { ScoreKind::Combined } else { ScoreKind::ComplexityCorrected });
+    let kind = kind.unwrap_or(if vae.is_some() {
+        ScoreKind::Structural
+    } else if has_bg {
+        ScoreKind::Combined
+    } else {
+        ScoreKind::ComplexityCorrected
+    });
     ensure!(
         !kind.needs_background() || has_bg,
         "the {} score needs a background model in {}-bg (train one with `--perturb`)",
         kind.name(),
         dir.display()
     );
+    // The structural score's VAE: int8, beside the model (the card names it by directory).
+    let vae = match (kind.needs_latent(), vae) {
+        (true, None) => bail!("the structural score needs a VAE: `--vae DIR` (the int8 VAE trained on the same frames)"),
+        (true, Some(v)) => {
+            ensure!(
+                v.parent().map(|p| p.canonicalize().ok()) == dir.parent().map(|p| p.canonicalize().ok()),
+                "--vae {} must sit beside {} (the card names it by directory)",
+                v.display(),
+                dir.display()
+            );
+            let l = Loaded::open(v, EngineKind::Int8)?;
+            let crate::engines::Engines::VaeInt8(e) = l.engines() else { bail!("--vae {} is not a VAE", v.display()) };
+            ensure!(
+                e.geometry() == loaded.geometry(),
+                "--vae {} takes {} frames, the model {}",
+                v.display(),
+                e.geometry(),
+                loaded.geometry()
+            );
+            Some((v.to_path_buf(), e.clone()))
+        }
+        (false, _) => None,
+    };
     let stats_of = |images: &Images| -> Result<Vec<Statistics>> {
         let bar = crate::progress::bar(progress, images.len() as u64, "score");
         let s = crate::parallel::map(images.len(), |i| {
@@ -145,29 +231,52 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
         crate::progress::finish(&bar);
         s.into_iter().collect()
     };
+    let mus_of = |e: &edgegen_runtime::engine::Vae<'static>, images: &Images| -> Result<Vec<Vec<f32>>> {
+        crate::parallel::map(images.len(), |i| crate::engines::posterior_mean(e, images.image(i))).into_iter().collect()
+    };
     let parts = crate::export::card::Card::read(dir)?.source().load(progress)?;
-    let valid = stats_of(&parts.validation)?;
-    let mut params = [0f32; 4];
-    if kind == ScoreKind::Combined {
+    let mut valid = stats_of(&parts.validation)?;
+    let mut params: guard::GuardParams = [0.0; 6];
+    if matches!(kind, ScoreKind::Combined | ScoreKind::Structural) {
         let (c0, s0) = spread(&mut valid.iter().map(|s| s.bpd - s.coder_bpd).collect::<Vec<_>>());
         let (c1, s1) = spread(&mut valid.iter().filter_map(|s| s.line_ratio).collect::<Vec<_>>());
-        params = [c0, s0, c1, s1];
+        params[..4].copy_from_slice(&[c0, s0, c1, s1]);
+    }
+    let mut block = None;
+    let mut test = stats_of(&parts.test)?;
+    if let Some((_, e)) = &vae {
+        let (bytes, scores) = fit_latent_block(&mus_of(e, &parts.validation)?, e.encoder_model().crc(), fit)?;
+        let b = guard::GuardBlock::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (m, sp) = b.norm();
+        params[4] = m;
+        params[5] = sp;
+        for (s, l) in valid.iter_mut().zip(scores) {
+            s.latent = Some(l);
+        }
+        for (s, mu) in test.iter_mut().zip(mus_of(e, &parts.test)?) {
+            s.latent = b.score(&mu);
+        }
+        block = Some(bytes);
     }
     let score_all = |st: &[Statistics]| -> Result<Vec<f32>> {
         st.iter().map(|s| s.score(kind, &params).map(|v| v as f32).context("score needs the background model")).collect()
     };
     let mut v = score_all(&valid)?;
     let threshold = guard::calibrate_threshold(&mut v, false_reject).context("calibration scores are not finite")?;
-    let t = score_all(&stats_of(&parts.test)?)?;
+    let t = score_all(&test)?;
     let test_frr = t.iter().filter(|&&s| s > threshold).count() as f64 / t.len() as f64;
     let part = family.parts()[0];
     let path = dir.join(format!("{part}.egm"));
-    let updated = crate::int8::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, params)?;
+    let meta4 = [params[0], params[1], params[2], params[3]];
+    let updated = crate::int8::quantize::set_guard(&std::fs::read(&path)?, kind as u8, threshold, false_reject, meta4)?;
+    // The guard block goes with the structural score (and a stale one goes away).
+    let updated = edgegen_runtime::model::write::with_guard_block(&updated, block.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     data::write_atomic(&path, &updated)?;
     let mut card = crate::export::card::Card::read(dir)?;
+    let source = card.source();
     card.device.guard = Some(crate::export::card::GuardCard {
         score: kind.name().to_string(),
-        params: (kind == ScoreKind::Combined).then(|| crate::export::card::CombinedParams {
+        params: matches!(kind, ScoreKind::Combined | ScoreKind::Structural).then(|| crate::export::card::CombinedParams {
             cc_median: params[0] as f64,
             cc_spread: params[1] as f64,
             line_median: params[2] as f64,
@@ -178,13 +287,31 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
             .filter(|_| kind.needs_background())
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().to_string()),
+        vae_model: vae.as_ref().and_then(|(p, _)| p.file_name()).map(|n| n.to_string_lossy().to_string()),
+        latent: vae.as_ref().map(|(_, e)| crate::export::card::LatentCard {
+            components: fit.components,
+            latent: e.latent(),
+            median: params[4] as f64,
+            spread: params[5] as f64,
+            fitted: format!(
+                "Gaussian mixture by EM ({} rounds at most, k-means++ starts from seed {}, {} added to the covariances' diagonals) over the int8 encoder's standardized posterior means of the validation frames",
+                fit.iterations, fit.seed, fit.regularization
+            ),
+        }),
         engine: "int8".into(),
         threshold: crate::export::card::r4(threshold as f64),
         false_reject_target: (false_reject as f64 * 1e6).round() / 1e6,
-        calibrated_on: "Fashion-MNIST validation split (last 5,000 training images)".into(),
+        calibrated_on: if source.is_fashion_mnist() {
+            "Fashion-MNIST validation split (last 5,000 training images)".into()
+        } else {
+            format!("the validation part of {}", source.describe())
+        },
         test_false_reject: crate::export::card::r4(test_frr),
-        stored_in: format!("{part}.egm metadata"),
-        command: format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
+        stored_in: if block.is_some() { format!("{part}.egm metadata and guard block") } else { format!("{part}.egm metadata") },
+        command: match &vae {
+            Some((p, _)) => format!("cargo edgegen calibrate --model {} --vae {} --false-reject {false_reject}", dir.display(), p.display()),
+            None => format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
+        },
     });
     card.write(dir)?;
     println!(
@@ -193,4 +320,30 @@ pub fn calibrate(dir: &Path, false_reject: f32, kind: Option<ScoreKind>, progres
         test_frr * 100.0
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fitted block scores held-out points of its own distribution near its median and
+    /// far points far above it, through the runtime's own parser.
+    #[test]
+    fn latent_block_is_fitted_and_normalized() {
+        let mut rng = edgegen_runtime::rng::Rng::new(3);
+        let mus: Vec<Vec<f32>> = (0..600).map(|i| vec![rng.normal() + if i % 2 == 0 { 5.0 } else { -5.0 }, 0.5 * rng.normal()]).collect();
+        let fit = LatentFit { components: 2, ..Default::default() };
+        let (bytes, scores) = fit_latent_block(&mus, 42, &fit).unwrap();
+        let block = guard::GuardBlock::parse(&bytes).unwrap();
+        assert_eq!((block.latent(), block.components(), block.encoder_crc()), (2, 2, 42));
+        let (median, spread) = block.norm();
+        let mut sorted = scores.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert!((sorted[299] as f32 - median).abs() < 1e-3 && spread > 0.0, "{} vs {median}", sorted[299]);
+        // Between the clusters and far off: well beyond the 99th percentile.
+        for far in [[0.0f32, 0.0], [5.0, 6.0]] {
+            assert!(block.score(&far).unwrap() > (median + 2.0 * spread) as f64, "{far:?}");
+        }
+        assert!(block.score(&[5.0, 0.0]).unwrap() < median as f64 + spread as f64);
+    }
 }

@@ -324,6 +324,13 @@ pub struct GuardCard {
     pub params: Option<CombinedParams>,
     /// The background model's directory name, for scores that need it.
     pub background_model: Option<String>,
+    /// The structural score's VAE: its directory name beside this one, whose encoder's
+    /// posterior the guard block's mixture was fitted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_model: Option<String>,
+    /// The structural score's latent density.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent: Option<LatentCard>,
     /// The engine that scored the calibration images.
     pub engine: String,
     /// The threshold.
@@ -338,6 +345,21 @@ pub struct GuardCard {
     pub stored_in: String,
     /// The command that calibrated it.
     pub command: String,
+}
+
+/// The structural score's latent density (stored in the model file's guard block).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentCard {
+    /// Mixture components.
+    pub components: usize,
+    /// Latent dimensions.
+    pub latent: usize,
+    /// Median of the latent score on the validation split.
+    pub median: f64,
+    /// Its 99th percentile minus the median.
+    pub spread: f64,
+    /// How it was fitted.
+    pub fitted: String,
 }
 
 /// The combined score's constants (median and spread of each part on the validation split).

@@ -210,14 +210,21 @@ pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress:
         let (graph, q) = load_program(dir, part)?;
         let mut m = meta(&card, part, &graph);
         let path = dir.join(format!("{part}.egm"));
+        let mut block = None;
         if let Ok(old) = std::fs::read(&path) {
-            // Keep a calibrated guard across recompiles.
+            // Keep a calibrated guard across recompiles (its guard block too).
             if let Ok(old) = Model::from_bytes(&old) {
                 let md = old.metadata();
                 m.guard = (md.guard_score, md.guard_flags, md.guard_threshold, md.guard_false_reject, md.guard_params);
+                let (off, len) = old.guard_block_range();
+                block = (len > 0).then(|| old.bytes()[off..off + len].to_vec());
             }
         }
-        compiled.push((part, path, quantize::compile(&q, &m)?));
+        let mut file = quantize::compile(&q, &m)?;
+        if let Some(b) = block {
+            file = edgegen_runtime::model::write::with_guard_block(&file, Some(&b)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        compiled.push((part, path, file));
     }
     if let Some(b) = budget {
         let flash: u64 = compiled.iter().map(|c| c.2.len() as u64).sum();
@@ -381,14 +388,27 @@ pub fn inspect(path: &Path) -> Result<String> {
         let name = kind.map_or_else(|| format!("unknown ({})", md.guard_score), |k| k.name().to_string());
         let p = md.guard_params;
         let constants = match kind {
-            Some(edgegen_runtime::guard::ScoreKind::Combined) => {
+            Some(edgegen_runtime::guard::ScoreKind::Combined | edgegen_runtime::guard::ScoreKind::Structural) => {
                 format!("; constants cc_median {} cc_spread {} line_median {} line_spread {}", p[0], p[1], p[2], p[3])
             }
             _ => String::new(),
         };
+        let block = match model.guard_block() {
+            Some(b) => {
+                let (m, sp) = b.norm();
+                format!(
+                    "\nguard block: a {}-component Gaussian mixture over the {}-d posterior mean of the VAE encoder with CRC {:#010x}; latent_median {m} latent_spread {sp}; {} bytes",
+                    b.components(),
+                    b.latent(),
+                    b.encoder_crc(),
+                    model.guard_block_range().1
+                )
+            }
+            None => String::new(),
+        };
         writeln!(
             s,
-            "guard: score {name} threshold {} (calibrated for false-reject {}){constants}",
+            "guard: score {name} threshold {} (calibrated for false-reject {}){constants}{block}",
             md.guard_threshold, md.guard_false_reject
         )?;
     } else {

@@ -23,6 +23,27 @@ pub enum What {
         #[arg(long)]
         quiet: bool,
     },
+    /// Every statistic the guard could use, per frame, as CSV: the PixelCNN's and its
+    /// background model's bits (whole frame, halves, worst line and patch), the lossless
+    /// coder's bits and the VAE encoder's posterior, on validation frames, test frames and
+    /// every outlier set of `eval ood`.
+    Statistics {
+        /// The PixelCNN (its background model is the sibling `-bg` directory).
+        #[arg(long, default_value = "models/pixelcnn-fmnist")]
+        model: PathBuf,
+        /// The VAE whose encoder adds the posterior's statistics.
+        #[arg(long)]
+        vae: Option<PathBuf>,
+        /// Frames per set.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// The CSV file.
+        #[arg(long, default_value = "out/statistics.csv")]
+        out: PathBuf,
+        /// Hide progress.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Where a generator's Frechet distance comes from: its mean and covariance terms, the
     /// classes in its samples and the FD within each class, beside the floor's.
     Fd {
@@ -50,6 +71,9 @@ pub fn run(what: What) -> Result<()> {
         What::Ood { models, count, out, quiet } => {
             let dirs: Vec<&Path> = models.iter().map(|p| p.as_path()).collect();
             edgegen_trainer::eval::ood::run(&dirs, count, &out, !quiet).map(|_| ())
+        }
+        What::Statistics { model, vae, count, out, quiet } => {
+            edgegen_trainer::eval::features::dump(&model, vae.as_deref(), count, &out, !quiet)
         }
         What::Fd { model, engine, count, classifier, json } => fd(&model, engine, count, &classifier, json.as_deref()),
     }

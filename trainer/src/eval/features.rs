@@ -1,0 +1,165 @@
+//! Per-frame evidence for the guard: every statistic the int8 models give about one frame,
+//! from one pass of the PixelCNN, one of its background model and (optionally) the VAE's
+//! encoder, written by `edgegen eval ood --statistics FILE` (CSV) for analysis.
+
+use crate::data::Images;
+use anyhow::Result;
+use edgegen_runtime::engine::{PixelCnn, Vae};
+use edgegen_runtime::image::Geometry;
+
+/// Names of the statistics, in [`frame_features`]' order.
+pub const NAMES: [&str; 16] = [
+    "bpd",
+    "coder_bpd",
+    "bg_bpd",
+    "line_ratio",
+    "patch_ratio",
+    "patch_bits",
+    "top_bpd",
+    "bottom_bpd",
+    "left_bpd",
+    "right_bpd",
+    "ratio_top",
+    "ratio_bottom",
+    "vae_kl",
+    "vae_mu_norm",
+    "vae_logvar_mean",
+    "vae_mu_max",
+];
+
+/// Statistics of one frame (see [`NAMES`]): per-value log-likelihoods of the model `fg`
+/// and the background `bg` (nats, planar), the image, and the VAE's posterior `(mu,
+/// logvar)` when there is one (NaN otherwise).
+pub fn from_parts(image: &[u8], g: Geometry, fg: &[f32], bg: &[f32], posterior: Option<(&[f32], &[f32])>) -> Vec<f64> {
+    let (h, w, c, plane) = (g.height as usize, g.width as usize, g.channels as usize, g.plane());
+    let ln2 = std::f64::consts::LN_2;
+    // Bits of pixel p (summed over channels) under the model, and its ratio to the background.
+    let bits = |p: usize| (0..c).map(|k| -(fg[k * plane + p] as f64) / ln2).sum::<f64>();
+    let ratio = |p: usize| (0..c).map(|k| (bg[k * plane + p] as f64 - fg[k * plane + p] as f64) / ln2).sum::<f64>();
+    let region = |f: &dyn Fn(usize) -> f64, ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| -> f64 {
+        let mut s = 0.0;
+        for y in ys.clone() {
+            for x in xs.clone() {
+                s += f(y * w + x);
+            }
+        }
+        s
+    };
+    let stats = edgegen_runtime::guard::Statistics::from_pixels(image, g, fg, Some(bg));
+    // Patches a quarter of the frame's side, every eighth: the worst local ratio and bits.
+    let (ph, pw) = ((h / 4).max(1), (w / 4).max(1));
+    let (sy, sx) = ((h / 8).max(1), (w / 8).max(1));
+    let (mut patch_ratio, mut patch_bits) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut y = 0;
+    while y + ph <= h {
+        let mut x = 0;
+        while x + pw <= w {
+            patch_ratio = patch_ratio.max(region(&ratio, y..y + ph, x..x + pw));
+            patch_bits = patch_bits.max(region(&bits, y..y + ph, x..x + pw) / (ph * pw * c) as f64);
+            x += sx;
+        }
+        y += sy;
+    }
+    let half = |ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
+        let n = (ys.len() * xs.len() * c) as f64;
+        region(&bits, ys, xs) / n
+    };
+    let (top, bottom) = (half(0..h / 2, 0..w), half(h / 2..h, 0..w));
+    let (left, right) = (half(0..h, 0..w / 2), half(0..h, w / 2..w));
+    let (ratio_top, ratio_bottom) = (region(&ratio, 0..h / 2, 0..w), region(&ratio, h / 2..h, 0..w));
+    let (kl, mu_norm, lv_mean, mu_max) = match posterior {
+        Some((mu, lv)) => {
+            let kl: f64 = mu.iter().zip(lv).map(|(&m, &l)| 0.5 * ((m * m) as f64 + (l as f64).exp() - l as f64 - 1.0)).sum();
+            let norm = mu.iter().map(|&m| (m * m) as f64).sum::<f64>().sqrt();
+            let lvm = lv.iter().map(|&l| l as f64).sum::<f64>() / lv.len().max(1) as f64;
+            let mx = mu.iter().map(|&m| (m as f64).abs()).fold(0.0, f64::max);
+            (kl, norm, lvm, mx)
+        }
+        None => (f64::NAN, f64::NAN, f64::NAN, f64::NAN),
+    };
+    let latent: Vec<f64> = posterior.map(|(mu, _)| mu.iter().map(|&m| m as f64).collect()).unwrap_or_default();
+    let mut v = vec![
+        stats.bpd,
+        stats.coder_bpd,
+        stats.background_bpd.unwrap_or(f64::NAN),
+        stats.line_ratio.unwrap_or(f64::NAN),
+        patch_ratio,
+        patch_bits,
+        top,
+        bottom,
+        left,
+        right,
+        ratio_top,
+        ratio_bottom,
+        kl,
+        mu_norm,
+        lv_mean,
+        mu_max,
+    ];
+    // The posterior mean itself, coordinate by coordinate (`mu_0`, `mu_1`, …).
+    v.extend(latent);
+    v
+}
+
+/// The statistics of every frame of `images` (all cores).
+pub fn frame_features(images: &Images, model: &PixelCnn, background: &PixelCnn, vae: Option<&Vae>) -> Result<Vec<Vec<f64>>> {
+    let g = images.geometry()?;
+    let out = crate::parallel::map(images.len(), |i| -> Result<Vec<f64>> {
+        let image = images.image(i);
+        let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
+        model.log_prob_pixels(&mut vec![0u8; model.arena_len()], image, &mut fg)?;
+        background.log_prob_pixels(&mut vec![0u8; background.arena_len()], image, &mut bg)?;
+        let posterior = match vae {
+            Some(v) => {
+                let (mut mu, mut lv) = (vec![0f32; v.latent()], vec![0f32; v.latent()]);
+                v.encode(&mut vec![0u8; v.arena_len()], image, &mut mu, &mut lv)?;
+                Some((mu, lv))
+            }
+            None => None,
+        };
+        Ok(from_parts(image, g, &fg, &bg, posterior.as_ref().map(|(m, l)| (&m[..], &l[..]))))
+    });
+    out.into_iter().collect()
+}
+
+/// `edgegen eval statistics`: the statistics of `count` frames of every evaluation set
+/// (the validation part first, then the test inliers and each outlier set of `eval ood`),
+/// one CSV row per frame: `set,group,index,` then [`NAMES`].
+pub fn dump(pixelcnn: &std::path::Path, vae: Option<&std::path::Path>, count: usize, out: &std::path::Path, progress: bool) -> Result<()> {
+    use crate::engines::Engines;
+    use crate::eval::score::{EngineKind, Loaded};
+    let p = Loaded::open(pixelcnn, EngineKind::Int8)?;
+    let Engines::PixelCnnInt8 { model, background: Some(background) } = p.engines() else {
+        anyhow::bail!("{}: statistics need an int8 PixelCNN with its background model (a sibling `-bg` directory)", pixelcnn.display());
+    };
+    let v = vae.map(|d| Loaded::open(d, EngineKind::Int8)).transpose()?;
+    let vae_engine = match v.as_ref().map(|l| l.engines()) {
+        Some(Engines::VaeInt8(e)) => Some(e),
+        Some(_) => anyhow::bail!("--vae must be an int8 VAE"),
+        None => None,
+    };
+    let source = crate::export::card::Card::read(pixelcnn)?.source();
+    let validation = source.load(progress)?.validation;
+    let pick = crate::data::permutation(validation.len(), 11);
+    let validation = validation.select(&pick[..count.min(validation.len())]);
+    let sets = crate::eval::ood::eval_sets_of(&source, count, progress)?;
+    let latent = vae_engine.map_or(0, |v| v.latent());
+    let mu_names: Vec<String> = (0..latent).map(|i| format!("mu_{i}")).collect();
+    let mut csv = format!("set,group,index,{}\n", NAMES.iter().map(|s| s.to_string()).chain(mu_names).collect::<Vec<_>>().join(","));
+    let mut write = |name: &str, group: &str, images: &Images| -> Result<()> {
+        for (i, row) in frame_features(images, model, background, vae_engine)?.into_iter().enumerate() {
+            let vals: Vec<String> = row.iter().map(|v| format!("{v:.6}")).collect();
+            csv.push_str(&format!("{name},{group},{i},{}\n", vals.join(",")));
+        }
+        if progress {
+            eprintln!("statistics: {name} ({} frames)", images.len());
+        }
+        Ok(())
+    };
+    write("validation", "validation", &validation)?;
+    write("test", "test", &sets.inliers)?;
+    for s in &sets.sets {
+        write(&s.name, &format!("{:?}", s.group).to_lowercase(), &s.images)?;
+    }
+    crate::data::write_atomic(out, csv.as_bytes())
+}
