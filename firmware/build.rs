@@ -12,6 +12,8 @@ fn models() -> Vec<(&'static str, &'static str, &'static str)> {
         vec![
             ("pixelcnn", "../models/pixelcnn-ihc/model.egm", "../models/pixelcnn-ihc/golden/int8/model.bin"),
             ("pixelcnn-bg", "../models/pixelcnn-ihc-bg/model.egm", "../models/pixelcnn-ihc-bg/golden/int8/model.bin"),
+            ("vae-encoder", "../models/vae-ihc/encoder.egm", "../models/vae-ihc/golden/int8/encoder.bin"),
+            ("vae-decoder", "../models/vae-ihc/decoder.egm", "../models/vae-ihc/golden/int8/decoder.bin"),
             ("gan-generator", "../models/gan-ihc/generator.egm", "../models/gan-ihc/golden/int8/generator.bin"),
         ]
     } else {

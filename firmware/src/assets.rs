@@ -29,6 +29,9 @@ mod use_case {
     pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-fmnist/generator.egm");
     /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
     pub const PIXELCNN_SAMPLES: bool = true;
+    /// Whether the VAE also generates and bounds every frame's likelihood (else it only
+    /// gives the structural guard its posterior).
+    pub const VAE_SCORES: bool = true;
     /// Bytes of all embedded models.
     pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/model.egm").len()
         + include_bytes!("../../models/pixelcnn-fmnist-bg/model.egm").len()
@@ -61,21 +64,27 @@ mod use_case {
     pub static PIXELCNN: &[u8] = embed!("../../models/pixelcnn-ihc/model.egm");
     /// The slide background PixelCNN of the guard's likelihood ratio.
     pub static PIXELCNN_BG: &[u8] = embed!("../../models/pixelcnn-ihc-bg/model.egm");
-    /// No VAE for slides.
-    pub static VAE: Option<(&[u8], &[u8])> = None;
+    /// The slide VAE: its encoder's posterior is the structural guard's latent evidence.
+    pub static VAE: Option<(&[u8], &[u8])> = Some((embed!("../../models/vae-ihc/encoder.egm"), embed!("../../models/vae-ihc/decoder.egm")));
     /// The slide GAN's generator.
     pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-ihc/generator.egm");
     /// The PixelCNN only guards here: drawing a 3,072-value tile value by value would take
     /// minutes of QEMU per sample (the host draws them: `edgegen sample`).
     pub const PIXELCNN_SAMPLES: bool = false;
+    /// The VAE only feeds the guard here (its bound would take four decoder passes a tile).
+    pub const VAE_SCORES: bool = false;
     /// Bytes of all embedded models.
     pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-ihc/model.egm").len()
         + include_bytes!("../../models/pixelcnn-ihc-bg/model.egm").len()
+        + include_bytes!("../../models/vae-ihc/encoder.egm").len()
+        + include_bytes!("../../models/vae-ihc/decoder.egm").len()
         + include_bytes!("../../models/gan-ihc/generator.egm").len();
     /// Golden vectors of every embedded model (see the Fashion-MNIST use case).
     pub static GOLDEN: &[(&str, &[u8])] = &[
         ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
         ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
+        ("vae-encoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-encoder.bin"))),
+        ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
         ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
     ];
     /// The scored frame sets: held-out test tiles and test tiles with drawn defects.

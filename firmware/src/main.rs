@@ -70,7 +70,8 @@ fn main() -> ! {
         .map(|(e, d)| Vae::new(load(e, "vae encoder"), load(d, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine")));
     let gan = Gan::new(load(assets::GAN_GENERATOR, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine"));
     let guard_arena = PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref());
-    let vae_arena = vae.as_ref().map_or(0, |v| v.arena_len());
+    // Where the VAE only feeds the guard, its encoder runs in the guard's arena.
+    let vae_arena = vae.as_ref().map_or(0, |v| if assets::VAE_SCORES { v.arena_len() } else { v.encoder_arena_len() });
     defmt::info!(
         "boot use_case={=str} arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} guard_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
         assets::NAME,
@@ -101,8 +102,11 @@ fn main() -> ! {
     let _ = models.push(("gan-generator", *gan.model()));
     check_golden(&models, &mut arena[..]);
     profile(&pixelcnn, &mut arena[..]);
-    let mut screen = screen::Screen::new(assets::NAME, vae.is_some(), assets::PIXELCNN_SAMPLES);
-    generate(&pixelcnn, vae.as_ref(), &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
+    // The VAE's own figures (samples, bounds) where the use case asks for them; its encoder
+    // feeds the structural guard either way.
+    let vae_scores = vae.as_ref().filter(|_| assets::VAE_SCORES);
+    let mut screen = screen::Screen::new(assets::NAME, vae_scores.is_some(), assets::PIXELCNN_SAMPLES);
+    generate(&pixelcnn, vae_scores, &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
     score_frames(pixelcnn, background, vae.as_ref(), &mut arena[..], &mut sample_arena[..], &mut screen);
     defmt::info!("stack used_bytes={=usize}", stack::used());
     match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
@@ -223,7 +227,7 @@ fn score_frames(
             let verdict = guard.check(frame).unwrap_or_else(|_| fail("guard"));
             let guard_instructions = clock::now() - t;
             let stats = guard.scorer().last().unwrap_or_else(|| fail("guard statistics"));
-            match vae {
+            match vae.filter(|_| assets::VAE_SCORES) {
                 Some(vae) => {
                     let t = clock::now();
                     let bounds =
