@@ -98,8 +98,17 @@ fn bundled_slide_guard_agrees_with_tract() {
     let engine = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
     let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
     let params = edgegen_runtime::guard::guard_params(&model);
-    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background), None)];
-    let mut guard = PixelCnnScorer::guard(engine, Some(background), None, &mut arena).expect("a calibrated guard");
+    let block = model.guard_block();
+    // The structural guard's VAE: the int8 encoder on the device path, the QDQ one in tract.
+    let vae_dir = common::model_dir("vae-ihc");
+    let (e, d) = (std::fs::read(vae_dir.join("encoder.egm")).unwrap(), std::fs::read(vae_dir.join("decoder.egm")).unwrap());
+    let vae = kind
+        .needs_latent()
+        .then(|| engine::Vae::new(Model::from_bytes(&e).unwrap(), Model::from_bytes(&d).unwrap(), Kernels::Optimized).unwrap());
+    let tract_vae =
+        edgegen_runtime::onnx::OnnxVae::load_files(&vae_dir.join("encoder.int8.onnx"), &vae_dir.join("decoder.int8.onnx")).unwrap();
+    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background), vae.as_ref())];
+    let mut guard = PixelCnnScorer::guard(engine, Some(background), vae, &mut arena).expect("a calibrated guard");
     let mut diffs = Vec::new();
     for set in ["slide-test.idx", "slide-defects.idx"] {
         let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
@@ -111,8 +120,13 @@ fn bundled_slide_guard_agrees_with_tract() {
             let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
             tract.log_prob_pixels(img, &mut fg).unwrap();
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
-            let b = Statistics::from_pixels(img, g, &fg, Some(&bg));
+            let mut b = Statistics::from_pixels(img, g, &fg, Some(&bg));
             assert!((a.bpd - b.bpd).abs() < 0.05, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
+            if let Some(block) = &block {
+                b.latent = block.score(&tract_vae.encode(img).unwrap().0);
+                let (x, y) = (a.latent.unwrap(), b.latent.unwrap());
+                assert!((x - y).abs() < 0.05 * x.abs().max(1.0), "{set} {i}: latent score int8 {x} vs tract {y}");
+            }
             let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
             diffs.push((a.bpd - b.bpd).abs());
