@@ -82,6 +82,35 @@ fn bundled_slide_pixelcnns_int8_golden_vectors_are_bit_exact() {
     }
 }
 
+/// The structural guard's VAE of the bundled `name`: the int8 engine (the device path; only
+/// when `kind` reads the latent) and the QDQ files through tract.
+fn guard_vae(name: &str, kind: ScoreKind) -> (Option<engine::Vae<'static>>, edgegen_runtime::onnx::OnnxVae) {
+    let dir = common::model_dir(name);
+    let read = |f: &str| -> &'static [u8] { Box::leak(std::fs::read(dir.join(f)).unwrap().into_boxed_slice()) };
+    let vae = kind.needs_latent().then(|| {
+        engine::Vae::new(
+            Model::from_bytes(read("encoder.egm")).unwrap(),
+            Model::from_bytes(read("decoder.egm")).unwrap(),
+            Kernels::Optimized,
+        )
+        .unwrap()
+    });
+    (vae, edgegen_runtime::onnx::OnnxVae::load_files(&dir.join("encoder.int8.onnx"), &dir.join("decoder.int8.onnx")).unwrap())
+}
+
+/// The latent score of `img` through tract's encoder, checked within 5% of the int8 one.
+fn tract_latent(
+    block: &edgegen_runtime::guard::GuardBlock,
+    tract: &edgegen_runtime::onnx::OnnxVae,
+    img: &[u8],
+    int8: Option<f64>,
+    what: &str,
+) -> Option<f64> {
+    let (x, y) = (int8.unwrap(), block.score(&tract.encode(img).unwrap().0).unwrap());
+    assert!((x - y).abs() < 0.05 * x.abs().max(1.0), "{what}: latent score int8 {x} vs tract {y}");
+    Some(y)
+}
+
 /// The slide guard on the bundled slide frames, int8 engine against tract on the QDQ files
 /// (float arithmetic, ties to even, against the engine's fixed-point requantization): a
 /// deeper colour model accumulates more one-step differences than the Fashion-MNIST one, so
@@ -100,13 +129,7 @@ fn bundled_slide_guard_agrees_with_tract() {
     let params = edgegen_runtime::guard::guard_params(&model);
     let block = model.guard_block();
     // The structural guard's VAE: the int8 encoder on the device path, the QDQ one in tract.
-    let vae_dir = common::model_dir("vae-ihc");
-    let (e, d) = (std::fs::read(vae_dir.join("encoder.egm")).unwrap(), std::fs::read(vae_dir.join("decoder.egm")).unwrap());
-    let vae = kind
-        .needs_latent()
-        .then(|| engine::Vae::new(Model::from_bytes(&e).unwrap(), Model::from_bytes(&d).unwrap(), Kernels::Optimized).unwrap());
-    let tract_vae =
-        edgegen_runtime::onnx::OnnxVae::load_files(&vae_dir.join("encoder.int8.onnx"), &vae_dir.join("decoder.int8.onnx")).unwrap();
+    let (vae, tract_vae) = guard_vae("vae-ihc", kind);
     let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background), vae.as_ref())];
     let mut guard = PixelCnnScorer::guard(engine, Some(background), vae, &mut arena).expect("a calibrated guard");
     let mut diffs = Vec::new();
@@ -123,9 +146,7 @@ fn bundled_slide_guard_agrees_with_tract() {
             let mut b = Statistics::from_pixels(img, g, &fg, Some(&bg));
             assert!((a.bpd - b.bpd).abs() < 0.05, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
             if let Some(block) = &block {
-                b.latent = block.score(&tract_vae.encode(img).unwrap().0);
-                let (x, y) = (a.latent.unwrap(), b.latent.unwrap());
-                assert!((x - y).abs() < 0.05 * x.abs().max(1.0), "{set} {i}: latent score int8 {x} vs tract {y}");
+                b.latent = tract_latent(block, &tract_vae, img, a.latent, &format!("{set} {i}"));
             }
             let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
@@ -163,13 +184,7 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
     let engine = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
     let background = engine::PixelCnn::new(Model::from_bytes(&bg_file).unwrap(), Kernels::Optimized).unwrap();
     // The structural guard's VAE: its int8 encoder on the device path, its QDQ encoder in tract.
-    let vae_dir = common::model_dir("vae-fmnist");
-    let (e, d) = (std::fs::read(vae_dir.join("encoder.egm")).unwrap(), std::fs::read(vae_dir.join("decoder.egm")).unwrap());
-    let vae = kind
-        .needs_latent()
-        .then(|| engine::Vae::new(Model::from_bytes(&e).unwrap(), Model::from_bytes(&d).unwrap(), Kernels::Optimized).unwrap());
-    let tract_vae =
-        edgegen_runtime::onnx::OnnxVae::load_files(&vae_dir.join("encoder.int8.onnx"), &vae_dir.join("decoder.int8.onnx")).unwrap();
+    let (vae, tract_vae) = guard_vae("vae-fmnist", kind);
     let mut arena = vec![0u8; PixelCnnScorer::arena_len(&engine, Some(&background), vae.as_ref())];
     let mut guard = PixelCnnScorer::guard(engine, Some(background), vae, &mut arena).expect("a calibrated guard");
     let (mut diffs, mut verdicts) = (Vec::new(), 0);
@@ -185,9 +200,7 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
             let mut b = Statistics::from_pixels(img, edgegen_trainer::data::FASHION_MNIST, &fg, Some(&bg));
             assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
             if let Some(block) = &block {
-                b.latent = block.score(&tract_vae.encode(img).unwrap().0);
-                let (x, y) = (a.latent.unwrap(), b.latent.unwrap());
-                assert!((x - y).abs() < 0.05 * x.abs().max(1.0), "{set} {i}: latent score int8 {x} vs tract {y}");
+                b.latent = tract_latent(block, &tract_vae, img, a.latent, &format!("{set} {i}"));
             }
             let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);

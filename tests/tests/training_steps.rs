@@ -44,7 +44,7 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     let _serial = common::training_lock();
     let cfg = edgegen_trainer::families::gan::GanConfig::new().with_latent(8).with_features(16).with_d_layers(3);
     let dir = common::temp_dir("gan-train");
-    let (gan, averaged, state) = edgegen_trainer::families::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
+    let (gan, averaged, state, _) = edgegen_trainer::families::gan::training::train(&cfg, &opts(dir.clone(), 2e-4), 0.9, None).unwrap();
     // A random discriminator scores ln 2 on each half (≈ 1.39 with smoothing); a learning one less.
     let d_loss = state.history.last().unwrap().1;
     assert!(d_loss < 1.3, "discriminator loss {d_loss}");
@@ -68,18 +68,18 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     let stop_dir = common::temp_dir("gan-stopped");
     let mut stopped = opts(stop_dir.clone(), 2e-4);
     stopped.max_steps = Some(21);
-    let (_, _, s) = edgegen_trainer::families::gan::training::train(&cfg, &stopped, 0.9, None).unwrap();
+    let (_, _, s, _) = edgegen_trainer::families::gan::training::train(&cfg, &stopped, 0.9, None).unwrap();
     assert_eq!((s.epoch, s.step), (1, 5));
     let mut resumed = opts(stop_dir.clone(), 2e-4);
     resumed.resume = true;
-    let (_, _, s) = edgegen_trainer::families::gan::training::train(&cfg, &resumed, 0.9, None).unwrap();
+    let (_, _, s, _) = edgegen_trainer::families::gan::training::train(&cfg, &resumed, 0.9, None).unwrap();
     common::assert_same_history(&s.history, &state.history);
     std::fs::remove_dir_all(stop_dir).ok();
     // Resuming restores the average from the checkpoint (four files: two modules, two optimizers).
     let mut more = opts(dir.clone(), 2e-4);
     more.epochs += 1;
     more.resume = true;
-    let (_, averaged, state) = edgegen_trainer::families::gan::training::train(&cfg, &more, 0.9, Some(2)).unwrap();
+    let (_, averaged, state, _) = edgegen_trainer::families::gan::training::train(&cfg, &more, 0.9, Some(2)).unwrap();
     assert!(averaged.is_some());
     assert_eq!(state.epoch, more.epochs);
     // Resuming with another discriminator is refused with the file and the remedy, nothing trained.

@@ -387,10 +387,8 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
     let mut guard_score = String::new();
     let mut report = Vec::new();
     let mut guards = Vec::new();
-    // The model whose guard is pictured: the first with one.
-    let pictured = dirs.iter().position(|d| Loaded::open(d, EngineKind::Int8).ok().and_then(|m| m.guard()).is_some());
     let mut inlier_row = None;
-    for (di, dir) in dirs.iter().enumerate() {
+    for dir in dirs {
         let model = Loaded::open(dir, EngineKind::Int8)?;
         let name = crate::export::card::card_name(dir, "model");
         let total = (inliers.len() + sets.iter().map(|s| s.images.len()).sum::<usize>()) as u64;
@@ -403,6 +401,8 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
             r.into_iter().collect()
         };
         let guard = model.guard();
+        // The guard pictured: the first model's that has one.
+        let pictured = guard.filter(|_| inlier_row.is_none());
         // Every score this model supports; the calibrated guard's with its stored constants.
         let kinds: Vec<ScoreKind> = ScoreKind::ALL
             .into_iter()
@@ -417,7 +417,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         let params = guard.map(|g| g.1).unwrap_or_default();
         let pick = |st: &[Statistics], k: ScoreKind| -> Vec<f64> { st.iter().filter_map(|s| s.score(k, &params)).collect() };
         let inl = stats_all(&inliers)?;
-        if let Some((gk, _, t)) = guard.filter(|_| Some(di) == pictured) {
+        if let Some((gk, _, t)) = pictured {
             let n = inliers.len().min(EXAMPLES);
             let verdicts: Vec<bool> = inl[..n].iter().map(|s| s.score(gk, &params).is_some_and(|v| v as f32 <= t)).collect();
             let rejected = inl.iter().filter(|s| !s.score(gk, &params).is_some_and(|v| v as f32 <= t)).count();
@@ -437,7 +437,7 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
         for (si, OutlierSet { name: set, group, images: imgs, unchanged }) in sets.iter().enumerate() {
             let outl = stats_all(imgs)?;
             // The first guard's pictures: its score's histogram and example verdicts.
-            if let Some((gk, _, t)) = guard.filter(|_| Some(di) == pictured) {
+            if let Some((gk, _, t)) = pictured {
                 guard_score = format!("{name} {}", gk.name());
                 histograms.push(super::plot::HistogramPanel {
                     title: set.to_string(),

@@ -69,6 +69,54 @@ fn save(path: &Path, w: u32, h: u32, rgb: Vec<u8>) -> Result<()> {
     crate::data::write_atomic(path, &out.into_inner())
 }
 
+/// A panel of a grid picture.
+type Area<'b> = DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>;
+
+/// A chart with both axes in f64.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// Draws `n` panels of `size` pixels on white, `cols` to a row, each by `draw(area, i)`, and
+/// saves the picture as a PNG (`what` names the panels in the error for none).
+fn panel_grid(
+    path: &Path,
+    what: &str,
+    n: usize,
+    cols: usize,
+    size: (u32, u32),
+    mut draw: impl FnMut(&Area, usize) -> Result<()>,
+) -> Result<()> {
+    if n == 0 {
+        bail!("no {what} to draw");
+    }
+    font()?;
+    let cols = cols.clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let (w, h) = (size.0 * cols as u32, size.1 * rows as u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        for (i, area) in root.split_evenly((rows, cols)).iter().enumerate().take(n) {
+            draw(area, i)?;
+        }
+        root.present().map_err(err)?;
+    }
+    save(path, w, h, buf)
+}
+
+/// The legend box of a chart, at `position`.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(120, 120, 120))
+        .draw()
+        .map_err(err)
+}
+
 /// One curve of a ROC panel.
 pub struct Curve {
     /// The legend's text (the score's name and its AUROC).
@@ -89,66 +137,43 @@ pub struct RocPanel {
 /// rejected, y the fraction of outliers rejected, the chance diagonal dotted, a legend per
 /// panel.
 pub fn roc_panels(path: &Path, panels: &[RocPanel], cols: usize) -> Result<()> {
-    if panels.is_empty() {
-        bail!("no ROC panel to draw");
-    }
-    font()?;
-    let cols = cols.clamp(1, panels.len());
-    let rows = panels.len().div_ceil(cols);
-    let (pw, ph) = (420u32, 400u32);
-    let (w, h) = (pw * cols as u32, ph * rows as u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
-            let mut chart = ChartBuilder::on(area)
-                .caption(&panel.title, ("sans-serif", 18))
-                .margin(10)
-                .x_label_area_size(40)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-                .map_err(err)?;
+    panel_grid(path, "ROC panel", panels.len(), cols, (420, 400), |area, i| {
+        let panel = &panels[i];
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("in-distribution frames rejected")
+            .y_desc("outliers rejected")
+            .x_labels(6)
+            .y_labels(6)
+            .label_style(("sans-serif", 12))
+            .axis_desc_style(("sans-serif", 13))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(err)?;
+        let dotted = (0..=40).map(|i| i as f64 / 40.0).collect::<Vec<_>>();
+        chart
+            .draw_series(
+                dotted.chunks(2).map(|c| PathElement::new(vec![(c[0], c[0]), (c[c.len() - 1], c[c.len() - 1])], RGBColor(150, 150, 150))),
+            )
+            .map_err(err)?;
+        for (i, curve) in panel.curves.iter().enumerate() {
+            let c = colour(i);
             chart
-                .configure_mesh()
-                .x_desc("in-distribution frames rejected")
-                .y_desc("outliers rejected")
-                .x_labels(6)
-                .y_labels(6)
-                .label_style(("sans-serif", 12))
-                .axis_desc_style(("sans-serif", 13))
-                .light_line_style(RGBColor(235, 235, 235))
-                .bold_line_style(RGBColor(215, 215, 215))
-                .draw()
-                .map_err(err)?;
-            let dotted = (0..=40).map(|i| i as f64 / 40.0).collect::<Vec<_>>();
-            chart
-                .draw_series(
-                    dotted
-                        .chunks(2)
-                        .map(|c| PathElement::new(vec![(c[0], c[0]), (c[c.len() - 1], c[c.len() - 1])], RGBColor(150, 150, 150))),
-                )
-                .map_err(err)?;
-            for (i, curve) in panel.curves.iter().enumerate() {
-                let c = colour(i);
-                chart
-                    .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
-                    .map_err(err)?
-                    .label(&curve.label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font(("sans-serif", 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(120, 120, 120))
-                .draw()
-                .map_err(err)?;
+                .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(&curve.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         }
-        root.present().map_err(err)?;
-    }
-    save(path, w, h, buf)
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
 }
 
 /// One histogram panel: the guard's score on in-distribution frames and on one outlier set.
@@ -170,16 +195,13 @@ pub fn histograms(path: &Path, score: &str, panels: &[HistogramPanel], cols: usi
     if panels.is_empty() {
         bail!("no histogram to draw");
     }
-    font()?;
-    let cols = cols.clamp(1, panels.len());
-    let rows = panels.len().div_ceil(cols);
-    let (pw, ph) = (420u32, 300u32);
-    let (w, h) = (pw * cols as u32, ph * rows as u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
     // One x range for every panel: the inliers' spread and the threshold, widened to show
     // most outliers (clipped at both ends so one extreme frame does not squash the rest).
     let mut all: Vec<f64> = panels.iter().flat_map(|p| p.inliers.iter().chain(&p.outliers)).copied().filter(|v| v.is_finite()).collect();
     all.sort_by(f64::total_cmp);
+    if all.is_empty() {
+        bail!("no finite score to draw");
+    }
     let q = |f: f64| all[((all.len() - 1) as f64 * f) as usize];
     let (mut lo, mut hi) = (q(0.01), q(0.99));
     lo = lo.min(panels[0].threshold);
@@ -197,58 +219,46 @@ pub fn histograms(path: &Path, score: &str, panels: &[HistogramPanel], cols: usi
         }
         counts.iter().map(|c| c / v.len().max(1) as f64).collect()
     };
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
-            let (a, b) = (histogram(&panel.inliers), histogram(&panel.outliers));
-            let top = a.iter().chain(&b).fold(0f64, |m, &v| m.max(v)) * 1.1 + 1e-9;
-            let mut chart = ChartBuilder::on(area)
-                .caption(&panel.title, ("sans-serif", 17))
-                .margin(10)
-                .x_label_area_size(38)
-                .y_label_area_size(50)
-                .build_cartesian_2d(lo..hi, 0f64..top)
-                .map_err(err)?;
+    panel_grid(path, "histogram", panels.len(), cols, (420, 300), |area, i| {
+        let panel = &panels[i];
+        let (a, b) = (histogram(&panel.inliers), histogram(&panel.outliers));
+        let top = a.iter().chain(&b).fold(0f64, |m, &v| m.max(v)) * 1.1 + 1e-9;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 17))
+            .margin(10)
+            .x_label_area_size(38)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo..hi, 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(score)
+            .y_desc("fraction of frames")
+            .x_labels(6)
+            .y_labels(5)
+            .label_style(("sans-serif", 12))
+            .axis_desc_style(("sans-serif", 13))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()
+            .map_err(err)?;
+        for (counts, c, label) in [(&a, RGBColor(0, 114, 178), "in distribution"), (&b, RGBColor(230, 159, 0), "outliers")] {
             chart
-                .configure_mesh()
-                .x_desc(score)
-                .y_desc("fraction of frames")
-                .x_labels(6)
-                .y_labels(5)
-                .label_style(("sans-serif", 12))
-                .axis_desc_style(("sans-serif", 13))
-                .light_line_style(RGBColor(240, 240, 240))
-                .draw()
-                .map_err(err)?;
-            for (counts, c, label) in [(&a, RGBColor(0, 114, 178), "in distribution"), (&b, RGBColor(230, 159, 0), "outliers")] {
-                chart
-                    .draw_series(counts.iter().enumerate().map(|(i, &v)| {
-                        let x0 = lo + i as f64 * width;
-                        Rectangle::new([(x0, 0.0), (x0 + width, v)], c.mix(0.55).filled())
-                    }))
-                    .map_err(err)?
-                    .label(label)
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.mix(0.55).filled()));
-            }
-            let t = panel.threshold;
-            chart
-                .draw_series(std::iter::once(PathElement::new(vec![(t, 0.0), (t, top)], RED.stroke_width(2))))
+                .draw_series(counts.iter().enumerate().map(|(i, &v)| {
+                    let x0 = lo + i as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, v)], c.mix(0.55).filled())
+                }))
                 .map_err(err)?
-                .label(format!("threshold {t:.2}"))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], RED.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(("sans-serif", 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(120, 120, 120))
-                .draw()
-                .map_err(err)?;
+                .label(label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.mix(0.55).filled()));
         }
-        root.present().map_err(err)?;
-    }
-    save(path, w, h, buf)
+        let t = panel.threshold;
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(t, 0.0), (t, top)], RED.stroke_width(2))))
+            .map_err(err)?
+            .label(format!("threshold {t:.2}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], RED.stroke_width(2)));
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
 }
 
 /// One row of the examples picture: a set's name and frames with the guard's verdicts.

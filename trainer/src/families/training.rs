@@ -68,13 +68,8 @@ pub const QUICK_VALIDATION: usize = 500;
 /// measured on unless `--eval-count` says otherwise: a smoke run ends in seconds.
 pub const QUICK_EVAL: usize = 128;
 
-/// The training and validation images for `opts` (validation cut to [`QUICK_VALIDATION`] on
-/// `--limit` runs).
-pub fn datasets(opts: &TrainOptions) -> Result<(Images, Images)> {
-    Ok(training_split(&opts.source.load(opts.progress)?, opts))
-}
-
-/// The training and validation images of loaded `parts` for `opts` (see [`datasets`]).
+/// The training and validation images of loaded `parts` for `opts` (the first `--limit`
+/// training images; validation cut to [`QUICK_VALIDATION`] on `--limit` runs).
 pub fn training_split(parts: &data::Parts, opts: &TrainOptions) -> (Images, Images) {
     let valid = if opts.limit.is_some() { parts.validation.first(Some(QUICK_VALIDATION)) } else { parts.validation.clone() };
     (parts.train.first(opts.limit), valid)

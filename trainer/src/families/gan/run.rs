@@ -100,7 +100,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
     }
     let command = reproduce_command("gan", &a)?;
     save_config(&a.run_dir, &a)?;
-    let (last, averaged, state) = training::train(&cfg, &opts, a.ema, a.lr_decay_from)?;
+    let (last, averaged, state, parts) = training::train(&cfg, &opts, a.ema, a.lr_decay_from)?;
     if state.epoch < a.common.epochs {
         // --max-steps ended the session early: nothing is published until the run is done.
         return Ok(());
@@ -117,7 +117,6 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         // No Fréchet distance: its classifier knows Fashion-MNIST only.
         let generator = training::recalibrate_batchnorm(averaged.unwrap_or_else(|| last.clone()).generator, a.bn_samples, a.common.seed);
         let model = Gan { generator, discriminator: last.discriminator };
-        let parts = opts.source.load(false)?;
         let dataset = a.common.dataset_note(false, &opts.source, parts.train.len());
         let data =
             export::PublishData { fd: None, fd_last: None, weights: &format!("{weights}; {bn}"), dataset: &dataset, source: &opts.source };
@@ -150,7 +149,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         Some(_) => format!("{weights} (the last iterate's FD is fd_last_iterate)"),
         None => weights,
     };
-    let dataset = a.common.dataset_note(false, &opts.source, 55_000);
+    let dataset = a.common.dataset_note(false, &opts.source, parts.train.len());
     let data =
         export::PublishData { fd: Some(&fd), fd_last, weights: &format!("{weights}; {bn}"), dataset: &dataset, source: &opts.source };
     export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &data)?;

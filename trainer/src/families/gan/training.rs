@@ -80,14 +80,21 @@ pub fn ema_update(ema: Generator, current: &Generator, beta: f64) -> Generator {
 
 /// Trains a GAN; returns it, the exponential moving average of its generator's weights
 /// (`None` when `ema` is 0; Yazıcı et al. 2019: the averaged generator samples better than
-/// the last iterate) and the training state (history: epoch, mean D loss, mean G loss).
+/// the last iterate), the training state (history: epoch, mean D loss, mean G loss) and the
+/// data it loaded.
 ///
 /// `decay_from`: from this epoch on, both learning rates fall linearly to 0 at the last step
 /// (a function of epoch and step, so `--resume` still reproduces the uninterrupted run).
-pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<usize>) -> Result<(Gan, Option<Gan>, TrainState)> {
+pub fn train(
+    cfg: &GanConfig,
+    opts: &TrainOptions,
+    ema: f64,
+    decay_from: Option<usize>,
+) -> Result<(Gan, Option<Gan>, TrainState, data::Parts)> {
     let device = Device::flex().autodiff();
     device.seed(opts.seed);
-    let (train, _) = crate::families::training::datasets(opts)?;
+    let parts = opts.source.load(opts.progress)?;
+    let (train, _) = crate::families::training::training_split(&parts, opts);
     let g = train.geometry()?;
     ensure!(
         (g.channels as usize, g.height as usize, g.width as usize) == (cfg.channels, cfg.height, cfg.width),
@@ -192,7 +199,7 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
             if stop && step + 1 < steps {
                 crate::progress::finish(&bar);
                 eprintln!("gan: stopped after {session_steps} steps at epoch {} step {}; continue with --resume", epoch + 1, step + 1);
-                return Ok((gan, averaged, state));
+                return Ok((gan, averaged, state, parts));
             }
         }
         let (d, g) = (sum_d / count.max(1) as f64, sum_g / count.max(1) as f64);
@@ -209,11 +216,11 @@ pub fn train(cfg: &GanConfig, opts: &TrainOptions, ema: f64, decay_from: Option<
         if opts.max_steps.is_some_and(|m| session_steps >= m) && state.epoch < opts.epochs {
             crate::progress::finish(&bar);
             eprintln!("gan: stopped after {session_steps} steps at the end of epoch {}; continue with --resume", state.epoch);
-            return Ok((gan, averaged, state));
+            return Ok((gan, averaged, state, parts));
         }
     }
     crate::progress::finish(&bar);
-    Ok((gan.valid(), averaged, state))
+    Ok((gan.valid(), averaged, state, parts))
 }
 
 /// The learning rate at `epoch`, `step` (of `steps` per epoch): `lr`, falling linearly from
