@@ -16,13 +16,19 @@ use edgegen_trainer::int8::quantize::{self, Meta};
 
 /// A tiny PixelCNN compiled in-process (random weights, calibrated on random images).
 fn tiny_pixelcnn_file() -> Vec<u8> {
+    tiny_pixelcnn(false)
+}
+
+/// A tiny PixelCNN, classic or two-stack, compiled in-process.
+fn tiny_pixelcnn(two_stack: bool) -> Vec<u8> {
     let device = Device::flex();
     device.seed(21);
     let model = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new()
         .with_channels(8)
         .with_inner(4)
-        .with_blocks(1)
+        .with_blocks(if two_stack { 2 } else { 1 })
         .with_components(2)
+        .with_two_stack(two_stack)
         .init(&device);
     let onnx = edgegen_trainer::export::onnx::encode(&edgegen_trainer::families::pixelcnn::export::onnx(
         &model,
@@ -235,8 +241,13 @@ fn bundled_vae_int8_engine_agrees_with_tract_on_qdq() {
 
 #[test]
 fn tiny_model_runs_identically_with_both_kernel_sets_and_plans_its_arena() {
-    let file = tiny_pixelcnn_file();
-    let model = Model::from_bytes(&file).unwrap();
+    for two_stack in [false, true] {
+        tiny_model_runs_identically(&tiny_pixelcnn(two_stack));
+    }
+}
+
+fn tiny_model_runs_identically(file: &[u8]) {
+    let model = Model::from_bytes(file).unwrap();
     let sum: usize = (0..model.tensor_count()).map(|i| model.tensor(i).byte_len as usize).sum();
     assert!(model.arena_len() < sum, "arena {} should be below the sum of activations {sum}", model.arena_len());
     let frames = frames();
@@ -347,10 +358,10 @@ fn model_file_errors_say_what_and_where() {
 
 #[test]
 fn row_band_sampling_equals_full_passes() {
-    let file = tiny_pixelcnn_file();
-    let model = Model::from_bytes(&file).unwrap();
-    assert!(Interpreter::new(model, Kernels::Optimized).is_row_causal());
-    for kernels in [Kernels::Reference, Kernels::Optimized] {
+    let files = [tiny_pixelcnn(false), tiny_pixelcnn(true)];
+    for (file, kernels) in files.iter().flat_map(|f| [(f, Kernels::Reference), (f, Kernels::Optimized)]) {
+        let model = Model::from_bytes(file).unwrap();
+        assert!(Interpreter::new(model, Kernels::Optimized).is_row_causal());
         let pcnn = engine::PixelCnn::new(model, kernels).unwrap();
         assert!(pcnn.sample_arena_len() > pcnn.arena_len());
         let mut arena = vec![0u8; pcnn.sample_arena_len()];

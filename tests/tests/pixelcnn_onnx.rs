@@ -7,9 +7,9 @@ use burn::prelude::*;
 use edgegen_runtime::onnx::{OnnxModel, OnnxPixelCnn};
 use edgegen_trainer::families::pixelcnn::{export, PixelCnnConfig};
 
-fn small_model(device: &Device) -> edgegen_trainer::families::pixelcnn::PixelCnn {
+fn small(device: &Device, two_stack: bool) -> edgegen_trainer::families::pixelcnn::PixelCnn {
     device.seed(11);
-    PixelCnnConfig::new().with_channels(16).with_inner(8).with_blocks(2).with_components(3).init(device)
+    PixelCnnConfig::new().with_channels(16).with_inner(8).with_blocks(2).with_components(3).with_two_stack(two_stack).init(device)
 }
 
 fn frame(seed: u64) -> Vec<u8> {
@@ -19,8 +19,14 @@ fn frame(seed: u64) -> Vec<u8> {
 
 #[test]
 fn fresh_pixelcnn_export_matches_burn_forward_in_tract() {
+    for two_stack in [false, true] {
+        export_matches_burn(two_stack);
+    }
+}
+
+fn export_matches_burn(two_stack: bool) {
     let device = Device::flex();
-    let model = small_model(&device);
+    let model = small(&device, two_stack);
     let dir = common::temp_dir("fresh-pixelcnn");
     edgegen_trainer::export::onnx::save(&export::onnx(&model, edgegen_trainer::data::FASHION_MNIST), &dir.join("model.onnx")).unwrap();
     let engine = OnnxPixelCnn::load(&dir).unwrap();
@@ -63,12 +69,14 @@ fn assert_autoregressive(model: &OnnxModel) {
 fn fresh_pixelcnn_is_autoregressive_in_tract() {
     let device = Device::flex();
     let dir = common::temp_dir("ar-pixelcnn");
-    edgegen_trainer::export::onnx::save(
-        &export::onnx(&small_model(&device), edgegen_trainer::data::FASHION_MNIST),
-        &dir.join("model.onnx"),
-    )
-    .unwrap();
-    assert_autoregressive(&OnnxModel::load(&dir.join("model.onnx")).unwrap());
+    for two_stack in [false, true] {
+        edgegen_trainer::export::onnx::save(
+            &export::onnx(&small(&device, two_stack), edgegen_trainer::data::FASHION_MNIST),
+            &dir.join("model.onnx"),
+        )
+        .unwrap();
+        assert_autoregressive(&OnnxModel::load(&dir.join("model.onnx")).unwrap());
+    }
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -10,6 +10,7 @@ fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
         epochs: 2,
         batch: 32,
         lr,
+        cosine: false,
         seed: 4,
         limit: Some(512),
         run_dir,

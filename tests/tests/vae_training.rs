@@ -13,6 +13,7 @@ fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOption
         epochs,
         batch: 32,
         lr: 2e-3,
+        cosine: false,
         seed: 5,
         limit: Some(1024),
         run_dir,

@@ -23,6 +23,8 @@ pub struct TrainOptions {
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f64,
+    /// Decay the learning rate along a half cosine to zero over the run.
+    pub cosine: bool,
     /// Seed of initialization, shuffling and noise.
     pub seed: u64,
     /// Use only the first `limit` training images (quick runs and tests).
@@ -132,7 +134,8 @@ where
             let nats_per_dim: f32 = mean.clone().into_scalar();
             ensure!(nats_per_dim.is_finite(), "{label} diverged at epoch {} step {step}: loss {nats_per_dim}", epoch + 1);
             let grads = GradientsParams::from_grads(mean.backward(), &model);
-            model = optim.step(opts.lr, model, grads);
+            let lr = scheduled_lr(opts.lr, opts.cosine, epoch * steps_per_epoch + step, opts.epochs * steps_per_epoch);
+            model = optim.step(lr, model, grads);
 
             seen += opts.batch;
             let bpd = nats_per_dim as f64 / std::f64::consts::LN_2;
@@ -208,6 +211,16 @@ mod tests {
     }
 }
 
+/// The learning rate of global step `step` of `total`: `lr`, or with `cosine` the half
+/// cosine from `lr` down to zero (a function of the step alone, so a resumed run follows the
+/// same curve).
+pub fn scheduled_lr(lr: f64, cosine: bool, step: usize, total: usize) -> f64 {
+    if !cosine || total == 0 {
+        return lr;
+    }
+    lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos())
+}
+
 /// The arguments every `edgegen train <family>` takes. Saved with the run (`config.json`) and
 /// turned back into the command that reproduces it ([`reproduce_command`]).
 #[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -221,6 +234,11 @@ pub struct CommonArgs {
     /// Adam learning rate [default: 1e-3; 2e-4 for the GAN].
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Decay the learning rate along a half cosine from --lr to zero over the whole run
+    /// (all --epochs; a resumed run continues the same curve). VAE and PixelCNN.
+    #[arg(long)]
+    #[serde(default)]
+    pub cosine: bool,
     /// Seed of initialization, shuffling and noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -310,6 +328,7 @@ impl CommonArgs {
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr.unwrap_or(1e-3),
+            cosine: self.cosine,
             seed: self.seed,
             limit: self.limit,
             run_dir: run_dir.to_path_buf(),
@@ -378,6 +397,15 @@ pub fn save_config<A: serde::Serialize>(run_dir: &std::path::Path, args: &A) -> 
 #[cfg(test)]
 mod reproduce_tests {
     use super::*;
+
+    #[test]
+    fn cosine_schedule_runs_from_the_rate_to_zero() {
+        assert_eq!(scheduled_lr(1e-3, false, 70, 100), 1e-3);
+        assert_eq!(scheduled_lr(1e-3, true, 0, 100), 1e-3);
+        assert!((scheduled_lr(1e-3, true, 50, 100) - 5e-4).abs() < 1e-15);
+        assert!(scheduled_lr(1e-3, true, 99, 100) < 1e-6);
+        assert!(scheduled_lr(1e-3, true, 30, 100) > scheduled_lr(1e-3, true, 31, 100));
+    }
     use clap::{Args, FromArgMatches};
 
     fn parse<A: Args + FromArgMatches>(words: &[&str]) -> A {

@@ -70,6 +70,9 @@ impl GanArgs {
         if self.fine_features > 256 {
             bail!("--fine-features must be in 0..=256");
         }
+        if self.common.cosine {
+            bail!("--cosine is for the VAE and the PixelCNN; the GAN decays its rate linearly with --lr-decay-from EPOCH");
+        }
         if self.lr_decay_from.is_some_and(|e| e >= self.common.epochs) {
             bail!("--lr-decay-from must be below --epochs");
         }

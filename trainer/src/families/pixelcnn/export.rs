@@ -36,11 +36,27 @@ pub fn onnx(model: &PixelCnn, geo: Geometry) -> ModelProto {
     let mut g = GraphBuilder::new();
     g.input("image", &[1, c, h, w]);
     let mut x = masked(&mut g, "image", "input", &model.input);
+    let mut v = model.stacks.as_ref().map(|s| masked(&mut g, "image", "vertical_input", &s.vertical_input));
     for (i, b) in model.blocks.iter().enumerate() {
+        // The two-stack network: the vertical stack's step and what it hands the horizontal one.
+        let from_above = match (&model.stacks, &v) {
+            (Some(s), Some(vx)) => {
+                let t = g.relu(vx);
+                let cv = masked(&mut g, &t, &format!("block{i}.vertical"), &s.vertical[i]);
+                let t = g.relu(&cv);
+                let link = conv(&mut g, &t, &format!("block{i}.link"), &s.link[i], 1, None);
+                v = Some(g.node("Add", &[vx, &cv], None, &[]));
+                Some(link)
+            }
+            _ => None,
+        };
         let t = g.relu(&x);
         let t = conv(&mut g, &t, &format!("block{i}.reduce"), &b.reduce, n, None);
         let t = g.relu(&t);
-        let t = masked(&mut g, &t, &format!("block{i}.masked"), &b.masked);
+        let mut t = masked(&mut g, &t, &format!("block{i}.masked"), &b.masked);
+        if let Some(link) = from_above {
+            t = g.node("Add", &[&t, &link], None, &[]);
+        }
         let t = g.relu(&t);
         let t = conv(&mut g, &t, &format!("block{i}.expand"), &b.expand, n, None);
         x = g.node("Add", &[&x, &t], None, &[]);
@@ -140,7 +156,11 @@ pub fn publish(
     let card = Card {
         name: crate::export::card::card_name(dir, "pixelcnn"),
         family: FamilyCard::Pixelcnn(PixelCnnCard {
-            architecture: json!({"channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 mask A", "blocks_layer": "1x1 -> 3x3 mask B -> 1x1, residual", "colour_groups": c}),
+            architecture: if cfg.two_stack {
+                json!({"kind": "two-stack (no blind spot)", "channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 horizontal mask A (row so far) + 7x7 vertical (rows above, inner channels)", "blocks_layer": "vertical: v += 3x3 (rows up to centre)(relu v); horizontal: h += 1x1(relu(3x3 horizontal mask B(relu 1x1(relu h)) + 1x1(relu vertical)))", "colour_groups": c, "live_macs": cfg.live_macs(geo.plane())})
+            } else {
+                json!({"kind": "classic (single stack)", "channels": cfg.channels, "inner": cfg.inner, "blocks": cfg.blocks, "first_layer": "7x7 mask A", "blocks_layer": "1x1 -> 3x3 mask B -> 1x1, residual", "colour_groups": c, "live_macs": cfg.live_macs(geo.plane())})
+            },
             pixel_distribution: PixelDistribution {
                 kind: "discretized_logistic_mixture".into(),
                 components: k,
