@@ -38,6 +38,12 @@ if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
 fi
 python3 -c "import onnx, onnxruntime; print('onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__)"
 
+step "python: LiteRT and Vela (the TFLite export's cross-checks)"
+if ! python3 -c "from ai_edge_litert.interpreter import Interpreter" 2>/dev/null || ! command -v vela >/dev/null; then
+  python3 -m pip install --quiet ai-edge-litert==2.3.0 ethos-u-vela==5.2.0 || python3 -m pip install --quiet --break-system-packages ai-edge-litert==2.3.0 ethos-u-vela==5.2.0
+fi
+vela --version
+
 step "format and lints (rustfmt.toml; clippy warnings are errors)"
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

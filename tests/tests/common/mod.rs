@@ -53,6 +53,23 @@ pub fn python_onnx_available() -> bool {
     ok
 }
 
+/// Whether `python3` with LiteRT (`ai-edge-litert`) is usable; with `EDGEGEN_REQUIRE_PYTHON=1`
+/// its absence is a failure.
+pub fn python_litert_available() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy; from ai_edge_litert.interpreter import Interpreter"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok && std::env::var("EDGEGEN_REQUIRE_PYTHON").as_deref() == Ok("1") {
+        panic!("EDGEGEN_REQUIRE_PYTHON=1 but python3 with ai-edge-litert and numpy is not available");
+    }
+    if !ok {
+        eprintln!("skipping: python3 with ai-edge-litert is not installed (the README's test command installs it)");
+    }
+    ok
+}
+
 /// Runs tract on every golden set of `dir/golden/<part>/` against `dir/<part>.onnx` and
 /// asserts each output within `tol` of the trainer's.
 pub fn check_golden(dir: &std::path::Path, part: &str, tol: f32) {

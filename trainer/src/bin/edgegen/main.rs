@@ -44,6 +44,11 @@ enum Command {
     },
     /// Measure every engine's throughput on one model (one process, one thread).
     Bench(bench::Args),
+    /// Export a compiled model for other runtimes: int8 TFLite (TFLite Micro, LiteRT, Vela).
+    Export {
+        #[command(subcommand)]
+        what: export::What,
+    },
     /// Print a compiled model file's contents; fails with a clear message on a malformed file.
     Inspect(inspect::Args),
     /// The main job: sample from the bundled models and score the bundled frames.
@@ -73,6 +78,7 @@ fn main() {
         Command::Calibrate(a) => calibrate::run(a),
         Command::Eval { what } => eval::run(what),
         Command::Bench(a) => bench::run(a),
+        Command::Export { what } => export::run(what),
         Command::Inspect(a) => inspect::run(a),
         Command::Demo(a) => demo::run(a),
     };

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod inspect;
 pub mod quantize;
 pub mod sample;

@@ -1,0 +1,128 @@
+"""Compiles exported int8 TFLite files with Vela for four Arm Ethos-U NPUs and reports, per
+network: NPU cycles, inference time and inferences per second at the configuration's clock,
+SRAM and flash use, and the operators Vela leaves on the CPU. Beside them: the same network's
+Cortex-M4 and Cortex-M55 instruction counts from firmware/footprint.json (measured in QEMU by
+the test command), and the guard's frames per second on each NPU.
+
+    python3 scripts/npu.py --tflite DIR... --out models/npu
+
+Each DIR is what `edgegen export tflite --model MODEL --out DIR` wrote (tflite.json and the
+.tflite files). Vela runs with its default system configuration and memory mode for each
+accelerator (named in the report). Writes npu.json and npu.md to --out.
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ACCELERATORS = ["ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u85-256"]
+
+# Which firmware figure is the same network's (instructions per inference, tests/tests/firmware.rs).
+FIRMWARE = {
+    ("pixelcnn-fmnist", "model"): "pixelcnn_log_prob",
+}
+
+
+def vela(tflite, accelerator, workdir):
+    """Runs Vela on one file; returns its summary row and the operators left on the CPU."""
+    out = os.path.join(workdir, accelerator)
+    os.makedirs(out, exist_ok=True)
+    run = subprocess.run(
+        ["vela", "--accelerator-config", accelerator, "--output-dir", out, tflite],
+        capture_output=True, text=True,
+    )
+    if run.returncode != 0:
+        sys.exit(f"vela failed on {tflite} for {accelerator}:\n{run.stdout}\n{run.stderr}")
+    summary = glob.glob(os.path.join(out, "*_summary_*.csv"))
+    if not summary:
+        sys.exit(f"vela wrote no summary for {tflite} ({accelerator})")
+    row = next(csv.DictReader(open(summary[0])))
+    cpu = re.findall(r"Warning \(supported operators\) operator: (\w+), ofm: '([^']*)'", run.stdout)
+    return row, [f"{op} ({ofm})" for op, ofm in cpu]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tflite", nargs="+", required=True, help="directories written by `edgegen export tflite`")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--footprint", default="firmware/footprint.json")
+    a = ap.parse_args()
+    footprint = json.load(open(a.footprint)) if os.path.exists(a.footprint) else {}
+    version = subprocess.run(["vela", "--version"], capture_output=True, text=True).stdout.strip()
+    networks = []
+    with tempfile.TemporaryDirectory() as work:
+        for d in a.tflite:
+            meta = json.load(open(os.path.join(d, "tflite.json")))
+            for part, entry in meta["parts"].items():
+                tflite = os.path.join(d, entry["file"])
+                n = {"model": meta["model"], "part": part, "file": tflite, "tflite_bytes": entry["bytes"],
+                     "operators": len(entry["ops"]), "npu": {}}
+                key = FIRMWARE.get((meta["model"], part))
+                for core in ("cortex_m4", "cortex_m55"):
+                    if key and core in footprint:
+                        n[f"{core}_instructions"] = footprint[core]["instructions"][key]
+                for acc in ACCELERATORS:
+                    row, cpu = vela(tflite, acc, os.path.join(work, f"{meta['model']}-{part}"))
+                    n["npu"][acc] = {
+                        "system_config": row["system_config"],
+                        "memory_mode": row["memory_mode"],
+                        "clock_hz": float(row["core_clock"]),
+                        "npu_cycles": int(float(row["cycles_npu"])),
+                        "total_cycles": int(float(row["cycles_total"])),
+                        "inference_ms": 1e3 * float(row["inference_time"]),
+                        "inferences_per_second": float(row["inferences_per_second"]),
+                        "sram_kib": float(row["sram_memory_used"]),
+                        "off_chip_flash_kib": float(row["off_chip_flash_memory_used"]),
+                        "dram_kib": float(row["dram_memory_used"]),
+                        "cpu_operators": cpu,
+                    }
+                networks.append(n)
+    # The guard: the PixelCNN's pass and the VAE encoder's, one after the other.
+    guard = {}
+    parts = {(n["model"], n["part"]): n for n in networks}
+    if ("pixelcnn-fmnist", "model") in parts and ("vae-fmnist", "encoder") in parts:
+        for acc in ACCELERATORS:
+            t = sum(parts[k]["npu"][acc]["inference_ms"] for k in [("pixelcnn-fmnist", "model"), ("vae-fmnist", "encoder")])
+            guard[acc] = {"inference_ms": t, "frames_per_second": 1e3 / t}
+        for core in ("cortex_m4", "cortex_m55"):
+            if core in footprint:
+                guard[f"{core}_instructions"] = footprint[core]["instructions"]["guard_per_frame"]
+    report = {
+        "command": "scripts/npu.sh",
+        "vela": version,
+        "note": "NPU figures are Vela's estimates (its performance model) for the whole file; operators Vela leaves on the CPU (the float heads after DEQUANTIZE) are not in them. Cortex-M figures are instructions counted in QEMU (firmware/footprint.json). The guard's NPU time is the structural guard's two networks (the PixelCNN pass and the VAE encoder); its statistics and heads run on the CPU.",
+        "networks": networks,
+        "guard": guard,
+    }
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "npu.json.tmp"), "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(os.path.join(a.out, "npu.json.tmp"), os.path.join(a.out, "npu.json"))
+    lines = ["| network | NPU | system configuration | NPU cycles | ms | inferences/s | SRAM KiB | flash KiB | DRAM KiB | on the CPU |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for n in networks:
+        for acc, r in n["npu"].items():
+            lines.append(f"| {n['model']}/{n['part']} | {acc} | {r['system_config']} ({r['clock_hz']/1e6:.0f} MHz) | {r['npu_cycles']:,} | "
+                         f"{r['inference_ms']:.3f} | {r['inferences_per_second']:.0f} | {r['sram_kib']:.1f} | {r['off_chip_flash_kib']:.1f} | {r['dram_kib']:.1f} | "
+                         f"{', '.join(r['cpu_operators']) or 'none'} |")
+    if guard:
+        lines += ["", "| structural guard (PixelCNN + VAE encoder) | per frame | frames/s |", "|---|---:|---:|"]
+        for acc in ACCELERATORS:
+            lines.append(f"| {acc} (Vela estimate, networks only) | {guard[acc]['inference_ms']:.3f} ms | {guard[acc]['frames_per_second']:.0f} |")
+        for core, name in (("cortex_m4", "Cortex-M4F (QEMU mps2-an386)"), ("cortex_m55", "Cortex-M55 (QEMU mps3-an547)")):
+            if f"{core}_instructions" in guard:
+                lines.append(f"| {name}, whole guard | {guard[f'{core}_instructions'] / 1e6:.1f} M instructions | - |")
+    with open(os.path.join(a.out, "npu.md.tmp"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(os.path.join(a.out, "npu.md.tmp"), os.path.join(a.out, "npu.md"))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Runs an exported int8 TFLite file with LiteRT and compares it with edgegen's int8 engine.
+
+    python3 check_tflite.py MODEL.tflite CASES_DIR
+
+CASES_DIR holds meta.json ({"input": i, "tensors": [{"dtype", "dims", "rank"}], "cases": n,
+"outputs": [i, ...]}) and case_K/t{i}.bin: every tensor of the engine's program for case K
+(planar C, H, W; int8 or little-endian f32), the input among them. The file's tensor i is the
+program's tensor i in NHWC.
+
+Three LiteRT configurations: the reference kernels (every tensor kept, so every int8 tensor
+of the program is compared), the optimized builtin kernels, and the default XNNPACK delegate
+(graph outputs only: a delegate keeps its intermediate tensors). Prints one JSON report:
+per configuration, int8 tensors compared, values differing, the largest difference in
+quantization steps and where; the float outputs' largest relative difference.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+
+def engine_tensor(path, t):
+    raw = open(path, "rb").read()
+    a = np.frombuffer(raw, dtype=np.int8 if t["dtype"] == "int8" else "<f4")
+    if t["rank"] == 3:
+        c, h, w = t["dims"]
+        return a.reshape(c, h, w).transpose(1, 2, 0)[None]
+    return a.reshape(1, -1)
+
+
+def main():
+    model, cases_dir = sys.argv[1], sys.argv[2]
+    meta = json.load(open(os.path.join(cases_dir, "meta.json")))
+    tensors = meta["tensors"]
+    configs = {
+        "reference": dict(experimental_op_resolver_type=OpResolverType.BUILTIN_REF, experimental_preserve_all_tensors=True),
+        "builtin": dict(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, experimental_preserve_all_tensors=True),
+        "xnnpack": dict(experimental_op_resolver_type=OpResolverType.BUILTIN),
+    }
+    report = {}
+    for name, kwargs in configs.items():
+        it = Interpreter(model_path=model, **kwargs)
+        it.allocate_tensors()
+        outputs = [d["index"] for d in it.get_output_details()]
+        keep_all = kwargs.get("experimental_preserve_all_tensors", False)
+        compared = [i for i in range(len(tensors)) if i != meta["input"] and (keep_all or i in outputs)]
+        by_tensor = {}
+        r = {"int8_tensors": 0, "int8_values": 0, "int8_differing": 0, "int8_max_steps": 0, "worst": None,
+             "float_outputs": 0, "float_max_rel": 0.0}
+        for k in range(meta["cases"]):
+            case = os.path.join(cases_dir, f"case_{k}")
+            x = engine_tensor(os.path.join(case, f"t{meta['input']}.bin"), tensors[meta["input"]])
+            it.set_tensor(meta["input"], x)
+            it.invoke()
+            for i in compared:
+                t = tensors[i]
+                want = engine_tensor(os.path.join(case, f"t{i}.bin"), t)
+                got = it.get_tensor(i)
+                if got.shape != want.shape:
+                    raise SystemExit(f"tensor {i}: LiteRT shape {got.shape}, engine {want.shape}")
+                if t["dtype"] == "int8":
+                    d = np.abs(got.astype(np.int32) - want.astype(np.int32))
+                    r["int8_tensors"] += 1
+                    r["int8_values"] += d.size
+                    r["int8_differing"] += int((d > 0).sum())
+                    if (d > 0).any():
+                        key = f"{i}:{it.get_tensor_details()[i]['name']}"
+                        by_tensor[key] = max(by_tensor.get(key, 0), int(d.max()))
+                    if int(d.max()) > r["int8_max_steps"]:
+                        r["int8_max_steps"] = int(d.max())
+                        r["worst"] = {"case": k, "tensor": i, "name": it.get_tensor_details()[i]["name"]}
+                elif i in outputs:
+                    scale = max(float(np.abs(want).max()), 1e-6)
+                    r["float_outputs"] += 1
+                    r["float_max_rel"] = max(r["float_max_rel"], float(np.abs(got - want).max()) / scale)
+        r["differing_tensors"] = dict(sorted(by_tensor.items(), key=lambda kv: int(kv[0].split(":")[0]))[:6])
+        report[name] = r
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
