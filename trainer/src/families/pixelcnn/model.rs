@@ -433,7 +433,9 @@ mod tests {
                         influenced_later |= changed;
                     }
                 }
-                assert!(influenced_later || (ch == c - 1 && p == plane - 1), "({ch}, {p}) influences nothing");
+                // The last pixel's sub-pixels have at most two later outputs, which a ReLU of
+                // random weights may well cut; every earlier one has many.
+                assert!(influenced_later || p == plane - 1, "({ch}, {p}) influences nothing");
             }
         }
         assert_eq!(model.components(), k);
@@ -470,21 +472,25 @@ mod tests {
 
     /// What the output at pixel `(py, px)` of a gray 20×20 image depends on: every input
     /// pixel whose change moves any of its head values.
+    /// (Over two base images, so that a ReLU of random weights that cuts a path for one of
+    /// them does not hide it.)
     fn seen_by(model: &PixelCnn, py: usize, px: usize) -> Vec<(usize, usize)> {
         let device = Device::flex();
         let (h, w) = (20usize, 20usize);
-        let base: Vec<f32> = (0..h * w).map(|i| ((i * 71) % 255) as f32 / 127.5 - 1.0).collect();
         let run =
             |x: &[f32]| crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, 1, h, w]), &device)));
-        let before = run(&base);
-        let planes = before.len() / (h * w);
-        let at = |v: &[f32]| (0..planes).map(|c| v[c * h * w + py * w + px]).collect::<Vec<_>>();
         let mut seen = Vec::new();
-        for p in 0..h * w {
-            let mut x = base.clone();
-            x[p] = -x[p] + 0.37;
-            if at(&run(&x)) != at(&before) {
-                seen.push((p / w, p % w));
+        for stride in [71usize, 113] {
+            let base: Vec<f32> = (0..h * w).map(|i| ((i * stride) % 255) as f32 / 127.5 - 1.0).collect();
+            let before = run(&base);
+            let planes = before.len() / (h * w);
+            let at = |v: &[f32]| (0..planes).map(|c| v[c * h * w + py * w + px]).collect::<Vec<_>>();
+            for p in 0..h * w {
+                let mut x = base.clone();
+                x[p] = -x[p] + 0.37;
+                if at(&run(&x)) != at(&before) && !seen.contains(&(p / w, p % w)) {
+                    seen.push((p / w, p % w));
+                }
             }
         }
         seen
