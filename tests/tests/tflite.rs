@@ -25,9 +25,9 @@ enum Inputs {
     Latents(usize),
 }
 
-/// Writes the engine's every tensor for each input (reference kernels, private layout) and
-/// runs tests/python/check_tflite.py on the exported file; returns its report.
-fn check(model_dir: &Path, part: &str, inputs: Inputs) -> Value {
+/// Exports `model_dir` as TFLite into a fresh directory and writes there the engine's every
+/// tensor for each input (reference kernels, private layout): `meta.json`, `case_K/t{i}.bin`.
+fn dump_cases(model_dir: &Path, part: &str, inputs: Inputs) -> std::path::PathBuf {
     let out = common::temp_dir(&format!("tflite-{}-{part}", model_dir.file_name().unwrap().to_string_lossy()));
     let report = edgegen_trainer::export::tflite::export_dir(model_dir, &out).unwrap();
     let entry = &report["parts"][part];
@@ -71,6 +71,13 @@ fn check(model_dir: &Path, part: &str, inputs: Inputs) -> Value {
         })
         .collect();
     std::fs::write(out.join("meta.json"), json!({"input": input, "tensors": tensors, "cases": cases}).to_string()).unwrap();
+    out
+}
+
+/// Runs tests/python/check_tflite.py on the exported file against the engine's tensors;
+/// returns its report.
+fn check(model_dir: &Path, part: &str, inputs: Inputs) -> Value {
+    let out = dump_cases(model_dir, part, inputs);
     let script = common::root().join("tests/python/check_tflite.py");
     let run = std::process::Command::new("python3").arg(script).arg(out.join(format!("{part}.tflite"))).arg(&out).output().unwrap();
     assert!(run.status.success(), "check_tflite.py failed:\n{}", String::from_utf8_lossy(&run.stderr));
@@ -166,4 +173,30 @@ fn vela_puts_every_int8_operator_on_the_npu() {
         }
         std::fs::remove_dir_all(&out).ok();
     }
+}
+
+/// Where the QDQ ONNX (`model.int8.onnx`, the reference tract and onnxruntime run) parts from
+/// the engine: its Conv accumulates in float and its QuantizeLinear rounds half to even, where
+/// the engine accumulates in int32 and requantizes in fixed point (what the TFLite export
+/// reproduces). On the PixelCNN's first layer that is one step on a fraction of a percent of
+/// the values; the residual blocks compound it (printed per tensor).
+#[test]
+fn qdq_parts_from_the_engine_by_rounding_only() {
+    if !common::python_onnx_available() {
+        return;
+    }
+    let dir = common::model_dir("pixelcnn-fmnist");
+    let out = dump_cases(&dir, "model", Inputs::Frames(3));
+    let script = common::root().join("tests/python/trace_qdq.py");
+    let run = std::process::Command::new("python3").arg(script).arg(dir.join("model.int8.onnx")).arg(&out).output().unwrap();
+    assert!(run.status.success(), "trace_qdq.py failed:\n{}", String::from_utf8_lossy(&run.stderr));
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
+    eprintln!("QDQ vs engine, per int8 tensor: {report}");
+    let first = &report["t1"];
+    let (differing, values) = (first["differing"].as_u64().unwrap(), first["values"].as_u64().unwrap());
+    assert!(first["max_steps"].as_u64().unwrap() <= 1 && differing * 200 < values, "first layer: {first}");
+    for (t, r) in report.as_object().unwrap() {
+        assert!(r["max_steps"].as_u64().unwrap() <= 16, "{t}: {r}");
+    }
+    std::fs::remove_dir_all(&out).ok();
 }
