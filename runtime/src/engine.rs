@@ -305,6 +305,20 @@ impl<'m> Vae<'m> {
         Ok(VaeBounds { elbo: sum / k as f64, iwae: max + libm::log(acc) - libm::log(k as f64), values: self.geometry.values() })
     }
 
+    /// The mean image of p(x|z) (each pixel the mixture's expected value, rounded): what a
+    /// latent looks like without the pixel noise of a sample (interpolation grids).
+    pub fn decode_mean(&self, arena: &mut [u8], z: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.decoder.set_input_f32(arena, z)?;
+        self.decoder.invoke(arena)?;
+        let m = self.decoder.model();
+        likelihood::mixture_mean_image(
+            &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]),
+            self.components,
+            self.geometry.plane(),
+            out,
+        )
+    }
+
     /// Draws an image: z ~ N(0, I) from `Rng::new(seed)`, then every pixel from p(x|z).
     pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
         let mut rng = Rng::new(seed);
@@ -359,12 +373,22 @@ impl<'m> Gan<'m> {
         self.generator.model()
     }
 
+    /// The latent size.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
     /// The image for z ~ N(0, I) drawn from `Rng::new(seed)`.
     pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
-        self.geometry.check(out)?;
         let mut z = [0f32; MAX_LATENT];
         Rng::new(seed).fill_normal(&mut z[..self.latent]);
-        self.generator.set_input_f32(arena, &z[..self.latent])?;
+        self.generate(arena, &z[..self.latent], out)
+    }
+
+    /// The image for latent `z`.
+    pub fn generate(&self, arena: &mut [u8], z: &[f32], out: &mut [u8]) -> Result<(), Error> {
+        self.geometry.check(out)?;
+        self.generator.set_input_f32(arena, z)?;
         self.generator.invoke(arena)?;
         let m = self.generator.model();
         let image = LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]);

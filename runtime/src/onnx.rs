@@ -204,6 +204,13 @@ impl OnnxVae {
         Ok(self.decoder.run(z, "decoder")?.swap_remove(0))
     }
 
+    /// The mean image of p(x|z) (see `engine::Vae::decode_mean`).
+    pub fn decode_mean(&self, z: &[f32], out: &mut [u8]) -> Result<(), OnnxError> {
+        let params = self.decode(z)?;
+        likelihood::mixture_mean_image(&params[..], self.components, self.geometry.plane(), out)?;
+        Ok(())
+    }
+
     /// Draws an image: z ~ N(0, I) from `Rng::new(seed)`, then every pixel from p(x|z) with
     /// the same generator.
     pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
@@ -383,10 +390,15 @@ impl OnnxGan {
 
     /// The image for noise z ~ N(0, I) drawn from `Rng::new(seed)`.
     pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
-        self.geometry.check(out)?;
         let mut z = vec![0f32; self.latent];
         Rng::new(seed).fill_normal(&mut z);
-        let image = self.generator.run(&z, "generator")?.swap_remove(0);
+        self.generate(&z, out)
+    }
+
+    /// The image for latent `z`.
+    pub fn generate(&self, z: &[f32], out: &mut [u8]) -> Result<(), OnnxError> {
+        self.geometry.check(out)?;
+        let image = self.generator.run(z, "generator")?.swap_remove(0);
         for (o, v) in out.iter_mut().zip(image) {
             *o = crate::image::unscale_pixel(v);
         }

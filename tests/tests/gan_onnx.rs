@@ -220,3 +220,24 @@ fn batchnorm_recalibration_measures_the_generators_own_statistics() {
         }
     }
 }
+
+/// A walk through the latent space starts at seed A's sample and ends at seed B's, bit for
+/// bit, on the int8 engine and through tract; the pictures between differ from both ends.
+#[test]
+fn interpolation_runs_from_one_seed_to_the_other() {
+    use edgegen_trainer::engines::{EngineKind, Loaded};
+    for engine in [EngineKind::Int8, EngineKind::Tract] {
+        let loaded = Loaded::open(&common::model_dir("gan-fmnist"), engine).unwrap();
+        let row = loaded.interpolate(3, 7, 5).unwrap();
+        assert_eq!(row.len(), 5);
+        assert_eq!(row[0], loaded.sample(3).unwrap(), "{engine:?}: the walk starts at seed 3's sample");
+        assert_eq!(row[4], loaded.sample(7).unwrap(), "{engine:?}: and ends at seed 7's");
+        assert!(row[2] != row[0] && row[2] != row[4]);
+    }
+    let vae = Loaded::open(&common::model_dir("vae-fmnist"), EngineKind::Int8).unwrap();
+    let row = vae.interpolate(1, 2, 3).unwrap();
+    assert!(row.iter().all(|p| p.len() == 784) && row[0] != row[2]);
+    let pixelcnn = Loaded::open(&common::model_dir("pixelcnn-fmnist"), EngineKind::Int8).unwrap();
+    let e = pixelcnn.interpolate(1, 2, 3).unwrap_err().to_string();
+    assert!(e.contains("no latent"), "{e}");
+}

@@ -262,6 +262,54 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    /// The latent size (VAE, GAN), or `None` for a PixelCNN.
+    pub fn latent(&self) -> Option<usize> {
+        match &self.engines {
+            Engines::VaeInt8(e) => Some(e.latent()),
+            Engines::GanInt8(e) => Some(e.latent()),
+            Engines::VaeTract(e) => Some(e.latent()),
+            Engines::GanTract(e) => Some(e.latent()),
+            Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => None,
+        }
+    }
+
+    /// The picture of latent `z`: the generator's image, or the mean image of the VAE's
+    /// p(x|z).
+    pub fn picture(&self, z: &[f32]) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; self.geometry().values()];
+        match &self.engines {
+            Engines::VaeInt8(e) => e.decode_mean(&mut vec![0u8; e.arena_len()], z, &mut out)?,
+            Engines::GanInt8(e) => e.generate(&mut vec![0u8; e.arena_len()], z, &mut out)?,
+            Engines::VaeTract(e) => e.decode_mean(z, &mut out)?,
+            Engines::GanTract(e) => e.generate(z, &mut out)?,
+            Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => {
+                anyhow::bail!("a PixelCNN has no latent to walk through: --interpolate takes a VAE or a GAN")
+            }
+        }
+        Ok(out)
+    }
+
+    /// `steps` pictures on the great circle from seed `a`'s latent to seed `b`'s (the latents
+    /// `sample` draws from those seeds), spherically interpolated.
+    pub fn interpolate(&self, a: u64, b: u64, steps: usize) -> Result<Vec<Vec<u8>>> {
+        let Some(n) = self.latent() else {
+            anyhow::bail!("a PixelCNN has no latent to walk through: --interpolate takes a VAE or a GAN");
+        };
+        let (mut za, mut zb) = (vec![0f32; n], vec![0f32; n]);
+        edgegen_runtime::rng::Rng::new(a).fill_normal(&mut za);
+        edgegen_runtime::rng::Rng::new(b).fill_normal(&mut zb);
+        crate::parallel::map(steps, |i| {
+            let t = if steps == 1 { 0.0 } else { i as f32 / (steps - 1) as f32 };
+            let mut z = vec![0f32; n];
+            edgegen_runtime::likelihood::slerp(&za, &zb, t, &mut z)?;
+            self.picture(&z)
+        })
+        .into_iter()
+        .collect()
+    }
+}
+
 /// The int8 VAE encoder's posterior mean of `image`.
 pub fn posterior_mean(vae: &engine::Vae<'_>, image: &[u8]) -> Result<Vec<f32>> {
     let (mut mu, mut lv) = (vec![0f32; vae.latent()], vec![0f32; vae.latent()]);

@@ -167,6 +167,7 @@ fn every_argument_has_help_text() {
         &["eval", "fd"],
         &["bench"],
         &["inspect"],
+        &["export", "tflite"],
         &["demo"],
     ];
     for words in commands {
@@ -514,4 +515,23 @@ fn structural_calibration_names_what_it_needs() {
     let o = edgegen(&["calibrate", "--model", "models/pixelcnn-fmnist", "--vae", "models/vae-fmnist", "--components", "99"], &[]);
     assert!(!o.status.success() && stderr(&o).contains("--components must be in 1..=16"), "{}", stderr(&o));
     assert_eq!(std::fs::read(root().join("models/pixelcnn-fmnist/model.egm")).unwrap(), before, "nothing was written");
+}
+
+/// `sample --interpolate` draws one row per seed pair; a PixelCNN and a malformed pair are
+/// refused with what to do.
+#[test]
+fn sample_walks_the_latent_space() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-walk", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("walk.png");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let o = edgegen(&["sample", "--model", "models/gan-fmnist", "--interpolate", "3:7,1:2", "--count", "6", "--out", &s(&png)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let grid = image::open(&png).unwrap();
+    assert!(grid.width() > 2 * grid.height(), "two rows of six: {}x{}", grid.width(), grid.height());
+    let o = edgegen(&["sample", "--model", "models/pixelcnn-fmnist", "--interpolate", "3:7", "--out", &s(&png)], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("VAE or a GAN"), "{}", stderr(&o));
+    let o = edgegen(&["sample", "--model", "models/vae-fmnist", "--interpolate", "3-7", "--out", &s(&png)], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("SEED:SEED"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).ok();
 }

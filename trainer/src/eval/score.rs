@@ -112,6 +112,34 @@ pub fn sample(dir: &Path, engine: EngineKind, seed: u64, count: usize, out: &Pat
     Ok(())
 }
 
+/// `edgegen sample --interpolate A:B[,C:D…]`: one row of `steps` pictures per seed pair,
+/// walking spherically from the first seed's latent to the second's, as a PNG grid.
+pub fn interpolate(dir: &Path, engine: EngineKind, pairs: &[(u64, u64)], steps: usize, out: &Path) -> Result<()> {
+    ensure!((2..=64).contains(&steps), "--count must be in 2..=64 with --interpolate (pictures per row)");
+    ensure!((1..=64).contains(&pairs.len()), "--interpolate takes 1 to 64 seed pairs");
+    let loaded = Loaded::open(dir, engine)?;
+    let mut images = Vec::new();
+    for &(a, b) in pairs {
+        images.extend(loaded.interpolate(a, b, steps)?.concat());
+    }
+    let g = loaded.geometry();
+    let scale = (84 / g.height.max(g.width) as usize).max(1);
+    crate::data::imageio::write_frame_grid(out, &images, g, steps, scale)?;
+    println!("{} rows of {steps} {} pictures between latents -> {}", pairs.len(), loaded.family(), out.display());
+    Ok(())
+}
+
+/// Parses `A:B[,C:D…]` (seed pairs).
+pub fn seed_pairs(text: &str) -> Result<Vec<(u64, u64)>> {
+    text.split(',')
+        .map(|p| {
+            let (a, b) = p.split_once(':').with_context(|| format!("--interpolate: {p:?} is not SEED:SEED (e.g. 3:7)"))?;
+            let seed = |s: &str| s.trim().parse::<u64>().with_context(|| format!("--interpolate: {s:?} is not a seed (a whole number)"));
+            Ok((seed(a)?, seed(b)?))
+        })
+        .collect()
+}
+
 /// The median and the 99th-percentile-minus-median of `v` (the Combined score's constants).
 fn spread(v: &mut [f64]) -> (f32, f32) {
     v.sort_by(f64::total_cmp);

@@ -11,9 +11,14 @@ pub struct Args {
     /// First seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Number of samples.
+    /// Number of samples (with --interpolate: pictures per row).
     #[arg(long, default_value_t = 16)]
     count: usize,
+    /// Walk the latent space instead (VAE, GAN): `A:B[,C:D…]`, one row per pair of seeds from
+    /// seed A's latent to seed B's, spherically interpolated; the VAE shows p(x|z)'s mean
+    /// image. Example: `--interpolate 3:7,10:11 --count 8`.
+    #[arg(long)]
+    interpolate: Option<String>,
     /// Output PNG.
     #[arg(long, default_value = "out/samples.png")]
     out: PathBuf,
@@ -21,5 +26,9 @@ pub struct Args {
 
 /// Runs `edgegen sample`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::eval::score::sample(&a.model.model, a.model.engine, a.seed, a.count, &a.out)
+    use edgegen_trainer::eval::score;
+    match &a.interpolate {
+        Some(pairs) => score::interpolate(&a.model.model, a.model.engine, &score::seed_pairs(pairs)?, a.count, &a.out),
+        None => score::sample(&a.model.model, a.model.engine, a.seed, a.count, &a.out),
+    }
 }
