@@ -107,6 +107,7 @@ fn main() -> ! {
     let vae_scores = vae.as_ref().filter(|_| assets::VAE_SCORES);
     let mut screen = screen::Screen::new(assets::NAME, vae_scores.is_some(), assets::PIXELCNN_SAMPLES);
     generate(&pixelcnn, vae_scores, &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
+    walk(vae_scores, &gan, &mut arena[..]);
     score_frames(pixelcnn, background, vae.as_ref(), &mut arena[..], &mut sample_arena[..], &mut screen);
     defmt::info!("stack used_bytes={=usize}", stack::used());
     match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
@@ -198,6 +199,52 @@ fn generate(
                 n
             );
             screen.sample(screen::Family::PixelCnn, seed as usize, img, pixelcnn.geometry());
+        }
+    }
+}
+
+/// Pictures walking the latent space from seed 0's latent to seed 1's (spherical
+/// interpolation, `edgegen sample --interpolate 0:1 --count 5`), each picture's CRC logged.
+fn walk(vae: Option<&Vae<'static>>, gan: &Gan<'static>, arena: &mut [u8]) {
+    const STEPS: usize = 5;
+    let mut buf = [0u8; assets::IMAGE_VALUES];
+    let latents = [gan.latent(), vae.map_or(0, |v| v.latent())];
+    for (family, n) in ["gan", "vae"].into_iter().zip(latents) {
+        if n == 0 {
+            continue;
+        }
+        let (mut za, mut zb, mut z) = (
+            [0f32; edgegen_runtime::engine::MAX_LATENT],
+            [0f32; edgegen_runtime::engine::MAX_LATENT],
+            [0f32; edgegen_runtime::engine::MAX_LATENT],
+        );
+        Rng::new(0).fill_normal(&mut za[..n]);
+        Rng::new(1).fill_normal(&mut zb[..n]);
+        for step in 0..STEPS {
+            let t = step as f32 / (STEPS - 1) as f32;
+            edgegen_runtime::likelihood::slerp(&za[..n], &zb[..n], t, &mut z[..n]).unwrap_or_else(|_| fail("slerp"));
+            let start = clock::now();
+            let img = match (family, vae) {
+                ("vae", Some(v)) => {
+                    let img = &mut buf[..v.geometry().values()];
+                    v.decode_mean(arena, &z[..n], img).unwrap_or_else(|_| fail("vae decode"));
+                    img
+                }
+                _ => {
+                    let img = &mut buf[..gan.geometry().values()];
+                    gan.generate(arena, &z[..n], img).unwrap_or_else(|_| fail("gan generate"));
+                    img
+                }
+            };
+            let instructions = clock::now() - start;
+            defmt::info!(
+                "walk model={=str} from=0 to=1 step={=usize} of={=usize} crc={=u32:#010x} instructions={=u64}",
+                family,
+                step,
+                STEPS,
+                edgegen_runtime::crc32::crc32(img),
+                instructions
+            );
         }
     }
 }

@@ -160,7 +160,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
         .map(|(s, f)| (*s, edgegen_trainer::data::read_idx_images(&root.join("models/frames").join(f)).unwrap()))
         .collect();
 
-    let (mut samples, mut scored, mut ops) = (0, 0, Vec::new());
+    let (mut samples, mut scored, mut ops, mut walks) = (0, 0, Vec::new(), 0usize);
     let (mut guard_instr, mut vae_instr, mut sample_instr) = (Vec::new(), Vec::new(), HashMap::<String, Vec<u64>>::new());
     let mut boot = HashMap::new();
     let mut stack = 0u64;
@@ -179,6 +179,22 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             assert_eq!(hex(f["crc"]) as u32, crc32(&img), "{line}");
             sample_instr.entry(f["model"].to_string()).or_default().push(f["instructions"].parse().unwrap());
             samples += 1;
+        } else if line.contains(" walk ") {
+            // The latent walk (sample --interpolate 0:1 --count 5): recomputed here.
+            let (step, of): (usize, usize) = (f["step"].parse().unwrap(), f["of"].parse().unwrap());
+            let t = step as f32 / (of - 1) as f32;
+            let mut img = vec![0u8; values];
+            let n = if f["model"] == "vae" { vae.as_ref().expect("a VAE in this image").latent() } else { gan.latent() };
+            let (mut za, mut zb, mut z) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+            Rng::new(0).fill_normal(&mut za);
+            Rng::new(1).fill_normal(&mut zb);
+            edgegen_runtime::likelihood::slerp(&za, &zb, t, &mut z).unwrap();
+            match f["model"] {
+                "vae" => vae.as_ref().unwrap().decode_mean(&mut arena, &z, &mut img).unwrap(),
+                _ => gan.generate(&mut arena, &z, &mut img).unwrap(),
+            }
+            assert_eq!(hex(f["crc"]) as u32, crc32(&img), "{line}");
+            walks += 1;
         } else if line.contains(" op ") {
             ops.push((
                 f["code"].parse::<u8>().unwrap(),
@@ -210,6 +226,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     }
     let families = 1 + usize::from(case.vae_scores) + usize::from(case.pixelcnn_samples);
     assert_eq!(samples, 4 * families, "{log}");
+    assert_eq!(walks, 5 * (1 + usize::from(case.vae_scores)), "the latent walks: {log}");
     assert_eq!(scored, frames.values().map(|f| f.len()).sum::<usize>(), "{log}");
     assert_eq!(boot.get("guard_arena").copied(), Some(guard_len as u64), "{log}");
     assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
