@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Engine throughput of one bundled model (default: the PixelCNN; also models/vae-fmnist and
-# models/gan-fmnist), all in one run on one thread: the Rust engines (edgegen bench) and
-# onnxruntime on the same f32 and QDQ ONNX files. Speed is reported as ratios against the
+# models/gan-fmnist), all in one run on one thread: the Rust engines (edgegen bench),
+# onnxruntime on the same f32 and QDQ ONNX files, and LiteRT (XNNPACK, one thread) on the
+# int8 TFLite export of the same program (`edgegen export tflite`), when ai-edge-litert is
+# installed. Speed is reported as ratios against the
 # int8 engine with reference kernels doing the same thing; nothing here is asserted.
 # Usage: scripts/bench.sh [MODEL_DIR] [IMAGES]
 set -euo pipefail
@@ -10,7 +12,10 @@ MODEL=${1:-models/pixelcnn-fmnist}
 N=${2:-50}
 export RAYON_NUM_THREADS=1
 cargo run --release --quiet --bin edgegen -- bench --model "$MODEL" --images "$N" | tee /tmp/edgegen-bench.txt
-python3 - "$MODEL" "$N" <<'PY'
+TFLITE=$(mktemp -d)
+trap 'rm -rf "$TFLITE"' EXIT
+cargo run --release --quiet --bin edgegen -- export tflite --model "$MODEL" --out "$TFLITE" >/dev/null
+python3 - "$MODEL" "$N" "$TFLITE" <<'PY'
 # onnxruntime on the same ONNX files and the same test images, one thread, doing the same
 # work as the Rust engines: "forward only" is session.run alone; "log_prob" adds the mixture
 # likelihood in numpy (the runtime's formula: log-sigmoids through log1p/exp and the
@@ -116,4 +121,43 @@ for label, suffix in [("onnxruntime f32", ".onnx"), ("onnxruntime int8 (QDQ)", "
             v = g.run(None, {zname: rng.standard_normal((1, latent)).astype(f32)})[0]
             return np.clip(np.rint((v + 1) * 127.5), 0, 255).astype(np.uint8)
         report(f"sample {label}", rate(n, sample))
+
+# LiteRT on the int8 TFLite export: the same int8 program (XNNPACK delegate, one thread).
+# Network rows are the file alone (its int8 layers and the float head); the PixelCNN's
+# log_prob adds the same numpy likelihood as above.
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:
+    Interpreter = None
+    print("(LiteRT rows skipped: pip install ai-edge-litert)")
+if Interpreter is not None:
+    tdir = sys.argv[3]
+    def litert(part):
+        it = Interpreter(model_path=f"{tdir}/{part}.tflite", num_threads=1)
+        it.allocate_tensors()
+        return it, it.get_input_details()[0], it.get_output_details()
+    label = "LiteRT int8 (XNNPACK)"
+    if family == "pixelcnn":
+        k = card["pixel_distribution"]["components"]
+        it, inp, outs = litert("model")
+        xs = [(im.astype(np.int32) - 128).astype(np.int8).reshape(1, 28, 28, 1) for im in imgs]
+        def fwd(i):
+            it.set_tensor(inp["index"], xs[i]); it.invoke()
+            return it.get_tensor(outs[0]["index"])
+        totals = []
+        report(f"log_prob {label}", rate(n, lambda i: totals.append(mixture_log_prob(imgs[i], fwd(i)[0].reshape(784, -1).T.copy(), k))))
+        report(f"forward only, {label}", rate(n, fwd))
+        print(f"  (mean bits/dim of those {n} images through {label}: {-np.mean(totals[1:]) / 784 / np.log(2):.4f})")
+    else:
+        for part in (["encoder", "decoder"] if family == "vae" else ["generator"]):
+            it, inp, outs = litert(part)
+            shape = inp["shape"]
+            if inp["dtype"] == np.int8:
+                xs = [(im.astype(np.int32) - 128).astype(np.int8).reshape(shape) for im in imgs]
+            else:
+                xs = [rng.standard_normal(shape).astype(f32) for _ in range(n)]
+            def run(i):
+                it.set_tensor(inp["index"], xs[i]); it.invoke()
+            r = rate(n, run)
+            print(f"{'forward only, ' + part + ', ' + label:<40} {r:>12.2f}")
 PY

@@ -168,6 +168,7 @@ fn every_argument_has_help_text() {
         &["bench"],
         &["inspect"],
         &["export", "tflite"],
+        &["export", "c-array"],
         &["demo"],
     ];
     for words in commands {
@@ -533,5 +534,38 @@ fn sample_walks_the_latent_space() {
     assert!(!o.status.success() && stderr(&o).contains("VAE or a GAN"), "{}", stderr(&o));
     let o = edgegen(&["sample", "--model", "models/vae-fmnist", "--interpolate", "3-7", "--out", &s(&png)], &[]);
     assert!(!o.status.success() && stderr(&o).contains("SEED:SEED"), "{}", stderr(&o));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `export c-array` writes a model file as C that a C compiler accepts and whose bytes are the
+/// file's; a file that is no model and a name that is no identifier are refused.
+#[test]
+fn c_array_compiles_and_holds_the_model() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-carray", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("model.c");
+    let o = edgegen(&["export", "c-array", "--file", "models/pixelcnn-fmnist/model.egm", "--out", c.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&c).unwrap();
+    let bytes: Vec<u8> = text
+        .split('{')
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap()
+        .split(',')
+        .filter_map(|t| u8::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
+        .collect();
+    assert_eq!(bytes, std::fs::read(root().join("models/pixelcnn-fmnist/model.egm")).unwrap());
+    if let Ok(cc) = Command::new("cc").args(["-std=c11", "-Wall", "-Werror", "-c", "-o"]).arg(dir.join("model.o")).arg(&c).output() {
+        assert!(cc.status.success(), "cc rejects the file: {}", String::from_utf8_lossy(&cc.stderr));
+    }
+    let junk = temp("junk.egm", b"not a model at all");
+    let o = edgegen(&["export", "c-array", "--file", junk.to_str().unwrap(), "--out", c.to_str().unwrap()], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("neither a TFLite file"), "{}", stderr(&o));
+    let o =
+        edgegen(&["export", "c-array", "--file", "models/pixelcnn-fmnist/model.egm", "--name", "3-x", "--out", c.to_str().unwrap()], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("not a C identifier"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
 }

@@ -2,6 +2,7 @@
 //! tract and onnxruntime), int8 TFLite files (for TFLite Micro, LiteRT and Vela) and the model
 //! card.
 
+pub mod c_array;
 pub mod card;
 pub mod onnx;
 pub mod tflite;

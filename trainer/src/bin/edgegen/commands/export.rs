@@ -16,6 +16,20 @@ pub enum What {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A model file (`.egm` or `.tflite`) as a C source file: an aligned
+    /// `const unsigned char NAME[]` and `const unsigned int NAME_len`, the form TFLite Micro's
+    /// examples use, to compile into C firmware.
+    CArray {
+        /// The model file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The C file to write [default: the file's name with `.c`].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The array's name [default: from the file name, e.g. `model_egm`].
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Runs `edgegen export`.
@@ -37,6 +51,17 @@ pub fn run(what: What) -> Result<()> {
                         .unwrap_or_default()
                 );
             }
+            Ok(())
+        }
+        What::CArray { file, out, name } => {
+            let out =
+                out.unwrap_or_else(|| file.with_extension(format!("{}.c", file.extension().and_then(|e| e.to_str()).unwrap_or("bin"))));
+            let name = match name {
+                Some(n) => n,
+                None => edgegen_trainer::export::c_array::identifier(&file)?,
+            };
+            let bytes = edgegen_trainer::export::c_array::write(&file, &out, &name)?;
+            println!("{} -> {} ({bytes} bytes as `{name}`, `{name}_len`)", file.display(), out.display());
             Ok(())
         }
     }
