@@ -29,6 +29,13 @@ FIRMWARE = {
 }
 
 
+def write_atomic(path, text):
+    """Writes `text` to a temporary file beside `path`, then renames it over `path`."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def vela(tflite, accelerator, workdir):
     """Runs Vela on one file; returns its summary row and the operators left on the CPU."""
     out = os.path.join(workdir, accelerator)
@@ -101,9 +108,7 @@ def main():
         "guard": guard,
     }
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "npu.json.tmp"), "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(os.path.join(a.out, "npu.json.tmp"), os.path.join(a.out, "npu.json"))
+    write_atomic(os.path.join(a.out, "npu.json"), json.dumps(report, indent=2))
     lines = ["| network | NPU | system configuration | NPU cycles | ms | inferences/s | SRAM KiB | flash KiB | DRAM KiB | on the CPU |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for n in networks:
@@ -118,9 +123,7 @@ def main():
         for core, name in (("cortex_m4", "Cortex-M4F (QEMU mps2-an386)"), ("cortex_m55", "Cortex-M55 (QEMU mps3-an547)")):
             if f"{core}_instructions" in guard:
                 lines.append(f"| {name}, whole guard | {guard[f'{core}_instructions'] / 1e6:.1f} M instructions | - |")
-    with open(os.path.join(a.out, "npu.md.tmp"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(os.path.join(a.out, "npu.md.tmp"), os.path.join(a.out, "npu.md"))
+    write_atomic(os.path.join(a.out, "npu.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -267,16 +267,16 @@ impl<'m> Vae<'m> {
         self.encoder.output_f32(arena, 1, &mut logvar[..self.latent])
     }
 
-    fn decode_log_prob(&self, arena: &mut [u8], z: &[f32], image: &[u8]) -> Result<f64, Error> {
+    /// Runs the decoder on `z`; returns its mixture head, in the arena.
+    fn decode<'a>(&self, arena: &'a mut [u8], z: &[f32]) -> Result<LeF32<'a>, Error> {
         self.decoder.set_input_f32(arena, z)?;
         self.decoder.invoke(arena)?;
         let m = self.decoder.model();
-        likelihood::mixture_image_log_prob(
-            image,
-            &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]),
-            self.components,
-            self.geometry.plane(),
-        )
+        Ok(LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]))
+    }
+
+    fn decode_log_prob(&self, arena: &mut [u8], z: &[f32], image: &[u8]) -> Result<f64, Error> {
+        likelihood::mixture_image_log_prob(image, &self.decode(arena, z)?, self.components, self.geometry.plane())
     }
 
     /// ELBO and `k`-sample importance-weighted bound of `image` (latents from `rng`).
@@ -308,15 +308,7 @@ impl<'m> Vae<'m> {
     /// The mean image of p(x|z) (each pixel the mixture's expected value, rounded): what a
     /// latent looks like without the pixel noise of a sample (interpolation grids).
     pub fn decode_mean(&self, arena: &mut [u8], z: &[f32], out: &mut [u8]) -> Result<(), Error> {
-        self.decoder.set_input_f32(arena, z)?;
-        self.decoder.invoke(arena)?;
-        let m = self.decoder.model();
-        likelihood::mixture_mean_image(
-            &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]),
-            self.components,
-            self.geometry.plane(),
-            out,
-        )
+        likelihood::mixture_mean_image(&self.decode(arena, z)?, self.components, self.geometry.plane(), out)
     }
 
     /// Draws an image: z ~ N(0, I) from `Rng::new(seed)`, then every pixel from p(x|z).
@@ -324,16 +316,7 @@ impl<'m> Vae<'m> {
         let mut rng = Rng::new(seed);
         let mut z = [0f32; MAX_LATENT];
         rng.fill_normal(&mut z[..self.latent]);
-        self.decoder.set_input_f32(arena, &z[..self.latent])?;
-        self.decoder.invoke(arena)?;
-        let m = self.decoder.model();
-        likelihood::mixture_sample_image(
-            &LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]),
-            self.components,
-            self.geometry.plane(),
-            &mut rng,
-            out,
-        )
+        likelihood::mixture_sample_image(&self.decode(arena, &z[..self.latent])?, self.components, self.geometry.plane(), &mut rng, out)
     }
 }
 

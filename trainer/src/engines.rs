@@ -262,6 +262,9 @@ impl Loaded {
     }
 }
 
+/// What `picture` and `interpolate` say of a PixelCNN.
+const NO_LATENT: &str = "a PixelCNN has no latent to walk through: --interpolate takes a VAE or a GAN";
+
 impl Loaded {
     /// The latent size (VAE, GAN), or `None` for a PixelCNN.
     pub fn latent(&self) -> Option<usize> {
@@ -283,9 +286,7 @@ impl Loaded {
             Engines::GanInt8(e) => e.generate(&mut vec![0u8; e.arena_len()], z, &mut out)?,
             Engines::VaeTract(e) => e.decode_mean(z, &mut out)?,
             Engines::GanTract(e) => e.generate(z, &mut out)?,
-            Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => {
-                anyhow::bail!("a PixelCNN has no latent to walk through: --interpolate takes a VAE or a GAN")
-            }
+            Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => anyhow::bail!(NO_LATENT),
         }
         Ok(out)
     }
@@ -293,9 +294,7 @@ impl Loaded {
     /// `steps` pictures on the great circle from seed `a`'s latent to seed `b`'s (the latents
     /// `sample` draws from those seeds), spherically interpolated.
     pub fn interpolate(&self, a: u64, b: u64, steps: usize) -> Result<Vec<Vec<u8>>> {
-        let Some(n) = self.latent() else {
-            anyhow::bail!("a PixelCNN has no latent to walk through: --interpolate takes a VAE or a GAN");
-        };
+        let Some(n) = self.latent() else { anyhow::bail!(NO_LATENT) };
         let (mut za, mut zb) = (vec![0f32; n], vec![0f32; n]);
         edgegen_runtime::rng::Rng::new(a).fill_normal(&mut za);
         edgegen_runtime::rng::Rng::new(b).fill_normal(&mut zb);

@@ -36,38 +36,36 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-/// Whether `python3` with `onnx` and `onnxruntime` is usable. When the test command sets
-/// `EDGEGEN_REQUIRE_PYTHON=1`, their absence is a failure instead of a skip.
-pub fn python_onnx_available() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+/// Whether `program args…` runs successfully (a Python tool the tests need, `what`). When the
+/// test command sets `EDGEGEN_REQUIRE_PYTHON=1`, its absence is a failure instead of a skip.
+fn python_tool_available(program: &str, args: &[&str], what: &str) -> bool {
+    let ok = std::process::Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok && std::env::var("EDGEGEN_REQUIRE_PYTHON").as_deref() == Ok("1") {
-        panic!("EDGEGEN_REQUIRE_PYTHON=1 but python3 with onnx, onnxruntime and numpy is not available");
+        panic!("EDGEGEN_REQUIRE_PYTHON=1 but {what} is not available");
     }
     if !ok {
-        eprintln!("skipping: python3 with onnx and onnxruntime is not installed (the README's test command installs them)");
+        eprintln!("skipping: {what} is not installed (the README's test command installs it)");
     }
     ok
 }
 
-/// Whether `python3` with LiteRT (`ai-edge-litert`) is usable; with `EDGEGEN_REQUIRE_PYTHON=1`
-/// its absence is a failure.
+/// Whether `python3` with `onnx`, `onnxruntime` and `numpy` is usable.
+pub fn python_onnx_available() -> bool {
+    python_tool_available("python3", &["-c", "import onnx, onnxruntime, numpy"], "python3 with onnx, onnxruntime and numpy")
+}
+
+/// Whether `python3` with LiteRT (`ai-edge-litert`) and `numpy` is usable.
 pub fn python_litert_available() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import numpy; from ai_edge_litert.interpreter import Interpreter"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok && std::env::var("EDGEGEN_REQUIRE_PYTHON").as_deref() == Ok("1") {
-        panic!("EDGEGEN_REQUIRE_PYTHON=1 but python3 with ai-edge-litert and numpy is not available");
-    }
-    if !ok {
-        eprintln!("skipping: python3 with ai-edge-litert is not installed (the README's test command installs it)");
-    }
-    ok
+    python_tool_available(
+        "python3",
+        &["-c", "import numpy; from ai_edge_litert.interpreter import Interpreter"],
+        "python3 with ai-edge-litert and numpy",
+    )
+}
+
+/// Whether Arm's Vela compiler (`pip install ethos-u-vela`) is on the path.
+pub fn vela_available() -> bool {
+    python_tool_available("vela", &["--version"], "vela (pip ethos-u-vela)")
 }
 
 /// Runs tract on every golden set of `dir/golden/<part>/` against `dir/<part>.onnx` and

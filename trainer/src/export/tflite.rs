@@ -22,7 +22,7 @@
 //!
 //! The image enters as int8 `p − 128` (scale 1/127.5, zero point 0), as on the device.
 
-use crate::int8::quantize::{Layer, QModel, QOp};
+use crate::int8::quantize::{Layer, QModel, QOp, QTensor};
 use anyhow::{bail, ensure, Result};
 use edgegen_runtime::model::DType;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
@@ -92,6 +92,26 @@ fn nhwc(dims: [usize; 3], rank: usize) -> Vec<i32> {
         vec![1, dims[1] as i32, dims[2] as i32, dims[0] as i32]
     } else {
         vec![1, dims.iter().product::<usize>() as i32]
+    }
+}
+
+/// The order TFLite lays out the values of a program tensor: `H, W, C` for a `C, H, W` map
+/// (entry `j` is the planar index of TFLite's `j`-th value), the identity for a vector of `n`.
+fn hwc_order(t: &QTensor, n: usize) -> Vec<usize> {
+    if t.rank != 3 {
+        return (0..n).collect();
+    }
+    let [c, h, w] = t.dims;
+    (0..h).flat_map(|y| (0..w).flat_map(move |x| (0..c).map(move |ch| (ch * h + y) * w + x))).collect()
+}
+
+/// The file-side type of a value holding tensor `t`'s contents: float (`float`: the value is a
+/// float copy or a float tensor), or int8 with `t`'s scale and zero point.
+fn file_type(t: &QTensor, float: bool) -> (TensorType, Quant) {
+    if float {
+        (TensorType::FLOAT32, Quant::None)
+    } else {
+        (TensorType::INT8, Quant::PerTensor(t.scale, t.zero_point as i64))
     }
 }
 
@@ -194,42 +214,21 @@ impl<'q> Writer<'q> {
         // The input: int8 as it is, or its float copy for a float layer.
         let input = if float { self.dequantized(*x) } else { *x as i32 };
         let s_in = xt.scale as f64;
+        // Output channel order: a dense layer writing a map gives its rows in H, W, C order.
+        let channel_order = if *layer == Layer::Dense { hwc_order(yt, co) } else { (0..co).collect() };
         // Weights and bias, int8/int32 per channel or float (dequantized exactly as the engine
         // scales its accumulator: acc · (s_in · s_w), bias included).
         let (w_layout, wshape): (Vec<usize>, Vec<i32>) = match layer {
             Layer::Dense => {
-                // Columns (inputs) in the order TFLite flattens the input: H, W, C.
-                let cols: Vec<usize> = if xt.rank == 3 {
-                    let [c, h, w] = xt.dims;
-                    (0..h).flat_map(|yy| (0..w).flat_map(move |xx| (0..c).map(move |cc| (cc * h + yy) * w + xx))).collect()
-                } else {
-                    (0..ci).collect()
-                };
-                // Rows (outputs) in H, W, C order when the output is a map.
-                let rows: Vec<usize> = if yt.rank == 3 {
-                    let [c, h, w] = yt.dims;
-                    (0..h).flat_map(|yy| (0..w).flat_map(move |xx| (0..c).map(move |cc| (cc * h + yy) * w + xx))).collect()
-                } else {
-                    (0..co).collect()
-                };
-                let mut order = Vec::with_capacity(co * ci);
-                for &r in &rows {
-                    order.extend(cols.iter().map(|&c| r * ci + c));
-                }
+                // Columns in the order TFLite flattens the input (H, W, C for a map).
+                let cols = hwc_order(xt, ci);
+                let order = channel_order.iter().flat_map(|&r| cols.iter().map(move |&c| r * ci + c)).collect();
                 (order, vec![co as i32, ci as i32])
             }
             Layer::Conv | Layer::ConvTranspose => {
                 let idx: Vec<usize> = (0..weights.len()).collect();
                 (Self::ohwi(&idx, co, ci, kh, kw), vec![co as i32, kh as i32, kw as i32, ci as i32])
             }
-        };
-        // Output channel order (a dense layer writing a map permutes its rows).
-        let channel_order: Vec<usize> = match layer {
-            Layer::Dense if yt.rank == 3 => {
-                let [c, h, w] = yt.dims;
-                (0..h).flat_map(|yy| (0..w).flat_map(move |xx| (0..c).map(move |cc| (cc * h + yy) * w + xx))).collect()
-            }
-            _ => (0..co).collect(),
         };
         let per_row = weights.len() / co;
         let (w_t, b_t) = if float {
@@ -277,11 +276,7 @@ impl<'q> Writer<'q> {
                     let mut shape = nhwc(xt.dims, xt.rank);
                     shape[1] += 2 * p;
                     shape[2] += 2 * p;
-                    let (ty, quant) = if float {
-                        (TensorType::FLOAT32, Quant::None)
-                    } else {
-                        (TensorType::INT8, Quant::PerTensor(xt.scale, xt.zero_point as i64))
-                    };
+                    let (ty, quant) = file_type(xt, float);
                     let padded = self.add_tensor(TensorSpec { name: format!("{name}/padded"), shape, ty, quant, data: None });
                     self.op(BuiltinOperator::PAD, 2, vec![input, pads], vec![padded], Options::Pad);
                     (padded, Padding::VALID)
@@ -321,33 +316,20 @@ impl<'q> Writer<'q> {
                 );
             }
             Layer::Dense => {
-                if yt.rank == 3 {
-                    // The dense layer writes a vector; a RESHAPE makes it the map.
-                    let n = yt.len() as i32;
-                    let (ty, quant) = if float {
-                        (TensorType::FLOAT32, Quant::None)
-                    } else {
-                        (TensorType::INT8, Quant::PerTensor(yt.scale, yt.zero_point as i64))
-                    };
-                    let flat = self.add_tensor(TensorSpec { name: format!("{name}/flat"), shape: vec![1, n], ty, quant, data: None });
-                    self.op(
-                        BuiltinOperator::FULLY_CONNECTED,
-                        if float { 1 } else { 5 },
-                        vec![input, w_t, b_t],
-                        vec![flat],
-                        Options::FullyConnected { act },
-                    );
+                // The dense layer writes a vector; for a map, a RESHAPE makes it the map.
+                let fc_out = if yt.rank == 3 {
+                    let (ty, quant) = file_type(yt, float);
+                    let shape = vec![1, yt.len() as i32];
+                    self.add_tensor(TensorSpec { name: format!("{name}/flat"), shape, ty, quant, data: None })
+                } else {
+                    out
+                };
+                let version = if float { 1 } else { 5 };
+                self.op(BuiltinOperator::FULLY_CONNECTED, version, vec![input, w_t, b_t], vec![fc_out], Options::FullyConnected { act });
+                if fc_out != out {
                     let target = nhwc(yt.dims, 3);
                     let shape_t = self.constant(format!("{name}/shape"), vec![4], TensorType::INT32, Quant::None, bytes_i32(&target));
-                    self.op(BuiltinOperator::RESHAPE, 1, vec![flat, shape_t], vec![out], Options::Reshape(target));
-                } else {
-                    self.op(
-                        BuiltinOperator::FULLY_CONNECTED,
-                        if float { 1 } else { 5 },
-                        vec![input, w_t, b_t],
-                        vec![out],
-                        Options::FullyConnected { act },
-                    );
+                    self.op(BuiltinOperator::RESHAPE, 1, vec![fc_out, shape_t], vec![out], Options::Reshape(target));
                 }
             }
         }
@@ -360,10 +342,7 @@ impl<'q> Writer<'q> {
 pub fn tflite(q: &QModel, description: &str) -> Result<Exported> {
     let mut w = Writer { q, tensors: Vec::new(), ops: Vec::new(), extra_outputs: Vec::new(), dequantized: Vec::new() };
     for t in &q.tensors {
-        let (ty, quant) = match t.dtype {
-            DType::I8 => (TensorType::INT8, Quant::PerTensor(t.scale, t.zero_point as i64)),
-            DType::F32 => (TensorType::FLOAT32, Quant::None),
-        };
+        let (ty, quant) = file_type(t, t.dtype == DType::F32);
         w.tensors.push(TensorSpec { name: t.name.clone(), shape: nhwc(t.dims, t.rank), ty, quant, data: None });
     }
     for op in &q.ops {

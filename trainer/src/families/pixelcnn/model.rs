@@ -403,6 +403,37 @@ mod tests {
         assert_eq!(mask(7, false).iter().sum::<f32>(), 24.0);
     }
 
+    /// Changes each colour of each of `pixels` of a `c`×`h`×`w` frame (values from `stride`)
+    /// and asserts that no output at or before that sub-pixel (pixel-major, channel-minor)
+    /// moves. Returns, per probe (colour, pixel), whether some later output moved.
+    fn assert_colour_order(model: &PixelCnn, [c, h, w, k]: [usize; 4], pixels: &[usize], stride: usize) -> Vec<((usize, usize), bool)> {
+        let device = Device::flex();
+        let plane = h * w;
+        let base: Vec<f32> = (0..c * plane).map(|i| ((i * stride) % 255) as f32 / 127.5 - 1.0).collect();
+        let run =
+            |x: &[f32]| crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, c, h, w]), &device)));
+        let before = run(&base);
+        let order = |ch: usize, p: usize| p * c + ch;
+        let mut influence = Vec::new();
+        for ch in 0..c {
+            for &p in pixels {
+                let mut x = base.clone();
+                x[ch * plane + p] = -x[ch * plane + p] + 0.5;
+                let after = run(&x);
+                let mut influenced_later = false;
+                for oc in 0..c {
+                    for q in 0..plane {
+                        let changed = (0..3 * k).any(|j| before[(oc * 3 * k + j) * plane + q] != after[(oc * 3 * k + j) * plane + q]);
+                        assert!(!changed || order(oc, q) > order(ch, p), "sub-pixel ({ch}, {p}) leaked into ({oc}, {q})");
+                        influenced_later |= changed;
+                    }
+                }
+                influence.push(((ch, p), influenced_later));
+            }
+        }
+        influence
+    }
+
     /// In colour, sub-pixel (c, i)'s parameters depend on pixels before i and on channels
     /// before c of pixel i, never on (c, i) itself or anything later; on a non-square image.
     #[test]
@@ -412,31 +443,10 @@ mod tests {
         let (c, h, w, k) = (3usize, 5usize, 7usize, 2usize);
         let model = PixelCnnConfig::new().with_channels(12).with_inner(6).with_blocks(2).with_components(k).with_colours(c).init(&device);
         let plane = h * w;
-        let base: Vec<f32> = (0..c * plane).map(|i| ((i * 53) % 255) as f32 / 127.5 - 1.0).collect();
-        let run =
-            |x: &[f32]| crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, c, h, w]), &device)));
-        let before = run(&base);
-        // Order of sub-pixels: pixel-major, channel-minor.
-        let order = |ch: usize, p: usize| p * c + ch;
-        for ch in 0..c {
-            for &p in &[0usize, 8, 20, plane - 1] {
-                let mut x = base.clone();
-                x[ch * plane + p] = -x[ch * plane + p] + 0.5;
-                let after = run(&x);
-                let mut influenced_later = false;
-                for oc in 0..c {
-                    for q in 0..plane {
-                        let changed = (0..3 * k).any(|j| before[(oc * 3 * k + j) * plane + q] != after[(oc * 3 * k + j) * plane + q]);
-                        if order(oc, q) <= order(ch, p) {
-                            assert!(!changed, "sub-pixel ({ch}, {p}) leaked into ({oc}, {q})");
-                        }
-                        influenced_later |= changed;
-                    }
-                }
-                // The last pixel's sub-pixels have at most two later outputs, which a ReLU of
-                // random weights may well cut; every earlier one has many.
-                assert!(influenced_later || p == plane - 1, "({ch}, {p}) influences nothing");
-            }
+        for ((ch, p), influenced_later) in assert_colour_order(&model, [c, h, w, k], &[0, 8, 20, plane - 1], 53) {
+            // The last pixel's sub-pixels have at most two later outputs, which a ReLU of
+            // random weights may well cut; every earlier one has many.
+            assert!(influenced_later || p == plane - 1, "({ch}, {p}) influences nothing");
         }
         assert_eq!(model.components(), k);
     }
@@ -537,24 +547,11 @@ mod tests {
             .with_two_stack(true)
             .init(&device);
         let plane = h * w;
+        assert_colour_order(&model, [c, h, w, k], &[0, 9, 23, plane - 1], 29);
         let base: Vec<f32> = (0..c * plane).map(|i| ((i * 29) % 255) as f32 / 127.5 - 1.0).collect();
         let run =
             |x: &[f32]| crate::families::loss::to_vec(model.forward(Tensor::from_data(TensorData::new(x.to_vec(), [1, c, h, w]), &device)));
         let before = run(&base);
-        let order = |ch: usize, p: usize| p * c + ch;
-        for ch in 0..c {
-            for &p in &[0usize, 9, 23, plane - 1] {
-                let mut x = base.clone();
-                x[ch * plane + p] = -x[ch * plane + p] + 0.5;
-                let after = run(&x);
-                for oc in 0..c {
-                    for q in 0..plane {
-                        let changed = (0..3 * k).any(|j| before[(oc * 3 * k + j) * plane + q] != after[(oc * 3 * k + j) * plane + q]);
-                        assert!(!changed || order(oc, q) > order(ch, p), "sub-pixel ({ch}, {p}) leaked into ({oc}, {q})");
-                    }
-                }
-            }
-        }
         // Within a pixel, a later colour sees the earlier ones.
         let mut x = base.clone();
         x[10] = -x[10];
