@@ -129,13 +129,21 @@ impl<'m> PixelCnn<'m> {
         likelihood::mixture_image_log_prob_pixels(image, &self.head(arena), self.components, self.geometry.plane(), pixels)
     }
 
-    /// Arena bytes [`PixelCnn::sample`] needs: every activation kept (see
-    /// [`PrivateLayout`]), or the planned arena when the model is not row-causal.
-    pub fn sample_arena_len(&self) -> usize {
-        match PrivateLayout::new(self.interp.model()) {
-            Ok(l) if self.interp.is_row_causal() => l.arena_len(),
-            _ => self.arena_len(),
+    /// The row window [`PixelCnn::sample`] evaluates in (see [`PrivateLayout::window`]), for
+    /// a row-causal model.
+    fn sample_layout(&self) -> Option<PrivateLayout> {
+        let m = self.interp.model();
+        if !self.interp.is_row_causal() {
+            return None;
         }
+        PrivateLayout::window(m, PrivateLayout::rows_needed(m)).ok()
+    }
+
+    /// Arena bytes [`PixelCnn::sample`] needs: a window of the last rows of every activation
+    /// (as many as the tallest kernel reads, see [`PrivateLayout::window`]), or the planned
+    /// arena when the model is not row-causal.
+    pub fn sample_arena_len(&self) -> usize {
+        self.sample_layout().map_or_else(|| self.arena_len(), |l| l.arena_len())
     }
 
     /// Draws an image pixel by pixel in raster order, and within a pixel channel by channel,
@@ -144,34 +152,37 @@ impl<'m> PixelCnn<'m> {
     /// Without redundant work: when row y is being drawn, every row above is final, and each
     /// layer's row y depends only on input rows ≤ y (checked on the weights by
     /// [`Interpreter::is_row_causal`]), so each new value recomputes row y of every layer:
-    /// `H·C` full passes' worth of MACs per image instead of `H·W·C`. Needs
-    /// [`PixelCnn::sample_arena_len`] bytes; the result is identical to
-    /// [`PixelCnn::sample_full`].
+    /// `H·C` full passes' worth of MACs per image instead of `H·W·C`. And in little RAM: a
+    /// layer's row y reads only the few rows above it (half its kernel's height), so each
+    /// activation keeps a window of that many rows, moved down the image row by row — for
+    /// the bundled 28×28 PixelCNN 4 of 28 rows. Needs [`PixelCnn::sample_arena_len`] bytes;
+    /// the result is identical to [`PixelCnn::sample_full`].
     pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
-        let layout = match PrivateLayout::new(self.interp.model()) {
-            Ok(l) if self.interp.is_row_causal() => l,
-            _ => return self.sample_full(arena, seed, out),
-        };
+        let Some(layout) = self.sample_layout() else { return self.sample_full(arena, seed, out) };
         let g = self.geometry;
         g.check(out)?;
         let m = self.interp.model();
         let (input, head) = (m.input_index(), m.outputs()[0] as usize);
         let (plane, width, k) = (g.plane(), g.width as usize, self.components);
+        let rows = layout.window_rows().unwrap_or(g.height as usize);
+        // The current row's place in each window, and a window's plane.
+        let (last, window) = ((rows - 1) * width, rows * width);
         let mut rng = Rng::new(seed);
         out.fill(0);
-        if arena.len() < layout.arena_len() {
-            return Err(Error::ArenaTooSmall { needed: layout.arena_len(), got: arena.len() });
-        }
-        self.interp.tensor_bytes_mut(arena, &layout, input).fill(0x80);
-        self.interp.invoke_in(arena, &layout)?;
-        for p in 0..plane {
-            for c in 0..g.channels as usize {
-                let i = c * plane + p;
-                self.interp.invoke_rows(arena, &layout, p / width..p / width + 1)?;
-                let params = LeF32(self.interp.tensor_bytes(arena, &layout, head));
-                let v = likelihood::mixture_sample_at(&params, likelihood::head_index(i, k, plane), k, plane, &mut rng);
-                out[i] = v;
-                self.interp.tensor_bytes_mut(arena, &layout, input)[i] = v ^ 0x80;
+        layout.clear(m, arena)?;
+        for y in 0..g.height as usize {
+            if y > 0 {
+                layout.advance(m, arena)?;
+            }
+            for x in 0..width {
+                for c in 0..g.channels as usize {
+                    self.interp.invoke_rows(arena, &layout, rows - 1..rows)?;
+                    let at = c * window + last + x;
+                    let params = LeF32(self.interp.tensor_bytes(arena, &layout, head));
+                    let v = likelihood::mixture_sample_at(&params, likelihood::head_index(at, k, window), k, window, &mut rng);
+                    out[c * plane + y * width + x] = v;
+                    self.interp.tensor_bytes_mut(arena, &layout, input)[at] = v ^ 0x80;
+                }
             }
         }
         Ok(())

@@ -13,23 +13,60 @@ pub const MAX_PRIVATE_TENSORS: usize = 64;
 
 /// An arena layout in which every tensor has storage of its own (no reuse between
 /// lifetimes), so values survive across invocations: what row-band evaluation needs.
-/// Costs the sum of all activations instead of the planned peak.
+///
+/// [`PrivateLayout::new`] keeps every row of every tensor (the sum of all activations);
+/// [`PrivateLayout::window`] keeps only the last few rows of each, `(C, rows, W)`, the
+/// current row last: what a row-causal model still reads while it is evaluated row after
+/// row ([`PrivateLayout::advance`] moves every window one row down the image).
 #[derive(Debug, Clone)]
 pub struct PrivateLayout {
     offsets: heapless::Vec<u32, MAX_PRIVATE_TENSORS>,
     len: usize,
+    /// Rows kept per tensor when a window (`None`: every row).
+    window: Option<u16>,
 }
 
 impl PrivateLayout {
-    /// A layout for `model`: tensors one after another, 16-byte aligned.
+    /// A layout for `model`: tensors one after another, 16-byte aligned, every row kept.
     pub fn new(model: &Model) -> Result<Self, Error> {
-        let mut offsets = heapless::Vec::new();
+        Self::build(model, None)
+    }
+
+    /// A layout keeping the last `rows` rows of every tensor (all tensors must be as tall as
+    /// the model's input, as in a row-causal model); row `rows − 1` of each window is the
+    /// row being evaluated, the rows above it the image rows before, in order.
+    pub fn window(model: &Model, rows: usize) -> Result<Self, Error> {
+        let h = model.input().dims[1] as usize;
+        if rows == 0 || rows > h {
+            return Err(Error::InvalidParameter("a row window must keep between 1 and the image's height rows"));
+        }
+        if (0..model.tensor_count()).any(|i| model.tensor(i).dims[1] as usize != h) {
+            return Err(Error::InvalidParameter("a row window needs every tensor as tall as the image"));
+        }
+        Self::build(model, Some(rows as u16))
+    }
+
+    /// Rows a row-causal model reads above and at the row it evaluates, plus that row: the
+    /// tallest convolution's half-height plus one (the smallest [`PrivateLayout::window`]
+    /// that evaluates it exactly).
+    pub fn rows_needed(model: &Model) -> usize {
+        (0..model.op_count())
+            .map(|i| model.op(i))
+            .filter(|op| op.code == OpCode::Conv2d)
+            .map(|op| op.kernel_h as usize / 2 + 1)
+            .max()
+            .unwrap_or(1)
+    }
+
+    fn build(model: &Model, window: Option<u16>) -> Result<Self, Error> {
+        let mut layout = PrivateLayout { offsets: heapless::Vec::new(), len: 0, window };
         let mut at = 0usize;
         for i in 0..model.tensor_count() {
-            offsets.push(at as u32).map_err(|_| Error::InvalidParameter("too many tensors for a private layout"))?;
-            at = (at + model.tensor(i).byte_len as usize).div_ceil(16) * 16;
+            layout.offsets.push(at as u32).map_err(|_| Error::InvalidParameter("too many tensors for a private layout"))?;
+            at = (at + layout.shape(model.tensor(i)).byte_len as usize).div_ceil(16) * 16;
         }
-        Ok(PrivateLayout { offsets, len: at })
+        layout.len = at;
+        Ok(layout)
     }
 
     /// Arena bytes the layout needs.
@@ -37,9 +74,67 @@ impl PrivateLayout {
         self.len
     }
 
+    /// Rows kept per tensor, when a window.
+    pub fn window_rows(&self) -> Option<usize> {
+        self.window.map(usize::from)
+    }
+
+    /// Tensor `t` as stored: its window's height and bytes, or itself.
+    fn shape(&self, t: Tensor) -> Tensor {
+        match self.window {
+            Some(rows) if t.dims[1] > 0 => {
+                let byte_len = t.byte_len / t.dims[1] as u32 * rows as u32;
+                Tensor { dims: [t.dims[0], rows, t.dims[2]], byte_len, ..t }
+            }
+            _ => t,
+        }
+    }
+
     fn range(&self, t: &Tensor, i: usize) -> Range<usize> {
         let o = self.offsets[i] as usize;
-        o..o + t.byte_len as usize
+        o..o + self.shape(*t).byte_len as usize
+    }
+
+    /// Fills every tensor with its zero point (int8) or zero: the rows above the image that
+    /// a window starts with read as the convolutions' padding.
+    pub fn clear(&self, model: &Model, arena: &mut [u8]) -> Result<(), Error> {
+        if arena.len() < self.len {
+            return Err(Error::ArenaTooSmall { needed: self.len, got: arena.len() });
+        }
+        for i in 0..model.tensor_count() {
+            let t = model.tensor(i);
+            arena[self.range(&t, i)].fill(Self::zero_byte(&t));
+        }
+        Ok(())
+    }
+
+    fn zero_byte(t: &Tensor) -> u8 {
+        match t.dtype {
+            DType::I8 => t.zero_point as i8 as u8,
+            DType::F32 => 0,
+        }
+    }
+
+    /// Moves every window one image row down: each channel's rows shift up by one, and the
+    /// new last row (the next one to evaluate) reads as zero points until computed. A layout
+    /// that keeps every row is left as it is.
+    pub fn advance(&self, model: &Model, arena: &mut [u8]) -> Result<(), Error> {
+        let Some(rows) = self.window_rows() else { return Ok(()) };
+        if arena.len() < self.len {
+            return Err(Error::ArenaTooSmall { needed: self.len, got: arena.len() });
+        }
+        for i in 0..model.tensor_count() {
+            let t = model.tensor(i);
+            let stored = self.shape(t);
+            let row = stored.byte_len as usize / (stored.dims[0] as usize * rows).max(1);
+            let start = self.offsets[i] as usize;
+            for ch in 0..t.dims[0] as usize {
+                let base = start + ch * rows * row;
+                arena.copy_within(base + row..base + rows * row, base);
+                arena[base + (rows - 1) * row..base + rows * row].fill(Self::zero_byte(&t));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -327,8 +422,9 @@ impl<'m> Interpreter<'m> {
     fn run_op(&self, arena: &mut [u8], i: usize, rows: (usize, usize), layout: Option<&PrivateLayout>) {
         let m = &self.model;
         let op = m.op(i);
-        let x = m.tensor(op.input0 as usize);
-        let y = m.tensor(op.output as usize);
+        let shape = |t: Tensor| layout.map_or(t, |l| l.shape(t));
+        let x = shape(m.tensor(op.input0 as usize));
+        let y = shape(m.tensor(op.output as usize));
         let range = |t: &Tensor, idx: u16| layout.map_or_else(|| t.range(), |l| l.range(t, idx as usize));
         let (left, out, right, right_start) = split(arena, range(&y, op.output));
         let input = view(left, right, right_start, range(&x, op.input0));
@@ -353,7 +449,7 @@ impl<'m> Interpreter<'m> {
             }
             OpCode::Add => {
                 debug_assert!(op.input1 != NO_TENSOR);
-                let x2 = m.tensor(op.input1 as usize);
+                let x2 = shape(m.tensor(op.input1 as usize));
                 let other = view(left, right, right_start, range(&x2, op.input1));
                 let q = m.data(op.quant, 28);
                 let p = AddParams {

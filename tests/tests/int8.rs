@@ -7,7 +7,7 @@ mod common;
 use burn::prelude::*;
 use edgegen_runtime::engine;
 use edgegen_runtime::guard::{PixelCnnScorer, ScoreKind, Statistics};
-use edgegen_runtime::interpreter::Interpreter;
+use edgegen_runtime::interpreter::{Interpreter, PrivateLayout};
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
@@ -363,8 +363,10 @@ fn row_band_sampling_equals_full_passes() {
         let model = Model::from_bytes(file).unwrap();
         assert!(Interpreter::new(model, Kernels::Optimized).is_row_causal());
         let pcnn = engine::PixelCnn::new(model, kernels).unwrap();
-        assert!(pcnn.sample_arena_len() > pcnn.arena_len());
-        let mut arena = vec![0u8; pcnn.sample_arena_len()];
+        // The window keeps a few rows of each activation, not all 28.
+        let all_rows = PrivateLayout::new(&model).unwrap().arena_len();
+        assert!(pcnn.sample_arena_len() * 2 < all_rows, "{} of {all_rows}", pcnn.sample_arena_len());
+        let mut arena = vec![0u8; pcnn.sample_arena_len().max(pcnn.arena_len())];
         for seed in [0u64, 9] {
             let (mut fast, mut full) = ([0u8; 784], [0u8; 784]);
             pcnn.sample(&mut arena, seed, &mut fast).unwrap();
@@ -374,6 +376,22 @@ fn row_band_sampling_equals_full_passes() {
             assert_eq!(fast, full, "seed {seed} with {kernels:?}");
         }
     }
+    // The bundled PixelCNN (a 7×7 first layer, so windows of 4 rows) in its window, against
+    // a full pass per value.
+    let file = std::fs::read(common::model_dir("pixelcnn-fmnist").join("model.egm")).unwrap();
+    let model = Model::from_bytes(&file).unwrap();
+    assert_eq!(PrivateLayout::rows_needed(&model), 4);
+    let pcnn = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
+    assert!(pcnn.sample_arena_len() <= 256 * 1024, "{}", pcnn.sample_arena_len());
+    let (mut fast, mut full) = ([0u8; 784], [0u8; 784]);
+    let mut arena = vec![0xA5u8; pcnn.sample_arena_len().max(pcnn.arena_len())];
+    pcnn.sample(&mut arena[..pcnn.sample_arena_len()], 3, &mut fast).unwrap();
+    pcnn.sample_full(&mut arena, 3, &mut full).unwrap();
+    assert_eq!(fast, full);
+    // A window taller than the image, or a model whose tensors change height, is refused.
+    assert!(PrivateLayout::window(&model, 29).is_err() && PrivateLayout::window(&model, 0).is_err());
+    let vae_decoder = std::fs::read(common::model_dir("vae-fmnist").join("decoder.egm")).unwrap();
+    assert!(PrivateLayout::window(&Model::from_bytes(&vae_decoder).unwrap(), 2).is_err());
     // A model whose masked rows are not zero is not row-causal (and sample falls back).
     let vae = std::fs::read(common::model_dir("vae-fmnist").join("encoder.egm")).unwrap();
     assert!(!Interpreter::new(Model::from_bytes(&vae).unwrap(), Kernels::Optimized).is_row_causal());
