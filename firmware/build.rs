@@ -6,9 +6,22 @@
 //! flash). The use case (feature `slide`, else Fashion-MNIST) picks the models.
 use std::path::PathBuf;
 
-/// The embedded models of the use case: (golden name, model file, golden file).
+fn feature(name: &str) -> bool {
+    std::env::var_os(format!("CARGO_FEATURE_{}", name.to_uppercase().replace('-', "_"))).is_some()
+}
+
+/// The embedded models of the use case: (golden name, model file, golden file); the GAN's
+/// generator only when the image generates.
 fn models() -> Vec<(&'static str, &'static str, &'static str)> {
-    if std::env::var_os("CARGO_FEATURE_SLIDE").is_some() {
+    let mut models = all_models();
+    if !feature("generate") {
+        models.retain(|m| m.0 != "gan-generator");
+    }
+    models
+}
+
+fn all_models() -> Vec<(&'static str, &'static str, &'static str)> {
+    if feature("slide") {
         vec![
             ("pixelcnn", "../models/pixelcnn-ihc/model.egm", "../models/pixelcnn-ihc/golden/int8/model.bin"),
             ("pixelcnn-bg", "../models/pixelcnn-ihc-bg/model.egm", "../models/pixelcnn-ihc-bg/golden/int8/model.bin"),
@@ -27,12 +40,31 @@ fn models() -> Vec<(&'static str, &'static str, &'static str)> {
     }
 }
 
+/// The board's memory map: a real board's when its feature is on, else the QEMU board of
+/// the target. A board built for the other core's target is refused here, before the linker.
+fn board(target: &str) -> &'static str {
+    let boards = [("nucleo-l4r5zi", "thumbv7em-none-eabihf"), ("alif-e7-hp", "thumbv8m.main-none-eabihf")];
+    let chosen: Vec<_> = boards.iter().filter(|(b, _)| feature(b)).collect();
+    match chosen.as_slice() {
+        [] if feature("qemu") => match target {
+            "thumbv8m.main-none-eabihf" => "mps3-an547",
+            _ => "mps2-an386",
+        },
+        [] => panic!(
+            "no board: build with the default features (QEMU) or one board's feature (nucleo-l4r5zi, alif-e7-hp) and --no-default-features"
+        ),
+        [(b, t)] if feature("qemu") => {
+            panic!("board {b}: build it with --no-default-features (the `qemu` feature is for the QEMU boards; target {t})")
+        }
+        [(b, t)] if *t != target => panic!("board {b} takes target {t}, not {target}: add --target {t}"),
+        [(b, _)] => b,
+        _ => panic!("more than one board feature: pick one"),
+    }
+}
+
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
-    let board = match target.as_str() {
-        "thumbv8m.main-none-eabihf" => "mps3-an547",
-        _ => "mps2-an386",
-    };
+    let board = board(&target);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let map = PathBuf::from("memory").join(format!("{board}.x"));
     std::fs::copy(&map, out.join("memory.x")).expect("memory map exists");
@@ -61,4 +93,43 @@ fn main() {
     }
     let geometry = format!("/// Values of the largest image among the embedded models (build.rs reads their files).\npub const IMAGE_VALUES: usize = {values};\n");
     std::fs::write(out.join("geometry.rs"), geometry).expect("OUT_DIR is writable");
+
+    // The arenas, sized from the models as the device will ask them, so the linker proves
+    // that a board holds them: one for the guard, PixelCNN sampling and every network on its
+    // own (the golden checks, the op profile), one for the VAE and the GAN beside the guard
+    // (only when the image generates).
+    let files: Vec<(&str, Vec<u8>)> =
+        models().iter().map(|m| (m.0, std::fs::read(m.1).unwrap_or_else(|e| panic!("{}: {e}", m.1)))).collect();
+    let model = |name: &str| {
+        let bytes = &files.iter().find(|f| f.0 == name).unwrap_or_else(|| panic!("{name} is embedded")).1;
+        edgegen_runtime::model::Model::from_bytes(bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
+    use edgegen_runtime::kernels::Kernels;
+    let each = files
+        .iter()
+        .map(|(n, _)| edgegen_runtime::interpreter::Interpreter::new(model(n), Kernels::Reference).arena_len())
+        .max()
+        .unwrap_or(0);
+    let pixelcnn = PixelCnn::new(model("pixelcnn"), Kernels::Reference).expect("the PixelCNN loads");
+    let background = PixelCnn::new(model("pixelcnn-bg"), Kernels::Reference).expect("the background PixelCNN loads");
+    let vae = Vae::new(model("vae-encoder"), model("vae-decoder"), Kernels::Reference).expect("the VAE loads");
+    let guard = edgegen_runtime::guard::PixelCnnScorer::arena_len(&pixelcnn, Some(&background), Some(&vae));
+    let generate = feature("generate");
+    // The slide image draws no PixelCNN samples (see assets.rs).
+    let sampling = if generate && !feature("slide") { pixelcnn.sample_arena_len() } else { 0 };
+    let beside = if generate {
+        let gan = Gan::new(model("gan-generator"), Kernels::Reference).expect("the GAN loads");
+        // The slide image's VAE only feeds the guard (in the guard's arena).
+        let vae = if feature("slide") { 0 } else { vae.arena_len() };
+        vae.max(gan.arena_len())
+    } else {
+        0
+    };
+    let arenas = format!(
+        "/// Arena for the VAE and the GAN beside the guard's (empty when the image only guards).\npub const ARENA: usize = {};\n/// Arena for the guard, PixelCNN sampling, and each network on its own (the largest need).\npub const SAMPLE_ARENA: usize = {};\n/// The memory map the image is linked for.\npub const BOARD: &str = \"{board}\";\n",
+        beside.next_multiple_of(16),
+        guard.max(sampling).max(each).next_multiple_of(16)
+    );
+    std::fs::write(out.join("arenas.rs"), arenas).expect("OUT_DIR is writable");
 }

@@ -56,6 +56,10 @@ for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   # The second use case's image (32x32 RGB slide tiles), in its own target directory.
   (cd firmware && CARGO_TARGET_DIR="$firmware_target-slide" cargo clippy --release --quiet --target "$target" --features slide -- -D warnings)
 done
+# The real boards' images (defmt-rtt, panic-probe): guard only on one, with generation on
+# the other (the firmware test builds all four).
+(cd firmware && CARGO_TARGET_DIR="$firmware_target-board-nucleo-l4r5zi" cargo clippy --release --quiet --target thumbv7em-none-eabihf --no-default-features --features nucleo-l4r5zi -- -D warnings)
+(cd firmware && CARGO_TARGET_DIR="$firmware_target-board-alif-e7-hp-generate" cargo clippy --release --quiet --target thumbv8m.main-none-eabihf --no-default-features --features alif-e7-hp,generate -- -D warnings)
 echo "ok"
 
 step "datasets"

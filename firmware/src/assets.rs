@@ -26,18 +26,22 @@ mod use_case {
     pub static VAE: Option<(&[u8], &[u8])> =
         Some((embed!("../../models/vae-fmnist/encoder.egm"), embed!("../../models/vae-fmnist/decoder.egm")));
     /// GAN generator.
-    pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-fmnist/generator.egm");
+    #[cfg(feature = "generate")]
+    pub static GAN_GENERATOR: Option<&[u8]> = Some(embed!("../../models/gan-fmnist/generator.egm"));
+    /// No generator in a guard-only image.
+    #[cfg(not(feature = "generate"))]
+    pub static GAN_GENERATOR: Option<&[u8]> = None;
     /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
-    pub const PIXELCNN_SAMPLES: bool = true;
+    pub const PIXELCNN_SAMPLES: bool = cfg!(feature = "generate");
     /// Whether the VAE also generates and bounds every frame's likelihood (else it only
     /// gives the structural guard its posterior).
-    pub const VAE_SCORES: bool = true;
+    pub const VAE_SCORES: bool = cfg!(feature = "generate");
     /// Bytes of all embedded models.
     pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/model.egm").len()
         + include_bytes!("../../models/pixelcnn-fmnist-bg/model.egm").len()
         + include_bytes!("../../models/vae-fmnist/encoder.egm").len()
         + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
-        + include_bytes!("../../models/gan-fmnist/generator.egm").len();
+        + if cfg!(feature = "generate") { include_bytes!("../../models/gan-fmnist/generator.egm").len() } else { 0 };
     /// Golden vectors of every embedded model: the first set of each file the trainer
     /// wrote, its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them),
     /// checked on the device bit for bit.
@@ -46,6 +50,7 @@ mod use_case {
         ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
         ("vae-encoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-encoder.bin"))),
         ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
+        #[cfg(feature = "generate")]
         ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
     ];
     /// The scored frame sets: name and IDX file.
@@ -67,7 +72,11 @@ mod use_case {
     /// The slide VAE: its encoder's posterior is the structural guard's latent evidence.
     pub static VAE: Option<(&[u8], &[u8])> = Some((embed!("../../models/vae-ihc/encoder.egm"), embed!("../../models/vae-ihc/decoder.egm")));
     /// The slide GAN's generator.
-    pub static GAN_GENERATOR: &[u8] = embed!("../../models/gan-ihc/generator.egm");
+    #[cfg(feature = "generate")]
+    pub static GAN_GENERATOR: Option<&[u8]> = Some(embed!("../../models/gan-ihc/generator.egm"));
+    /// No generator in a guard-only image.
+    #[cfg(not(feature = "generate"))]
+    pub static GAN_GENERATOR: Option<&[u8]> = None;
     /// The PixelCNN only guards here: drawing a 3,072-value tile value by value would take
     /// minutes of QEMU per sample (the host draws them: `edgegen sample`).
     pub const PIXELCNN_SAMPLES: bool = false;
@@ -78,13 +87,14 @@ mod use_case {
         + include_bytes!("../../models/pixelcnn-ihc-bg/model.egm").len()
         + include_bytes!("../../models/vae-ihc/encoder.egm").len()
         + include_bytes!("../../models/vae-ihc/decoder.egm").len()
-        + include_bytes!("../../models/gan-ihc/generator.egm").len();
+        + if cfg!(feature = "generate") { include_bytes!("../../models/gan-ihc/generator.egm").len() } else { 0 };
     /// Golden vectors of every embedded model (see the Fashion-MNIST use case).
     pub static GOLDEN: &[(&str, &[u8])] = &[
         ("pixelcnn", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn.bin"))),
         ("pixelcnn-bg", embed!(concat!(env!("OUT_DIR"), "/golden-pixelcnn-bg.bin"))),
         ("vae-encoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-encoder.bin"))),
         ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
+        #[cfg(feature = "generate")]
         ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
     ];
     /// The scored frame sets: held-out test tiles and test tiles with drawn defects.
@@ -95,6 +105,7 @@ mod use_case {
 pub use use_case::*;
 
 include!(concat!(env!("OUT_DIR"), "/geometry.rs"));
+include!(concat!(env!("OUT_DIR"), "/arenas.rs"));
 
 /// The images of an IDX image file (`n × H × W` gray, or `n × C × H × W` planar colour,
 /// validated by the host when it wrote them) when they have geometry `g`; a file of another

@@ -9,7 +9,15 @@ use cortex_m_rt::exception;
 
 const RELOAD: u32 = 0x00FF_FFFF;
 /// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction, 25 MHz).
+#[cfg(feature = "qemu")]
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+/// On a real board the SysTick runs on the core clock: the counts are core cycles (what the
+/// log calls instructions; the boot line names the counter).
+#[cfg(not(feature = "qemu"))]
+pub const INSTRUCTIONS_PER_TICK: u64 = 1;
+
+/// What [`now`] counts.
+pub const COUNTER: &str = if cfg!(feature = "qemu") { "instructions" } else { "core-cycles" };
 
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 

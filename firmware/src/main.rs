@@ -1,7 +1,9 @@
 //! edgegen firmware: the end of the data path. Embeds the compiled models and a set of
-//! sensor frames, generates images with every model family, scores every frame with the
-//! guard, logs it all with defmt, draws a screen with embedded-graphics and sends it to the
-//! host through semihosting. Exits QEMU with 0 when every check passed.
+//! sensor frames, generates images with every model family (feature `generate`), scores
+//! every frame with the guard, logs it all with defmt, draws a screen with embedded-graphics
+//! and sends it to the host through semihosting (under QEMU, feature `qemu`). Exits QEMU
+//! with 0 when every check passed; on a real board (features `nucleo-l4r5zi`, `alif-e7-hp`)
+//! logs over RTT and stops at a breakpoint (see `boards/`).
 //!
 //! Every number it logs is computed by the same `edgegen-runtime` code the host runs (the
 //! int8 kernels and `libm`), so the host test compares them bit for bit.
@@ -11,26 +13,27 @@
 mod assets;
 mod clock;
 mod host;
+#[cfg(feature = "qemu")]
 mod screen;
 mod stack;
 
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::debug;
+use assets::{ARENA, SAMPLE_ARENA};
+use cortex_m_rt::entry;
+#[cfg(feature = "qemu")]
+use cortex_m_rt::{exception, ExceptionFrame};
+#[cfg(feature = "probe")]
+use defmt_rtt as _;
+#[cfg(feature = "qemu")]
 use defmt_semihosting as _;
 use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
 use edgegen_runtime::guard::PixelCnnScorer;
+use edgegen_runtime::image::Geometry;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::Model;
 use edgegen_runtime::rng::Rng;
+#[cfg(feature = "probe")]
+use panic_probe as _;
 
-/// Arena for the VAE, the GAN and the PixelCNN's op profile.
-const ARENA: usize = 256 * 1024;
-/// Arena for row-band PixelCNN sampling (every activation kept), then the guard.
-#[cfg(not(feature = "slide"))]
-const SAMPLE_ARENA: usize = 1280 * 1024;
-/// Arena for the guard (no PixelCNN sampling on the device in the slide image).
-#[cfg(feature = "slide")]
-const SAMPLE_ARENA: usize = 264 * 1024;
 /// Importance samples of the VAE bound on the device.
 const VAE_K: usize = 4;
 /// Images generated per model family.
@@ -38,11 +41,35 @@ pub const SAMPLES: usize = 4;
 
 fn fail(what: &str) -> ! {
     defmt::error!("check failed: {=str}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
+    host::exit(false)
+}
+
+/// Where generated images and verdicts are drawn: the screen under QEMU, or nowhere on a
+/// board without one.
+pub trait Show {
+    /// Generated sample `n` of `family` (0: VAE, 1: GAN, 2: PixelCNN).
+    fn sample(&mut self, family: usize, n: usize, img: &[u8], g: Geometry);
+    /// Scored frame `slot` with its verdict and score.
+    fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32);
+}
+
+#[cfg(feature = "qemu")]
+impl Show for screen::Screen {
+    fn sample(&mut self, family: usize, n: usize, img: &[u8], g: Geometry) {
+        let family = [screen::Family::Vae, screen::Family::Gan, screen::Family::PixelCnn][family.min(2)];
+        screen::Screen::sample(self, family, n, img, g)
+    }
+    fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32) {
+        screen::Screen::frame(self, slot, img, g, accept, score)
     }
 }
+
+/// The arenas, in `.bss` (sized by `build.rs` from the embedded models, so the linker
+/// checks that the board holds them).
+static mut ARENA_BYTES: [u8; ARENA] = [0; ARENA];
+static mut SAMPLE_ARENA_BYTES: [u8; SAMPLE_ARENA] = [0; SAMPLE_ARENA];
+#[cfg(feature = "qemu")]
+static mut SCREEN: screen::Screen = screen::Screen::blank();
 
 fn load(bytes: &'static [u8], what: &str) -> Model<'static> {
     match Model::from_bytes(bytes) {
@@ -59,21 +86,26 @@ fn main() -> ! {
     stack::paint();
     let mut cp = cortex_m::Peripherals::take().unwrap_or_else(|| fail("peripherals"));
     clock::start(&mut cp.SYST);
-    let arena: &'static mut [u8; ARENA] = cortex_m::singleton!(: [u8; ARENA] = [0; ARENA]).unwrap_or_else(|| fail("arena"));
-    let sample_arena: &'static mut [u8; SAMPLE_ARENA] =
-        cortex_m::singleton!(: [u8; SAMPLE_ARENA] = [0; SAMPLE_ARENA]).unwrap_or_else(|| fail("sample arena"));
+    // SAFETY: `main` runs once and never returns, no interrupt touches these statics, and
+    // each is borrowed here only: these are their only references.
+    let (arena, sample_arena) = unsafe { (&mut *core::ptr::addr_of_mut!(ARENA_BYTES), &mut *core::ptr::addr_of_mut!(SAMPLE_ARENA_BYTES)) };
 
     let pixelcnn = PixelCnn::new(load(assets::PIXELCNN, "pixelcnn"), Kernels::Optimized).unwrap_or_else(|_| fail("pixelcnn engine"));
     let background =
         PixelCnn::new(load(assets::PIXELCNN_BG, "pixelcnn background"), Kernels::Optimized).unwrap_or_else(|_| fail("background engine"));
     let vae = assets::VAE
         .map(|(e, d)| Vae::new(load(e, "vae encoder"), load(d, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine")));
-    let gan = Gan::new(load(assets::GAN_GENERATOR, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine"));
+    let gan = assets::GAN_GENERATOR.map(|g| Gan::new(load(g, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine")));
+    let gan_arena = gan.as_ref().map_or(0, |g| g.arena_len());
     let guard_arena = PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref());
     // Where the VAE only feeds the guard, its encoder runs in the guard's arena.
     let vae_arena = vae.as_ref().map_or(0, |v| if assets::VAE_SCORES { v.arena_len() } else { v.encoder_arena_len() });
+    // Each network on its own (the golden checks) runs in the guard's arena.
+    let models_arena = pixelcnn.arena_len().max(background.arena_len()).max(vae.as_ref().map_or(0, |v| v.arena_len())).max(gan_arena);
     defmt::info!(
-        "boot use_case={=str} arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} guard_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        "boot board={=str} counter={=str} use_case={=str} arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} guard_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        assets::BOARD,
+        clock::COUNTER,
         assets::NAME,
         ARENA,
         pixelcnn.arena_len(),
@@ -81,10 +113,12 @@ fn main() -> ! {
         guard_arena,
         pixelcnn.sample_arena_len(),
         vae_arena,
-        gan.arena_len(),
+        gan_arena,
         assets::MODELS_BYTES
     );
-    if vae_arena.max(gan.arena_len()) > ARENA
+    if (assets::VAE_SCORES && vae_arena > ARENA)
+        || gan_arena > ARENA
+        || models_arena > SAMPLE_ARENA
         || guard_arena > SAMPLE_ARENA
         || (assets::PIXELCNN_SAMPLES && pixelcnn.sample_arena_len() > SAMPLE_ARENA)
     {
@@ -99,26 +133,36 @@ fn main() -> ! {
         let _ = models.push(("vae-encoder", *v.encoder_model()));
         let _ = models.push(("vae-decoder", *v.decoder_model()));
     }
-    let _ = models.push(("gan-generator", *gan.model()));
-    check_golden(&models, &mut arena[..]);
-    profile(&pixelcnn, &mut arena[..]);
+    if let Some(g) = &gan {
+        let _ = models.push(("gan-generator", *g.model()));
+    }
+    check_golden(&models, &mut sample_arena[..]);
+    profile(&pixelcnn, &mut sample_arena[..]);
     // The VAE's own figures (samples, bounds) where the use case asks for them; its encoder
     // feeds the structural guard either way.
     let vae_scores = vae.as_ref().filter(|_| assets::VAE_SCORES);
-    let mut screen = screen::Screen::new(assets::NAME, vae_scores.is_some(), assets::PIXELCNN_SAMPLES);
-    generate(&pixelcnn, vae_scores, &gan, &mut arena[..], &mut sample_arena[..], &mut screen);
-    walk(vae_scores, &gan, &mut arena[..]);
-    score_frames(pixelcnn, background, vae.as_ref(), &mut arena[..], &mut sample_arena[..], &mut screen);
+    #[cfg(feature = "qemu")]
+    // SAFETY: as for the arenas: the only reference to the framebuffer.
+    let screen = unsafe { &mut *core::ptr::addr_of_mut!(SCREEN) };
+    #[cfg(feature = "qemu")]
+    screen.init(assets::NAME, vae_scores.is_some(), assets::PIXELCNN_SAMPLES);
+    #[cfg(feature = "qemu")]
+    let mut show: Option<&mut dyn Show> = Some(&mut *screen);
+    #[cfg(not(feature = "qemu"))]
+    let mut show: Option<&mut dyn Show> = None;
+    if let Some(gan) = &gan {
+        generate(&pixelcnn, vae_scores, gan, &mut arena[..], &mut sample_arena[..], &mut show);
+        walk(vae_scores, gan, &mut arena[..]);
+    }
+    score_frames(pixelcnn, background, vae.as_ref(), &mut arena[..], &mut sample_arena[..], &mut show);
     defmt::info!("stack used_bytes={=usize}", stack::used());
+    #[cfg(feature = "qemu")]
     match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
         Ok(()) => defmt::info!("screen {=usize}x{=usize} written to edgegen-screen.pgm", screen::WIDTH, screen::HEIGHT),
         Err(()) => fail("writing the screen to the host"),
     }
     defmt::info!("done: all checks passed");
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    host::exit(true)
 }
 
 /// The trainer's golden vectors, bit for bit, on this CPU: one set per model (golden
@@ -169,7 +213,7 @@ fn generate(
     gan: &Gan<'static>,
     arena: &mut [u8],
     sample_arena: &mut [u8],
-    screen: &mut screen::Screen,
+    show: &mut Option<&mut dyn Show>,
 ) {
     let mut buf = [0u8; assets::IMAGE_VALUES];
     for seed in 0..SAMPLES as u64 {
@@ -179,14 +223,18 @@ fn generate(
             vae.sample(arena, seed, img).unwrap_or_else(|_| fail("vae sample"));
             let n = clock::now() - t;
             defmt::info!("sample model=vae seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
-            screen.sample(screen::Family::Vae, seed as usize, img, vae.geometry());
+            if let Some(s) = show.as_deref_mut() {
+                s.sample(0, seed as usize, img, vae.geometry());
+            }
         }
         let img = &mut buf[..gan.geometry().values()];
         let t = clock::now();
         gan.sample(arena, seed, img).unwrap_or_else(|_| fail("gan sample"));
         let n = clock::now() - t;
         defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
-        screen.sample(screen::Family::Gan, seed as usize, img, gan.geometry());
+        if let Some(s) = show.as_deref_mut() {
+            s.sample(1, seed as usize, img, gan.geometry());
+        }
         if assets::PIXELCNN_SAMPLES {
             let img = &mut buf[..pixelcnn.geometry().values()];
             let t = clock::now();
@@ -198,7 +246,9 @@ fn generate(
                 edgegen_runtime::crc32::crc32(img),
                 n
             );
-            screen.sample(screen::Family::PixelCnn, seed as usize, img, pixelcnn.geometry());
+            if let Some(s) = show.as_deref_mut() {
+                s.sample(2, seed as usize, img, pixelcnn.geometry());
+            }
         }
     }
 }
@@ -257,7 +307,7 @@ fn score_frames(
     vae: Option<&Vae<'static>>,
     arena: &mut [u8],
     sample_arena: &mut [u8],
-    screen: &mut screen::Screen,
+    show: &mut Option<&mut dyn Show>,
 ) {
     let g = pixelcnn.geometry();
     if vae.is_some_and(|v| v.geometry() != g) {
@@ -311,21 +361,25 @@ fn score_frames(
                     guard_instructions
                 ),
             }
-            screen.frame(slot, frame, g, verdict.accept, verdict.score);
+            if let Some(s) = show.as_deref_mut() {
+                s.frame(slot, frame, g, verdict.accept, verdict.score);
+            }
             slot += 1;
         }
     }
 }
 
+/// Under QEMU a fault ends the run with a failure (cortex-m-rt's default handler would
+/// loop forever); on a board probe-rs catches it.
+#[cfg(feature = "qemu")]
 #[exception]
 unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     defmt::error!("HardFault at pc={=u32:#010x}", ef.pc());
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    host::exit(false)
 }
 
+/// Under QEMU a panic is logged and exits with a failure (on a board, panic-probe).
+#[cfg(feature = "qemu")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     if let Some(loc) = info.location() {
@@ -333,10 +387,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     } else {
         defmt::error!("panic");
     }
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    host::exit(false)
 }
 
 defmt::timestamp!("{=u64}", clock::now());

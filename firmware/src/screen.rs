@@ -54,15 +54,21 @@ pub enum Family {
 const FAMILIES: [(Family, &str); 3] = [(Family::Vae, "VAE"), (Family::Gan, "GAN"), (Family::PixelCnn, "PixelCNN")];
 
 impl Screen {
-    /// A dark screen with the titles: the use case, and a label for each family row it
-    /// draws (the VAE's and the PixelCNN's rows only when `vae` / `pixelcnn` sample).
-    pub fn new(use_case: &str, vae: bool, pixelcnn: bool) -> Self {
-        let mut s = Screen { buf: [16; WIDTH * HEIGHT] };
+    /// An all-zero framebuffer (a `static` in `.bss`: nothing copied from flash, no stack).
+    pub const fn blank() -> Self {
+        Screen { buf: [0; WIDTH * HEIGHT] }
+    }
+
+    /// Clears to a dark screen with the titles: the use case, and a label for each family
+    /// row it draws (the VAE's and the PixelCNN's rows only when `vae` / `pixelcnn` sample).
+    pub fn init(&mut self, use_case: &str, vae: bool, pixelcnn: bool) {
+        self.buf.fill(16);
+        let s = self;
         let title = MonoTextStyle::new(&FONT_6X10, Gray8::WHITE);
         let label = MonoTextStyle::new(&FONT_5X8, Gray8::new(200));
         let mut text: heapless::String<64> = heapless::String::new();
         let _ = core::fmt::write(&mut text, format_args!("edgegen on Cortex-M (QEMU): int8 models, {use_case}"));
-        let _ = Text::new(&text, Point::new(4, 10), title).draw(&mut s);
+        let _ = Text::new(&text, Point::new(4, 10), title).draw(s);
         for (i, (family, name)) in FAMILIES.iter().enumerate() {
             let shown = match family {
                 Family::Vae => vae,
@@ -70,11 +76,10 @@ impl Screen {
                 Family::PixelCnn => pixelcnn,
             };
             if shown {
-                let _ = Text::new(name, Point::new(4, 40 + 60 * i as i32), label).draw(&mut s);
+                let _ = Text::new(name, Point::new(4, 40 + 60 * i as i32), label).draw(s);
             }
         }
-        let _ = Text::new("sensor frames: box = accept, cross = reject, guard score below", Point::new(4, 206), label).draw(&mut s);
-        s
+        let _ = Text::new("sensor frames: box = accept, cross = reject, guard score below", Point::new(4, 206), label).draw(s);
     }
 
     /// Draws a planar image of geometry `g` into a `box_side`-pixel square at (x0, y0),

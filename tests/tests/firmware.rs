@@ -230,7 +230,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     assert_eq!(scored, frames.values().map(|f| f.len()).sum::<usize>(), "{log}");
     assert_eq!(boot.get("guard_arena").copied(), Some(guard_len as u64), "{log}");
     assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
-    assert!(stack > 0, "{log}");
+    assert!(stack > 0 && stack <= STACK_RESERVE, "stack {stack} B over the boards' reserve: {log}");
 
     let elf = std::fs::read(target_dir.join(target).join("release/edgegen-firmware")).unwrap();
     let sections = elf_sections(&elf);
@@ -319,6 +319,71 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
     // The budgets of the firmware issue (Fashion-MNIST image).
     assert!(m4["flash_bytes"].as_u64().unwrap() <= 1 << 20, "flash over 1 MiB: {m4}");
     assert!(m4["guard_ram_bytes"].as_u64().unwrap() <= 256 << 10, "PixelCNN guard RAM over 256 KiB: {m4}");
+}
+
+/// Stack room a board keeps above its statics: the QEMU runs' measured peak must stay
+/// under it (checked there).
+const STACK_RESERVE: u64 = 48 << 10;
+
+/// The real boards' images (firmware/boards/): each profile, guard only and guard with
+/// generation, built for its target and memory map, so the linker proves the image fits the
+/// board's flash and static RAM; the stack the QEMU run measured must fit what is left.
+/// Writes firmware/boards.json, the README's footprint table per profile.
+#[test]
+fn board_profiles_build_and_fit() {
+    if !tools_available() {
+        return;
+    }
+    let root = common::root();
+    let base = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    // (board, target, chip, flash and RAM bytes of its memory map)
+    let boards = [
+        ("nucleo-l4r5zi", "thumbv7em-none-eabihf", "STM32L4R5ZI (Cortex-M4F)", 2048u64 << 10, 640u64 << 10),
+        ("alif-e7-hp", "thumbv8m.main-none-eabihf", "Alif Ensemble E7, HP core (Cortex-M55)", 4096 << 10, 1024 << 10),
+    ];
+    let mut report = serde_json::Map::new();
+    for (board, target, chip, flash_max, ram_max) in boards {
+        for generate in [false, true] {
+            let features = if generate { format!("{board},generate") } else { board.to_string() };
+            let target_dir = base.join(format!("firmware-board-{}", features.replace(',', "-")));
+            let out = Command::new("cargo")
+                .args(["build", "--release", "--quiet", "--target", target, "--no-default-features", "--features", &features])
+                .current_dir(root.join("firmware"))
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .env_remove("RUSTFLAGS")
+                .output()
+                .expect("cargo runs");
+            assert!(out.status.success(), "{features} does not build:\n{}", String::from_utf8_lossy(&out.stderr));
+            let elf = std::fs::read(target_dir.join(target).join("release/edgegen-firmware")).unwrap();
+            let sections = elf_sections(&elf);
+            let flash: u64 = sections.iter().filter(|s| !s.3).map(|s| s.1).sum();
+            let ram: u64 = sections.iter().filter(|s| s.2 & 1 != 0).map(|s| s.1).sum();
+            // The linker refuses what overflows; the stack needs room above the statics.
+            assert!(flash <= flash_max && ram + STACK_RESERVE <= ram_max, "{features}: flash {flash}, RAM {ram} + stack");
+            let models: u64 = sections.iter().filter(|s| s.0 == ".models").map(|s| s.1).sum();
+            report.insert(
+                features.clone(),
+                serde_json::json!({
+                    "board": board, "chip": chip, "target": target,
+                    "embeds": if generate { "guard + generation (PixelCNN, background PixelCNN, VAE, GAN)" } else { "guard only (PixelCNN, background PixelCNN, VAE)" },
+                    "flash_bytes": flash, "flash_available_bytes": flash_max,
+                    "static_ram_bytes": ram, "ram_available_bytes": ram_max,
+                    "models_and_frames_bytes": models,
+                    "sections_bytes": sections.iter().map(|s| (s.0.clone(), s.1)).collect::<std::collections::BTreeMap<_, _>>(),
+                    "cargo": format!("cd firmware && cargo {}", if generate { format!("{board}-generate") } else { board.to_string() }),
+                }),
+            );
+        }
+    }
+    let report = serde_json::json!({
+        "command": "scripts/test.sh (tests/tests/firmware.rs: board_profiles_build_and_fit)",
+        "note": "built, not run here (no boards attached): the linker checks that each image fits the board's memory map; static RAM = .data + .bss (arenas sized from the models by build.rs); 48 KiB are kept for the stack on top (the QEMU runs' measured peak, firmware/footprint.json, must stay under it)",
+        "profiles": report,
+    });
+    let path = root.join("firmware/boards.json");
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&report).unwrap() + "\n").unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
 }
 
 /// Converts the PGM screen the firmware wrote through semihosting into a PNG at `png`.

@@ -20,7 +20,7 @@ pub struct Budget {
 pub const BOARDS: [(&str, u64, u64, &str); 5] = [
     ("nucleo-l4r5zi", 640 * 1024, 2048 * 1024, "ST NUCLEO-L4R5ZI, Cortex-M4F, MLPerf Tiny's reference board"),
     ("stm32f407", 192 * 1024, 1024 * 1024, "STM32F407 (Discovery), Cortex-M4F"),
-    ("alif-e7-hp", 2048 * 1024, 5632 * 1024, "Alif Ensemble E7 high-performance core, Cortex-M55: 2 MiB SRAM, 5.5 MiB MRAM"),
+    ("alif-e7-hp", 1024 * 1024, 5632 * 1024, "Alif Ensemble E7 high-performance core, Cortex-M55: 1 MiB DTCM, 5.5 MiB MRAM"),
     ("mps2-an386", 4096 * 1024, 4096 * 1024, "QEMU mps2-an386, Cortex-M4F (the tested profile)"),
     ("mps3-an547", 4096 * 1024, 2048 * 1024, "QEMU mps3-an547, Cortex-M55 (the tested profile; models in its QSPI flash)"),
 ];
