@@ -10,8 +10,38 @@ use crate::kernels::dispatch::{KernelTable, PORTABLE};
 use crate::kernels::portable::conv::{conv2d_im2col, emit_run, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
 use crate::kernels::{i32_at, ConvGeometry, OutSpec};
 
-/// The table: the portable kernels with the SMLAD convolution.
-pub const TABLE: KernelTable = KernelTable { name: "arm-dsp", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), ..PORTABLE };
+/// The table: the portable kernels with the SMLAD convolution and the four-lane ReLU.
+pub const TABLE: KernelTable = KernelTable { name: "arm-dsp", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), relu, ..PORTABLE };
+
+/// int8 ReLU at `zero_point` (`max(x, zero_point)` per byte, bit-exact with
+/// `reference::relu`), four bytes per word: SSUB8 sets each byte lane's GE flag where
+/// `x − zp ≥ 0` (signed), SEL then takes `x` there and `zp` elsewhere.
+pub fn relu(zero_point: i32, input: &[u8], out: &mut [u8]) {
+    let n = out.len().min(input.len());
+    // A zero point outside int8 clamps like the reference: every x ≥ −128 > zp, or none.
+    let zp = zero_point.clamp(-128, 127) as i8;
+    if zero_point != zp as i32 || n < 16 {
+        return crate::kernels::reference::relu(zero_point, &input[..n], &mut out[..n]);
+    }
+    let z = u32::from_ne_bytes([zp as u8; 4]);
+    let words = n / 4;
+    for (o, x) in out[..4 * words].chunks_exact_mut(4).zip(input[..4 * words].chunks_exact(4)) {
+        let x = u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+        let y: u32;
+        // SAFETY: SSUB8 and SEL read and write registers only; SSUB8 writes the APSR.GE
+        // bits, which SEL reads next (declared by leaving out `preserves_flags`).
+        unsafe {
+            core::arch::asm!(
+                "ssub8 {t}, {x}, {z}",
+                "sel {y}, {x}, {z}",
+                t = out(reg) _, y = lateout(reg) y, x = in(reg) x, z = in(reg) z,
+                options(pure, nomem, nostack),
+            );
+        }
+        o.copy_from_slice(&y.to_le_bytes());
+    }
+    crate::kernels::reference::relu(zero_point, &input[4 * words..n], &mut out[4 * words..n]);
+}
 
 /// 2-D convolution, bit-exact with `reference::conv2d`: the portable im2col and channel-last
 /// GEMMs over [`Smlad`].

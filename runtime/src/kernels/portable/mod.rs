@@ -26,9 +26,27 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     };
     let (ta, tb) = (table(0), table(1));
     let (lo, hi) = (p.act.0 as i32, p.act.1 as i32);
+    let (m, shift) = p.output;
+    if m == i32::MIN || !(-31..=31).contains(&shift) {
+        // Outside what the compiler writes (a multiplier in [2^30, 2^31), a small shift):
+        // the definition, element by element.
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            let v = multiply_by_quantized_multiplier(ta[x as usize] + tb[y as usize], m, shift) + p.output_zero_point;
+            *o = v.clamp(lo, hi) as i8 as u8;
+        }
+        return;
+    }
+    // `multiply_by_quantized_multiplier` with its loop invariants hoisted: the left shift,
+    // the rounding mask, and the saturation case (only for a multiplier of i32::MIN, excluded
+    // above). The same integer steps, so the same bits.
+    let (left, right) = (shift.max(0) as u32, (-shift).max(0) as u32);
+    let mask = ((1i64 << right) - 1) as i32;
+    let half = mask >> 1;
+    let zp = p.output_zero_point;
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        let sum = ta[x as usize] + tb[y as usize];
-        let v = multiply_by_quantized_multiplier(sum, p.output.0, p.output.1) + p.output_zero_point;
-        *o = v.clamp(lo, hi) as i8 as u8;
+        let sum = (ta[x as usize] + tb[y as usize]).wrapping_shl(left);
+        let h = ((sum as i64 * m as i64 + (1 << 30)) >> 31) as i32;
+        let r = (h >> right) + (((h & mask) > half + (h < 0) as i32) as i32);
+        *o = (r + zp).clamp(lo, hi) as i8 as u8;
     }
 }
