@@ -36,6 +36,42 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x.wrapping_mul(1 << left), multiplier), right)
 }
 
+/// [`multiply_by_quantized_multiplier`] for one `(multiplier, shift)` applied to many
+/// accumulators, with what does not depend on the accumulator worked out once: the shifts,
+/// the rounding mask and threshold, and the saturation case (which needs a multiplier of
+/// `i32::MIN`, never one [`quantize_multiplier`] makes). The same integer steps, so the same
+/// bits (`requantizer_equals_the_definition`); `None` for the pairs it does not cover.
+#[derive(Debug, Clone, Copy)]
+pub struct Requantizer {
+    multiplier: i32,
+    left: u32,
+    right: u32,
+    mask: i32,
+    half: i32,
+}
+
+impl Requantizer {
+    /// The requantizer of `(multiplier, shift)`, when the multiplier is not `i32::MIN` and
+    /// the shift within ±31.
+    #[inline]
+    pub fn new(multiplier: i32, shift: i32) -> Option<Self> {
+        if multiplier == i32::MIN || !(-31..=31).contains(&shift) {
+            return None;
+        }
+        let (left, right) = (shift.max(0) as u32, (-shift).max(0) as u32);
+        let mask = ((1i64 << right) - 1) as i32;
+        Some(Requantizer { multiplier, left, right, mask, half: mask >> 1 })
+    }
+
+    /// `multiply_by_quantized_multiplier(x, multiplier, shift)`.
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        // i32 × i32 → i64: one SMULL on a Cortex-M.
+        let h = ((x.wrapping_shl(self.left) as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32;
+        (h >> self.right) + (((h & self.mask) > self.half + (h < 0) as i32) as i32)
+    }
+}
+
 /// Folds a positive real scale into an int32 multiplier in [2^30, 2^31) and a shift, so
 /// `multiply_by_quantized_multiplier(x, m, s) ≈ x · scale` (TFLite's `QuantizeMultiplier`).
 /// Returns `None` for scales that cannot be represented (non-finite, ≤ 0, or ≥ 2^30).
@@ -138,6 +174,23 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(-7, 2), -2);
         assert_eq!(rounding_divide_by_pot(6, 2), 2);
         assert_eq!(rounding_divide_by_pot(123, 0), 123);
+    }
+
+    #[test]
+    fn requantizer_equals_the_definition() {
+        let mut rng = crate::rng::Rng::new(5);
+        let mut xs: Vec<i32> = vec![0, 1, -1, i32::MAX, i32::MIN, i32::MIN + 1, 1 << 30, -(1 << 30)];
+        xs.extend((0..20_000).map(|_| rng.next_u32() as i32));
+        xs.extend((0..20_000).map(|_| (rng.next_u32() as i32) >> (rng.below(31) as u32)));
+        for shift in -31..=31 {
+            for m in [1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250, 0, 1, -5] {
+                let r = Requantizer::new(m, shift).unwrap();
+                for &x in &xs {
+                    assert_eq!(r.apply(x), multiply_by_quantized_multiplier(x, m, shift), "x {x} m {m} shift {shift}");
+                }
+            }
+        }
+        assert!(Requantizer::new(i32::MIN, 0).is_none() && Requantizer::new(1 << 30, 32).is_none());
     }
 
     #[test]

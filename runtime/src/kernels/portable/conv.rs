@@ -11,8 +11,20 @@ pub(crate) fn emit_run(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out:
     match *spec {
         OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
             let (mult, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
-            for (o, &a) in out[first..first + acc.len()].iter_mut().zip(acc) {
-                *o = requantize(a, mult, shift, zero_point, act_min, act_max);
+            let dst = &mut out[first..first + acc.len()];
+            match crate::quant::Requantizer::new(mult, shift) {
+                // The channel's constants worked out once for the whole run.
+                Some(r) => {
+                    let (lo, hi) = (act_min as i32, act_max as i32);
+                    for (o, &a) in dst.iter_mut().zip(acc) {
+                        *o = (r.apply(a) + zero_point).clamp(lo, hi) as i8 as u8;
+                    }
+                }
+                None => {
+                    for (o, &a) in dst.iter_mut().zip(acc) {
+                        *o = requantize(a, mult, shift, zero_point, act_min, act_max);
+                    }
+                }
             }
         }
         OutSpec::F32 { quant } => {
