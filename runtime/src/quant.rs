@@ -50,6 +50,13 @@ pub struct Requantizer {
     half: i32,
 }
 
+impl Default for Requantizer {
+    /// The identity: multiplier 2^30, shift 1 (x · 2^30 · 2 / 2^31 = x).
+    fn default() -> Self {
+        Requantizer { multiplier: 1 << 30, left: 1, right: 0, mask: 0, half: 0 }
+    }
+}
+
 impl Requantizer {
     /// The requantizer of `(multiplier, shift)`, when the multiplier is not `i32::MIN` and
     /// the shift within ±31.

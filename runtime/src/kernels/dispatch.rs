@@ -99,14 +99,20 @@ pub fn best() -> &'static KernelTable {
     })
 }
 
+/// The fastest table for this build: the Helium kernels on Armv8.1-M cores with MVE.
+#[cfg(all(target_arch = "arm", feature = "mve"))]
+pub fn best() -> &'static KernelTable {
+    &super::arm_mve::TABLE
+}
+
 /// The fastest table for this build: the SMLAD kernels on Arm cores with the DSP extension.
-#[cfg(all(target_arch = "arm", feature = "dsp"))]
+#[cfg(all(target_arch = "arm", feature = "dsp", not(feature = "mve")))]
 pub fn best() -> &'static KernelTable {
     &super::arm_dsp::TABLE
 }
 
 /// The fastest table for this build: the portable kernels.
-#[cfg(not(any(all(target_arch = "x86_64", feature = "std"), all(target_arch = "arm", feature = "dsp"))))]
+#[cfg(not(any(all(target_arch = "x86_64", feature = "std"), all(target_arch = "arm", any(feature = "dsp", feature = "mve")))))]
 pub fn best() -> &'static KernelTable {
     &PORTABLE
 }
@@ -123,6 +129,8 @@ pub fn by_name(name: &str) -> Option<&'static KernelTable> {
         "x86-avx512-vnni" => super::x86::vnni_table(),
         #[cfg(all(target_arch = "arm", feature = "dsp"))]
         "arm-dsp" => Some(&super::arm_dsp::TABLE),
+        #[cfg(all(target_arch = "arm", feature = "mve"))]
+        "arm-mve" => Some(&super::arm_mve::TABLE),
         _ => None,
     }
 }

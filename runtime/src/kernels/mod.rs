@@ -2,13 +2,15 @@
 //!
 //! [`reference`] holds plain, obviously-correct loops: the oracle. [`portable`] holds the
 //! same functions, faster, in Rust that runs everywhere and imports no architecture code;
-//! [`x86`] (AVX2, AVX-512 VNNI) and [`arm_dsp`] (SMLAD) hold what an instruction set does
+//! [`x86`] (AVX2, AVX-512 VNNI), `arm_dsp` (SMLAD) and `arm_mve` (Helium) hold what an instruction set does
 //! better, built on the portable code, never the other way round. [`dispatch`] puts one of
 //! each kernel in a table, chosen once; the interpreter calls the table. Every table is
 //! bit-exact with the reference: one test suite (`tests.rs`) runs against each by name.
 
 #[cfg(all(target_arch = "arm", feature = "dsp"))]
 pub mod arm_dsp;
+#[cfg(all(target_arch = "arm", feature = "mve"))]
+pub mod arm_mve;
 pub mod dispatch;
 pub mod portable;
 pub mod reference;

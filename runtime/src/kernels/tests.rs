@@ -84,7 +84,7 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
 
 /// Every kernel table a build can have, by name: each gets the whole suite below, or is
 /// skipped where this build or CPU lacks it.
-const TABLES: [&str; 5] = ["reference", "portable", "x86-avx2", "x86-avx512-vnni", "arm-dsp"];
+const TABLES: [&str; 6] = ["reference", "portable", "x86-avx2", "x86-avx512-vnni", "arm-dsp", "arm-mve"];
 
 /// Prints which tables this machine runs (the test command shows it with `--nocapture`).
 #[test]
@@ -353,3 +353,4 @@ kernel_suite!(portable_suite, "portable");
 kernel_suite!(x86_avx2_suite, "x86-avx2");
 kernel_suite!(x86_avx512_vnni_suite, "x86-avx512-vnni");
 kernel_suite!(arm_dsp_suite, "arm-dsp");
+kernel_suite!(arm_mve_suite, "arm-mve");

@@ -1,0 +1,291 @@
+//! Helium (M-profile Vector Extension) kernels for Armv8.1-M cores such as the Cortex-M55
+//! (feature `mve`, `target_arch = "arm"` only; the core must be named, `-C
+//! target-cpu=cortex-m55`, so that the assembler takes MVE instructions).
+//!
+//! The convolutions that dominate the PixelCNN — stride 1, "same" padding, input channels a
+//! multiple of 16, int8 outputs — run on an assembly micro-kernel ([`dot4`]): one output
+//! position × four output channels, 16 input channels per step, each step one `VLDRB` of the
+//! input, four of the weights and four `VMLADAVA.S8` (16 multiply-accumulates each into a
+//! general register). The input is gathered into channel-last rows padded with the input's
+//! zero point, so that `Σ (x − zp)·w = Σ x·w − zp·Σ w` holds with the correction folded into
+//! the bias, exact in integers; kernel taps that are zero for every channel (a PixelCNN's
+//! masked half) are left out. Everything else is the portable kernels'. Bit-exact with
+//! `reference::conv2d` (the golden vectors and every scored frame of the firmware on the
+//! Cortex-M55 check it).
+#![allow(unsafe_code)]
+
+use crate::kernels::dispatch::{KernelTable, PORTABLE};
+use crate::kernels::{i32_at, ConvGeometry, OutSpec};
+
+/// The table: the portable kernels with the Helium convolution.
+pub const TABLE: KernelTable = KernelTable { name: "arm-mve", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), ..PORTABLE };
+
+/// Most weight bytes (output channels × executed taps × input channels) packed on the stack.
+const WPACK: usize = 8192;
+/// Most bytes of padded channel-last input rows (kernel height × padded width × channels).
+const ROWS: usize = 8192;
+/// Most kernel taps.
+const MAX_TAPS: usize = 49;
+
+/// What [`row4`] needs of four output channels: their requantization as lane vectors
+/// (TFLite's `MultiplyByQuantizedMultiplier` in the form of its NEON code: a left shift,
+/// VQRDMULH, then the rounding right shift with its sign fix-up), their byte offsets in the
+/// output, and their biases (the input zero point's correction folded in).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Default)]
+struct Group {
+    multiplier: [i32; 4],
+    left: [i32; 4],
+    /// Minus the right shift (VRSHL shifts right by a negative amount).
+    right: [i32; 4],
+    zero_point: [i32; 4],
+    act_min: [i32; 4],
+    act_max: [i32; 4],
+    offsets: [u32; 4],
+    bias: [i32; 4],
+}
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".cpu cortex-m55",
+    ".thumb",
+    ".section .text.egm_mve_row4,\"ax\",%progbits",
+    ".global egm_mve_row4",
+    ".type egm_mve_row4,%function",
+    ".thumb_func",
+    // One output row of four channels. r0: the input at the first position (each position
+    // `step` bytes further), r1: tap offsets (i32, bytes from the position), r2: taps,
+    // r3: weights ([tap][block][channel of 4][16]); on the stack: [sp+36] blocks of 16
+    // input channels, [sp+40] the `Group`, [sp+44] the output byte of the first position
+    // (each position one byte further; the channels at the group's offsets from it),
+    // [sp+48] positions, [sp+52] step. VMLADAVA takes even-numbered registers: the
+    // accumulators live in r4, r6, r8, r10.
+    "egm_mve_row4:",
+    "push {{r4-r11, lr}}",
+    "ldr r5, [sp, #36]",
+    "3:",
+    "ldr r7, [sp, #40]",
+    "ldrd r4, r6, [r7, #112]",
+    "ldrd r8, r10, [r7, #120]",
+    "mov r12, r1",
+    "mov r11, r3",
+    "mov lr, r2",
+    "1:",
+    "ldr r9, [r12], #4",
+    "add r9, r0, r9",
+    "mov r7, r5",
+    "2:",
+    "vldrb.8 q0, [r9], #16",
+    "vldrb.8 q1, [r11], #16",
+    "vmladava.s8 r4, q0, q1",
+    "vldrb.8 q2, [r11], #16",
+    "vmladava.s8 r6, q0, q2",
+    "vldrb.8 q1, [r11], #16",
+    "vmladava.s8 r8, q0, q1",
+    "vldrb.8 q2, [r11], #16",
+    "vmladava.s8 r10, q0, q2",
+    "subs r7, r7, #1",
+    "bne 2b",
+    "subs lr, lr, #1",
+    "bne 1b",
+    // Requantize the four accumulators as one vector (lane j = channel j: this two-lane VMOV
+    // puts its first register in the lower lane) and scatter their bytes.
+    "vmov q0[2], q0[0], r4, r8",
+    "vmov q0[3], q0[1], r6, r10",
+    "ldr r7, [sp, #40]",
+    "vldrw.u32 q1, [r7, #16]",
+    "vshl.s32 q0, q0, q1",
+    "vldrw.u32 q1, [r7]",
+    "vqrdmulh.s32 q0, q0, q1",
+    "vldrw.u32 q1, [r7, #32]",
+    "vand q2, q0, q1",
+    "vshr.s32 q2, q2, #31",
+    "vqadd.s32 q0, q0, q2",
+    "vrshl.s32 q0, q0, q1",
+    "vldrw.u32 q1, [r7, #48]",
+    "vadd.i32 q0, q0, q1",
+    "vldrw.u32 q1, [r7, #64]",
+    "vmax.s32 q0, q0, q1",
+    "vldrw.u32 q1, [r7, #80]",
+    "vmin.s32 q0, q0, q1",
+    "vldrw.u32 q1, [r7, #96]",
+    "ldr r9, [sp, #44]",
+    "vstrb.32 q0, [r9, q1]",
+    "adds r9, r9, #1",
+    "str r9, [sp, #44]",
+    "ldr r9, [sp, #52]",
+    "add r0, r0, r9",
+    "ldr r9, [sp, #48]",
+    "subs r9, r9, #1",
+    "str r9, [sp, #48]",
+    "bne 3b",
+    "pop {{r4-r11, pc}}",
+    ".size egm_mve_row4, . - egm_mve_row4",
+);
+
+extern "C" {
+    fn egm_mve_row4(x: *const i8, offsets: *const i32, taps: u32, w: *const i8, blocks: u32, group: *const Group, out: *mut u8, n: u32, step: u32);
+}
+
+/// One output row of four channels: for each of `n` positions, `acc[j] = bias[j] + Σ_t Σ_c
+/// x[p·step + offsets[t] + c] · w[t][c / 16][j][c % 16]`, requantized and written to
+/// `out[p + group.offsets[j]]`.
+///
+/// # Safety
+/// `taps ≥ 1`, `blocks ≥ 1`, `n ≥ 1`; every `x + p·step + offsets[t] .. + 16·blocks` is
+/// readable, `w` holds `64·blocks·taps` bytes, and `out + p + group.offsets[j]` is writable
+/// for every position and channel.
+#[inline(always)]
+unsafe fn row4(x: *const i8, offsets: &[i32], w: *const i8, blocks: usize, group: &Group, out: *mut u8, n: usize, step: usize) {
+    // SAFETY: the caller's bounds; the function follows the AAPCS (callee-saved registers
+    // pushed; q0–q2 are caller-saved) and writes only the output bytes.
+    unsafe { egm_mve_row4(x, offsets.as_ptr(), offsets.len() as u32, w, blocks as u32, group, out, n as u32, step as u32) }
+}
+
+/// 2-D convolution, bit-exact with `reference::conv2d`: the Helium path where it applies,
+/// the portable kernel elsewhere.
+pub fn conv2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    if !helium(g, input, weights, bias, spec, out) {
+        crate::kernels::portable::conv2d(g, input, weights, bias, spec, out)
+    }
+}
+
+/// The Helium convolution; false (and nothing written) when the layer is not one it takes.
+/// Out of line, so its stack buffers are gone before the portable kernel's are taken.
+#[inline(never)]
+fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) -> bool {
+    let [ci, hi, wi] = g.input;
+    let [co, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let OutSpec::Int8 { zero_point, act_min, act_max, quant } = *spec else { return false };
+    let pad = g.pad;
+    let wp = wo + kw - 1;
+    if g.stride != 1
+        || ci % 16 != 0
+        || co % 4 != 0
+        || kh % 2 == 0
+        || kw % 2 == 0
+        || pad != kh / 2
+        || pad != kw / 2
+        || (ho, wo) != (hi, wi)
+        || kh * kw > MAX_TAPS
+        || kh * wp * ci > ROWS
+        || input.len() < ci * hi * wi
+        || out.len() < co * ho * wo
+        || weights.len() < co * ci * kh * kw
+        || bias.len() < 4 * co
+        || quant.len() < 8 * co
+    {
+        return false;
+    }
+    // The taps any channel uses (a masked kernel's lower half is zero everywhere).
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
+    let mut n_taps = 0;
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let used = (0..co * ci).any(|i| weights[i * kh * kw + ky * kw + kx] != 0);
+            if used {
+                taps[n_taps] = (ky, kx);
+                n_taps += 1;
+            }
+        }
+    }
+    let blocks = ci / 16;
+    if n_taps == 0 || co * n_taps * ci > WPACK {
+        return false;
+    }
+    let taps = &taps[..n_taps];
+    // Weights as [group of 4 channels][tap][block][channel of 4][16], and each channel's
+    // bias with the input zero point's correction folded in.
+    let mut wpack = [0i8; WPACK];
+    let mut bias0 = [0i32; 256];
+    if co > bias0.len() {
+        return false;
+    }
+    let zp = g.input_zero_point;
+    let mut at = 0;
+    for group in 0..co / 4 {
+        for &(ky, kx) in taps {
+            for block in 0..blocks {
+                for j in 0..4 {
+                    let o = group * 4 + j;
+                    for c in 0..16 {
+                        wpack[at] = weights[((o * ci + block * 16 + c) * kh + ky) * kw + kx] as i8;
+                        at += 1;
+                    }
+                }
+            }
+        }
+    }
+    for (o, b) in bias0[..co].iter_mut().enumerate() {
+        let sum: i32 = weights[o * ci * kh * kw..(o + 1) * ci * kh * kw].iter().map(|&v| v as i8 as i32).sum();
+        *b = i32_at(bias, o).wrapping_sub(zp.wrapping_mul(sum));
+    }
+    let plane = ho * wo;
+    let mut groups = [Group::default(); 64];
+    if co / 4 > groups.len() {
+        return false;
+    }
+    for (gi, grp) in groups[..co / 4].iter_mut().enumerate() {
+        for j in 0..4 {
+            let o = 4 * gi + j;
+            let (m, shift) = (i32_at(quant, 2 * o), i32_at(quant, 2 * o + 1));
+            // Where the lane form is the definition: not the one saturating multiplier, and
+            // shifts VSHL and VRSHL take.
+            if m == i32::MIN || !(-31..=31).contains(&shift) {
+                return false;
+            }
+            grp.multiplier[j] = m;
+            grp.left[j] = shift.max(0);
+            grp.right[j] = shift.min(0);
+            grp.zero_point[j] = zero_point;
+            grp.act_min[j] = act_min as i32;
+            grp.act_max[j] = act_max as i32;
+            grp.offsets[j] = (j * plane) as u32;
+            grp.bias[j] = bias0[o];
+        }
+    }
+    // Padded channel-last input rows: row ky of the window is input row y + ky − pad.
+    let mut rows = [0i8; ROWS];
+    let zp8 = zp.clamp(-128, 127) as i8;
+    if zp != zp8 as i32 {
+        return false;
+    }
+    let row_bytes = wp * ci;
+    let mut offsets = [0i32; MAX_TAPS];
+    for (t, &(ky, kx)) in taps.iter().enumerate() {
+        offsets[t] = (ky * row_bytes + kx * ci) as i32;
+    }
+    let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
+    for y in y0..y1 {
+        for ky in 0..kh {
+            if !taps.iter().any(|t| t.0 == ky) {
+                continue;
+            }
+            let row = &mut rows[ky * row_bytes..(ky + 1) * row_bytes];
+            let iy = (y + ky) as isize - pad as isize;
+            if iy < 0 || iy >= hi as isize {
+                row.fill(zp8);
+                continue;
+            }
+            row[..pad * ci].fill(zp8);
+            row[(pad + wi) * ci..].fill(zp8);
+            let iy = iy as usize;
+            for c in 0..ci {
+                let src = &input[c * hi * wi + iy * wi..c * hi * wi + (iy + 1) * wi];
+                for (x, &v) in src.iter().enumerate() {
+                    row[(pad + x) * ci + c] = v as i8;
+                }
+            }
+        }
+        for (gi, grp) in groups[..co / 4].iter().enumerate() {
+            let w = wpack[gi * n_taps * blocks * 64..].as_ptr();
+            // SAFETY: tap (ky, kx) of position x reads row ky at padded column x + kx, `ci`
+            // bytes: inside `rows` (ky < kh, x + kx < wp); `wpack` holds this group's
+            // `n_taps · blocks · 64` bytes (checked against WPACK above); the output bytes
+            // `(4·gi + j)·plane + y·wo + x` lie inside `out` (checked: co·plane ≤ len).
+            unsafe { row4(rows.as_ptr(), &offsets[..n_taps], w, blocks, grp, out.as_mut_ptr().add(4 * gi * plane + y * wo), wo, ci) };
+        }
+    }
+    true
+}
