@@ -75,7 +75,9 @@ done
 # .cargo/config.toml passes the same target-cpu).
 cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,dsp --target thumbv7em-none-eabihf
 RUSTFLAGS="-C target-cpu=cortex-m55" cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,dsp --target thumbv8m.main-none-eabihf
-echo "ok dsp kernels"
+# Helium kernels: Armv8.1-M with MVE, the core named as for the DSP build.
+RUSTFLAGS="-C target-cpu=cortex-m55" cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,mve --target thumbv8m.main-none-eabihf
+echo "ok dsp and helium kernels"
 
 step "kernel tables: which instruction sets the kernel suite runs on this machine"
 cargo test --release --quiet -p edgegen-runtime --lib kernels::tests::report -- --nocapture | grep "kernel suite"

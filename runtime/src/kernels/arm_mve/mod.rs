@@ -15,17 +15,23 @@
 #![allow(unsafe_code)]
 
 use crate::kernels::dispatch::{KernelTable, PORTABLE};
-use crate::kernels::{i32_at, ConvGeometry, OutSpec};
+use crate::kernels::{i32_at, AddParams, ConvGeometry, OutSpec};
 
-/// The table: the portable kernels with the Helium convolution.
-pub const TABLE: KernelTable = KernelTable { name: "arm-mve", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), ..PORTABLE };
+/// The table: the portable kernels with the Helium convolution and addition.
+pub const TABLE: KernelTable = KernelTable { name: "arm-mve", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), add, ..PORTABLE };
 
-/// Most weight bytes (output channels × executed taps × input channels) packed on the stack.
-const WPACK: usize = 8192;
+/// Most weight bytes (output channels × executed taps × input channels) packed on the stack
+/// (the bundled PixelCNN's largest layer needs 5,120).
+const WPACK: usize = 6144;
 /// Most bytes of padded channel-last input rows (kernel height × padded width × channels).
-const ROWS: usize = 8192;
+const ROWS: usize = 6144;
 /// Most kernel taps.
 const MAX_TAPS: usize = 49;
+/// Most groups of four output channels (64 channels).
+const MAX_GROUPS: usize = 16;
+/// Most bytes of one output row's gathered taps (output width × taps × channels, in 16s),
+/// kept in the rows' buffer (which the channel-last path uses instead).
+const COLS: usize = ROWS / 2;
 
 /// What [`row4`] needs of four output channels: their requantization as lane vectors
 /// (TFLite's `MultiplyByQuantizedMultiplier` in the form of its NEON code: a left shift,
@@ -34,6 +40,15 @@ const MAX_TAPS: usize = 49;
 #[repr(C, align(16))]
 #[derive(Clone, Copy, Default)]
 struct Group {
+    lanes: Lanes,
+    offsets: [u32; 4],
+    bias: [i32; 4],
+}
+
+/// Four lanes' requantization, as [`requantize_q0`] reads it (byte offsets 0 to 95).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Default)]
+struct Lanes {
     multiplier: [i32; 4],
     left: [i32; 4],
     /// Minus the right shift (VRSHL shifts right by a negative amount).
@@ -41,8 +56,56 @@ struct Group {
     zero_point: [i32; 4],
     act_min: [i32; 4],
     act_max: [i32; 4],
-    offsets: [u32; 4],
-    bias: [i32; 4],
+}
+
+impl Lanes {
+    /// Sets lane `j` to `(multiplier, shift)`, the output zero point and the clamp.
+    fn set(&mut self, j: usize, multiplier: i32, shift: i32, zero_point: i32, act: (i8, i8)) {
+        self.multiplier[j] = multiplier;
+        self.left[j] = shift.max(0);
+        self.right[j] = shift.min(0);
+        self.zero_point[j] = zero_point;
+        self.act_min[j] = act.0 as i32;
+        self.act_max[j] = act.1 as i32;
+    }
+}
+
+/// Assembly text: requantizes the four i32 lanes of q0 with the [`Lanes`] at register `$p`
+/// (q1 and q2 scratch): `MultiplyByQuantizedMultiplier` in the form of TFLite's NEON code —
+/// the left shift, VQRDMULH, the sign fix-up and the rounding right shift — then the zero
+/// point and the clamp.
+macro_rules! requantize_q0 {
+    ($p:literal) => {
+        concat!(
+            "vldrw.u32 q1, [",
+            $p,
+            ", #16]\n",
+            "vshl.s32 q0, q0, q1\n",
+            "vldrw.u32 q1, [",
+            $p,
+            "]\n",
+            "vqrdmulh.s32 q0, q0, q1\n",
+            "vldrw.u32 q1, [",
+            $p,
+            ", #32]\n",
+            "vand q2, q0, q1\n",
+            "vshr.s32 q2, q2, #31\n",
+            "vqadd.s32 q0, q0, q2\n",
+            "vrshl.s32 q0, q0, q1\n",
+            "vldrw.u32 q1, [",
+            $p,
+            ", #48]\n",
+            "vadd.i32 q0, q0, q1\n",
+            "vldrw.u32 q1, [",
+            $p,
+            ", #64]\n",
+            "vmax.s32 q0, q0, q1\n",
+            "vldrw.u32 q1, [",
+            $p,
+            ", #80]\n",
+            "vmin.s32 q0, q0, q1",
+        )
+    };
 }
 
 core::arch::global_asm!(
@@ -93,21 +156,7 @@ core::arch::global_asm!(
     "vmov q0[2], q0[0], r4, r8",
     "vmov q0[3], q0[1], r6, r10",
     "ldr r7, [sp, #40]",
-    "vldrw.u32 q1, [r7, #16]",
-    "vshl.s32 q0, q0, q1",
-    "vldrw.u32 q1, [r7]",
-    "vqrdmulh.s32 q0, q0, q1",
-    "vldrw.u32 q1, [r7, #32]",
-    "vand q2, q0, q1",
-    "vshr.s32 q2, q2, #31",
-    "vqadd.s32 q0, q0, q2",
-    "vrshl.s32 q0, q0, q1",
-    "vldrw.u32 q1, [r7, #48]",
-    "vadd.i32 q0, q0, q1",
-    "vldrw.u32 q1, [r7, #64]",
-    "vmax.s32 q0, q0, q1",
-    "vldrw.u32 q1, [r7, #80]",
-    "vmin.s32 q0, q0, q1",
+    requantize_q0!("r7"),
     "vldrw.u32 q1, [r7, #96]",
     "ldr r9, [sp, #44]",
     "vstrb.32 q0, [r9, q1]",
@@ -124,7 +173,17 @@ core::arch::global_asm!(
 );
 
 extern "C" {
-    fn egm_mve_row4(x: *const i8, offsets: *const i32, taps: u32, w: *const i8, blocks: u32, group: *const Group, out: *mut u8, n: u32, step: u32);
+    fn egm_mve_row4(
+        x: *const i8,
+        offsets: *const i32,
+        taps: u32,
+        w: *const i8,
+        blocks: u32,
+        group: *const Group,
+        out: *mut u8,
+        n: u32,
+        step: u32,
+    );
 }
 
 /// One output row of four channels: for each of `n` positions, `acc[j] = bias[j] + Σ_t Σ_c
@@ -161,7 +220,7 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     let pad = g.pad;
     let wp = wo + kw - 1;
     if g.stride != 1
-        || ci % 16 != 0
+        || ci == 0
         || co % 4 != 0
         || kh % 2 == 0
         || kw % 2 == 0
@@ -169,7 +228,6 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
         || pad != kw / 2
         || (ho, wo) != (hi, wi)
         || kh * kw > MAX_TAPS
-        || kh * wp * ci > ROWS
         || input.len() < ci * hi * wi
         || out.len() < co * ho * wo
         || weights.len() < co * ci * kh * kw
@@ -190,27 +248,38 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
             }
         }
     }
-    let blocks = ci / 16;
-    if n_taps == 0 || co * n_taps * ci > WPACK {
+    let taps = &taps[..n_taps];
+    // Input channels in 16s: channel-last rows, one tap after another. Fewer (a first layer
+    // on a gray image): every position's taps × channels gathered into one vector row
+    // (im2col), padded to 16s with the zero point (against zero weights).
+    let im2col = ci % 16 != 0;
+    let k = n_taps * ci;
+    let kp = k.div_ceil(16) * 16;
+    let (blocks, wlen, row_bytes) = if im2col { (kp / 16, co * kp, wp * ci) } else { (ci / 16, co * n_taps * ci, wp * ci) };
+    if n_taps == 0 || wlen > WPACK || if im2col { wo * kp > COLS } else { kh * row_bytes > ROWS } {
         return false;
     }
-    let taps = &taps[..n_taps];
-    // Weights as [group of 4 channels][tap][block][channel of 4][16], and each channel's
-    // bias with the input zero point's correction folded in.
+    // Weights as [group of 4 channels][tap][block][channel of 4][16] (im2col: one tap of
+    // `kp` values), and each channel's bias with the input zero point's correction folded in.
     let mut wpack = [0i8; WPACK];
     let mut bias0 = [0i32; 256];
     if co > bias0.len() {
         return false;
     }
     let zp = g.input_zero_point;
+    let weight = |o: usize, c: usize, (ky, kx): (usize, usize)| weights[((o * ci + c) * kh + ky) * kw + kx] as i8;
     let mut at = 0;
     for group in 0..co / 4 {
-        for &(ky, kx) in taps {
+        for t in 0..if im2col { 1 } else { n_taps } {
             for block in 0..blocks {
                 for j in 0..4 {
                     let o = group * 4 + j;
                     for c in 0..16 {
-                        wpack[at] = weights[((o * ci + block * 16 + c) * kh + ky) * kw + kx] as i8;
+                        wpack[at] = match im2col {
+                            false => weight(o, block * 16 + c, taps[t]),
+                            true if block * 16 + c < k => weight(o, (block * 16 + c) % ci, taps[(block * 16 + c) / ci]),
+                            true => 0,
+                        };
                         at += 1;
                     }
                 }
@@ -222,28 +291,25 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
         *b = i32_at(bias, o).wrapping_sub(zp.wrapping_mul(sum));
     }
     let plane = ho * wo;
-    let mut groups = [Group::default(); 64];
-    if co / 4 > groups.len() {
-        return false;
-    }
-    for (gi, grp) in groups[..co / 4].iter_mut().enumerate() {
+    // Each group's requantization, in the lane form: where it is the definition (not the one
+    // saturating multiplier, and shifts VSHL and VRSHL take), checked before anything is
+    // written.
+    let group = |gi: usize| {
+        let mut grp = Group::default();
         for j in 0..4 {
             let o = 4 * gi + j;
-            let (m, shift) = (i32_at(quant, 2 * o), i32_at(quant, 2 * o + 1));
-            // Where the lane form is the definition: not the one saturating multiplier, and
-            // shifts VSHL and VRSHL take.
-            if m == i32::MIN || !(-31..=31).contains(&shift) {
-                return false;
-            }
-            grp.multiplier[j] = m;
-            grp.left[j] = shift.max(0);
-            grp.right[j] = shift.min(0);
-            grp.zero_point[j] = zero_point;
-            grp.act_min[j] = act_min as i32;
-            grp.act_max[j] = act_max as i32;
+            grp.lanes.set(j, i32_at(quant, 2 * o), i32_at(quant, 2 * o + 1), zero_point, (act_min, act_max));
             grp.offsets[j] = (j * plane) as u32;
             grp.bias[j] = bias0[o];
         }
+        grp
+    };
+    if co / 4 > MAX_GROUPS || (0..co).any(|o| i32_at(quant, 2 * o) == i32::MIN || !(-31..=31).contains(&i32_at(quant, 2 * o + 1))) {
+        return false;
+    }
+    let mut groups = [Group::default(); MAX_GROUPS];
+    for (gi, grp) in groups[..co / 4].iter_mut().enumerate() {
+        *grp = group(gi);
     }
     // Padded channel-last input rows: row ky of the window is input row y + ky − pad.
     let mut rows = [0i8; ROWS];
@@ -251,14 +317,40 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     if zp != zp8 as i32 {
         return false;
     }
-    let row_bytes = wp * ci;
+    // Each tap's bytes from the position (im2col: the one row of gathered taps, at 0).
     let mut offsets = [0i32; MAX_TAPS];
-    for (t, &(ky, kx)) in taps.iter().enumerate() {
-        offsets[t] = (ky * row_bytes + kx * ci) as i32;
+    if !im2col {
+        for (t, &(ky, kx)) in taps.iter().enumerate() {
+            offsets[t] = (ky * row_bytes + kx * ci) as i32;
+        }
     }
+    let (row_taps, step) = if im2col { (1, kp) } else { (n_taps, ci) };
     let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
     for y in y0..y1 {
-        for ky in 0..kh {
+        if im2col {
+            // Fewer than 16 channels: each position's taps straight from the input, in
+            // order, each its `ci` channels (the zero point outside), then zero points up to
+            // `kp`.
+            let cols = &mut rows[ROWS - COLS..];
+            let pick = |c: usize, ky: usize, kx: usize, x: usize| {
+                let (iy, ix) = ((y + ky) as isize - pad as isize, (x + kx) as isize - pad as isize);
+                if iy < 0 || iy >= hi as isize || ix < 0 || ix >= wi as isize {
+                    zp8
+                } else {
+                    input[c * hi * wi + iy as usize * wi + ix as usize] as i8
+                }
+            };
+            for x in 0..wo {
+                let col = &mut cols[x * kp..(x + 1) * kp];
+                for (t, &(ky, kx)) in taps.iter().enumerate() {
+                    for c in 0..ci {
+                        col[t * ci + c] = pick(c, ky, kx, x);
+                    }
+                }
+                col[k..].fill(zp8);
+            }
+        }
+        for ky in 0..if im2col { 0 } else { kh } {
             if !taps.iter().any(|t| t.0 == ky) {
                 continue;
             }
@@ -278,14 +370,80 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
                 }
             }
         }
+        let src = if im2col { rows[ROWS - COLS..].as_ptr() } else { rows.as_ptr() };
         for (gi, grp) in groups[..co / 4].iter().enumerate() {
-            let w = wpack[gi * n_taps * blocks * 64..].as_ptr();
+            let w = wpack[gi * row_taps * blocks * 64..].as_ptr();
             // SAFETY: tap (ky, kx) of position x reads row ky at padded column x + kx, `ci`
             // bytes: inside `rows` (ky < kh, x + kx < wp); `wpack` holds this group's
             // `n_taps · blocks · 64` bytes (checked against WPACK above); the output bytes
             // `(4·gi + j)·plane + y·wo + x` lie inside `out` (checked: co·plane ≤ len).
-            unsafe { row4(rows.as_ptr(), &offsets[..n_taps], w, blocks, grp, out.as_mut_ptr().add(4 * gi * plane + y * wo), wo, ci) };
+            unsafe { row4(src, &offsets[..row_taps], w, blocks, grp, out.as_mut_ptr().add(4 * gi * plane + y * wo), wo, step) };
         }
     }
     true
+}
+
+/// What [`egm_mve_add`] reads: both inputs' tables and the output's requantization.
+#[repr(C, align(16))]
+struct AddVec {
+    ta: [i32; 256],
+    tb: [i32; 256],
+    lanes: Lanes,
+}
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".cpu cortex-m55",
+    ".thumb",
+    ".section .text.egm_mve_add,\"ax\",%progbits",
+    ".global egm_mve_add",
+    ".type egm_mve_add,%function",
+    ".thumb_func",
+    // r0: a, r1: b, r2: out, r3: groups of four values, [sp]: the `AddVec`. Four values a
+    // step: both inputs' bytes widened to words, their table entries gathered, summed and
+    // requantized as one vector, four bytes stored.
+    "egm_mve_add:",
+    "push {{r4-r6, lr}}",
+    "ldr r4, [sp, #16]",
+    "add r5, r4, #1024",
+    "add r6, r4, #2048",
+    "1:",
+    "vldrb.u32 q0, [r0], #4",
+    "vldrw.u32 q1, [r4, q0, uxtw #2]",
+    "vldrb.u32 q0, [r1], #4",
+    "vldrw.u32 q2, [r5, q0, uxtw #2]",
+    "vadd.i32 q0, q1, q2",
+    requantize_q0!("r6"),
+    "vstrb.32 q0, [r2], #4",
+    "subs r3, r3, #1",
+    "bne 1b",
+    "pop {{r4-r6, pc}}",
+    ".size egm_mve_add, . - egm_mve_add",
+);
+
+extern "C" {
+    fn egm_mve_add(a: *const u8, b: *const u8, out: *mut u8, groups: u32, p: *const AddVec);
+}
+
+/// int8 addition, bit-exact with `reference::add`: the portable kernel's tables, then four
+/// values per step in MVE vectors.
+pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let n = out.len().min(a.len()).min(b.len());
+    let (m, shift) = p.output;
+    if n < 512 || m == i32::MIN || !(-31..=31).contains(&shift) {
+        return crate::kernels::portable::add(p, a, b, out);
+    }
+    let mut v =
+        AddVec { ta: crate::kernels::portable::add_table(p, 0), tb: crate::kernels::portable::add_table(p, 1), lanes: Lanes::default() };
+    for j in 0..4 {
+        v.lanes.set(j, m, shift, p.output_zero_point, p.act);
+    }
+    let groups = n / 4;
+    // SAFETY: `a`, `b` and `out` hold at least `4·groups` bytes; the gathers index the
+    // 256-entry tables by byte values; the function follows the AAPCS.
+    unsafe { egm_mve_add(a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), groups as u32, &v) };
+    let done = 4 * groups;
+    if done < n {
+        crate::kernels::portable::add(p, &a[done..n], &b[done..n], &mut out[done..n]);
+    }
 }

@@ -12,6 +12,13 @@ pub use conv::{conv2d, conv_transpose2d, fully_connected, MicroKernel, I16};
 use super::AddParams;
 use crate::quant::multiply_by_quantized_multiplier;
 
+/// Input `i`'s rescaled contribution to an addition for each of its 256 byte values.
+pub(crate) fn add_table(p: &AddParams, i: usize) -> [i32; 256] {
+    core::array::from_fn(|v| {
+        multiply_by_quantized_multiplier((v as u8 as i8 as i32 - p.zero_points[i]) << p.left_shift, p.inputs[i].0, p.inputs[i].1)
+    })
+}
+
 /// int8 addition, bit-exact with `reference::add`: each input's rescaled contribution is a
 /// function of its int8 value alone, so both are tabulated once per call (256 entries each)
 /// and every element costs two lookups and one requantization instead of three.
@@ -19,12 +26,7 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     if out.len() < 512 {
         return super::reference::add(p, a, b, out);
     }
-    let table = |i: usize| -> [i32; 256] {
-        core::array::from_fn(|v| {
-            multiply_by_quantized_multiplier((v as u8 as i8 as i32 - p.zero_points[i]) << p.left_shift, p.inputs[i].0, p.inputs[i].1)
-        })
-    };
-    let (ta, tb) = (table(0), table(1));
+    let (ta, tb) = (add_table(p, 0), add_table(p, 1));
     let (lo, hi) = (p.act.0 as i32, p.act.1 as i32);
     let (m, shift) = p.output;
     if m == i32::MIN || !(-31..=31).contains(&shift) {
