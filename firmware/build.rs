@@ -82,28 +82,28 @@ fn main() {
         std::fs::write(out.join(format!("golden-{name}.bin")), first).expect("OUT_DIR is writable");
     }
 
-    // Frame buffers are sized for the largest image geometry among the embedded models (read
-    // from their files, as the device will).
-    let mut values = 0;
-    for (_, path, _) in models() {
-        println!("cargo:rerun-if-changed={path}");
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen compile`)"));
-        let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
-        values = values.max(model.geometry().values());
-    }
-    let geometry = format!("/// Values of the largest image among the embedded models (build.rs reads their files).\npub const IMAGE_VALUES: usize = {values};\n");
-    std::fs::write(out.join("geometry.rs"), geometry).expect("OUT_DIR is writable");
-
-    // The arenas, sized from the models as the device will ask them, so the linker proves
-    // that a board holds them: one for the guard, PixelCNN sampling and every network on its
-    // own (the golden checks, the op profile), one for the VAE and the GAN beside the guard
-    // (only when the image generates).
-    let files: Vec<(&str, Vec<u8>)> =
-        models().iter().map(|m| (m.0, std::fs::read(m.1).unwrap_or_else(|e| panic!("{}: {e}", m.1)))).collect();
+    // Every embedded model file, read once: the frame buffers and the arenas are sized from
+    // them, as the device will ask.
+    let files: Vec<(&str, Vec<u8>)> = models()
+        .iter()
+        .map(|&(name, path, _)| {
+            println!("cargo:rerun-if-changed={path}");
+            (name, std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (run `cargo edgegen compile`)")))
+        })
+        .collect();
     let model = |name: &str| {
         let bytes = &files.iter().find(|f| f.0 == name).unwrap_or_else(|| panic!("{name} is embedded")).1;
         edgegen_runtime::model::Model::from_bytes(bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
+
+    // Frame buffers are sized for the largest image geometry among the embedded models.
+    let values = files.iter().map(|(n, _)| model(n).geometry().values()).max().unwrap_or(0);
+    let geometry = format!("/// Values of the largest image among the embedded models (build.rs reads their files).\npub const IMAGE_VALUES: usize = {values};\n");
+    std::fs::write(out.join("geometry.rs"), geometry).expect("OUT_DIR is writable");
+
+    // The arenas, so the linker proves that a board holds them: one for the guard, PixelCNN
+    // sampling and every network on its own (the golden checks, the op profile), one for the
+    // VAE and the GAN beside the guard (only when the image generates).
     use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
     use edgegen_runtime::kernels::Kernels;
     let each = files

@@ -40,7 +40,9 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     }
     // `multiply_by_quantized_multiplier` with its loop invariants hoisted: the left shift,
     // the rounding mask, and the saturation case (only for a multiplier of i32::MIN, excluded
-    // above). The same integer steps, so the same bits.
+    // above). The same integer steps, so the same bits. These are `quant::Requantizer::apply`'s
+    // steps written out: through the struct, this unrolled loop spills on the Cortex-M4
+    // (36.8 instead of 35 instructions a value, measured in QEMU).
     let (left, right) = (shift.max(0) as u32, (-shift).max(0) as u32);
     let mask = ((1i64 << right) - 1) as i32;
     let half = mask >> 1;
