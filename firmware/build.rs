@@ -36,8 +36,30 @@ fn all_models() -> Vec<(&'static str, &'static str, &'static str)> {
             ("vae-encoder", "../models/vae-fmnist/encoder.egm", "../models/vae-fmnist/golden/int8/encoder.bin"),
             ("vae-decoder", "../models/vae-fmnist/decoder.egm", "../models/vae-fmnist/golden/int8/decoder.bin"),
             ("gan-generator", "../models/gan-fmnist/generator.egm", "../models/gan-fmnist/golden/int8/generator.bin"),
+            ("classifier", "../models/classifier-fmnist/classifier.egm", "../models/classifier-fmnist/golden/int8/classifier.bin"),
         ]
     }
+}
+
+/// The class names of the embedded classifier, from its card (`classes`), cut to the 7
+/// characters a screen cell holds (`T-shirt/top` -> `T-shirt`, `Ankle boot` -> `Ankle b`).
+fn class_names() -> Vec<String> {
+    if feature("slide") {
+        return Vec::new();
+    }
+    let path = "../models/classifier-fmnist/card.json";
+    println!("cargo:rerun-if-changed={path}");
+    let card = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let start = card.find("\"classes\": [").unwrap_or_else(|| panic!("{path}: no \"classes\" list")) + 12;
+    let end = start + card[start..].find(']').unwrap_or_else(|| panic!("{path}: the \"classes\" list does not end"));
+    card[start..end]
+        .split(',')
+        .map(|s| {
+            let name = s.trim().trim_matches('"');
+            let short = name.split('/').next().unwrap_or(name);
+            short.chars().take(7).filter(|c| c.is_ascii() && *c != '"' && *c != '\\').collect()
+        })
+        .collect()
 }
 
 /// The board's memory map: a real board's when its feature is on, else the QEMU board of
@@ -132,4 +154,13 @@ fn main() {
         guard.max(sampling).max(each).next_multiple_of(16)
     );
     std::fs::write(out.join("arenas.rs"), arenas).expect("OUT_DIR is writable");
+
+    let names = class_names();
+    let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let classes = format!(
+        "/// The embedded classifier's class names, cut to 7 characters (build.rs reads its card).\npub const CLASS_NAMES: [&str; {}] = [{}];\n",
+        names.len(),
+        list.join(", ")
+    );
+    std::fs::write(out.join("classes.rs"), classes).expect("OUT_DIR is writable");
 }

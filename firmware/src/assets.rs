@@ -31,6 +31,8 @@ mod use_case {
     /// No generator in a guard-only image.
     #[cfg(not(feature = "generate"))]
     pub static GAN_GENERATOR: Option<&[u8]> = None;
+    /// The classifier that labels the frames the guard accepts.
+    pub static CLASSIFIER: Option<&[u8]> = Some(embed!("../../models/classifier-fmnist/classifier.egm"));
     /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
     pub const PIXELCNN_SAMPLES: bool = cfg!(feature = "generate");
     /// Whether the VAE also generates and bounds every frame's likelihood (else it only
@@ -41,6 +43,7 @@ mod use_case {
         + include_bytes!("../../models/pixelcnn-fmnist-bg/model.egm").len()
         + include_bytes!("../../models/vae-fmnist/encoder.egm").len()
         + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
+        + include_bytes!("../../models/classifier-fmnist/classifier.egm").len()
         + if cfg!(feature = "generate") { include_bytes!("../../models/gan-fmnist/generator.egm").len() } else { 0 };
     /// Golden vectors of every embedded model: the first set of each file the trainer
     /// wrote, its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them),
@@ -52,6 +55,7 @@ mod use_case {
         ("vae-decoder", embed!(concat!(env!("OUT_DIR"), "/golden-vae-decoder.bin"))),
         #[cfg(feature = "generate")]
         ("gan-generator", embed!(concat!(env!("OUT_DIR"), "/golden-gan-generator.bin"))),
+        ("classifier", embed!(concat!(env!("OUT_DIR"), "/golden-classifier.bin"))),
     ];
     /// The scored frame sets: name and IDX file.
     pub static FRAME_FILES: &[(&str, &[u8])] = &[
@@ -77,6 +81,8 @@ mod use_case {
     /// No generator in a guard-only image.
     #[cfg(not(feature = "generate"))]
     pub static GAN_GENERATOR: Option<&[u8]> = None;
+    /// No classifier for the slide tiles (they have no classes).
+    pub static CLASSIFIER: Option<&[u8]> = None;
     /// The PixelCNN only guards here: drawing a 3,072-value tile value by value would take
     /// minutes of QEMU per sample (the host draws them: `edgegen sample`).
     pub const PIXELCNN_SAMPLES: bool = false;
@@ -106,6 +112,7 @@ pub use use_case::*;
 
 include!(concat!(env!("OUT_DIR"), "/geometry.rs"));
 include!(concat!(env!("OUT_DIR"), "/arenas.rs"));
+include!(concat!(env!("OUT_DIR"), "/classes.rs"));
 
 /// The images of an IDX image file (`n × H × W` gray, or `n × C × H × W` planar colour,
 /// validated by the host when it wrote them) when they have geometry `g`; a file of another

@@ -25,7 +25,7 @@ use cortex_m_rt::{exception, ExceptionFrame};
 use defmt_rtt as _;
 #[cfg(feature = "qemu")]
 use defmt_semihosting as _;
-use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
+use edgegen_runtime::engine::{Classifier, Gan, PixelCnn, Vae};
 use edgegen_runtime::guard::PixelCnnScorer;
 use edgegen_runtime::image::Geometry;
 use edgegen_runtime::kernels::Kernels;
@@ -49,8 +49,9 @@ fn fail(what: &str) -> ! {
 pub trait Show {
     /// Generated sample `n` of `family` (0: VAE, 1: GAN, 2: PixelCNN).
     fn sample(&mut self, family: usize, n: usize, img: &[u8], g: Geometry);
-    /// Scored frame `slot` with its verdict and score.
-    fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32);
+    /// Scored frame `slot` with its verdict, score and the classifier's label (given only
+    /// when the guard accepts).
+    fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32, label: Option<&str>);
 }
 
 #[cfg(feature = "qemu")]
@@ -59,8 +60,8 @@ impl Show for screen::Screen {
         let family = [screen::Family::Vae, screen::Family::Gan, screen::Family::PixelCnn][family.min(2)];
         screen::Screen::sample(self, family, n, img, g)
     }
-    fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32) {
-        screen::Screen::frame(self, slot, img, g, accept, score)
+    fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32, label: Option<&str>) {
+        screen::Screen::frame(self, slot, img, g, accept, score, label)
     }
 }
 
@@ -96,14 +97,22 @@ fn main() -> ! {
     let vae = assets::VAE
         .map(|(e, d)| Vae::new(load(e, "vae encoder"), load(d, "vae decoder"), Kernels::Optimized).unwrap_or_else(|_| fail("vae engine")));
     let gan = assets::GAN_GENERATOR.map(|g| Gan::new(load(g, "gan generator"), Kernels::Optimized).unwrap_or_else(|_| fail("gan engine")));
+    let classifier = assets::CLASSIFIER
+        .map(|c| Classifier::new(load(c, "classifier"), Kernels::Optimized).unwrap_or_else(|_| fail("classifier engine")));
     let gan_arena = gan.as_ref().map_or(0, |g| g.arena_len());
     let guard_arena = PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref());
     // Where the VAE only feeds the guard, its encoder runs in the guard's arena.
     let vae_arena = vae.as_ref().map_or(0, |v| if assets::VAE_SCORES { v.arena_len() } else { v.encoder_arena_len() });
     // Each network on its own (the golden checks) runs in the guard's arena.
-    let models_arena = pixelcnn.arena_len().max(background.arena_len()).max(vae.as_ref().map_or(0, |v| v.arena_len())).max(gan_arena);
+    let classifier_arena = classifier.as_ref().map_or(0, |c| c.arena_len());
+    let models_arena = pixelcnn
+        .arena_len()
+        .max(background.arena_len())
+        .max(vae.as_ref().map_or(0, |v| v.arena_len()))
+        .max(gan_arena)
+        .max(classifier_arena);
     defmt::info!(
-        "boot board={=str} counter={=str} use_case={=str} arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} guard_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} models_bytes={=usize}",
+        "boot board={=str} counter={=str} use_case={=str} arena={=usize} pixelcnn_arena={=usize} background_arena={=usize} guard_arena={=usize} pixelcnn_sample_arena={=usize} vae_arena={=usize} gan_arena={=usize} classifier_arena={=usize} models_bytes={=usize}",
         assets::BOARD,
         clock::COUNTER,
         assets::NAME,
@@ -114,6 +123,7 @@ fn main() -> ! {
         pixelcnn.sample_arena_len(),
         vae_arena,
         gan_arena,
+        classifier_arena,
         assets::MODELS_BYTES
     );
     if (assets::VAE_SCORES && vae_arena > ARENA)
@@ -126,7 +136,7 @@ fn main() -> ! {
     }
 
     // Model views are copies of a few references into flash.
-    let mut models: heapless::Vec<(&str, Model<'static>), 5> = heapless::Vec::new();
+    let mut models: heapless::Vec<(&str, Model<'static>), 6> = heapless::Vec::new();
     let _ = models.push(("pixelcnn", *pixelcnn.interpreter().model()));
     let _ = models.push(("pixelcnn-bg", *background.interpreter().model()));
     if let Some(v) = &vae {
@@ -135,6 +145,9 @@ fn main() -> ! {
     }
     if let Some(g) = &gan {
         let _ = models.push(("gan-generator", *g.model()));
+    }
+    if let Some(c) = &classifier {
+        let _ = models.push(("classifier", *c.model()));
     }
     check_golden(&models, &mut sample_arena[..]);
     profile(&pixelcnn, &mut sample_arena[..]);
@@ -154,7 +167,7 @@ fn main() -> ! {
         generate(&pixelcnn, vae_scores, gan, &mut arena[..], &mut sample_arena[..], &mut show);
         walk(vae_scores, gan, &mut arena[..]);
     }
-    score_frames(pixelcnn, background, vae.as_ref(), &mut arena[..], &mut sample_arena[..], &mut show);
+    score_frames(pixelcnn, background, vae.as_ref(), classifier.as_ref(), &mut arena[..], &mut sample_arena[..], &mut show);
     defmt::info!("stack used_bytes={=usize}", stack::used());
     #[cfg(feature = "qemu")]
     match host::write_file("edgegen-screen.pgm\0", &screen.pgm_header(), screen.pixels()) {
@@ -300,11 +313,13 @@ fn walk(vae: Option<&Vae<'static>>, gan: &Gan<'static>, arena: &mut [u8]) {
 }
 
 /// Scoring: every embedded frame, with the guard calibrated into the PixelCNN's file (its
-/// score may need the background model's per-pixel likelihoods too), and the VAE's bound.
+/// score may need the background model's per-pixel likelihoods too), the VAE's bound, and
+/// the classifier's answer (a label only when the guard accepts).
 fn score_frames(
     pixelcnn: PixelCnn<'static>,
     background: PixelCnn<'static>,
     vae: Option<&Vae<'static>>,
+    classifier: Option<&Classifier<'static>>,
     arena: &mut [u8],
     sample_arena: &mut [u8],
     show: &mut Option<&mut dyn Show>,
@@ -361,8 +376,26 @@ fn score_frames(
                     guard_instructions
                 ),
             }
+            let label = classifier.map(|c| {
+                let t = clock::now();
+                let answer = guard.answer(c, frame, verdict).unwrap_or_else(|_| fail("classifier"));
+                let instructions = clock::now() - t;
+                let name = assets::CLASS_NAMES.get(answer.class).copied().unwrap_or("?");
+                defmt::info!(
+                    "classify set={=str} index={=usize} class={=usize} name={=str} probability={=f64} bits={=u64:#018x} label={=str} instructions={=u64}",
+                    set,
+                    index,
+                    answer.class,
+                    name,
+                    answer.probability,
+                    answer.probability.to_bits(),
+                    if answer.label().is_some() { name } else { "none" },
+                    instructions
+                );
+                answer.label().map(|_| name)
+            });
             if let Some(s) = show.as_deref_mut() {
-                s.frame(slot, frame, g, verdict.accept, verdict.score);
+                s.frame(slot, frame, g, verdict.accept, verdict.score, label.flatten());
             }
             slot += 1;
         }

@@ -1,9 +1,10 @@
 //! The screen: a 400×300 8-bit grayscale framebuffer drawn with embedded-graphics. Rows of
 //! generated samples per model family, then the strip of scored sensor frames, each boxed
-//! by its verdict (solid box: accepted; cross: rejected) with its guard score underneath.
+//! by its verdict (solid box: accepted; cross: rejected) with its guard score underneath and
+//! the classifier's label under that (given only for accepted frames).
 
 use edgegen_runtime::image::Geometry;
-use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
+use embedded_graphics::mono_font::ascii::{FONT_4X6, FONT_5X8, FONT_6X10};
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::{Gray8, GrayColor};
 use embedded_graphics::prelude::*;
@@ -13,7 +14,7 @@ use embedded_graphics::text::Text;
 /// Screen width in pixels.
 pub const WIDTH: usize = 400;
 /// Screen height in pixels.
-pub const HEIGHT: usize = 344;
+pub const HEIGHT: usize = 374;
 
 /// The framebuffer.
 pub struct Screen {
@@ -79,7 +80,7 @@ impl Screen {
                 let _ = Text::new(name, Point::new(4, 40 + 60 * i as i32), label).draw(s);
             }
         }
-        let _ = Text::new("sensor frames: box = accept, cross = reject, guard score below", Point::new(4, 206), label).draw(s);
+        let _ = Text::new("sensor frames: box = accept, cross = reject; guard score and label below", Point::new(4, 206), label).draw(s);
     }
 
     /// Draws a planar image of geometry `g` into a `box_side`-pixel square at (x0, y0),
@@ -110,10 +111,13 @@ impl Screen {
         self.blit(60 + n * 62, 16 + row * 60, img, g, 56);
     }
 
-    /// Scored frame `slot` with its verdict and score.
-    pub fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32) {
+    /// Scored frame `slot` with its verdict, score and label.
+    pub fn frame(&mut self, slot: usize, img: &[u8], g: Geometry, accept: bool, score: f32, label: Option<&str>) {
         let (col, row) = (slot % 12, slot / 12);
-        let (x, y) = (4 + col * 33, 214 + row * 42);
+        let (x, y) = (4 + col * 33, 214 + row * 52);
+        if let Some(name) = label {
+            let _ = Text::new(name, Point::new(x as i32 + 1, y as i32 + 48), MonoTextStyle::new(&FONT_4X6, Gray8::new(240))).draw(self);
+        }
         self.blit(x + 2, y + 2, img, g, 28);
         let style = PrimitiveStyle::with_stroke(if accept { Gray8::WHITE } else { Gray8::new(110) }, 1);
         let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(32, 32)).into_styled(style).draw(self);

@@ -208,6 +208,88 @@ impl<'m> PixelCnn<'m> {
     }
 }
 
+/// Most classes a classifier engine takes (stack buffers are sized by it).
+pub const MAX_CLASSES: usize = 64;
+
+/// One answer of a classifier: the most probable class and its probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Classification {
+    /// The class with the largest logit (the lowest index on ties).
+    pub class: usize,
+    /// Its softmax probability, computed in f64 through `libm` (host and device agree).
+    pub probability: f64,
+}
+
+/// A classifier on the int8 path: image → class logits (f32, dequantized from the last
+/// dense layer's accumulators).
+#[derive(Debug, Clone)]
+pub struct Classifier<'m> {
+    interp: Interpreter<'m>,
+    classes: usize,
+    geometry: Geometry,
+}
+
+impl<'m> Classifier<'m> {
+    /// An engine for a compiled classifier.
+    pub fn new(model: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
+        check_family(&model, Family::Classifier)?;
+        let geometry = check_image_input(&model)?;
+        let out = model.outputs();
+        let t = model.tensor(out[0] as usize);
+        if out.len() != 1 || t.dtype != DType::F32 || !(2..=MAX_CLASSES).contains(&t.len()) {
+            return Err(Error::InvalidParameter("a classifier outputs one f32 vector of 2 to 64 class logits"));
+        }
+        Ok(Classifier { classes: t.len(), interp: Interpreter::new(model, kernels), geometry })
+    }
+
+    /// The image geometry (from the model file).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Arena bytes needed.
+    pub fn arena_len(&self) -> usize {
+        self.interp.arena_len()
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The model file.
+    pub fn model(&self) -> &Model<'m> {
+        self.interp.model()
+    }
+
+    /// The class logits of `image`, written into the first [`Classifier::classes`] entries
+    /// of `logits`.
+    pub fn logits(&self, arena: &mut [u8], image: &[u8], logits: &mut [f32]) -> Result<(), Error> {
+        if logits.len() < self.classes {
+            return Err(Error::LengthMismatch { expected: self.classes, got: logits.len() });
+        }
+        self.interp.set_input_image(arena, image)?;
+        self.interp.invoke(arena)?;
+        self.interp.output_f32(arena, 0, &mut logits[..self.classes])
+    }
+
+    /// The most probable class of `image` and its probability.
+    pub fn classify(&self, arena: &mut [u8], image: &[u8]) -> Result<Classification, Error> {
+        let mut logits = [0f32; MAX_CLASSES];
+        self.logits(arena, image, &mut logits)?;
+        Ok(classification(&logits[..self.classes]))
+    }
+}
+
+/// The argmax of `logits` (lowest index on ties) and its softmax probability.
+pub fn classification(logits: &[f32]) -> Classification {
+    let class = (0..logits.len()).fold(0, |best, c| if logits[c] > logits[best] { c } else { best });
+    let max = logits[class] as f64;
+    let total: f64 = logits.iter().map(|&l| libm::exp(l as f64 - max)).sum();
+    Classification { class, probability: 1.0 / total }
+}
+
 /// A VAE on the int8 path: encoder and decoder models sharing one arena.
 #[derive(Debug, Clone)]
 pub struct Vae<'m> {

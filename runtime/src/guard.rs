@@ -496,6 +496,52 @@ impl Scorer for PixelCnnScorer<'_, '_> {
     }
 }
 
+/// One call, three answers ([`Guard::classify`]): the classifier's class and its
+/// probability, and the guard's verdict on the same frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Answer {
+    /// The most probable class (whatever the verdict: [`Answer::label`] is the answer to act on).
+    pub class: usize,
+    /// Its softmax probability p(y|x).
+    pub probability: f64,
+    /// The guard's verdict on the frame.
+    pub verdict: Verdict,
+}
+
+impl Answer {
+    /// The class, only when the guard accepts the frame: a classifier must name a class for
+    /// every input, the guard says whether the frame is one the models know.
+    pub fn label(&self) -> Option<usize> {
+        self.verdict.accept.then_some(self.class)
+    }
+}
+
+impl<'m> Guard<PixelCnnScorer<'m, '_>> {
+    /// Classifies `image` and checks it: the guard scores the frame, then `classifier` runs
+    /// in the networks' part of the guard's arena (it must fit: [`PixelCnnScorer::arena_len`]
+    /// is at least the classifier's arena for the bundled models; a larger classifier gets
+    /// [`crate::Error::ArenaTooSmall`]).
+    pub fn classify(&mut self, classifier: &crate::engine::Classifier<'_>, image: &[u8]) -> Result<Answer, crate::Error> {
+        let verdict = self.check(image)?;
+        self.answer(classifier, image, verdict)
+    }
+
+    /// The second half of [`Guard::classify`], for a frame this guard has just checked
+    /// (`verdict`): runs `classifier` in the guard's arena. Lets a caller time the two apart.
+    pub fn answer(&mut self, classifier: &crate::engine::Classifier<'_>, image: &[u8], verdict: Verdict) -> Result<Answer, crate::Error> {
+        if classifier.geometry() != self.scorer.model.geometry() {
+            return Err(crate::Error::InvalidParameter("the classifier has another image geometry than the guard"));
+        }
+        let arena = &mut *self.scorer.arena;
+        if classifier.arena_len() > arena.len() {
+            return Err(crate::Error::ArenaTooSmall { needed: classifier.arena_len(), got: arena.len() });
+        }
+        let c = classifier.classify(arena, image)?;
+        Ok(Answer { class: c.class, probability: c.probability, verdict })
+    }
+}
+
 /// The threshold that rejects a fraction `false_reject` of `scores` (in-distribution
 /// calibration scores): the `(1 − false_reject)` empirical quantile. Sorts `scores`.
 pub fn calibrate_threshold(scores: &mut [f32], false_reject: f32) -> Option<f32> {

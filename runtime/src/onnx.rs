@@ -405,3 +405,52 @@ impl OnnxGan {
         Ok(())
     }
 }
+
+/// A classifier run through tract: `classifier.onnx` maps an image `[1,C,H,W]` to class
+/// logits `[1,K]`.
+#[derive(Debug)]
+pub struct OnnxClassifier {
+    model: OnnxModel,
+    classes: usize,
+    geometry: Geometry,
+}
+
+impl OnnxClassifier {
+    /// Loads a classifier ONNX file (f32 or QDQ) and checks its interface.
+    pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
+        let model = OnnxModel::load(path)?;
+        let geometry = image_geometry(path, model.input_shape())?;
+        let outs = model.output_shapes();
+        let classes = match outs {
+            [o] if o.len() == 2 && o[0] == 1 && (2..=crate::engine::MAX_CLASSES).contains(&o[1]) => o[1],
+            _ => {
+                return Err(OnnxError::Interface {
+                    path: path.to_path_buf(),
+                    message: format!("outputs {outs:?}, expected one [1, K] of 2 to 64 class logits"),
+                })
+            }
+        };
+        Ok(OnnxClassifier { model, classes, geometry })
+    }
+
+    /// The image geometry (from the input).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The class logits of an 8-bit image.
+    pub fn logits(&self, pixels: &[u8]) -> Result<Vec<f32>, OnnxError> {
+        self.geometry.check(pixels)?;
+        Ok(self.model.run_image(pixels, "classifier")?.swap_remove(0))
+    }
+
+    /// The most probable class and its probability.
+    pub fn classify(&self, pixels: &[u8]) -> Result<crate::engine::Classification, OnnxError> {
+        Ok(crate::engine::classification(&self.logits(pixels)?))
+    }
+}

@@ -9,7 +9,7 @@
 mod common;
 
 use edgegen_runtime::crc32::crc32;
-use edgegen_runtime::engine::{Gan, PixelCnn, Vae};
+use edgegen_runtime::engine::{Classifier, Gan, PixelCnn, Vae};
 use edgegen_runtime::guard::PixelCnnScorer;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::model::Model;
@@ -85,6 +85,8 @@ struct UseCase {
     vae_scores: bool,
     /// Scored frame sets: (name, file in models/frames).
     frames: &'static [(&'static str, &'static str)],
+    /// The classifier that labels accepted frames, when the use case has classes.
+    classifier: Option<&'static str>,
 }
 
 const FASHION: UseCase = UseCase {
@@ -97,6 +99,7 @@ const FASHION: UseCase = UseCase {
     pixelcnn_samples: true,
     vae_scores: true,
     frames: &[("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx"), ("faults", "sensor-faults.idx")],
+    classifier: Some("classifier-fmnist/classifier.egm"),
 };
 
 const SLIDE: UseCase = UseCase {
@@ -109,6 +112,7 @@ const SLIDE: UseCase = UseCase {
     pixelcnn_samples: false,
     vae_scores: false,
     frames: &[("slide", "slide-test.idx"), ("defects", "slide-defects.idx")],
+    classifier: None,
 };
 
 /// Runs the firmware of `case` for `target` in QEMU and checks its log against the host;
@@ -148,6 +152,8 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
         .as_ref()
         .map(|(e, d)| Vae::new(Model::from_bytes(e).unwrap(), Model::from_bytes(d).unwrap(), Kernels::Optimized).unwrap());
     let gan = Gan::new(Model::from_bytes(&gbytes).unwrap(), Kernels::Optimized).unwrap();
+    let cbytes = case.classifier.map(read);
+    let classifier = cbytes.as_ref().map(|b| Classifier::new(Model::from_bytes(b).unwrap(), Kernels::Optimized).unwrap());
     let values = pixelcnn.geometry().values();
     let mut arena = vec![0u8; pixelcnn.sample_arena_len().max(vae.as_ref().map_or(0, |v| v.arena_len())).max(gan.arena_len())];
     let guard_len = PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref());
@@ -160,7 +166,9 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
         .map(|(s, f)| (*s, edgegen_trainer::data::read_idx_images(&root.join("models/frames").join(f)).unwrap()))
         .collect();
 
-    let (mut samples, mut scored, mut ops, mut walks) = (0, 0, Vec::new(), 0usize);
+    let (mut samples, mut scored, mut ops, mut walks, mut classified) = (0, 0, Vec::new(), 0usize, 0usize);
+    let mut classify_instr = Vec::new();
+    let mut last_verdict = None;
     let (mut guard_instr, mut vae_instr, mut sample_instr) = (Vec::new(), Vec::new(), HashMap::<String, Vec<u64>>::new());
     let mut boot = HashMap::new();
     let mut stack = 0u64;
@@ -219,7 +227,21 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             assert_eq!(f["score_kind"], guard.scorer().kind().name(), "{line}");
             assert_eq!(f["verdict"], if v.accept { "accept" } else { "reject" }, "{line}");
             guard_instr.push(f["guard_instructions"].parse::<u64>().unwrap());
+            last_verdict = Some((f["set"].to_string(), index, v));
             scored += 1;
+        } else if line.contains(" classify ") {
+            // The classifier's answer on the frame just scored: class, probability bits, and
+            // a label only when the guard accepted it.
+            let index: usize = f["index"].parse().unwrap();
+            let (set, at, v) = last_verdict.clone().expect("a frame line before its classify line");
+            assert!(set == f["set"] && at == index, "{line}");
+            let image = frames[f["set"]].image(index);
+            let answer = guard.answer(classifier.as_ref().expect("a classifier in this image"), image, v).unwrap();
+            assert_eq!(f["class"].parse::<usize>().unwrap(), answer.class, "{line}");
+            assert_eq!(hex(f["bits"]), answer.probability.to_bits(), "{line}");
+            assert_eq!(f["label"] != "none", answer.label().is_some(), "{line}");
+            classify_instr.push(f["instructions"].parse::<u64>().unwrap());
+            classified += 1;
         } else if line.contains(" stack ") {
             stack = f["used_bytes"].parse().unwrap();
         }
@@ -228,6 +250,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     assert_eq!(samples, 4 * families, "{log}");
     assert_eq!(walks, 5 * (1 + usize::from(case.vae_scores)), "the latent walks: {log}");
     assert_eq!(scored, frames.values().map(|f| f.len()).sum::<usize>(), "{log}");
+    assert_eq!(classified, if classifier.is_some() { scored } else { 0 }, "a classify line per frame: {log}");
     assert_eq!(boot.get("guard_arena").copied(), Some(guard_len as u64), "{log}");
     assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
     assert!(stack > 0 && stack <= STACK_RESERVE, "stack {stack} B over the boards' reserve: {log}");
@@ -256,6 +279,9 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     if case.pixelcnn_samples {
         instructions["pixelcnn_sample"] = mean(&sample_instr["pixelcnn"]).into();
     }
+    if classifier.is_some() {
+        instructions["classifier_per_frame"] = mean(&classify_instr).into();
+    }
     serde_json::json!({
         "machine": machine,
         "sections_bytes": sections.iter().map(|s| (s.0.clone(), s.1)).collect::<std::collections::BTreeMap<_, _>>(),
@@ -267,6 +293,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             "pixelcnn_sampling": case.pixelcnn_samples.then(|| boot.get("pixelcnn_sample_arena")),
             "vae": vae.is_some().then(|| boot.get("vae_arena")), "gan": boot.get("gan_arena"),
             "guard": boot.get("guard_arena"),
+            "classifier": classifier.is_some().then(|| boot.get("classifier_arena")),
         },
         "stack_peak_bytes": stack,
         "guard_ram_bytes": boot["guard_arena"] + stack,
@@ -365,7 +392,7 @@ fn board_profiles_build_and_fit() {
                 features.clone(),
                 serde_json::json!({
                     "board": board, "chip": chip, "target": target,
-                    "embeds": if generate { "guard + generation (PixelCNN, background PixelCNN, VAE, GAN)" } else { "guard only (PixelCNN, background PixelCNN, VAE)" },
+                    "embeds": if generate { "guard + classifier + generation (PixelCNN, background PixelCNN, VAE, classifier, GAN)" } else { "guard + classifier (PixelCNN, background PixelCNN, VAE, classifier)" },
                     "flash_bytes": flash, "flash_available_bytes": flash_max,
                     "static_ram_bytes": ram, "ram_available_bytes": ram_max,
                     "models_and_frames_bytes": models,

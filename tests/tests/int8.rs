@@ -396,3 +396,54 @@ fn row_band_sampling_equals_full_passes() {
     let vae = std::fs::read(common::model_dir("vae-fmnist").join("encoder.egm")).unwrap();
     assert!(!Interpreter::new(Model::from_bytes(&vae).unwrap(), Kernels::Optimized).is_row_causal());
 }
+
+/// The bundled classifier: its golden vectors bit for bit with both kernel sets, its int8
+/// classes equal to its QDQ file's through tract on the bundled Fashion-MNIST frames, and
+/// the guard's one call (`Guard::classify`) giving the classifier's own answer with the
+/// guard's own verdict — a label only when the guard accepts.
+#[test]
+fn bundled_classifier_answers_through_the_guard() {
+    let dir = common::model_dir("classifier-fmnist");
+    check_int8_golden(&dir, "classifier");
+    let file = std::fs::read(dir.join("classifier.egm")).unwrap();
+    let classifier = engine::Classifier::new(Model::from_bytes(&file).unwrap(), Kernels::Optimized).unwrap();
+    let tract = edgegen_runtime::onnx::OnnxClassifier::load_file(&dir.join("classifier.int8.onnx")).unwrap();
+    assert_eq!((classifier.classes(), tract.classes()), (10, 10));
+    let p_dir = common::model_dir("pixelcnn-fmnist");
+    let (pfile, bfile) = (
+        std::fs::read(p_dir.join("model.egm")).unwrap(),
+        std::fs::read(common::model_dir("pixelcnn-fmnist-bg").join("model.egm")).unwrap(),
+    );
+    let model = Model::from_bytes(&pfile).unwrap();
+    let kind = ScoreKind::from_u8(model.metadata().guard_score).unwrap();
+    let pixelcnn = engine::PixelCnn::new(model, Kernels::Optimized).unwrap();
+    let background = engine::PixelCnn::new(Model::from_bytes(&bfile).unwrap(), Kernels::Optimized).unwrap();
+    let (vae, _) = guard_vae("vae-fmnist", kind);
+    let mut arena = vec![0u8; PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref())];
+    let mut guard = PixelCnnScorer::guard(pixelcnn.clone(), Some(background.clone()), vae.clone(), &mut arena).unwrap();
+    let mut own = vec![0u8; classifier.arena_len()];
+    let (mut labelled, mut withheld) = (0, 0);
+    for set in ["fashion-mnist-test.idx", "mnist-digits.idx", "sensor-faults.idx"] {
+        let frames = edgegen_trainer::data::read_idx_images(&common::root().join("models/frames").join(set)).unwrap();
+        for i in 0..frames.len() {
+            let img = frames.image(i);
+            let answer = guard.classify(&classifier, img).unwrap();
+            let alone = classifier.classify(&mut own, img).unwrap();
+            assert_eq!((answer.class, answer.probability.to_bits()), (alone.class, alone.probability.to_bits()), "{set} {i}");
+            assert_eq!(answer.verdict, guard.check(img).unwrap(), "{set} {i}");
+            assert_eq!(answer.label(), answer.verdict.accept.then_some(answer.class));
+            if set == "fashion-mnist-test.idx" {
+                assert_eq!(tract.classify(img).unwrap().class, alone.class, "{set} {i}: int8 engine vs tract on the QDQ file");
+            }
+            labelled += answer.label().is_some() as usize;
+            withheld += answer.label().is_none() as usize;
+        }
+    }
+    assert!(labelled >= 12 && withheld >= 12, "{labelled} labelled, {withheld} withheld");
+    // A classifier of another geometry is refused, not run on the wrong frame.
+    let mut other = vec![0u8; PixelCnnScorer::arena_len(&pixelcnn, Some(&background), vae.as_ref())];
+    let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), vae, &mut other).unwrap();
+    let slide = std::fs::read(common::model_dir("pixelcnn-ihc").join("model.egm")).unwrap();
+    assert!(engine::Classifier::new(Model::from_bytes(&slide).unwrap(), Kernels::Optimized).is_err(), "a PixelCNN is not a classifier");
+    assert!(guard.classify(&classifier, &[0u8; 10]).is_err(), "a frame of the wrong size");
+}

@@ -93,6 +93,9 @@ pub struct DemoOptions {
 /// The bundled models the demo uses, in order, with how many samples to draw.
 const MODELS: [(&str, usize); 3] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16)];
 
+/// The classifier that labels the frames the guard accepts.
+const CLASSIFIER: &str = "classifier-fmnist";
+
 /// The second use case's guard model.
 const SLIDE_MODEL: &str = "pixelcnn-ihc";
 
@@ -121,7 +124,20 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             scorers.push((name, loaded));
         }
     }
-    score_table(&scorers, &opts.frames, &FRAME_SETS)?;
+    // The classifier answers for the frames the first guard accepts.
+    let cdir = opts.models.join(CLASSIFIER);
+    let classifier = if cdir.join("card.json").exists() {
+        let l = Loaded::open(&cdir, opts.engine).with_context(|| format!("loading {}", cdir.display()))?;
+        let names = match crate::export::card::Card::read(&cdir)?.family {
+            crate::export::card::FamilyCard::Classifier(c) => c.classes,
+            _ => anyhow::bail!("{} is not a classifier", cdir.display()),
+        };
+        println!("  {CLASSIFIER}: labels the frames the {} guard accepts", scorers.first().map_or("first", |s| s.0));
+        Some((l, names))
+    } else {
+        None
+    };
+    score_table(&scorers, classifier.as_ref(), &opts.frames, &FRAME_SETS)?;
 
     // The second use case: a colour PixelCNN on 32×32 tiles of a microscope slide.
     let dir = opts.models.join(SLIDE_MODEL);
@@ -147,11 +163,18 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         crate::data::imageio::write_frame_grid(&path, &images, gan.geometry(), 8, 3)?;
         println!("  {SLIDE_GAN}: 16 samples (seeds 0..15) in {:.1} s -> {}", started.elapsed().as_secs_f64(), path.display());
     }
-    score_table(&[(SLIDE_MODEL, loaded)], &opts.frames, &SLIDE_FRAME_SETS)
+    score_table(&[(SLIDE_MODEL, loaded)], None, &opts.frames, &SLIDE_FRAME_SETS)
 }
 
-/// Prints every frame's bits/dim under each scorer and the guards' verdicts, set by set.
-fn score_table(scorers: &[(&str, Loaded)], frames_dir: &Path, sets: &[(&str, &str)]) -> Result<()> {
+/// Prints every frame's bits/dim under each scorer and the guards' verdicts, set by set, and
+/// the classifier's label where the first guard accepts the frame (its class in brackets
+/// where it rejects: the label that is not given).
+fn score_table(
+    scorers: &[(&str, Loaded)],
+    classifier: Option<&(Loaded, Vec<String>)>,
+    frames_dir: &Path,
+    sets: &[(&str, &str)],
+) -> Result<()> {
     println!();
     print!("{:<26}", "frame");
     for (name, l) in scorers {
@@ -161,6 +184,9 @@ fn score_table(scorers: &[(&str, Loaded)], frames_dir: &Path, sets: &[(&str, &st
             print!(" {:>22}", format!("{} <= {t:.2}?", kind.name()));
         }
     }
+    if classifier.is_some() {
+        print!("  label");
+    }
     println!();
     for &(file, what) in sets {
         let path = frames_dir.join(file);
@@ -169,12 +195,23 @@ fn score_table(scorers: &[(&str, Loaded)], frames_dir: &Path, sets: &[(&str, &st
         let mut sums = vec![0f64; scorers.len()];
         for i in 0..frames.len() {
             print!("{:<26}", format!("{file}#{i}"));
+            let mut first_verdict = None;
             for (j, (_, l)) in scorers.iter().enumerate() {
                 let stats = l.statistics(frames.image(i), i).with_context(|| format!("{}#{i}", path.display()))?;
                 sums[j] += stats.bpd;
                 print!(" {:>22.3}", stats.bpd);
                 if let Some((score, _, accept)) = crate::eval::score::verdict(l, &stats)? {
                     print!(" {:>22}", format!("{score:.3} {}", if accept { "accept" } else { "REJECT" }));
+                    first_verdict.get_or_insert(accept);
+                }
+            }
+            if let (Some((c, names)), Some(accept)) = (classifier, first_verdict) {
+                let a = c.classify(frames.image(i))?;
+                let name = names.get(a.class).map_or("?", |s| s.as_str());
+                if accept {
+                    print!("  {name} ({:.0}%)", 100.0 * a.probability);
+                } else {
+                    print!("  - [{name}?]");
                 }
             }
             println!();

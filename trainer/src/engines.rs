@@ -10,7 +10,7 @@ use edgegen_runtime::image::Geometry;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;
-use edgegen_runtime::onnx::{OnnxGan, OnnxPixelCnn, OnnxVae};
+use edgegen_runtime::onnx::{OnnxClassifier, OnnxGan, OnnxPixelCnn, OnnxVae};
 use edgegen_runtime::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,10 @@ pub enum Engines {
     GanInt8(engine::Gan<'static>),
     /// GAN generator through tract.
     GanTract(OnnxGan),
+    /// Classifier on the int8 engine.
+    ClassifierInt8(engine::Classifier<'static>),
+    /// Classifier through tract.
+    ClassifierTract(OnnxClassifier),
 }
 
 /// A loaded model: its engines, validated once when opened. The compiled files' bytes are
@@ -129,6 +133,10 @@ impl Loaded {
             ModelFamily::Vae => Engines::VaeTract(OnnxVae::load_files(&onnx(dir, "encoder"), &onnx(dir, "decoder"))?),
             ModelFamily::Gan if int8 => Engines::GanInt8(engine::Gan::new(read(dir, "generator.egm")?, Kernels::Optimized)?),
             ModelFamily::Gan => Engines::GanTract(OnnxGan::load_file(&onnx(dir, "generator"))?),
+            ModelFamily::Classifier if int8 => {
+                Engines::ClassifierInt8(engine::Classifier::new(read(dir, "classifier.egm")?, Kernels::Optimized)?)
+            }
+            ModelFamily::Classifier => Engines::ClassifierTract(OnnxClassifier::load_file(&onnx(dir, "classifier"))?),
         };
         // The guard threshold lives in the first compiled file, whatever the engine.
         let guard_file = read(dir, &format!("{}.egm", family.parts()[0])).ok();
@@ -148,6 +156,8 @@ impl Loaded {
             Engines::VaeTract(e) => e.geometry(),
             Engines::GanInt8(e) => e.geometry(),
             Engines::GanTract(e) => e.geometry(),
+            Engines::ClassifierInt8(e) => e.geometry(),
+            Engines::ClassifierTract(e) => e.geometry(),
         }
     }
 
@@ -205,6 +215,16 @@ impl Loaded {
         Ok(s)
     }
 
+    /// The most probable class of `image` and its probability (classifier engines).
+    pub fn classify(&self, image: &[u8]) -> Result<engine::Classification> {
+        self.check(image)?;
+        Ok(match &self.engines {
+            Engines::ClassifierInt8(e) => e.classify(&mut vec![0u8; e.arena_len()], image)?,
+            Engines::ClassifierTract(e) => e.classify(image)?,
+            _ => bail!("a {} is not a classifier; give a classifier's directory (cargo edgegen train classifier)", self.family),
+        })
+    }
+
     /// The calibrated guard stored in the model file: score kind, constants, threshold.
     pub fn guard(&self) -> Option<(ScoreKind, GuardParams, f32)> {
         let file = self.guard_file.as_ref()?;
@@ -241,7 +261,7 @@ impl Loaded {
             Engines::PixelCnnTract { model, .. } => bits_per_dim(model.log_prob(image)?, values),
             Engines::VaeInt8(e) => e.bounds(&mut vec![0u8; e.arena_len()], image, VAE_K, &mut rng)?.iwae_bpd(),
             Engines::VaeTract(e) => e.bounds(image, VAE_K, &mut rng)?.iwae_bpd(),
-            Engines::GanInt8(_) | Engines::GanTract(_) => {
+            Engines::GanInt8(_) | Engines::GanTract(_) | Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => {
                 bail!("a {} has no likelihood to score with; use a PixelCNN or a VAE model", self.family)
             }
         })
@@ -257,6 +277,7 @@ impl Loaded {
             Engines::PixelCnnTract { model, .. } => model.sample(seed, &mut out)?,
             Engines::VaeTract(e) => e.sample(seed, &mut out)?,
             Engines::GanTract(e) => e.sample(seed, &mut out)?,
+            Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => bail!("a classifier does not generate images"),
         }
         Ok(out)
     }
@@ -274,6 +295,7 @@ impl Loaded {
             Engines::VaeTract(e) => Some(e.latent()),
             Engines::GanTract(e) => Some(e.latent()),
             Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => None,
+            Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => None,
         }
     }
 
@@ -287,6 +309,7 @@ impl Loaded {
             Engines::VaeTract(e) => e.decode_mean(z, &mut out)?,
             Engines::GanTract(e) => e.generate(z, &mut out)?,
             Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => anyhow::bail!(NO_LATENT),
+            Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => anyhow::bail!("a classifier has no latent to walk through"),
         }
         Ok(out)
     }

@@ -158,13 +158,16 @@ fn every_argument_has_help_text() {
         &["train", "vae"],
         &["train", "pixelcnn"],
         &["train", "gan"],
+        &["train", "classifier"],
         &["quantize"],
         &["compile"],
         &["score"],
+        &["classify"],
         &["sample"],
         &["calibrate"],
         &["eval", "ood"],
         &["eval", "fd"],
+        &["eval", "selective"],
         &["bench"],
         &["inspect"],
         &["export", "tflite"],
@@ -568,4 +571,100 @@ fn c_array_compiles_and_holds_the_model() {
         edgegen(&["export", "c-array", "--file", "models/pixelcnn-fmnist/model.egm", "--name", "3-x", "--out", c.to_str().unwrap()], &[]);
     assert!(!o.status.success() && stderr(&o).contains("not a C identifier"), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `classify`: the class and probability of every frame, the guard's verdict, and a label
+/// only where the guard accepts; the int8 answers equal the runtime's (the same engine the
+/// firmware runs), the class names are the card's, and a model that is not a classifier is
+/// refused with what to give instead.
+#[test]
+fn classify_labels_only_the_frames_the_guard_accepts() {
+    let o = edgegen(&["classify", "models/frames/fashion-mnist-test.idx", "models/frames/mnist-digits.idx", "--fail-on-reject"], &[]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 24, "{}", stderr(&o));
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("models/classifier-fmnist/card.json")).unwrap()).unwrap();
+    let names: Vec<&str> = card["classes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let frames = edgegen_trainer::data::read_idx_images(&root().join("models/frames/fashion-mnist-test.idx")).unwrap();
+    let bytes = std::fs::read(root().join("models/classifier-fmnist/classifier.egm")).unwrap();
+    let model = edgegen_runtime::model::Model::from_bytes(&bytes).unwrap();
+    let c = edgegen_runtime::engine::Classifier::new(model, edgegen_runtime::kernels::Kernels::Reference).unwrap();
+    let mut arena = vec![0u8; c.arena_len()];
+    let mut rejected = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let class = l["class"].as_u64().unwrap() as usize;
+        assert_eq!(l["name"], names[class], "{l}");
+        let accept = l["accept"].as_bool().unwrap();
+        assert_eq!(l["label"].as_str(), accept.then_some(names[class]), "{l}");
+        rejected += !accept as usize;
+        if i < 12 {
+            let want = c.classify(&mut arena, frames.image(i)).unwrap();
+            assert_eq!(class, want.class, "{l}");
+            assert!((l["probability"].as_f64().unwrap() - want.probability).abs() < 1e-4, "{l}");
+        }
+    }
+    // Most digits are rejected (so get no label); --fail-on-reject says so in the status.
+    assert!(rejected >= 6, "{rejected} rejected");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = edgegen(&["classify", "--model", "models/vae-fmnist", "models/frames/fashion-mnist-test.idx"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("not a classifier"), "{}", stderr(&o));
+}
+
+/// `eval selective` measures selective classification and draws its curve.
+#[test]
+fn eval_selective_reports_coverage_and_outliers_labelled() {
+    let out = std::env::temp_dir().join(format!("edgegen-cli-{}-selective", std::process::id()));
+    std::fs::remove_dir_all(&out).ok();
+    let o = edgegen(&["eval", "selective", "--count", "100", "--out", out.to_str().unwrap(), "--quiet"], &[]);
+    let e = stderr(&o);
+    if e.contains("fonts-dejavu-core") && std::env::var("EDGEGEN_REQUIRE_QEMU").as_deref() != Ok("1") {
+        return;
+    }
+    assert!(o.status.success(), "{e}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("selective.json")).unwrap()).unwrap();
+    let (cov, acc, all) =
+        (r["coverage"].as_f64().unwrap(), r["accuracy_on_accepted"].as_f64().unwrap(), r["accuracy_all_test_frames"].as_f64().unwrap());
+    assert!(cov > 0.9 && cov <= 1.0 && acc >= all - 0.02 && acc > 0.8, "{r}");
+    let sets = r["per_set"].as_array().unwrap();
+    assert!(sets.iter().any(|s| s["outliers"] == "mnist") && sets.len() >= 20, "{r}");
+    let labelled = r["outliers_labelled"].as_f64().unwrap();
+    assert!(labelled > 0.0 && labelled < 0.6, "{r}");
+    let img = image::open(out.join("accuracy-coverage.png")).unwrap();
+    assert!(img.width() >= 600 && img.height() >= 400);
+    std::fs::remove_dir_all(out).ok();
+}
+
+/// A quick classifier run end to end: train (cross-entropy, accuracy as the validation
+/// figure), publish, quantize (int8 accuracy in the card), and classify with it; a folder of
+/// unlabelled pictures is refused before training.
+#[test]
+fn classifier_trains_quantizes_and_classifies() {
+    let base = std::env::temp_dir().join(format!("edgegen-cli-{}-classifier", std::process::id()));
+    std::fs::remove_dir_all(&base).ok();
+    let (out, run) = (base.join("model"), base.join("run"));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let o = edgegen(
+        &["train", "classifier", "--epochs", "1", "--limit", "512", "--batch", "64", "--quiet", "--out", &s(&out), "--run-dir", &s(&run)],
+        &[],
+    );
+    if stderr(&o).contains("dataset-fashion-mnist") {
+        return; // no dataset on this machine: missing_dataset_names_the_install_command covers it
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("validation accuracy"), "{}", stderr(&o));
+    let o = edgegen(&["quantize", "--model", &s(&out)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["family"], "classifier");
+    let (f32_acc, int8_acc) = (card["test_accuracy"].as_f64().unwrap(), card["test_accuracy_int8"].as_f64().unwrap());
+    assert!(f32_acc > 0.3 && (f32_acc - int8_acc).abs() < 0.1, "{f32_acc} {int8_acc}");
+    assert!(card["train_command"].as_str().unwrap().starts_with("cargo edgegen train classifier"));
+    let o = edgegen(&["classify", "--model", &s(&out), "models/frames/fashion-mnist-test.idx"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 12);
+    let pictures = base.join("pictures");
+    std::fs::create_dir_all(&pictures).unwrap();
+    let o = edgegen(&["train", "classifier", "--data", &s(&pictures), "--out", &s(&base.join("x"))], &[]);
+    assert!(!o.status.success() && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    std::fs::remove_dir_all(base).ok();
 }

@@ -421,11 +421,13 @@ pub enum Family {
     PixelCnn = 3,
     /// GAN generator: z → image in (-1, 1).
     GanGenerator = 4,
+    /// Classifier: image → class logits.
+    Classifier = 5,
 }
 
 impl Family {
     /// Every family, in opcode order.
-    pub const ALL: [Family; 4] = [Family::VaeEncoder, Family::VaeDecoder, Family::PixelCnn, Family::GanGenerator];
+    pub const ALL: [Family; 5] = [Family::VaeEncoder, Family::VaeDecoder, Family::PixelCnn, Family::GanGenerator, Family::Classifier];
 
     fn from_u8(v: u8) -> Option<Self> {
         Family::ALL.into_iter().find(|f| *f as u8 == v)
@@ -438,6 +440,7 @@ impl Family {
             Family::VaeDecoder => "vae-decoder",
             Family::PixelCnn => "pixelcnn",
             Family::GanGenerator => "gan-generator",
+            Family::Classifier => "classifier",
         }
     }
 
@@ -448,7 +451,7 @@ impl Family {
 
     /// True when the graph's input is an image (else a latent vector).
     pub fn takes_image(self) -> bool {
-        matches!(self, Family::VaeEncoder | Family::PixelCnn)
+        matches!(self, Family::VaeEncoder | Family::PixelCnn | Family::Classifier)
     }
 }
 

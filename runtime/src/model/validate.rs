@@ -3,7 +3,7 @@
 //! graph's order and the arena plan. After this the interpreter trusts the file.
 
 use super::layout::{f32_at, i32_at};
-use super::{malformed, DType, Family, Model, Op, OpCode, Section, Tensor, MAX_ENTRIES, META_LEN, NO_TENSOR, OP_LEN, TENSOR_LEN};
+use super::{malformed, DType, Model, Op, OpCode, Section, Tensor, MAX_ENTRIES, META_LEN, NO_TENSOR, OP_LEN, TENSOR_LEN};
 use crate::Error;
 
 /// Largest arena a model may ask for.
@@ -36,9 +36,7 @@ impl Model<'_> {
             self.validate_tensor(i)?;
         }
         let family = self.metadata_checked()?.family;
-        if matches!(family, Family::PixelCnn | Family::VaeEncoder)
-            && self.tensor_unchecked(self.input as usize).dims != self.geometry.dims()
-        {
+        if family.takes_image() && self.tensor_unchecked(self.input as usize).dims != self.geometry.dims() {
             return Err(malformed(Section::Header, 0, "an image model's input tensor must be [C, H, W] of the image geometry"));
         }
         // Every op's inputs must be the model input or produced by an earlier op; each

@@ -2,6 +2,7 @@
 //! figures ([`ood`]), Fréchet distances ([`fd`]) and engine speed ([`bench`]).
 
 pub mod bench;
+pub mod classify;
 pub mod defects;
 pub mod fd;
 pub mod features;

@@ -316,6 +316,51 @@ pub fn examples(path: &Path, g: Geometry, rows: &[ExampleRow]) -> Result<()> {
     save(path, w, h, buf)
 }
 
+/// Draws the accuracy–coverage picture of selective classification: x the fraction of
+/// in-distribution frames the guard accepts (coverage), y the classifier's accuracy on them,
+/// one curve per ordering of the frames (`curves`: the guard's score, the classifier's
+/// confidence, …), the operating point of the calibrated threshold marked.
+pub fn accuracy_coverage(path: &Path, title: &str, curves: &[Curve], point: (f64, f64), point_label: &str) -> Result<()> {
+    panel_grid(path, "accuracy-coverage curve", 1, 1, (640, 480), |area, _| {
+        let lo = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).fold(1f64, f64::min);
+        let y0 = ((lo * 20.0).floor() / 20.0).clamp(0.0, 0.95);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..1f64, y0..1f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("coverage: in-distribution frames accepted")
+            .y_desc("accuracy on the accepted frames")
+            .x_labels(11)
+            .y_labels(8)
+            .label_style(("sans-serif", 12))
+            .axis_desc_style(("sans-serif", 13))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(err)?;
+        for (i, curve) in curves.iter().enumerate() {
+            let c = colour(i);
+            chart
+                .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(&curve.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        let red = RGBColor(200, 30, 30);
+        chart
+            .draw_series(std::iter::once(Circle::new(point, 5, red.filled())))
+            .map_err(err)?
+            .label(point_label)
+            .legend(move |(x, y)| Circle::new((x + 9, y), 4, red.filled()));
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,24 @@ pub enum FamilyCard {
     Pixelcnn(PixelCnnCard),
     /// DCGAN.
     Gan(GanCard),
+    /// Classifier.
+    Classifier(ClassifierCard),
+}
+
+/// A classifier's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierCard {
+    /// Class names, by index.
+    pub classes: Vec<String>,
+    /// Units of the dense feature layer.
+    pub features: usize,
+    /// Accuracy of the float model on the test images.
+    pub test_accuracy: f64,
+    /// Test images the accuracies were measured on.
+    pub test_images: usize,
+    /// Accuracy of the int8 engine on the same images (after `quantize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy_int8: Option<f64>,
 }
 
 /// A VAE's figures.
@@ -396,6 +414,7 @@ impl Card {
             FamilyCard::Vae(_) => ModelFamily::Vae,
             FamilyCard::Pixelcnn(_) => ModelFamily::Pixelcnn,
             FamilyCard::Gan(_) => ModelFamily::Gan,
+            FamilyCard::Classifier(_) => ModelFamily::Classifier,
         }
     }
 
@@ -404,7 +423,7 @@ impl Card {
         match &self.family {
             FamilyCard::Vae(v) => v.pixel_distribution.components,
             FamilyCard::Pixelcnn(p) => p.pixel_distribution.components,
-            FamilyCard::Gan(_) => 0,
+            FamilyCard::Gan(_) | FamilyCard::Classifier(_) => 0,
         }
     }
 
@@ -413,7 +432,7 @@ impl Card {
         match &self.family {
             FamilyCard::Vae(v) => v.latent_dim,
             FamilyCard::Gan(g) => g.latent_dim,
-            FamilyCard::Pixelcnn(_) => 0,
+            FamilyCard::Pixelcnn(_) | FamilyCard::Classifier(_) => 0,
         }
     }
 }

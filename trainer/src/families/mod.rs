@@ -4,6 +4,7 @@
 //! module.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod gan;
 pub mod loss;
 pub mod pixelcnn;
@@ -23,11 +24,13 @@ pub enum ModelFamily {
     Pixelcnn,
     /// DCGAN: `generator` (the discriminator stays on the host).
     Gan,
+    /// Classifier: `classifier` (class logits; the guard's companion on the device).
+    Classifier,
 }
 
 impl ModelFamily {
     /// Every family.
-    pub const ALL: [ModelFamily; 3] = [ModelFamily::Vae, ModelFamily::Pixelcnn, ModelFamily::Gan];
+    pub const ALL: [ModelFamily; 4] = [ModelFamily::Vae, ModelFamily::Pixelcnn, ModelFamily::Gan, ModelFamily::Classifier];
 
     /// The name in cards and on the command line.
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl ModelFamily {
             ModelFamily::Vae => "vae",
             ModelFamily::Pixelcnn => "pixelcnn",
             ModelFamily::Gan => "gan",
+            ModelFamily::Classifier => "classifier",
         }
     }
 
@@ -44,12 +48,13 @@ impl ModelFamily {
             ModelFamily::Vae => &["encoder", "decoder"],
             ModelFamily::Pixelcnn => &["model"],
             ModelFamily::Gan => &["generator"],
+            ModelFamily::Classifier => &["classifier"],
         }
     }
 
     /// True for the families with a likelihood (the guard's models).
     pub fn has_likelihood(self) -> bool {
-        self != ModelFamily::Gan
+        matches!(self, ModelFamily::Vae | ModelFamily::Pixelcnn)
     }
 
     /// The family of the model directory `dir` (from its card).

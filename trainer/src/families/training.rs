@@ -11,6 +11,7 @@ use anyhow::{bail, ensure, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
+use std::f64::consts::LN_2;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -77,10 +78,28 @@ pub fn training_split(parts: &data::Parts, opts: &TrainOptions) -> (Images, Imag
     (parts.train.first(opts.limit), valid)
 }
 
+/// What a family's loss and validation figure are, for the progress bar and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Units {
+    /// Per-image nats of a likelihood model: shown as bits/dim (validation too).
+    BitsPerDim,
+    /// Per-image cross-entropy of a classifier: shown in nats; validation is an accuracy.
+    CrossEntropy,
+}
+
 /// Trains `model` (built on an autodiff device) with Adam to minimize the mean of `loss`,
 /// which maps (model, images on the network scale `[B,C,H,W]`, epoch, step) to per-image
-/// nats `[B]`. `validate` gives bits/dim on held-out images after every epoch.
-pub fn fit<M, L, V>(label: &str, model: M, opts: &TrainOptions, train: &Images, loss: L, validate: V) -> Result<(M, TrainState)>
+/// nats `[B]`. `validate` gives the held-out figure after every epoch (bits/dim, or an
+/// accuracy: `units`).
+pub fn fit<M, L, V>(
+    label: &str,
+    units: Units,
+    model: M,
+    opts: &TrainOptions,
+    train: &Images,
+    loss: L,
+    validate: V,
+) -> Result<(M, TrainState)>
 where
     M: Module + Clone,
     L: Fn(&M, Tensor<4>, usize, usize) -> Tensor<1>,
@@ -130,7 +149,8 @@ where
             }
             perturb_pixels(&mut batch_pixels, opts.perturb, opts.seed, epoch, step);
             let x = frames_to_tensor(&batch_pixels, opts.batch, geometry, &device);
-            let mean = loss(&model, x, epoch, step).mean().div_scalar(values as f64);
+            let per = if units == Units::BitsPerDim { values as f64 } else { 1.0 };
+            let mean = loss(&model, x, epoch, step).mean().div_scalar(per);
             let nats_per_dim: f32 = mean.clone().into_scalar();
             ensure!(nats_per_dim.is_finite(), "{label} diverged at epoch {} step {step}: loss {nats_per_dim}", epoch + 1);
             let grads = GradientsParams::from_grads(mean.backward(), &model);
@@ -141,14 +161,15 @@ where
             let bpd = nats_per_dim as f64 / std::f64::consts::LN_2;
             running = if running.is_nan() { bpd } else { 0.98 * running + 0.02 * bpd };
             bar.inc(1);
-            bar.set_message(format!(
-                "epoch {}/{} loss {:.4} nats/dim  {:.3} bits/dim  {:.0} img/s",
-                epoch + 1,
-                opts.epochs,
-                nats_per_dim,
-                running,
-                seen as f64 / started.elapsed().as_secs_f64()
-            ));
+            let rate = seen as f64 / started.elapsed().as_secs_f64();
+            bar.set_message(match units {
+                Units::BitsPerDim => {
+                    format!("epoch {}/{} loss {nats_per_dim:.4} nats/dim  {running:.3} bits/dim  {rate:.0} img/s", epoch + 1, opts.epochs)
+                }
+                Units::CrossEntropy => {
+                    format!("epoch {}/{} cross-entropy {:.4} nats  {rate:.0} img/s", epoch + 1, opts.epochs, running * LN_2)
+                }
+            });
             session_steps += 1;
             let stop = opts.max_steps.is_some_and(|m| session_steps >= m);
             if ((step + 1) % opts.checkpoint_every == 0 || stop) && step + 1 < steps_per_epoch {
@@ -164,14 +185,22 @@ where
             }
         }
         let val = validate(&model);
-        state.history.push((epoch + 1, running, val));
+        // The history keeps the figure as shown: bits/dim, or cross-entropy in nats.
+        state.history.push((epoch + 1, if units == Units::CrossEntropy { running * LN_2 } else { running }, val));
+        let secs = started.elapsed().as_secs_f64();
         crate::progress::println(
             &bar,
-            format!(
-                "{label} epoch {:>3}: train {running:.4} bits/dim, validation {val:.4} bits/dim, {:.0} s",
-                epoch + 1,
-                started.elapsed().as_secs_f64()
-            ),
+            match units {
+                Units::BitsPerDim => {
+                    format!("{label} epoch {:>3}: train {running:.4} bits/dim, validation {val:.4} bits/dim, {secs:.0} s", epoch + 1)
+                }
+                Units::CrossEntropy => format!(
+                    "{label} epoch {:>3}: train cross-entropy {:.4} nats, validation accuracy {:.2}%, {secs:.0} s",
+                    epoch + 1,
+                    running * LN_2,
+                    100.0 * val
+                ),
+            },
         );
         state.epoch += 1;
         state.step = 0;
@@ -443,6 +472,11 @@ mod reproduce_tests {
             &["edgegen", "--out", "models/x-bg", "--run-dir", "runs/x", "--perturb", "0.15", "--weight-decay", "0.0001", "--resume"],
             |a| lr(&mut a.common),
         );
+        round_trip::<crate::families::classifier::run::ClassifierArgs>(
+            "classifier",
+            &["edgegen", "--width", "8", "--features", "32", "--cosine"],
+            |a| lr(&mut a.common),
+        );
         round_trip::<crate::families::gan::run::GanArgs>(
             "gan",
             &["edgegen", "--lr-decay-from", "16", "--ema", "0", "--d-layers", "3"],
@@ -463,7 +497,9 @@ mod reproduce_tests {
         let vae: crate::families::vae::run::VaeArgs = parse(&["edgegen"]);
         let pixelcnn: crate::families::pixelcnn::run::PixelCnnArgs = parse(&["edgegen"]);
         let gan: crate::families::gan::run::GanArgs = parse(&["edgegen"]);
-        for out in [&vae.out, &pixelcnn.out, &gan.out, &vae.run_dir, &pixelcnn.run_dir, &gan.run_dir] {
+        let classifier: crate::families::classifier::run::ClassifierArgs = parse(&["edgegen"]);
+        for out in [&vae.out, &pixelcnn.out, &gan.out, &classifier.out, &vae.run_dir, &pixelcnn.run_dir, &gan.run_dir, &classifier.run_dir]
+        {
             assert!(out.starts_with("runs"), "{}", out.display());
         }
     }

@@ -38,7 +38,7 @@ fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64, train: &Image
     let images: Vec<Vec<f32>> = picks[..n].iter().map(|&i| train.image(i).iter().map(|&p| scale_pixel(p)).collect()).collect();
     let mut rng = Rng::with_stream(seed, 0xca1b);
     Ok(match part {
-        "encoder" | "model" => images,
+        "encoder" | "model" | "classifier" => images,
         "decoder" => {
             let enc = Graph::load(&dir.join("encoder.onnx"))?;
             let outs = crate::parallel::map(n / 2, |i| {
@@ -313,8 +313,23 @@ fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bo
             f.fd_int8 = Some(r4(crate::eval::fd::fd_against_test(&classifier, &samples, &test_stats)));
         }
         FamilyCard::Gan(_) => {}
+        FamilyCard::Classifier(f) => {
+            let bytes = load_file(dir, "classifier")?;
+            f.test_accuracy_int8 = Some(r4(classifier_accuracy(&bytes, &test.first(Some(f.test_images)))?));
+        }
     }
     Ok(())
+}
+
+/// Accuracy of the int8 classifier in `file` on labelled `images` (all cores).
+pub fn classifier_accuracy(file: &[u8], images: &Images) -> Result<f64> {
+    let labels = images.labels.as_ref().context("the test images have no labels")?;
+    let m = engine::Classifier::new(Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?, Kernels::Optimized)?;
+    let hits = crate::parallel::map(images.len(), |i| -> Result<bool> {
+        Ok(m.classify(&mut vec![0u8; m.arena_len()], images.image(i))?.class == labels[i] as usize)
+    });
+    let hits: Vec<bool> = hits.into_iter().collect::<Result<_>>()?;
+    Ok(hits.iter().filter(|&&h| h).count() as f64 / hits.len().max(1) as f64)
 }
 
 /// Exact log p of every image through the int8 PixelCNN (nats).

@@ -566,7 +566,7 @@ pub fn compile(q: &QModel, meta: &Meta) -> Result<Vec<u8>> {
 fn image_geometry(q: &QModel, tensors: &[fmt::Tensor], components: u8) -> Result<edgegen_runtime::image::Geometry> {
     use fmt::Family;
     let [c, h, w] = match q.family {
-        Family::PixelCnn | Family::VaeEncoder => tensors[q.input].dims,
+        Family::PixelCnn | Family::VaeEncoder | Family::Classifier => tensors[q.input].dims,
         Family::GanGenerator => tensors[q.outputs[0]].dims,
         Family::VaeDecoder => {
             let [d, h, w] = tensors[q.outputs[0]].dims;

@@ -33,6 +33,9 @@ enum Command {
     /// Score frames (pictures converted to the model's geometry, or IDX files): one JSON line
     /// per frame with bits/dim and the guard's verdict.
     Score(score::Args),
+    /// Classify frames and check them with the guard: one JSON line per frame with the
+    /// class, its probability, the guard's verdict, and a label only when the guard accepts.
+    Classify(classify::Args),
     /// Draw samples from a model into a PNG grid.
     Sample(sample::Args),
     /// Calibrate the guard's threshold on the validation split and store it in the model file.
@@ -74,6 +77,7 @@ fn main() {
         Command::Quantize(a) => quantize::run(a),
         Command::Compile(a) => compile::run(a),
         Command::Score(a) => score::run(a),
+        Command::Classify(a) => classify::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Calibrate(a) => calibrate::run(a),
         Command::Eval { what } => eval::run(what),

@@ -22,6 +22,7 @@ pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, Tra
     let (train, valid) = crate::families::training::training_split(&parts, opts);
     let (model, state) = crate::families::training::fit(
         "pixelcnn",
+        crate::families::training::Units::BitsPerDim,
         cfg.init(&device),
         opts,
         &train,

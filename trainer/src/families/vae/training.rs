@@ -60,6 +60,7 @@ pub fn train_on(cfg: &VaeConfig, opts: &TrainOptions, parts: &crate::data::Parts
     let (k, latent, batch, seed) = (cfg.components, cfg.latent, opts.batch, opts.seed);
     crate::families::training::fit(
         "vae",
+        crate::families::training::Units::BitsPerDim,
         cfg.init(&device),
         opts,
         &train,

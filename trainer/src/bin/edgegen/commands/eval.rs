@@ -1,4 +1,4 @@
-//! `edgegen eval ood` and `edgegen eval fd`.
+//! `edgegen eval ood`, `statistics`, `selective` and `fd`.
 
 use anyhow::{bail, Result};
 use edgegen_trainer::eval::score::EngineKind;
@@ -44,6 +44,27 @@ pub enum What {
         #[arg(long)]
         quiet: bool,
     },
+    /// Selective classification: the classifier answers only for frames the guard accepts.
+    /// Accuracy on the accepted test frames, coverage, the fraction of each outlier set of
+    /// `eval ood` that gets a label, and the accuracy-coverage curve (int8 engines).
+    Selective {
+        /// The classifier.
+        #[arg(long, default_value = "models/classifier-fmnist")]
+        classifier: PathBuf,
+        /// The guard: a calibrated PixelCNN.
+        #[arg(long, default_value = "models/pixelcnn-fmnist")]
+        guard: PathBuf,
+        /// Frames per set.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Where selective.json and accuracy-coverage.png go (`--out models/selective`
+        /// replaces the bundled report).
+        #[arg(long, default_value = "out/selective")]
+        out: PathBuf,
+        /// Hide progress.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Where a generator's Frechet distance comes from: its mean and covariance terms, the
     /// classes in its samples and the FD within each class, beside the floor's.
     Fd {
@@ -74,6 +95,11 @@ pub fn run(what: What) -> Result<()> {
         }
         What::Statistics { model, vae, count, out, quiet } => {
             edgegen_trainer::eval::features::dump(&model, vae.as_deref(), count, &out, !quiet)
+        }
+        What::Selective { classifier, guard, count, out, quiet } => {
+            let r = edgegen_trainer::eval::classify::selective(&classifier, &guard, count, &out, !quiet)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
         }
         What::Fd { model, engine, count, classifier, json } => fd(&model, engine, count, &classifier, json.as_deref()),
     }

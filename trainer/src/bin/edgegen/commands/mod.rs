@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod classify;
 pub mod compile;
 pub mod data;
 pub mod demo;

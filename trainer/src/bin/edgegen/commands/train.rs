@@ -2,7 +2,7 @@
 //! run's saved config); this picks one.
 
 use anyhow::Result;
-use edgegen_trainer::families::{gan, pixelcnn, vae};
+use edgegen_trainer::families::{classifier, gan, pixelcnn, vae};
 
 /// Which family to train.
 #[derive(clap::Subcommand, Debug)]
@@ -13,6 +13,9 @@ pub enum Family {
     Pixelcnn(Box<pixelcnn::run::PixelCnnArgs>),
     /// DCGAN (generator.onnx + discriminator.onnx), measured by Frechet distance.
     Gan(Box<gan::run::GanArgs>),
+    /// Classifier p(y|x) for the device (classifier.onnx): `edgegen classify` answers only
+    /// for frames the guard accepts.
+    Classifier(Box<classifier::run::ClassifierArgs>),
 }
 
 /// Runs `edgegen train`.
@@ -21,5 +24,6 @@ pub fn run(family: Family) -> Result<()> {
         Family::Vae(a) => vae::run::run(*a),
         Family::Pixelcnn(a) => pixelcnn::run::run(*a),
         Family::Gan(a) => gan::run::run(*a),
+        Family::Classifier(a) => classifier::run::run(*a),
     }
 }
