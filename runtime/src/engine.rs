@@ -36,6 +36,28 @@ impl VaeBounds {
     }
 }
 
+/// The answer of a class-conditional generative model used as a classifier ([`Vae::bayes`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BayesAnswer {
+    /// argmax_y p(x|y) p(y).
+    pub class: usize,
+    /// Its posterior p(y|x) = p(x, y) / p(x).
+    pub probability: f64,
+    /// log p(x) = ln Σ_y p(x|y) p(y), nats (an importance-sampled estimate; its expectation
+    /// is a lower bound): the outlier score's evidence.
+    pub log_px: f64,
+    /// Values (sub-pixels) of the image: the "dimensions" of bits/dim.
+    pub values: usize,
+}
+
+impl BayesAnswer {
+    /// −log₂ p(x) per value.
+    pub fn bpd(&self) -> f64 {
+        likelihood::bits_per_dim(self.log_px, self.values)
+    }
+}
+
 fn check_family(model: &Model, family: Family) -> Result<(), Error> {
     if model.metadata().family != family {
         return Err(Error::WrongFamily);
@@ -396,6 +418,53 @@ impl<'m> Vae<'m> {
             }
         }
         Ok(VaeBounds { elbo: sum / k as f64, iwae: max + libm::log(acc) - libm::log(k as f64), values: self.geometry.values() })
+    }
+
+    /// The VAE as a class-conditional generative model and, by Bayes' rule, a classifier:
+    /// p(x|y) = ∫ p(x|z) p(z|y) dz with the class priors p(z|y) and p(y) of `classes` (one
+    /// Gaussian component per class, weight p(y), over the raw latent), each log p(x, y)
+    /// estimated by the same `k` importance samples from q(z|x) (`rng`):
+    /// `ln 1/k Σ_i p(x|z_i) p(z_i|y) p(y) / q(z_i|x)`. Returns the most probable class, its
+    /// posterior p(y|x) and log p(x) = ln Σ_y p(x, y) (nats): one encoder pass and `k`
+    /// decoder passes, whatever the number of classes.
+    pub fn bayes(
+        &self,
+        arena: &mut [u8],
+        image: &[u8],
+        k: usize,
+        classes: &crate::guard::GuardBlock<'_>,
+        rng: &mut Rng,
+    ) -> Result<BayesAnswer, Error> {
+        let c = classes.components();
+        if k == 0 || classes.latent() != self.latent {
+            return Err(Error::InvalidParameter("k must be at least 1 and the class priors must be over this VAE's latent"));
+        }
+        let (mut mu, mut lv, mut z) = ([0f32; MAX_LATENT], [0f32; MAX_LATENT], [0f32; MAX_LATENT]);
+        let l = self.latent;
+        self.encode(arena, image, &mut mu, &mut lv)?;
+        let jacobian = classes.log_jacobian();
+        // Per class, a streaming log-sum-exp over the k samples.
+        let (mut max, mut acc) = ([f64::NEG_INFINITY; crate::guard::MAX_COMPONENTS], [0f64; crate::guard::MAX_COMPONENTS]);
+        for _ in 0..k {
+            likelihood::reparameterize(&mu[..l], &lv[..l], rng, &mut z[..l])?;
+            let lp = self.decode_log_prob(arena, &z[..l], image)? - likelihood::diag_gaussian_log_pdf(&z[..l], &mu[..l], &lv[..l])?;
+            for y in 0..c {
+                let prior = classes.component_log_density(y, &z[..l]).ok_or(Error::InvalidParameter("class priors"))? + jacobian;
+                let w = lp + prior;
+                if w > max[y] {
+                    acc[y] = acc[y] * libm::exp(max[y] - w) + 1.0;
+                    max[y] = w;
+                } else {
+                    acc[y] += libm::exp(w - max[y]);
+                }
+            }
+        }
+        let log_k = libm::log(k as f64);
+        let joint = |y: usize| max[y] + libm::log(acc[y]) - log_k;
+        let class = (0..c).fold(0, |best, y| if joint(y) > joint(best) { y } else { best });
+        let top = joint(class);
+        let log_px = top + libm::log((0..c).map(|y| libm::exp(joint(y) - top)).sum::<f64>());
+        Ok(BayesAnswer { class, probability: libm::exp(top - log_px), log_px, values: self.geometry.values() })
     }
 
     /// The mean image of p(x|z) (each pixel the mixture's expected value, rounded): what a

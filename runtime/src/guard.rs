@@ -190,7 +190,8 @@ impl<'a> GuardBlock<'a> {
                 at += i + 1;
                 q += y * y;
             }
-            // Streaming log-sum-exp over the components.
+            // Streaming log-sum-exp over the components (the same sum as
+            // `component_log_density`, written out so the guard's loop stays one function).
             let w = self.f(base) as f64 - 0.5 * q;
             if w > max {
                 acc = acc * libm::exp(max - w) + 1.0;
@@ -200,6 +201,41 @@ impl<'a> GuardBlock<'a> {
             }
         }
         Some(-(max + libm::log(acc)))
+    }
+
+    /// Component `k`'s weighted log density at `x` in the standardized space:
+    /// `c_k − ½‖L_k (z − mean_k)‖²` with `z = (x − mean) · inv_std` (`None` for a wrong
+    /// length or component). Add [`GuardBlock::log_jacobian`] for the density in `x`'s own
+    /// units.
+    pub fn component_log_density(&self, k: usize, x: &[f32]) -> Option<f64> {
+        let d = self.latent;
+        if x.len() != d || k >= self.components {
+            return None;
+        }
+        let mut z = [0f64; crate::engine::MAX_LATENT];
+        for j in 0..d {
+            z[j] = (x[j] as f64 - self.f(2 + j) as f64) * self.f(2 + d + j) as f64;
+        }
+        let tri = d * (d + 1) / 2;
+        let base = 2 + 2 * d + k * (1 + d + tri);
+        let mut q = 0f64;
+        let mut at = base + 1 + d;
+        for i in 0..d {
+            let mut y = 0f64;
+            for j in 0..=i {
+                y += self.f(at + j) as f64 * (z[j] - self.f(base + 1 + j) as f64);
+            }
+            at += i + 1;
+            q += y * y;
+        }
+        Some(self.f(base) as f64 - 0.5 * q)
+    }
+
+    /// `Σ log inv_std`: the log Jacobian of the standardization, which turns a density over
+    /// the standardized space into one over the raw vectors.
+    pub fn log_jacobian(&self) -> f64 {
+        let d = self.latent;
+        (0..d).map(|j| libm::log(self.f(2 + d + j) as f64)).sum()
     }
 
     /// Encodes a block (the calibrator's side): `norm` (median, spread), the

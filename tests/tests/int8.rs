@@ -447,3 +447,42 @@ fn bundled_classifier_answers_through_the_guard() {
     assert!(engine::Classifier::new(Model::from_bytes(&slide).unwrap(), Kernels::Optimized).is_err(), "a PixelCNN is not a classifier");
     assert!(guard.classify(&classifier, &[0u8; 10]).is_err(), "a frame of the wrong size");
 }
+
+/// The VAE as a Bayes classifier (`Vae::bayes`): with a single class whose prior is the
+/// VAE's own N(0, I), its log p(x) is the importance-weighted bound itself (same samples);
+/// with the bundled class priors (`models/bayes/class-priors.bin`, tied to the encoder's
+/// CRC) it names most bundled garments' classes, its posterior is a probability, and
+/// log p(x) is at least the winning class's log p(x, y).
+#[test]
+fn vae_bayes_classifier_is_the_bound_with_a_class_prior() {
+    let dir = common::model_dir("vae-fmnist");
+    let (e, d) = (std::fs::read(dir.join("encoder.egm")).unwrap(), std::fs::read(dir.join("decoder.egm")).unwrap());
+    let vae = engine::Vae::new(Model::from_bytes(&e).unwrap(), Model::from_bytes(&d).unwrap(), Kernels::Optimized).unwrap();
+    let l = vae.latent();
+    let identity: Vec<f32> = (0..l).flat_map(|i| (0..=i).map(move |j| if i == j { 1.0 } else { 0.0 })).collect();
+    let c = -0.5 * l as f32 * (2.0 * std::f32::consts::PI).ln();
+    let one = edgegen_runtime::guard::GuardBlock::encode(0, (0.0, 1.0), &vec![0.0; l], &vec![1.0; l], &[(c, vec![0.0; l], identity)]);
+    let one = edgegen_runtime::guard::GuardBlock::parse(&one).unwrap();
+    let frames = frames();
+    let mut arena = vec![0u8; vae.arena_len()];
+    for i in 0..4 {
+        let a = vae.bayes(&mut arena, frames.image(i), 4, &one, &mut Rng::with_stream(9, i as u64)).unwrap();
+        let b = vae.bounds(&mut arena, frames.image(i), 4, &mut Rng::with_stream(9, i as u64)).unwrap();
+        assert!((a.log_px - b.iwae).abs() < 1e-3, "frame {i}: {} vs {}", a.log_px, b.iwae);
+        assert_eq!((a.class, a.probability), (0, 1.0));
+    }
+    let priors = std::fs::read(common::root().join("models/bayes/class-priors.bin")).unwrap();
+    let priors = edgegen_runtime::guard::GuardBlock::parse(&priors).unwrap();
+    assert_eq!((priors.components(), priors.encoder_crc()), (10, vae.encoder_model().crc()), "priors fitted with this encoder");
+    // The bundled frames are the first 12 test images: their labels are the test set's.
+    let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).ok();
+    let labels: Vec<u8> = test.and_then(|t| t.labels).map(|l| l[..frames.len()].to_vec()).unwrap_or_default();
+    let mut right = 0;
+    for i in 0..frames.len() {
+        let a = vae.bayes(&mut arena, frames.image(i), 4, &priors, &mut Rng::with_stream(1, i as u64)).unwrap();
+        assert!(a.probability > 0.0 && a.probability <= 1.0 && a.log_px.is_finite(), "{a:?}");
+        right += labels.get(i).is_some_and(|&y| y as usize == a.class) as usize;
+    }
+    assert!(labels.is_empty() || right >= 8, "{right} of {} bundled garments", frames.len());
+    assert!(vae.bayes(&mut arena, frames.image(0), 0, &priors, &mut Rng::new(1)).is_err(), "k = 0 is refused");
+}

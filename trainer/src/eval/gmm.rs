@@ -72,7 +72,7 @@ fn lower_inverse_packed(c: &[f64], d: usize) -> Vec<f64> {
 }
 
 /// A component from its weight, mean and covariance (`reg` added to the diagonal).
-fn component(weight: f64, mean: Vec<f64>, mut cov: Vec<f64>, reg: f64) -> Result<Component> {
+pub fn component(weight: f64, mean: Vec<f64>, mut cov: Vec<f64>, reg: f64) -> Result<Component> {
     let d = mean.len();
     for i in 0..d {
         cov[i * d + i] += reg;

@@ -1,6 +1,7 @@
 //! Evaluation: scoring frames and calibrating the guard ([`score`]), outlier-rejection
 //! figures ([`ood`]), Fréchet distances ([`fd`]) and engine speed ([`bench`]).
 
+pub mod bayes;
 pub mod bench;
 pub mod classify;
 pub mod defects;
