@@ -33,6 +33,13 @@ mod use_case {
     pub static GAN_GENERATOR: Option<&[u8]> = None;
     /// The classifier that labels the frames the guard accepts.
     pub static CLASSIFIER: Option<&[u8]> = Some(embed!("../../models/classifier-fmnist/classifier.egm"));
+    /// The VAE's class priors p(z|y), p(y) (`edgegen eval bayes --out models/bayes`): the VAE
+    /// as a class-conditional generative model and, by Bayes' rule, a classifier.
+    #[cfg(feature = "bayes")]
+    pub static CLASS_PRIORS: Option<&[u8]> = Some(embed!("../../models/bayes/class-priors.bin"));
+    /// No Bayes classifier without the `bayes` feature.
+    #[cfg(not(feature = "bayes"))]
+    pub static CLASS_PRIORS: Option<&[u8]> = None;
     /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
     pub const PIXELCNN_SAMPLES: bool = cfg!(feature = "generate");
     /// Whether the VAE also generates and bounds every frame's likelihood (else it only
@@ -83,6 +90,8 @@ mod use_case {
     pub static GAN_GENERATOR: Option<&[u8]> = None;
     /// No classifier for the slide tiles (they have no classes).
     pub static CLASSIFIER: Option<&[u8]> = None;
+    /// No class priors for the slide tiles.
+    pub static CLASS_PRIORS: Option<&[u8]> = None;
     /// The PixelCNN only guards here: drawing a 3,072-value tile value by value would take
     /// minutes of QEMU per sample (the host draws them: `edgegen sample`).
     pub const PIXELCNN_SAMPLES: bool = false;

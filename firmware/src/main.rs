@@ -36,6 +36,8 @@ use panic_probe as _;
 
 /// Importance samples of the VAE bound on the device.
 const VAE_K: usize = 4;
+/// Frames of each set the VAE's Bayes classifier runs on (feature `bayes`).
+const BAYES_FRAMES: usize = 4;
 /// Images generated per model family.
 pub const SAMPLES: usize = 4;
 
@@ -332,6 +334,13 @@ fn score_frames(
     let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), vae.cloned(), sample_arena)
         .unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file (or its VAE is missing)"));
     let kind = guard.scorer().kind();
+    let class_priors = assets::CLASS_PRIORS.map(|b| {
+        let block = edgegen_runtime::guard::GuardBlock::parse(b).unwrap_or_else(|_| fail("class priors"));
+        if vae.is_none_or(|v| v.encoder_model().crc() != block.encoder_crc()) {
+            fail("the class priors were fitted with another VAE encoder");
+        }
+        block
+    });
     let mut slot = 0;
     for (set, frames) in assets::frame_sets(g) {
         for (index, frame) in frames.enumerate() {
@@ -339,6 +348,24 @@ fn score_frames(
             let verdict = guard.check(frame).unwrap_or_else(|_| fail("guard"));
             let guard_instructions = clock::now() - t;
             let stats = guard.scorer().last().unwrap_or_else(|| fail("guard statistics"));
+            // The VAE as a Bayes classifier (feature `bayes`), on the first frames of each
+            // set (each costs an encoder pass and four decoder passes).
+            if let (Some(vae), Some(priors), true) = (vae.filter(|_| assets::VAE_SCORES), class_priors.as_ref(), index < BAYES_FRAMES) {
+                let t = clock::now();
+                let a = vae.bayes(arena, frame, VAE_K, priors, &mut Rng::with_stream(1, index as u64)).unwrap_or_else(|_| fail("bayes"));
+                let instructions = clock::now() - t;
+                defmt::info!(
+                    "bayes set={=str} index={=usize} class={=usize} probability={=f64} bits={=u64:#018x} log_px={=f64} bits={=u64:#018x} instructions={=u64}",
+                    set,
+                    index,
+                    a.class,
+                    a.probability,
+                    a.probability.to_bits(),
+                    a.log_px,
+                    a.log_px.to_bits(),
+                    instructions
+                );
+            }
             match vae.filter(|_| assets::VAE_SCORES) {
                 Some(vae) => {
                     let t = clock::now();

@@ -87,6 +87,8 @@ struct UseCase {
     frames: &'static [(&'static str, &'static str)],
     /// The classifier that labels accepted frames, when the use case has classes.
     classifier: Option<&'static str>,
+    /// The VAE's class priors, when the image runs the VAE as a Bayes classifier.
+    class_priors: Option<&'static str>,
 }
 
 const FASHION: UseCase = UseCase {
@@ -100,7 +102,11 @@ const FASHION: UseCase = UseCase {
     vae_scores: true,
     frames: &[("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx"), ("faults", "sensor-faults.idx")],
     classifier: Some("classifier-fmnist/classifier.egm"),
+    class_priors: None,
 };
+
+/// The Fashion-MNIST image with the VAE's Bayes classifier too (feature `bayes`).
+const FASHION_BAYES: UseCase = UseCase { feature: Some("bayes"), class_priors: Some("bayes/class-priors.bin"), ..FASHION };
 
 const SLIDE: UseCase = UseCase {
     name: "slide",
@@ -113,6 +119,7 @@ const SLIDE: UseCase = UseCase {
     vae_scores: false,
     frames: &[("slide", "slide-test.idx"), ("defects", "slide-defects.idx")],
     classifier: None,
+    class_priors: None,
 };
 
 /// Runs the firmware of `case` for `target` in QEMU and checks its log against the host;
@@ -168,6 +175,9 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
 
     let (mut samples, mut scored, mut ops, mut walks, mut classified) = (0, 0, Vec::new(), 0usize, 0usize);
     let mut classify_instr = Vec::new();
+    let priors_bytes = case.class_priors.map(read);
+    let priors = priors_bytes.as_ref().map(|b| edgegen_runtime::guard::GuardBlock::parse(b).unwrap());
+    let (mut bayes_instr, mut bayes_lines) = (Vec::new(), 0usize);
     let mut last_verdict = None;
     let (mut guard_instr, mut vae_instr, mut sample_instr) = (Vec::new(), Vec::new(), HashMap::<String, Vec<u64>>::new());
     let mut boot = HashMap::new();
@@ -229,6 +239,20 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             guard_instr.push(f["guard_instructions"].parse::<u64>().unwrap());
             last_verdict = Some((f["set"].to_string(), index, v));
             scored += 1;
+        } else if line.contains(" bayes ") {
+            // The VAE as a Bayes classifier: class, p(y|x) and log p(x), recomputed here.
+            let index: usize = f["index"].parse().unwrap();
+            let image = frames[f["set"]].image(index);
+            let a = vae
+                .as_ref()
+                .unwrap()
+                .bayes(&mut arena, image, 4, priors.as_ref().expect("class priors in this image"), &mut Rng::with_stream(1, index as u64))
+                .unwrap();
+            let bits: Vec<u64> = line.split_whitespace().filter_map(|t| t.strip_prefix("bits=")).map(hex).collect();
+            assert_eq!(bits, vec![a.probability.to_bits(), a.log_px.to_bits()], "{line}");
+            assert_eq!(f["class"].parse::<usize>().unwrap(), a.class, "{line}");
+            bayes_instr.push(f["instructions"].parse::<u64>().unwrap());
+            bayes_lines += 1;
         } else if line.contains(" classify ") {
             // The classifier's answer on the frame just scored: class, probability bits, and
             // a label only when the guard accepted it.
@@ -251,6 +275,8 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     assert_eq!(walks, 5 * (1 + usize::from(case.vae_scores)), "the latent walks: {log}");
     assert_eq!(scored, frames.values().map(|f| f.len()).sum::<usize>(), "{log}");
     assert_eq!(classified, if classifier.is_some() { scored } else { 0 }, "a classify line per frame: {log}");
+    let bayes_expected = if priors.is_some() { 4 * case.frames.len() } else { 0 };
+    assert_eq!(bayes_lines, bayes_expected, "the Bayes classifier on four frames per set: {log}");
     assert_eq!(boot.get("guard_arena").copied(), Some(guard_len as u64), "{log}");
     assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
     assert!(stack > 0 && stack <= STACK_RESERVE, "stack {stack} B over the boards' reserve: {log}");
@@ -281,6 +307,9 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     }
     if classifier.is_some() {
         instructions["classifier_per_frame"] = mean(&classify_instr).into();
+    }
+    if bayes_lines > 0 {
+        instructions["vae_bayes_k4_per_frame"] = mean(&bayes_instr).into();
     }
     serde_json::json!({
         "machine": machine,
@@ -327,12 +356,25 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
     save_screen(&root.join("firmware/screen-slide.png"));
     let slide_m55 = run_and_check(&SLIDE, "thumbv8m.main-none-eabihf", "mps3-an547 (Cortex-M55, Helium)");
     std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
+    // The VAE as a Bayes classifier: its own image (feature `bayes`), on both boards.
+    let bayes = |case_target: &str, machine: &str| {
+        let r = run_and_check(&FASHION_BAYES, case_target, machine);
+        std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
+        serde_json::json!({"flash_bytes": r["flash_bytes"], "vae_bayes_k4_per_frame": r["instructions"]["vae_bayes_k4_per_frame"]})
+    };
+    let bayes_m4 = bayes("thumbv7em-none-eabihf", "mps2-an386 (Cortex-M4F)");
+    let bayes_m55 = bayes("thumbv8m.main-none-eabihf", "mps3-an547 (Cortex-M55, Helium)");
     // The footprint report the README quotes (written atomically).
     let report = serde_json::json!({
         "command": "scripts/test.sh (tests/tests/firmware.rs)",
         "note": "instructions counted by SysTick under QEMU -icount shift=0 (rounded to thousands); executed MACs leave out the masked kernel taps the optimized kernels skip; guard_ram_bytes = the guard's planned arena (the larger arena of the PixelCNN and its background model, and two f32 per-value likelihood buffers) + the measured peak stack",
         "cortex_m4": m4,
         "cortex_m55": m55,
+        "bayes": {
+            "note": "cargo run --release --features bayes: the Fashion-MNIST image plus the VAE as a Bayes classifier (models/bayes/class-priors.bin; k = 4 importance samples, the first four frames of each set)",
+            "cortex_m4": bayes_m4,
+            "cortex_m55": bayes_m55,
+        },
         "slide": {
             "note": "cargo run --release --features slide: the pixelcnn-ihc structural guard (with pixelcnn-ihc-bg and the vae-ihc encoder) on 32x32 RGB tiles and the gan-ihc generator",
             "cortex_m4": slide_m4,
