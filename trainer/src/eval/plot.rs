@@ -117,6 +117,36 @@ fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) 
         .map_err(err)
 }
 
+/// The axes of a line chart (ROC panels, the accuracy–coverage curve): descriptions
+/// `(x, y)`, label counts `(x, y)`, light and bold grid lines.
+fn line_axes<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, desc: (&str, &str), labels: (usize, usize)) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc(desc.0)
+        .y_desc(desc.1)
+        .x_labels(labels.0)
+        .y_labels(labels.1)
+        .label_style(("sans-serif", 12))
+        .axis_desc_style(("sans-serif", 13))
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(215, 215, 215))
+        .draw()
+        .map_err(err)
+}
+
+/// Draws `curves` in the palette's colours, each named in the legend.
+fn draw_curves<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, curves: &[Curve]) -> Result<()> {
+    for (i, curve) in curves.iter().enumerate() {
+        let c = colour(i);
+        chart
+            .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(&curve.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    Ok(())
+}
+
 /// One curve of a ROC panel.
 pub struct Curve {
     /// The legend's text (the score's name and its AUROC).
@@ -146,32 +176,14 @@ pub fn roc_panels(path: &Path, panels: &[RocPanel], cols: usize) -> Result<()> {
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("in-distribution frames rejected")
-            .y_desc("outliers rejected")
-            .x_labels(6)
-            .y_labels(6)
-            .label_style(("sans-serif", 12))
-            .axis_desc_style(("sans-serif", 13))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .draw()
-            .map_err(err)?;
+        line_axes(&mut chart, ("in-distribution frames rejected", "outliers rejected"), (6, 6))?;
         let dotted = (0..=40).map(|i| i as f64 / 40.0).collect::<Vec<_>>();
         chart
             .draw_series(
                 dotted.chunks(2).map(|c| PathElement::new(vec![(c[0], c[0]), (c[c.len() - 1], c[c.len() - 1])], RGBColor(150, 150, 150))),
             )
             .map_err(err)?;
-        for (i, curve) in panel.curves.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(&curve.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        }
+        draw_curves(&mut chart, &panel.curves)?;
         legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
@@ -331,26 +343,8 @@ pub fn accuracy_coverage(path: &Path, title: &str, curves: &[Curve], point: (f64
             .y_label_area_size(55)
             .build_cartesian_2d(0f64..1f64, y0..1f64)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("coverage: in-distribution frames accepted")
-            .y_desc("accuracy on the accepted frames")
-            .x_labels(11)
-            .y_labels(8)
-            .label_style(("sans-serif", 12))
-            .axis_desc_style(("sans-serif", 13))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .draw()
-            .map_err(err)?;
-        for (i, curve) in curves.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(&curve.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        }
+        line_axes(&mut chart, ("coverage: in-distribution frames accepted", "accuracy on the accepted frames"), (11, 8))?;
+        draw_curves(&mut chart, curves)?;
         let red = RGBColor(200, 30, 30);
         chart
             .draw_series(std::iter::once(Circle::new(point, 5, red.filled())))
