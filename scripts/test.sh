@@ -16,6 +16,9 @@ command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# The C API's example firmware (capi/examples/guard): gcc for Cortex-M with newlib-nano.
+{ command -v arm-none-eabi-gcc >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ]; } || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+command -v make >/dev/null || need_apt+=(make)
 # The text of eval ood's plots.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -80,6 +83,9 @@ RUSTFLAGS="-C target-cpu=cortex-m55" cargo build --release --quiet -p edgegen-ru
 # Helium kernels: Armv8.1-M with MVE, the core named as for the DSP build.
 RUSTFLAGS="-C target-cpu=cortex-m55" cargo build --release --quiet -p edgegen-runtime --no-default-features --features defmt,mve --target thumbv8m.main-none-eabihf
 echo "ok dsp and helium kernels"
+# The C API's static library (capi/) for the M4, linted as built there (its panic handler).
+cargo clippy --release --quiet -p edgegen-capi --target thumbv7em-none-eabihf --features dsp -- -D warnings
+echo "ok C API for thumbv7em-none-eabihf"
 
 step "kernel tables: which instruction sets the kernel suite runs on this machine"
 cargo test --release --quiet -p edgegen-runtime --lib kernels::tests::report -- --nocapture | grep "kernel suite"

@@ -492,6 +492,11 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
         Some(Guard::new(scorer, md.guard_threshold))
     }
 
+    /// The image geometry the scorer takes (the PixelCNN's).
+    pub fn geometry(&self) -> crate::image::Geometry {
+        self.model.geometry()
+    }
+
     /// The score kind.
     pub fn kind(&self) -> ScoreKind {
         self.kind
