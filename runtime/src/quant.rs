@@ -57,6 +57,49 @@ impl Default for Requantizer {
     }
 }
 
+/// [`multiply_by_quantized_multiplier`] in the case the compiler writes for nearly every
+/// channel — a right shift (`shift` in −31..=−1) and a multiplier in (2^30, 2^31) — as one
+/// 32×32→64 multiply-accumulate and one shift (SMLAL and ASR on a Cortex-M).
+///
+/// With `P = x·m` and `e = −shift`, the high multiply is `h = ⌊(P + 2^30) / 2^31⌋` and the
+/// rounding division `⌊(h + 2^(e−1) − [h < 0]) / 2^e⌋`; nested floors of integer shifts
+/// merge, so the result is `⌊(P + 2^30 + 2^(e+30) − [h < 0]·2^31) / 2^(31+e)⌋`, i.e. the high
+/// word of `P + c` shifted right by `e − 1`. With `m > 2^30`, `h < 0` exactly when `x < 0`
+/// (for `x = −1`, `P = −m < −2^30`), so the constant depends on the sign of `x` alone. The
+/// same bits as the definition (`rounding_requantizer_equals_the_definition`).
+#[derive(Debug, Clone, Copy)]
+pub struct RoundingRequantizer {
+    multiplier: i32,
+    c: i64,
+    k: u32,
+}
+
+impl RoundingRequantizer {
+    /// The requantizer of `(multiplier, shift)` when `shift` is in −31..=−1 and
+    /// `multiplier` in (2^30, 2^31).
+    #[inline]
+    pub fn new(multiplier: i32, shift: i32) -> Option<Self> {
+        if multiplier <= 1 << 30 || !(-31..=-1).contains(&shift) {
+            return None;
+        }
+        let e = (-shift) as u32;
+        Some(RoundingRequantizer { multiplier, c: (1i64 << 30) + (1i64 << (e + 30)), k: e - 1 })
+    }
+
+    /// `multiply_by_quantized_multiplier(x, multiplier, shift)`.
+    #[inline(always)]
+    pub fn apply(&self, x: i32) -> i32 {
+        let c = self.c + (((x >> 31) as i64) << 31);
+        (((x as i64 * self.multiplier as i64 + c) >> 32) as i32) >> self.k
+    }
+
+    /// The multiplier, the constant for `x ≥ 0` (for `x < 0` it is `c − 2^31`) and the
+    /// final shift `k = e − 1`: what an assembly version needs.
+    pub fn parts(&self) -> (i32, i64, u32) {
+        (self.multiplier, self.c, self.k)
+    }
+}
+
 impl Requantizer {
     /// The requantizer of `(multiplier, shift)`, when the multiplier is not `i32::MIN` and
     /// the shift within ±31.
@@ -134,6 +177,38 @@ mod tests {
         let ab = a as i64 * b as i64;
         let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
         ((ab + nudge) / (1i64 << 31)) as i32
+    }
+
+    #[test]
+    fn rounding_requantizer_equals_the_definition() {
+        let mut rng = crate::rng::Rng::new(11);
+        let specials = [0, 1, -1, 2, -2, i32::MIN, i32::MIN + 1, i32::MAX, i32::MAX - 1, 1 << 30, -(1 << 30)];
+        for shift in -31..=-1 {
+            for trial in 0..400 {
+                let m = match trial {
+                    0 => (1 << 30) + 1,
+                    1 => i32::MAX,
+                    _ => (1 << 30) + (rng.next_u32() >> 2) as i32 + 1,
+                };
+                let r = RoundingRequantizer::new(m, shift).unwrap();
+                for &x in &specials {
+                    assert_eq!(r.apply(x), multiply_by_quantized_multiplier(x, m, shift), "x {x} m {m} shift {shift}");
+                }
+                for _ in 0..200 {
+                    // Accumulator-sized values and full-range ones, around rounding ties too.
+                    let wide = rng.next_u32() as i32;
+                    let x = if trial % 2 == 0 { wide >> (rng.next_u32() % 31) } else { wide };
+                    for x in [x, x.wrapping_add(1), x.wrapping_sub(1)] {
+                        assert_eq!(r.apply(x), multiply_by_quantized_multiplier(x, m, shift), "x {x} m {m} shift {shift}");
+                    }
+                }
+            }
+        }
+        // Outside its domain it declines.
+        assert!(RoundingRequantizer::new(1 << 30, -3).is_none());
+        assert!(RoundingRequantizer::new((1 << 30) + 5, 0).is_none());
+        assert!(RoundingRequantizer::new((1 << 30) + 5, 2).is_none());
+        assert!(RoundingRequantizer::new(-5, -2).is_none());
     }
 
     #[test]

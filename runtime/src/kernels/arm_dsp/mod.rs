@@ -7,11 +7,14 @@
 #![allow(unsafe_code)]
 
 use crate::kernels::dispatch::{KernelTable, PORTABLE};
-use crate::kernels::portable::conv::{conv2d_im2col, emit_run, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
-use crate::kernels::{i32_at, ConvGeometry, OutSpec};
+use crate::kernels::portable::conv::{conv2d_im2col, emit_run_with, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
+use crate::kernels::{i32_at, AddParams, ConvGeometry, OutSpec};
+use crate::quant::RoundingRequantizer;
 
-/// The table: the portable kernels with the SMLAD convolution and the four-lane ReLU.
-pub const TABLE: KernelTable = KernelTable { name: "arm-dsp", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), relu, ..PORTABLE };
+/// The table: the portable kernels with the SMLAD convolution, the assembly
+/// requantization, the addition over it and the four-lane ReLU.
+pub const TABLE: KernelTable =
+    KernelTable { name: "arm-dsp", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), add, relu, ..PORTABLE };
 
 /// int8 ReLU at `zero_point` (`max(x, zero_point)` per byte, bit-exact with
 /// `reference::relu`), four bytes per word: SSUB8 sets each byte lane's GE flag where
@@ -103,6 +106,11 @@ impl MicroKernel for Smlad {
         gemm_pair_hwc::<Self>(rows, runs, step, w0, w1, b0, b1, a0, a1)
     }
 
+    #[inline(always)]
+    fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo: i32, hi: i32, dst: &mut [u8]) -> bool {
+        requantize_run(acc, r, zero_point, lo, hi, dst)
+    }
+
     /// Four output channels at a time through [`gemm1x4_row`], each channel's row then
     /// requantized.
     #[inline(never)]
@@ -133,7 +141,7 @@ impl MicroKernel for Smlad {
             }
             for r in 0..nc {
                 let co = 4 * q + r;
-                emit_run(&acc[r * wo..(r + 1) * wo], co, (co * ho + oy) * wo, spec, out);
+                emit_run_with::<Self>(&acc[r * wo..(r + 1) * wo], co, (co * ho + oy) * wo, spec, out);
             }
         }
         true
@@ -248,4 +256,82 @@ pub fn gemm1x4_row(rows: &[u32], runs: &[(usize, usize)], step: usize, w: &[u32]
         }
     }
     true
+}
+
+/// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)` in 13 instructions a value (the
+/// portable loop takes about 25 on a Cortex-M4): the constant of [`RoundingRequantizer`]
+/// built from the accumulator's sign (AND, ORR for the low word, ADD with ASR for the high
+/// one), one SMLAL, one ASR, SSAT for the int8 range and one compare for the lower clamp.
+/// The zero point is folded into the high word (`(h + zp·2^k) >> k = (h >> k) + zp`). Returns
+/// `false` (nothing written) when the constants do not suit it: an upper clamp other than
+/// 127, a final shift `k` of 0 (`e = 1`, where the low word's borrow differs) or so large
+/// that the folded zero point overflows, or unequal lengths.
+pub fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo: i32, hi: i32, dst: &mut [u8]) -> bool {
+    let (m, c, k) = r.parts();
+    let n = dst.len();
+    if acc.len() != n || n == 0 || hi != 127 || !(-128..=127).contains(&lo) || k == 0 || k > 22 {
+        return false;
+    }
+    // e = k + 1 ≥ 2: the low word of c is 2^30, its high word 2^(e−2); for x < 0 the
+    // constant is c − 2^31: low word 0xC000_0000, high word one less (ADD with x ASR 31).
+    debug_assert_eq!(c as u32, 1 << 30);
+    let c_hi = (c >> 32) as i32 + (zero_point << k);
+    let (src, out) = (acc.as_ptr(), dst.as_mut_ptr());
+    // SAFETY: `acc` and `dst` hold `n ≥ 1` elements each: the loop reads `n` words from
+    // `src` and writes `n` bytes from `out`, ending when `out` reaches `out + n` (in bounds,
+    // one past the end). SMLAL, SSAT and CMP touch only registers and the flags.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {x}, [{src}], #4",
+            "and {lo}, {x}, #0x80000000",
+            "orr {lo}, {lo}, #0x40000000",
+            "add {hi}, {c_hi}, {x}, asr #31",
+            "smlal {lo}, {hi}, {x}, {m}",
+            "asr {hi}, {hi}, {k}",
+            "ssat {hi}, #8, {hi}",
+            "cmp {hi}, {amin}",
+            "it lt",
+            "movlt {hi}, {amin}",
+            "strb {hi}, [{out}], #1",
+            "cmp {out}, {end}",
+            "bne 2b",
+            src = inout(reg) src => _,
+            out = inout(reg) out => _,
+            end = in(reg) out.add(n),
+            c_hi = in(reg) c_hi,
+            m = in(reg) m,
+            k = in(reg) k,
+            amin = in(reg) lo,
+            x = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// int8 addition, bit-exact with `reference::add`: each input's rescaled contribution looked
+/// up in a 256-entry table (as the portable addition does), the sums of 256 elements at a
+/// time requantized by [`requantize_run`].
+pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let (m, shift) = p.output;
+    let (lo, hi) = (p.act.0 as i32, p.act.1 as i32);
+    let Some(r) = RoundingRequantizer::new(m, shift).filter(|_| out.len() >= 512 && hi == 127) else {
+        return crate::kernels::portable::add(p, a, b, out);
+    };
+    let (ta, tb) = (crate::kernels::portable::add_table(p, 0), crate::kernels::portable::add_table(p, 1));
+    let mut sums = [0i32; 256];
+    for ((o, a), b) in out.chunks_mut(256).zip(a.chunks(256)).zip(b.chunks(256)) {
+        let s = &mut sums[..o.len()];
+        for ((s, &x), &y) in s.iter_mut().zip(a).zip(b) {
+            *s = ta[x as usize] + tb[y as usize];
+        }
+        if !requantize_run(s, &r, p.output_zero_point, lo, hi, o) {
+            for (o, &v) in o.iter_mut().zip(s.iter()) {
+                *o = (r.apply(v) + p.output_zero_point).clamp(lo, hi) as i8 as u8;
+            }
+        }
+    }
 }

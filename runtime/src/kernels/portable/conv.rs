@@ -8,14 +8,31 @@ pub const TILE: usize = 1024;
 /// Writes `acc` (the accumulators of channel `c`, elements starting at `first`) to `out`.
 #[inline]
 pub(crate) fn emit_run(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
+    emit_run_with::<I16>(acc, c, first, spec, out)
+}
+
+/// [`emit_run`] with the micro-kernel's own requantization loop where it has one
+/// ([`MicroKernel::requantize_run`]).
+#[inline]
+pub(crate) fn emit_run_with<M: MicroKernel + ?Sized>(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
     match *spec {
         OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
             let (mult, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
             let dst = &mut out[first..first + acc.len()];
+            let (lo, hi) = (act_min as i32, act_max as i32);
+            // The common case: one multiply-accumulate and one shift per value.
+            if let Some(r) = crate::quant::RoundingRequantizer::new(mult, shift) {
+                if M::requantize_run(acc, &r, zero_point, lo, hi, dst) {
+                    return;
+                }
+                for (o, &a) in dst.iter_mut().zip(acc) {
+                    *o = (r.apply(a) + zero_point).clamp(lo, hi) as i8 as u8;
+                }
+                return;
+            }
             match crate::quant::Requantizer::new(mult, shift) {
                 // The channel's constants worked out once for the whole run.
                 Some(r) => {
-                    let (lo, hi) = (act_min as i32, act_max as i32);
                     for (o, &a) in dst.iter_mut().zip(acc) {
                         *o = (r.apply(a) + zero_point).clamp(lo, hi) as i8 as u8;
                     }
@@ -93,6 +110,14 @@ pub trait MicroKernel {
         a1: &mut [i32],
     ) {
         gemm_pair_hwc::<Self>(rows, runs, step, w0, w1, b0, b1, a0, a1)
+    }
+
+    /// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)` for equal lengths, in the
+    /// instruction set's own loop; `false` (nothing written) where it has none or the
+    /// constants do not suit it, and the portable loop runs instead.
+    #[inline(always)]
+    fn requantize_run(_acc: &[i32], _r: &crate::quant::RoundingRequantizer, _zero_point: i32, _lo: i32, _hi: i32, _dst: &mut [u8]) -> bool {
+        false
     }
 
     /// One output row of the channel-last convolution four output channels at a time, with
@@ -319,9 +344,9 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
                         *a = b0 + M::dot(c, w0);
                     }
                 }
-                emit_run(a0, co, (co * ho + oy) * wo + x0, spec, out);
+                emit_run_with::<M>(a0, co, (co * ho + oy) * wo + x0, spec, out);
                 if pair {
-                    emit_run(a1, co + 1, ((co + 1) * ho + oy) * wo + x0, spec, out);
+                    emit_run_with::<M>(a1, co + 1, ((co + 1) * ho + oy) * wo + x0, spec, out);
                 }
                 co += 2;
             }
@@ -491,9 +516,9 @@ fn conv2d_rows_hwc<M: MicroKernel>(
             let (b0, b1) = (i32_at(bias, co), if pair { i32_at(bias, co + 1) } else { 0 });
             let (a0, a1) = acc[..2 * wo].split_at_mut(wo);
             M::gemm_pair_hwc(rows, runs, s * cw, w0, w1, b0, b1, a0, a1);
-            emit_run(a0, co, (co * ho + oy) * wo, spec, out);
+            emit_run_with::<M>(a0, co, (co * ho + oy) * wo, spec, out);
             if pair {
-                emit_run(a1, co + 1, ((co + 1) * ho + oy) * wo, spec, out);
+                emit_run_with::<M>(a1, co + 1, ((co + 1) * ho + oy) * wo, spec, out);
             }
             co += 2;
         }

@@ -38,6 +38,14 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
         }
         return;
     }
+    let zp = p.output_zero_point;
+    // The common case: one multiply-accumulate and one shift per value.
+    if let Some(r) = crate::quant::RoundingRequantizer::new(m, shift) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = (r.apply(ta[x as usize] + tb[y as usize]) + zp).clamp(lo, hi) as i8 as u8;
+        }
+        return;
+    }
     // `multiply_by_quantized_multiplier` with its loop invariants hoisted: the left shift,
     // the rounding mask, and the saturation case (only for a multiplier of i32::MIN, excluded
     // above). The same integer steps, so the same bits. These are `quant::Requantizer::apply`'s
@@ -46,7 +54,6 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     let (left, right) = (shift.max(0) as u32, (-shift).max(0) as u32);
     let mask = ((1i64 << right) - 1) as i32;
     let half = mask >> 1;
-    let zp = p.output_zero_point;
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         let sum = (ta[x as usize] + tb[y as usize]).wrapping_shl(left);
         let h = ((sum as i64 * m as i64 + (1 << 30)) >> 31) as i32;
