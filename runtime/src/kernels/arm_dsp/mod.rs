@@ -322,7 +322,7 @@ pub fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo:
 
 /// int8 addition, bit-exact with `reference::add`: each input's rescaled contribution looked
 /// up in a 256-entry table (as the portable addition does) and the sum requantized, in one
-/// assembly loop ([`add_fused`]) when the clamp is the int8 range; otherwise the sums of 256
+/// assembly loop (`add_fused`) when the clamp is the int8 range; otherwise the sums of 256
 /// elements at a time requantized by [`requantize_run`].
 pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     let (m, shift) = p.output;
