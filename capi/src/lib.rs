@@ -39,7 +39,7 @@ use core::mem::{align_of, size_of};
 use core::ptr;
 
 use edgegen_runtime::engine::{Classifier, Gan, PixelCnn, Vae};
-use edgegen_runtime::guard::{guard_params, Guard, PixelCnnScorer, ScoreKind};
+use edgegen_runtime::guard::{Guard, PixelCnnScorer, ScoreKind};
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood;
 use edgegen_runtime::model::{Family, Model};
@@ -256,6 +256,7 @@ fn status(e: Error) -> edgegen_status {
         Error::Malformed { .. } => EDGEGEN_ERR_MALFORMED,
         Error::ArenaTooSmall { .. } => EDGEGEN_ERR_ARENA_TOO_SMALL,
         Error::WrongFamily => EDGEGEN_ERR_WRONG_FAMILY,
+        Error::NoGuard => EDGEGEN_ERR_NO_GUARD,
         _ => EDGEGEN_ERR_INTERNAL,
     }
 }
@@ -709,18 +710,9 @@ pub unsafe extern "C" fn edgegen_guard_open(
         let (p, b, v, arena) =
             unsafe { (model(pixelcnn)?, optional_model(background)?, optional_model(vae)?, bytes_mut(arena, arena_len)?) };
         let (p, b, v) = guard_engines(p, b, v)?;
-        let file = *p.interpreter().model();
-        let md = file.metadata();
-        let kind = ScoreKind::from_u8(md.guard_score).ok_or(EDGEGEN_ERR_NO_GUARD)?;
-        if md.guard_flags & 1 == 0 || !md.guard_threshold.is_finite() {
-            return Err(EDGEGEN_ERR_NO_GUARD);
-        }
-        if (kind.needs_background() && b.is_none()) || (kind.needs_latent() && v.is_none()) {
-            return Err(EDGEGEN_ERR_NO_GUARD);
-        }
-        let scorer = PixelCnnScorer::new(p, b, v, arena, kind, guard_params(&file)).map_err(status)?;
+        let guard_value = PixelCnnScorer::calibrated(p, b, v, arena).map_err(status)?;
         // SAFETY: as above.
-        unsafe { slot.write(Slot { tag: GUARD_TAG, value: Guard::new(scorer, md.guard_threshold) }) };
+        unsafe { slot.write(Slot { tag: GUARD_TAG, value: guard_value }) };
         Ok(())
     })
 }

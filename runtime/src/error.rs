@@ -59,6 +59,9 @@ pub enum Error {
     },
     /// The model is of another family than the engine asked for.
     WrongFamily,
+    /// The model file holds no calibrated guard, or its score needs a model that was not
+    /// given (the background model, or the VAE its guard block was fitted with).
+    NoGuard,
 }
 
 impl fmt::Display for Error {
@@ -84,6 +87,10 @@ impl fmt::Display for Error {
             Error::Malformed { section, index, reason } => write!(f, "malformed model file: {section:?} {index}: {reason}"),
             Error::ArenaTooSmall { needed, got } => write!(f, "arena too small: the model needs {needed} bytes, got {got}"),
             Error::WrongFamily => write!(f, "the model file is of another family than this engine runs"),
+            Error::NoGuard => write!(
+                f,
+                "no usable calibrated guard: the PixelCNN file holds none (`edgegen calibrate` writes one) or its score needs the background model or the VAE"
+            ),
         }
     }
 }
@@ -107,6 +114,7 @@ impl defmt::Format for Error {
             Error::Malformed { section, index, reason } => defmt::write!(f, "Malformed {{ {}, {}, {} }}", section, index, reason),
             Error::ArenaTooSmall { needed, got } => defmt::write!(f, "ArenaTooSmall {{ needed: {}, got: {} }}", needed, got),
             Error::WrongFamily => defmt::write!(f, "WrongFamily"),
+            Error::NoGuard => defmt::write!(f, "NoGuard"),
         }
     }
 }

@@ -166,33 +166,45 @@ impl<'a> GuardBlock<'a> {
         f32::from_le_bytes([self.bytes[o], self.bytes[o + 1], self.bytes[o + 2], self.bytes[o + 3]])
     }
 
-    /// The latent score of a posterior mean (`None` for a wrong length).
-    pub fn score(&self, mu: &[f32]) -> Option<f64> {
+    /// `x` standardized: `(x − mean) · inv_std` per dimension (`x` holds `latent` values).
+    #[inline(always)]
+    fn standardize(&self, x: &[f32]) -> [f64; crate::engine::MAX_LATENT] {
         let d = self.latent;
-        if mu.len() != d {
-            return None;
-        }
         let mut z = [0f64; crate::engine::MAX_LATENT];
         for j in 0..d {
-            z[j] = (mu[j] as f64 - self.f(2 + j) as f64) * self.f(2 + d + j) as f64;
+            z[j] = (x[j] as f64 - self.f(2 + j) as f64) * self.f(2 + d + j) as f64;
         }
-        let tri = d * (d + 1) / 2;
+        z
+    }
+
+    /// Component `k`'s weighted log density at a standardized `z`: `c_k − ½‖L_k (z − mean_k)‖²`.
+    #[inline(always)]
+    fn component_term(&self, k: usize, z: &[f64; crate::engine::MAX_LATENT]) -> f64 {
+        let d = self.latent;
+        let base = 2 + 2 * d + k * (1 + d + d * (d + 1) / 2);
+        let mut q = 0f64;
+        let mut at = base + 1 + d;
+        for i in 0..d {
+            let mut y = 0f64;
+            for j in 0..=i {
+                y += self.f(at + j) as f64 * (z[j] - self.f(base + 1 + j) as f64);
+            }
+            at += i + 1;
+            q += y * y;
+        }
+        self.f(base) as f64 - 0.5 * q
+    }
+
+    /// The latent score of a posterior mean (`None` for a wrong length).
+    pub fn score(&self, mu: &[f32]) -> Option<f64> {
+        if mu.len() != self.latent {
+            return None;
+        }
+        let z = self.standardize(mu);
+        // Streaming log-sum-exp over the components.
         let (mut max, mut acc) = (f64::NEG_INFINITY, 0f64);
         for k in 0..self.components {
-            let base = 2 + 2 * d + k * (1 + d + tri);
-            let mut q = 0f64;
-            let mut at = base + 1 + d;
-            for i in 0..d {
-                let mut y = 0f64;
-                for j in 0..=i {
-                    y += self.f(at + j) as f64 * (z[j] - self.f(base + 1 + j) as f64);
-                }
-                at += i + 1;
-                q += y * y;
-            }
-            // Streaming log-sum-exp over the components (the same sum as
-            // `component_log_density`, written out so the guard's loop stays one function).
-            let w = self.f(base) as f64 - 0.5 * q;
+            let w = self.component_term(k, &z);
             if w > max {
                 acc = acc * libm::exp(max - w) + 1.0;
                 max = w;
@@ -208,27 +220,10 @@ impl<'a> GuardBlock<'a> {
     /// length or component). Add [`GuardBlock::log_jacobian`] for the density in `x`'s own
     /// units.
     pub fn component_log_density(&self, k: usize, x: &[f32]) -> Option<f64> {
-        let d = self.latent;
-        if x.len() != d || k >= self.components {
+        if x.len() != self.latent || k >= self.components {
             return None;
         }
-        let mut z = [0f64; crate::engine::MAX_LATENT];
-        for j in 0..d {
-            z[j] = (x[j] as f64 - self.f(2 + j) as f64) * self.f(2 + d + j) as f64;
-        }
-        let tri = d * (d + 1) / 2;
-        let base = 2 + 2 * d + k * (1 + d + tri);
-        let mut q = 0f64;
-        let mut at = base + 1 + d;
-        for i in 0..d {
-            let mut y = 0f64;
-            for j in 0..=i {
-                y += self.f(at + j) as f64 * (z[j] - self.f(base + 1 + j) as f64);
-            }
-            at += i + 1;
-            q += y * y;
-        }
-        Some(self.f(base) as f64 - 0.5 * q)
+        Some(self.component_term(k, &self.standardize(x)))
     }
 
     /// `Σ log inv_std`: the log Jacobian of the standardization, which turns a density over
@@ -474,22 +469,38 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
     }
 
     /// A guard with the score kind, constants and threshold calibrated into the model
-    /// file (`None` when the file holds no calibrated guard, or its score needs a model
-    /// that is not given: the background model, or the VAE the guard block was fitted with).
+    /// file (`None` when the file holds no calibrated guard, or its score needs a model that
+    /// is not given: the background model, or the VAE the guard block was fitted with).
     pub fn guard(
         model: crate::engine::PixelCnn<'m>,
         background: Option<crate::engine::PixelCnn<'m>>,
         vae: Option<crate::engine::Vae<'m>>,
         arena: &'a mut [u8],
     ) -> Option<Guard<Self>> {
+        Self::calibrated(model, background, vae, arena).ok()
+    }
+
+    /// [`PixelCnnScorer::guard`] saying why not: [`crate::Error::NoGuard`] when the file
+    /// holds no calibrated guard or its score needs the background model or the VAE and it
+    /// is not given; otherwise [`PixelCnnScorer::new`]'s errors (a small arena, a VAE of
+    /// another encoder or geometry, …).
+    pub fn calibrated(
+        model: crate::engine::PixelCnn<'m>,
+        background: Option<crate::engine::PixelCnn<'m>>,
+        vae: Option<crate::engine::Vae<'m>>,
+        arena: &'a mut [u8],
+    ) -> Result<Guard<Self>, crate::Error> {
         let file = *model.interpreter().model();
         let md = file.metadata();
-        let kind = ScoreKind::from_u8(md.guard_score)?;
+        let kind = ScoreKind::from_u8(md.guard_score).ok_or(crate::Error::NoGuard)?;
         if md.guard_flags & 1 == 0 || !md.guard_threshold.is_finite() {
-            return None;
+            return Err(crate::Error::NoGuard);
         }
-        let scorer = Self::new(model, background, vae, arena, kind, guard_params(&file)).ok()?;
-        Some(Guard::new(scorer, md.guard_threshold))
+        if (kind.needs_background() && background.is_none()) || (kind.needs_latent() && vae.is_none()) {
+            return Err(crate::Error::NoGuard);
+        }
+        let scorer = Self::new(model, background, vae, arena, kind, guard_params(&file))?;
+        Ok(Guard::new(scorer, md.guard_threshold))
     }
 
     /// The image geometry the scorer takes (the PixelCNN's).

@@ -34,32 +34,10 @@ const MODELS: [(&str, &str); 5] = [
 ];
 
 fn tools_available() -> bool {
-    let ok = |cmd: &str, arg: &str| Command::new(cmd).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
-    let targets = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| {
-            let s = String::from_utf8_lossy(&o.stdout);
-            s.contains("thumbv7em-none-eabihf") && s.contains("thumbv8m.main-none-eabihf")
-        })
-        .unwrap_or(false);
-    let all = ok("qemu-system-arm", "--version") && ok("arm-none-eabi-gcc", "--version") && targets;
-    if !all && std::env::var_os("EDGEGEN_REQUIRE_QEMU").is_some() {
-        panic!("EDGEGEN_REQUIRE_QEMU=1 but qemu-system-arm, arm-none-eabi-gcc or the thumb targets are missing (scripts/test.sh installs them)");
-    }
-    if !all {
-        eprintln!("skipping: qemu-system-arm, arm-none-eabi-gcc or the thumb targets missing (scripts/test.sh installs them)");
-    }
-    all
+    common::qemu_tools_available(&["arm-none-eabi-gcc"])
 }
 
-fn fields(line: &str) -> HashMap<&str, &str> {
-    line.split_whitespace().filter_map(|kv| kv.split_once('=')).collect()
-}
-
-fn hex(v: &str) -> u64 {
-    u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {v}"))
-}
+use common::{fields, hex};
 
 /// Bytes of the linked image that came from `libedgegen_capi.a`, from the linker's map:
 /// (flash: code and read-only data, RAM: data and bss).

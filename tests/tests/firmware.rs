@@ -18,33 +18,10 @@ use std::collections::HashMap;
 use std::process::Command;
 
 fn tools_available() -> bool {
-    let ok = |cmd: &str, arg: &str| Command::new(cmd).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
-    let target = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| {
-            let t = String::from_utf8_lossy(&o.stdout).to_string();
-            t.contains("thumbv7em-none-eabihf") && t.contains("thumbv8m.main-none-eabihf")
-        })
-        .unwrap_or(false);
-    let all = ok("qemu-system-arm", "--version") && ok("defmt-print", "--version") && target;
-    if !all && std::env::var("EDGEGEN_REQUIRE_QEMU").as_deref() == Ok("1") {
-        panic!("EDGEGEN_REQUIRE_QEMU=1 but qemu-system-arm, defmt-print or the thumbv7em-none-eabihf / thumbv8m.main-none-eabihf targets are missing");
-    }
-    if !all {
-        eprintln!("skipping: qemu-system-arm, defmt-print or the thumb targets missing (scripts/test.sh installs them)");
-    }
-    all
+    common::qemu_tools_available(&["defmt-print"])
 }
 
-/// `key=value` fields of a defmt line.
-fn fields(line: &str) -> HashMap<&str, &str> {
-    line.split_whitespace().filter_map(|t| t.split_once('=')).collect()
-}
-
-fn hex(v: &str) -> u64 {
-    u64::from_str_radix(v.trim_start_matches("0x"), 16).expect("hex field")
-}
+use common::{fields, hex};
 
 /// Section sizes of an ELF32 file: (name, size, flags, is_nobits) for allocated sections.
 fn elf_sections(elf: &[u8]) -> Vec<(String, u64, u32, bool)> {

@@ -115,3 +115,38 @@ pub fn training_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Whether the QEMU tests can run: `qemu-system-arm`, the thumb targets and each of `tools`
+/// (a command run with `--version`). With EDGEGEN_REQUIRE_QEMU=1 a missing one fails the
+/// test; otherwise it is skipped with a line saying so.
+pub fn qemu_tools_available(tools: &[&str]) -> bool {
+    use std::process::Command;
+    let ok = |cmd: &str| Command::new(cmd).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            let t = String::from_utf8_lossy(&o.stdout).to_string();
+            t.contains("thumbv7em-none-eabihf") && t.contains("thumbv8m.main-none-eabihf")
+        })
+        .unwrap_or(false);
+    let all = ok("qemu-system-arm") && tools.iter().all(|t| ok(t)) && targets;
+    let what = format!("qemu-system-arm, {}, or the thumbv7em-none-eabihf / thumbv8m.main-none-eabihf targets", tools.join(", "));
+    if !all && std::env::var("EDGEGEN_REQUIRE_QEMU").as_deref() == Ok("1") {
+        panic!("EDGEGEN_REQUIRE_QEMU=1 but one of {what} is missing (scripts/test.sh installs them)");
+    }
+    if !all {
+        eprintln!("skipping: one of {what} is missing (scripts/test.sh installs them)");
+    }
+    all
+}
+
+/// `key=value` fields of a log line.
+pub fn fields(line: &str) -> std::collections::HashMap<&str, &str> {
+    line.split_whitespace().filter_map(|t| t.split_once('=')).collect()
+}
+
+/// A hexadecimal field (`0x…`).
+pub fn hex(v: &str) -> u64 {
+    u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not a hex field: {v}"))
+}

@@ -266,6 +266,66 @@ pub fn gemm1x4_row(rows: &[u32], runs: &[(usize, usize)], step: usize, w: &[u32]
     true
 }
 
+/// The constants the assembly requantization needs from a [`RoundingRequantizer`] and the
+/// output zero point: the multiplier, the high word of the constant with the zero point
+/// folded in (`(h + zp·2^k) >> k = (h >> k) + zp`; an int8 zero point, as every validated
+/// model has) and the final shift `k`. `None` for a `k` of 0 (`e = 1`, where the low word's
+/// borrow differs) or so large that the folded zero point could overflow. With `e = k + 1 ≥ 2` the constant's low word is 2^30 and for
+/// `x < 0` it is `c − 2^31`: low word 0xC000_0000, high word one less — what
+/// [`requantize_word`] builds from the sign of `x`.
+#[inline(always)]
+fn smlal_constants(r: &RoundingRequantizer, zero_point: i32) -> Option<(i32, i32, u32)> {
+    let (m, c, k) = r.parts();
+    if k == 0 || k > 22 {
+        return None;
+    }
+    // e ≥ 2: c = 2^30 + 2^(e+30), so its low word is 2^30.
+    debug_assert_eq!(c as u32, 1 << 30);
+    Some((m, (c >> 32) as i32 + (zero_point << k), k))
+}
+
+/// Assembly text: the int32 in register `$x` requantized into `$hi` (saturated to int8),
+/// `$lo` scratch; reads the operands `{c_hi}`, `{m}` and `{k}` ([`smlal_constants`]). Six
+/// instructions: AND and ORR (the constant's low word), ADD with ASR (its high word),
+/// SMLAL, ASR, SSAT.
+macro_rules! requantize_word {
+    ($x:literal, $lo:literal, $hi:literal) => {
+        concat!(
+            "and ",
+            $lo,
+            ", ",
+            $x,
+            ", #0x80000000\n",
+            "orr ",
+            $lo,
+            ", ",
+            $lo,
+            ", #0x40000000\n",
+            "add ",
+            $hi,
+            ", {c_hi}, ",
+            $x,
+            ", asr #31\n",
+            "smlal ",
+            $lo,
+            ", ",
+            $hi,
+            ", ",
+            $x,
+            ", {m}\n",
+            "asr ",
+            $hi,
+            ", ",
+            $hi,
+            ", {k}\n",
+            "ssat ",
+            $hi,
+            ", #8, ",
+            $hi,
+        )
+    };
+}
+
 /// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)` in 13 instructions a value (the
 /// portable loop takes about 25 on a Cortex-M4): the constant of [`RoundingRequantizer`]
 /// built from the accumulator's sign (AND, ORR for the low word, ADD with ASR for the high
@@ -275,15 +335,13 @@ pub fn gemm1x4_row(rows: &[u32], runs: &[(usize, usize)], step: usize, w: &[u32]
 /// 127, a final shift `k` of 0 (`e = 1`, where the low word's borrow differs) or so large
 /// that the folded zero point overflows, or unequal lengths.
 pub fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo: i32, hi: i32, dst: &mut [u8]) -> bool {
-    let (m, c, k) = r.parts();
     let n = dst.len();
-    if acc.len() != n || n == 0 || hi != 127 || !(-128..=127).contains(&lo) || k == 0 || k > 22 {
+    if acc.len() != n || n == 0 || hi != 127 || !(-128..=127).contains(&lo) {
         return false;
     }
-    // e = k + 1 ≥ 2: the low word of c is 2^30, its high word 2^(e−2); for x < 0 the
-    // constant is c − 2^31: low word 0xC000_0000, high word one less (ADD with x ASR 31).
-    debug_assert_eq!(c as u32, 1 << 30);
-    let c_hi = (c >> 32) as i32 + (zero_point << k);
+    let Some((m, c_hi, k)) = smlal_constants(r, zero_point) else {
+        return false;
+    };
     let (src, out) = (acc.as_ptr(), dst.as_mut_ptr());
     // SAFETY: `acc` and `dst` hold `n ≥ 1` elements each: the loop reads `n` words from
     // `src` and writes `n` bytes from `out`, ending when `out` reaches `out + n` (in bounds,
@@ -292,12 +350,7 @@ pub fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo:
         core::arch::asm!(
             "2:",
             "ldr {x}, [{src}], #4",
-            "and {lo}, {x}, #0x80000000",
-            "orr {lo}, {lo}, #0x40000000",
-            "add {hi}, {c_hi}, {x}, asr #31",
-            "smlal {lo}, {hi}, {x}, {m}",
-            "asr {hi}, {hi}, {k}",
-            "ssat {hi}, #8, {hi}",
+            requantize_word!("{x}", "{lo}", "{hi}"),
             "cmp {hi}, {amin}",
             "it lt",
             "movlt {hi}, {amin}",
@@ -354,15 +407,16 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
 /// distance from `a`. Returns `false` (nothing written) when the constants do not suit it
 /// (as for [`requantize_run`]) or the inputs are shorter than `out`.
 fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_point: i32, a: &[u8], b: &[u8], out: &mut [u8]) -> bool {
-    let (m, c, k) = r.parts();
     let n = out.len();
-    if n == 0 || a.len() < n || b.len() < n || k == 0 || k > 22 || c as u32 != 1 << 30 {
+    if n == 0 || a.len() < n || b.len() < n {
         return false;
     }
+    let Some((m, c_hi, k)) = smlal_constants(r, zero_point) else {
+        return false;
+    };
     let mut t = [0i32; 512];
     t[..256].copy_from_slice(ta);
     t[256..].copy_from_slice(tb);
-    let c_hi = (c >> 32) as i32 + (zero_point << k);
     let (pa, dst) = (a.as_ptr(), out.as_mut_ptr());
     // `b`'s address relative to `a`'s (wrapping: only their sum is dereferenced).
     let db = (b.as_ptr() as usize).wrapping_sub(pa as usize);
@@ -378,12 +432,7 @@ fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_poi
             "ldr {x}, [{t}, {x}, lsl #2]",
             "ldr {y}, [{t}, {y}, lsl #2]",
             "add {x}, {x}, {y}",
-            "and {lo}, {x}, #0x80000000",
-            "orr {lo}, {lo}, #0x40000000",
-            "add {y}, {c_hi}, {x}, asr #31",
-            "smlal {lo}, {y}, {x}, {m}",
-            "asr {y}, {y}, {k}",
-            "ssat {y}, #8, {y}",
+            requantize_word!("{x}", "{lo}", "{y}"),
             "strb {y}, [{out}], #1",
             "cmp {out}, {end}",
             "bne 2b",
