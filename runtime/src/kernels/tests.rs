@@ -330,7 +330,8 @@ macro_rules! kernel_suite {
                     let x = random_bytes(&mut rng, k);
                     let w = random_bytes(&mut rng, m * k);
                     let b = bytes_i32(&(0..m).map(|_| rng.below(2001) as i32 - 1000).collect::<Vec<_>>());
-                    let q = quant_block(&(0..m).map(|_| 1e-3).collect::<Vec<_>>());
+                    // A scale per output (vector kernels requantize lanes with their own).
+                    let q = quant_block(&(0..m).map(|_| 1e-4 + rng.uniform() as f64 * 0.01).collect::<Vec<_>>());
                     let spec = OutSpec::Int8 { zero_point: zp, act_min: -128, act_max: 127, quant: &q };
                     let (mut want, mut got) = (vec![0u8; m], vec![0u8; m]);
                     crate::kernels::reference::fully_connected(&x, zp, &w, &b, m, &spec, &mut want);

@@ -13,10 +13,12 @@ use std::path::Path;
 use std::time::Instant;
 
 /// The baseline of a row: the int8 engine with reference kernels doing the same thing (the
-/// first row of the same kind — `log_prob` or `sample`; the network-only `forward` row is
-/// measured against the reference `log_prob`, whose likelihood part is negligible there).
+/// first row of the same kind — `log_prob` or `sample`; the network-only `forward` rows are
+/// measured against the reference `log_prob`, or the reference `sample` of a generator).
 fn base(rows: &[(String, f64)], name: &str) -> f64 {
-    let kind = if name.starts_with("sample") { "sample" } else { "log_prob" };
+    // A generator has no likelihood: its network row is measured against sampling.
+    let has_log_prob = rows.iter().any(|(n, _)| n.starts_with("log_prob"));
+    let kind = if name.starts_with("sample") || !has_log_prob { "sample" } else { "log_prob" };
     let of_kind = |n: &String| n.starts_with(kind);
     rows.iter().find(|(n, _)| of_kind(n) && n.contains("reference")).or_else(|| rows.iter().find(|(n, _)| of_kind(n))).map_or(1.0, |r| r.1)
 }
@@ -98,6 +100,25 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
             };
             rows.push((format!("sample {name}"), r));
         }
+        // Each network alone (no likelihood or sampling around it): what LiteRT's invoke
+        // does on the TFLite export, so scripts/bench.sh compares them network by network.
+        for (file, &model) in names.iter().zip(&models) {
+            let interp = edgegen_runtime::interpreter::Interpreter::new(model, Kernels::Optimized);
+            let mut arena = vec![0u8; interp.arena_len()];
+            let mut z = vec![0f32; model.input().len()];
+            edgegen_runtime::rng::Rng::new(0).fill_normal(&mut z);
+            let image_input = model.input().dtype != edgegen_runtime::model::DType::F32;
+            let r = rate(n, |i| {
+                if image_input {
+                    interp.set_input_image(&mut arena, test.image(i))?;
+                } else {
+                    interp.set_input_f32(&mut arena, &z)?;
+                }
+                interp.invoke(&mut arena)?;
+                Ok(())
+            })?;
+            rows.push((format!("forward only, {}, int8 optimized kernels", file.trim_end_matches(".egm")), r));
+        }
     }
     for (name, kind) in [("tract f32", EngineKind::Tract), ("tract int8 (QDQ)", EngineKind::TractInt8)] {
         let l = Loaded::open(dir, kind)?;
@@ -112,7 +133,8 @@ pub fn run(dir: &Path, n: usize) -> Result<serde_json::Value> {
     if family == Pixelcnn {
         let bytes = std::fs::read(dir.join("model.egm"))?;
         let e = engine::PixelCnn::new(Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?, Kernels::Optimized)?;
-        let mut arena = vec![0u8; e.sample_arena_len()];
+        // The row-band sampler keeps a window of rows; a full pass per pixel needs the whole arena.
+        let mut arena = vec![0u8; e.sample_arena_len().max(e.arena_len())];
         let mut img = [0u8; 784];
         let s = 2.max(n / 50);
         rows.push(("sample int8 optimized, row-band".into(), rate(s, |i| e.sample(&mut arena, i as u64, &mut img).map_err(Into::into))?));

@@ -148,20 +148,27 @@ fn vnni_fits(g: &ConvGeometry) -> bool {
 /// transposed convolution, for the stride-1 form the kernel runs; `None` for a shape they
 /// leave to the AVX2 and portable kernels.
 pub fn pack(transposed: bool, g: &ConvGeometry, weights: &[u8], bias: &[u8]) -> Option<ConvPack> {
+    let (g2, w2) = stride1_form(transposed, g, weights, bias)?;
+    vnni_fits(&g2).then(|| conv_pack(&g2, &w2, bias))
+}
+
+/// The stride-1 convolution a layer runs as (itself, its stride-2 form or its transposed
+/// form) and that convolution's weights; `None` when the buffers are too short for `g` or
+/// the layer has no such form.
+pub(super) fn stride1_form(transposed: bool, g: &ConvGeometry, weights: &[u8], bias: &[u8]) -> Option<(ConvGeometry, Vec<u8>)> {
     let [ci, _, _] = g.input;
     let [co, _, _] = g.output;
     let [kh, kw] = g.kernel;
     if weights.len() < co * ci * kh * kw || bias.len() < 4 * co {
         return None;
     }
-    let (g2, w2) = if transposed {
+    Some(if transposed {
         (transposed_form(g)?, flipped(weights, kh * kw))
     } else if g.stride == 2 {
         (stride2_form(g)?, stride2_weights(g, weights))
     } else {
         (*g, weights.to_vec())
-    };
-    vnni_fits(&g2).then(|| conv_pack(&g2, &w2, bias))
+    })
 }
 
 /// Packs the weights (eight output channels per block, one u32 of four i8 per step),
@@ -479,6 +486,43 @@ pub fn conv_transpose2d_vnni(
     out: &mut [u8],
     pack: Option<&ConvPack>,
 ) -> bool {
+    conv_transpose2d_form::<Vnni>(g, input, weights, bias, spec, out, pack)
+}
+
+/// A stride-1 convolution kernel with its own weight packing: the stride-2 and transposed
+/// forms ([`conv2d_stride2_form`], [`conv_transpose2d_form`]) run on it.
+pub(super) trait Stride1 {
+    /// The packed constants the prepare step makes for it.
+    type Pack: 'static;
+    /// Whether `pack` was made for `g`.
+    fn fits(pack: &Self::Pack, g: &ConvGeometry) -> bool;
+    /// The convolution; `false` (nothing written) where it declines the shape.
+    fn run(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], pack: Option<&Self::Pack>) -> bool;
+}
+
+/// The AVX-512 VNNI kernel.
+struct Vnni;
+
+impl Stride1 for Vnni {
+    type Pack = ConvPack;
+    fn fits(pack: &ConvPack, g: &ConvGeometry) -> bool {
+        pack.fits(g)
+    }
+    fn run(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8], pack: Option<&ConvPack>) -> bool {
+        conv2d_vnni(g, input, weights, bias, spec, out, pack)
+    }
+}
+
+/// A transposed convolution on kernel `K` (see [`conv_transpose2d_vnni`]).
+fn conv_transpose2d_form<K: Stride1>(
+    g: &ConvGeometry,
+    input: &[u8],
+    weights: &[u8],
+    bias: &[u8],
+    spec: &OutSpec,
+    out: &mut [u8],
+    pack: Option<&K::Pack>,
+) -> bool {
     let [ci, hi, wi] = g.input;
     let [co, _, _] = g.output;
     let [kh, kw] = g.kernel;
@@ -498,29 +542,29 @@ pub fn conv_transpose2d_vnni(
             }
         }
     }
-    run_form(&g2, &dilated, || flipped(weights, kh * kw), bias, spec, out, pack)
+    run_form::<K>(&g2, &dilated, || flipped(weights, kh * kw), bias, spec, out, pack)
 }
 
 /// Runs `g2`, the stride-1 form of a stride-2 or transposed layer, on its re-laid-out input
-/// `act`: with the prepare step's packing when it fits `g2`, else packing `form_weights()`
-/// (the form's weights) now.
-fn run_form(
+/// `act` with kernel `K`: with the prepare step's packing when it fits `g2`, else packing
+/// `form_weights()` (the form's weights) now.
+fn run_form<K: Stride1>(
     g2: &ConvGeometry,
     act: &[u8],
     form_weights: impl FnOnce() -> Vec<u8>,
     bias: &[u8],
     spec: &OutSpec,
     out: &mut [u8],
-    pack: Option<&ConvPack>,
+    pack: Option<&K::Pack>,
 ) -> bool {
     let made;
-    let w2: &[u8] = if pack.is_some_and(|p| p.fits(g2)) {
+    let w2: &[u8] = if pack.is_some_and(|p| K::fits(p, g2)) {
         &[]
     } else {
         made = form_weights();
         &made
     };
-    conv2d_vnni(g2, act, w2, bias, spec, out, pack)
+    K::run(g2, act, w2, bias, spec, out, pack)
 }
 
 /// The stride-1 convolution a transposed convolution equals: its input with `stride − 1`
@@ -580,6 +624,19 @@ pub fn conv2d_stride2_vnni(
     out: &mut [u8],
     pack: Option<&ConvPack>,
 ) -> bool {
+    conv2d_stride2_form::<Vnni>(g, input, weights, bias, spec, out, pack)
+}
+
+/// A stride-2 convolution on kernel `K` (see [`conv2d_stride2_vnni`]).
+pub(super) fn conv2d_stride2_form<K: Stride1>(
+    g: &ConvGeometry,
+    input: &[u8],
+    weights: &[u8],
+    bias: &[u8],
+    spec: &OutSpec,
+    out: &mut [u8],
+    pack: Option<&K::Pack>,
+) -> bool {
     let [ci, hi, wi] = g.input;
     let [co, _, _] = g.output;
     let [kh, kw] = g.kernel;
@@ -600,7 +657,7 @@ pub fn conv2d_stride2_vnni(
             }
         }
     }
-    run_form(&g2, &s2d, || stride2_weights(g, weights), bias, spec, out, pack)
+    run_form::<K>(&g2, &s2d, || stride2_weights(g, weights), bias, spec, out, pack)
 }
 
 /// The stride-1 convolution a stride-2 one equals after space-to-depth (planes of even

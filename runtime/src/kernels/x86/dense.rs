@@ -191,3 +191,131 @@ unsafe fn emit_lanes(acc: __m512i, spec: &OutSpec, first: usize, mask: u16, out:
         }
     }
 }
+
+/// [`crate::kernels::portable::fully_connected`] with AVX2, bit-exact: the input widened once
+/// to zero-point-corrected i16, every output row a `vpmaddwd` dot product over 16 weights a
+/// step (sign-extended from int8), then the scalar requantization. Falls back to the portable
+/// kernel when the buffers are inconsistent. The caller has checked `has_avx2`.
+pub fn fully_connected_avx2(x: &[u8], zp: i32, w: &[u8], b: &[u8], n: usize, spec: &OutSpec, out: &mut [u8]) {
+    debug_assert!(super::has_avx2());
+    let k = x.len();
+    let width = if matches!(spec, OutSpec::F32 { .. }) { 4 } else { 1 };
+    if w.len() < n * k || b.len() < 4 * n || out.len() < width * n {
+        return crate::kernels::portable::fully_connected(x, zp, w, b, n, spec, out);
+    }
+    // SAFETY: AVX2 is available (the caller checked); the body reads rows m·k .. m·k + k of
+    // `w` for m < n (length checked) and 16 i16 at a time from a buffer padded to 16.
+    unsafe { fully_connected_avx2_body(x, zp, w, b, n, spec, out) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn fully_connected_avx2_body(x: &[u8], zp: i32, w: &[u8], b: &[u8], n: usize, spec: &OutSpec, out: &mut [u8]) {
+    let k = x.len();
+    let full = k / 16;
+    let mut xs = vec![0i16; full * 16 + 16];
+    for (d, &v) in xs.iter_mut().zip(x) {
+        *d = (v as i8 as i32 - zp) as i16;
+    }
+    // Eight rows at a time: each row's vector sum, then a horizontal-add tree puts row j's
+    // total in lane j.
+    let mut m0 = 0;
+    while m0 + 8 <= n {
+        let mut a = [_mm256_setzero_si256(); 8];
+        for c in 0..full {
+            // SAFETY: 16 i16 inside `xs` (padded); 16 bytes at (m0 + j)·k + 16·c + 16 ≤ n·k
+            // inside `w` (length checked by the caller).
+            let xv = unsafe { _mm256_loadu_si256(xs.as_ptr().add(16 * c) as *const __m256i) };
+            for (j, a) in a.iter_mut().enumerate() {
+                let wv = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(w.as_ptr().add((m0 + j) * k + 16 * c) as *const __m128i) });
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xv, wv));
+            }
+        }
+        let h01 = _mm256_hadd_epi32(a[0], a[1]);
+        let h23 = _mm256_hadd_epi32(a[2], a[3]);
+        let h45 = _mm256_hadd_epi32(a[4], a[5]);
+        let h67 = _mm256_hadd_epi32(a[6], a[7]);
+        // Lanes (0 1 2 3 | 0 1 2 3) and (4 5 6 7 | 4 5 6 7): the halves added.
+        let q0 = _mm256_hadd_epi32(h01, h23);
+        let q1 = _mm256_hadd_epi32(h45, h67);
+        let sums = _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q0, q1, 0x31));
+        let mut t = [0i32; 8];
+        for (j, t) in t.iter_mut().enumerate() {
+            let row = &w[(m0 + j) * k + 16 * full..(m0 + j + 1) * k];
+            let mut v = i32_at(b, m0 + j);
+            for (&xv, &wv) in xs[16 * full..k].iter().zip(row) {
+                v += xv as i32 * wv as i8 as i32;
+            }
+            *t = v;
+        }
+        // SAFETY: 8 i32 from a local array.
+        let acc = _mm256_add_epi32(sums, unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) });
+        // SAFETY: outputs m0 .. m0 + 8 ≤ n: inside `out` and the spec's constants (checked
+        // by the caller).
+        unsafe { emit8_channels(acc, m0, spec, out) };
+        m0 += 8;
+    }
+    for m in m0..n {
+        let row = &w[m * k..(m + 1) * k];
+        let mut v = i32_at(b, m);
+        for (&xv, &wv) in xs[..k].iter().zip(row) {
+            v += xv as i32 * wv as i8 as i32;
+        }
+        spec.emit(v, m, m, out);
+    }
+}
+
+/// Writes the accumulators of channels `m0 .. m0 + 8` (one a lane) at elements `m0 ..` of
+/// `out`, as `OutSpec::emit` does element by element: per-lane multipliers and shifts.
+#[target_feature(enable = "avx2")]
+unsafe fn emit8_channels(acc: __m256i, m0: usize, spec: &OutSpec, out: &mut [u8]) {
+    match *spec {
+        OutSpec::F32 { quant } => {
+            // SAFETY (caller): 8 f32 scales from channel m0 on; 32 bytes of `out` at 4·m0.
+            unsafe {
+                let scale = _mm256_loadu_ps(quant.as_ptr().add(4 * m0) as *const f32);
+                _mm256_storeu_ps(out.as_mut_ptr().add(4 * m0) as *mut f32, _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale));
+            }
+        }
+        OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
+            let (mut m, mut sh) = ([0i32; 8], [0i32; 8]);
+            for (j, q) in quant[8 * m0..8 * m0 + 64].chunks_exact(8).enumerate() {
+                m[j] = i32::from_le_bytes([q[0], q[1], q[2], q[3]]);
+                sh[j] = i32::from_le_bytes([q[4], q[5], q[6], q[7]]);
+            }
+            if !(0..8).all(|j| super::vector_quant(m[j], sh[j])) {
+                let mut a = [0i32; 8];
+                // SAFETY: 8 i32 into a local array.
+                unsafe { _mm256_storeu_si256(a.as_mut_ptr() as *mut __m256i, acc) };
+                for (j, &a) in a.iter().enumerate() {
+                    spec.emit(a, m0 + j, m0 + j, out);
+                }
+                return;
+            }
+            // SAFETY: 8 i32 from local arrays.
+            let (mult, shift) =
+                unsafe { (_mm256_loadu_si256(m.as_ptr() as *const __m256i), _mm256_loadu_si256(sh.as_ptr() as *const __m256i)) };
+            let zero = _mm256_setzero_si256();
+            let left = _mm256_max_epi32(shift, zero);
+            let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+            let x = _mm256_sllv_epi32(acc, left);
+            // (x·m + 2^30) >> 31 per lane, as in `avx2::Rq::emit8`, each lane its own m.
+            let nudge = _mm256_set1_epi64x(1 << 30);
+            let even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, mult), nudge), 31);
+            let odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32));
+            let odd = _mm256_slli_epi64(_mm256_add_epi64(odd, nudge), 1);
+            let v = _mm256_blend_epi32(even, odd, 0b1010_1010);
+            let ones = _mm256_set1_epi32(1);
+            let mask = _mm256_sub_epi32(_mm256_sllv_epi32(ones, right), ones);
+            let thr = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
+            let q = _mm256_sub_epi32(_mm256_srav_epi32(v, right), _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), thr));
+            let q = _mm256_add_epi32(q, _mm256_set1_epi32(zero_point));
+            let q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(act_min as i32)), _mm256_set1_epi32(act_max as i32));
+            let mut r = [0i32; 8];
+            // SAFETY: 8 i32 into a local array.
+            unsafe { _mm256_storeu_si256(r.as_mut_ptr() as *mut __m256i, q) };
+            for (o, &r) in out[m0..m0 + 8].iter_mut().zip(&r) {
+                *o = r as i8 as u8;
+            }
+        }
+    }
+}

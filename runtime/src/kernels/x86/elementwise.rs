@@ -1,4 +1,4 @@
-//! Addition with AVX-512 and ReLU with AVX2.
+//! Addition with AVX-512 (and the portable one compiled for AVX2) and ReLU with AVX2.
 #![allow(unsafe_code)]
 
 use super::{vector_quant, Mbqm};
@@ -58,4 +58,16 @@ fn relu_avx2_body(zero_point: i8, input: &[u8], out: &mut [u8]) {
 pub fn relu_avx2(zero_point: i8, input: &[u8], out: &mut [u8]) {
     // SAFETY: only called after `is_x86_feature_detected!("avx2")` returned true.
     unsafe { relu_avx2_body(zero_point, input, out) }
+}
+
+#[target_feature(enable = "avx2")]
+fn add_avx2_body(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+    crate::kernels::portable::add(p, a, b, out)
+}
+
+/// The portable addition compiled for AVX2; the caller has checked `has_avx2`.
+pub fn add_avx2(p: &crate::kernels::AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
+    debug_assert!(super::has_avx2());
+    // SAFETY: only reached through the AVX2 table, chosen after `has_avx2` returned true.
+    unsafe { add_avx2_body(p, a, b, out) }
 }

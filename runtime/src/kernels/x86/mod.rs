@@ -5,19 +5,23 @@
 //!   transposed convolutions turned into that form, dense layers, additions ([`conv`],
 //!   [`dense`], [`elementwise`]). Weights are packed once per op by the interpreter's prepare
 //!   step ([`pack`]), never per call.
-//! - **AVX2** otherwise: the portable Rust body compiled with 256-bit registers (`vpmaddwd`).
+//! - **AVX2** otherwise: convolutions (stride 1, stride 2 by space-to-depth, transposed as
+//!   its stride × stride output phases) on `vpmaddwd` with the VNNI kernels' design — weights
+//!   packed once per op, 8-position vectors of two i16 channels ([`avx2`]); dense layers and
+//!   additions as the portable Rust body compiled with 256-bit registers.
 //! - **AVX-512 F** replicas of `libm`'s `expf`, `log1pf` and `logf` ([`libm`]).
 //!
 //! All integer arithmetic (and `libm`'s own float algorithms), so results are identical to
 //! the reference kernels.
 #![allow(unsafe_code)]
 
+pub mod avx2;
 pub mod conv;
 pub mod dense;
 pub mod elementwise;
 pub mod libm;
 
-use super::dispatch::{KernelTable, PORTABLE};
+use super::dispatch::KernelTable;
 use super::{ConvGeometry, Layer, OutSpec, Packed};
 use core::arch::x86_64::*;
 
@@ -26,9 +30,17 @@ pub fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
-/// The portable table with the AVX2 convolution and ReLU.
-const AVX2: KernelTable =
-    KernelTable { name: "x86-avx2", conv2d: |g, x, w, b, s, o, _| conv::conv2d_avx2(g, x, w, b, s, o), relu, ..PORTABLE };
+/// The portable table with AVX2 convolutions (their weights packed by the interpreter's
+/// prepare step), dense layers, additions and ReLU.
+const AVX2: KernelTable = KernelTable {
+    name: "x86-avx2",
+    conv2d: conv2d_avx2,
+    conv_transpose2d: conv_transpose2d_avx2,
+    fully_connected: |x, zp, w, b, n, s, o, _| dense::fully_connected_avx2(x, zp, w, b, n, s, o),
+    add: elementwise::add_avx2,
+    relu,
+    pack: pack_avx2,
+};
 
 /// The AVX2 table with AVX-512 VNNI convolutions (stride 1 and 2, transposed), dense layers
 /// and additions, their weights packed by the interpreter's prepare step.
@@ -72,6 +84,33 @@ fn relu(zero_point: i32, input: &[u8], out: &mut [u8]) {
 
 fn conv_pack(packed: Option<&Packed>) -> Option<&conv::ConvPack> {
     packed.and_then(Packed::get)
+}
+
+fn avx2_pack(packed: Option<&Packed>) -> Option<&avx2::Pack> {
+    packed.and_then(Packed::get)
+}
+
+fn conv2d_avx2(g: &ConvGeometry, x: &[u8], w: &[u8], b: &[u8], spec: &OutSpec, out: &mut [u8], packed: Option<&Packed>) {
+    let pack = avx2_pack(packed);
+    if !avx2::conv2d(g, x, w, b, spec, out, pack) && !avx2::conv2d_stride2(g, x, w, b, spec, out, pack) {
+        conv::conv2d_avx2(g, x, w, b, spec, out)
+    }
+}
+
+fn conv_transpose2d_avx2(g: &ConvGeometry, x: &[u8], w: &[u8], b: &[u8], spec: &OutSpec, out: &mut [u8], packed: Option<&Packed>) {
+    if !avx2::conv_transpose2d(g, x, w, b, spec, out, packed.and_then(Packed::get)) {
+        super::portable::conv_transpose2d(g, x, w, b, spec, out)
+    }
+}
+
+/// The prepare step of the AVX2 table: each convolution's weights packed once.
+fn pack_avx2(layer: &Layer, weights: &[u8], bias: &[u8]) -> Option<Packed> {
+    let boxed: Box<dyn core::any::Any + Send + Sync> = match *layer {
+        Layer::Conv(g) => Box::new(avx2::pack(&g, weights, bias)?),
+        Layer::ConvTranspose(g) => Box::new(avx2::pack_transposed(&g, weights, bias)?),
+        Layer::Dense { .. } => return None,
+    };
+    Some(Packed(boxed))
 }
 
 fn conv2d_vnni(g: &ConvGeometry, x: &[u8], w: &[u8], b: &[u8], spec: &OutSpec, out: &mut [u8], packed: Option<&Packed>) {
