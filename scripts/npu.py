@@ -6,8 +6,8 @@ the test command), and the guard's frames per second on each NPU.
 
     python3 scripts/npu.py --tflite DIR... --out models/npu
 
-Each DIR is what `edgegen export tflite --model MODEL --out DIR` wrote (tflite.json and the
-.tflite files). Vela runs with its default system configuration and memory mode for each
+Each DIR is what `edgegen export tflite --model MODEL [--npu] --out DIR` wrote (tflite.json
+and the .tflite files). Vela runs with its default system configuration and memory mode for each
 accelerator (named in the report). Writes npu.json and npu.md to --out.
 """
 
@@ -68,14 +68,15 @@ def main():
             meta = json.load(open(os.path.join(d, "tflite.json")))
             for part, entry in meta["parts"].items():
                 tflite = os.path.join(d, entry["file"])
-                n = {"model": meta["model"], "part": part, "file": tflite, "tflite_bytes": entry["bytes"],
+                edges = "int8" if meta.get("edges", "").startswith("int8") else "float"
+                n = {"model": meta["model"], "part": part, "edges": edges, "file": tflite, "tflite_bytes": entry["bytes"],
                      "operators": len(entry["ops"]), "npu": {}}
                 key = FIRMWARE.get((meta["model"], part))
                 for core in ("cortex_m4", "cortex_m55"):
                     if key and core in footprint:
                         n[f"{core}_instructions"] = footprint[core]["instructions"][key]
                 for acc in ACCELERATORS:
-                    row, cpu = vela(tflite, acc, os.path.join(work, f"{meta['model']}-{part}"))
+                    row, cpu = vela(tflite, acc, os.path.join(work, f"{meta['model']}-{part}-{edges}"))
                     n["npu"][acc] = {
                         "system_config": row["system_config"],
                         "memory_mode": row["memory_mode"],
@@ -90,9 +91,12 @@ def main():
                         "cpu_operators": cpu,
                     }
                 networks.append(n)
-    # The guard: the PixelCNN's pass and the VAE encoder's, one after the other.
+    # The guard: the PixelCNN's pass and the VAE encoder's, one after the other, from the
+    # --npu export where there is one (what an NPU would run).
     guard = {}
-    parts = {(n["model"], n["part"]): n for n in networks}
+    parts = {}
+    for n in sorted(networks, key=lambda n: n["edges"] == "int8"):
+        parts[(n["model"], n["part"])] = n
     if ("pixelcnn-fmnist", "model") in parts and ("vae-fmnist", "encoder") in parts:
         for acc in ACCELERATORS:
             t = sum(parts[k]["npu"][acc]["inference_ms"] for k in [("pixelcnn-fmnist", "model"), ("vae-fmnist", "encoder")])
@@ -103,17 +107,18 @@ def main():
     report = {
         "command": "scripts/npu.sh",
         "vela": version,
-        "note": "NPU figures are Vela's estimates (its performance model) for the whole file; operators Vela leaves on the CPU (the float heads after DEQUANTIZE) are not in them. Cortex-M figures are instructions counted in QEMU (firmware/footprint.json). The guard's NPU time is the structural guard's two networks (the PixelCNN pass and the VAE encoder); its statistics and heads run on the CPU.",
+        "note": "NPU figures are Vela's estimates (its performance model) for the whole file; operators Vela leaves on the CPU (the float heads after DEQUANTIZE) are not in them. Each network twice: the plain export (its f32 edges as float ops, as the engine computes them) and the --npu export (every edge int8 but the mixture heads: the encoder and the generator wholly on the NPU). Cortex-M figures are instructions counted in QEMU (firmware/footprint.json). The guard's NPU time is the structural guard's two networks (the PixelCNN pass and the VAE encoder); its statistics and heads run on the CPU.",
         "networks": networks,
         "guard": guard,
     }
     os.makedirs(a.out, exist_ok=True)
     write_atomic(os.path.join(a.out, "npu.json"), json.dumps(report, indent=2))
-    lines = ["| network | NPU | system configuration | NPU cycles | ms | inferences/s | SRAM KiB | flash KiB | DRAM KiB | on the CPU |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| network | export | NPU | system configuration | NPU cycles | ms | inferences/s | SRAM KiB | flash KiB | DRAM KiB | on the CPU |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for n in networks:
+        export = "`--npu` (int8 edges)" if n["edges"] == "int8" else "plain (float edges)"
         for acc, r in n["npu"].items():
-            lines.append(f"| {n['model']}/{n['part']} | {acc} | {r['system_config']} ({r['clock_hz']/1e6:.0f} MHz) | {r['npu_cycles']:,} | "
+            lines.append(f"| {n['model']}/{n['part']} | {export} | {acc} | {r['system_config']} ({r['clock_hz']/1e6:.0f} MHz) | {r['npu_cycles']:,} | "
                          f"{r['inference_ms']:.3f} | {r['inferences_per_second']:.0f} | {r['sram_kib']:.1f} | {r['off_chip_flash_kib']:.1f} | {r['dram_kib']:.1f} | "
                          f"{', '.join(r['cpu_operators']) or 'none'} |")
     if guard:

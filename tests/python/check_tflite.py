@@ -7,6 +7,13 @@ CASES_DIR holds meta.json ({"input": i, "tensors": [{"dtype", "dims", "rank"}], 
 (planar C, H, W; int8 or little-endian f32), the input among them. The file's tensor i is the
 program's tensor i in NHWC.
 
+A file exported with `--npu` has int8 edges where the engine has float32 ones (a latent
+input, `mu`/`logvar`, the generator's pre-tanh and tanh images): its input is set from the
+engine's int8 tensor at the file's input index, and each such edge is compared dequantized
+against the engine's float values clipped to the edge's int8 range ("edges": the largest
+difference in the file tensor's quantization steps, and for a tanh image in pixel levels,
+rint((v + 1)·127.5)).
+
 Three LiteRT configurations: the reference kernels (every tensor kept, so every int8 tensor
 of the program is compared), the optimized builtin kernels, and the default XNNPACK delegate
 (graph outputs only: a delegate keeps its intermediate tensors). Prints one JSON report:
@@ -46,14 +53,17 @@ def main():
         it.allocate_tensors()
         outputs = [d["index"] for d in it.get_output_details()]
         keep_all = kwargs.get("experimental_preserve_all_tensors", False)
-        compared = [i for i in range(len(tensors)) if i != meta["input"] and (keep_all or i in outputs)]
+        details = it.get_tensor_details()
+        inp = it.get_input_details()[0]["index"]
+        compared = [i for i in range(len(tensors)) if i not in (meta["input"], inp) and (keep_all or i in outputs)]
+        edges = {}
         by_tensor = {}
         r = {"int8_tensors": 0, "int8_values": 0, "int8_differing": 0, "int8_max_steps": 0, "worst": None,
              "float_outputs": 0, "float_max_rel": 0.0}
         for k in range(meta["cases"]):
             case = os.path.join(cases_dir, f"case_{k}")
-            x = engine_tensor(os.path.join(case, f"t{meta['input']}.bin"), tensors[meta["input"]])
-            it.set_tensor(meta["input"], x)
+            x = engine_tensor(os.path.join(case, f"t{inp}.bin"), tensors[inp])
+            it.set_tensor(inp, x)
             it.invoke()
             for i in compared:
                 t = tensors[i]
@@ -61,7 +71,21 @@ def main():
                 got = it.get_tensor(i)
                 if got.shape != want.shape:
                     raise SystemExit(f"tensor {i}: LiteRT shape {got.shape}, engine {want.shape}")
-                if t["dtype"] == "int8":
+                if t["dtype"] == "float32" and got.dtype == np.int8:
+                    # An int8 edge of an --npu file against the engine's float value.
+                    scale, zp = details[i]["quantization"]
+                    v = (got.astype(np.float64) - zp) * scale
+                    # Values past the int8 range saturate by design (TANH's input at ±3).
+                    clipped = np.clip(want.astype(np.float64), (-128 - zp) * scale, (127 - zp) * scale)
+                    e = edges.setdefault(details[i]["name"], {"max_steps": 0.0, "max_abs": 0.0})
+                    e["max_steps"] = max(e["max_steps"], float(np.abs(v - clipped).max() / scale))
+                    e["max_abs"] = max(e["max_abs"], float(np.abs(v - clipped).max()))
+                    if abs(scale - 1 / 128) < 1e-12 and zp == 0:
+                        px = lambda a: np.clip(np.rint((a + 1) * 127.5), 0, 255)
+                        d = np.abs(px(v) - px(want.astype(np.float64)))
+                        e["max_pixel_levels"] = max(e.get("max_pixel_levels", 0), int(d.max()))
+                        e["mean_pixel_levels"] = e.get("mean_pixel_levels", 0) + float(d.mean()) / meta["cases"]
+                elif t["dtype"] == "int8":
                     d = np.abs(got.astype(np.int32) - want.astype(np.int32))
                     r["int8_tensors"] += 1
                     r["int8_values"] += d.size
@@ -77,6 +101,8 @@ def main():
                     r["float_outputs"] += 1
                     r["float_max_rel"] = max(r["float_max_rel"], float(np.abs(got - want).max()) / scale)
         r["differing_tensors"] = dict(sorted(by_tensor.items(), key=lambda kv: int(kv[0].split(":")[0]))[:6])
+        if edges:
+            r["edges"] = edges
         report[name] = r
     print(json.dumps(report))
 

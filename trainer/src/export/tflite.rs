@@ -21,9 +21,19 @@
 //!   keeps intermediate tensors to itself still shows them.
 //!
 //! The image enters as int8 `p − 128` (scale 1/127.5, zero point 0), as on the device.
+//!
+//! **`--npu`** ([`Edges::Int8`]) writes files an NPU runs whole: the edges become int8 — a
+//! latent input is the int8 tensor the engine's QUANTIZE writes (the application quantizes
+//! `z` with its scale and zero point, listed in `tflite.json`), a layer the engine writes in
+//! f32 (`mu`/`logvar`, the generator's pre-tanh image) writes int8 at the scale and zero point
+//! of the value's calibrated range (`calibration.json`, as every activation), and TANH runs
+//! int8 → int8 (TFLite's fixed output scale 1/128). Only the mixture heads of the PixelCNN
+//! and the VAE decoder stay float (a likelihood needs their precision; they are the CPU's
+//! part). Those files differ from the engine at the edges by the extra rounding, measured by
+//! `tests/tests/tflite.rs`; every int8 tensor before them is the same.
 
-use crate::int8::quantize::{Layer, QModel, QOp, QTensor};
-use anyhow::{bail, ensure, Result};
+use crate::int8::quantize::{activation_params, Layer, QModel, QOp, QTensor, Ranges};
+use anyhow::{bail, ensure, Context, Result};
 use edgegen_runtime::model::DType;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use tract_tflite::tflite::{
@@ -337,6 +347,45 @@ impl<'q> Writer<'q> {
     }
 }
 
+/// How the f32 edges of a program are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edges {
+    /// As the engine computes them: float layers after a DEQUANTIZE (the CPU's part beside an
+    /// NPU), a latent through QUANTIZE.
+    Float,
+    /// For an NPU: every edge int8 but the mixture heads (see the module's documentation).
+    Int8,
+}
+
+/// Program `q` with its edges int8 ([`Edges::Int8`]): the latent input is the QUANTIZE's
+/// output (that op dropped), each f32 tensor but `keep_float` int8 at its calibrated range's
+/// parameters (TANH's input within ±3, its output at 1/128, zero point 0).
+fn with_int8_edges(q: &QModel, ranges: &Ranges, keep_float: Option<usize>) -> Result<QModel> {
+    let mut q = q.clone();
+    if let Some(i) = q.ops.iter().position(|o| matches!(o, QOp::Quantize { x, .. } if *x == q.input)) {
+        let QOp::Quantize { y, .. } = q.ops.remove(i) else { unreachable!() };
+        q.input = y;
+    }
+    let tanh: Vec<(usize, usize)> = q.ops.iter().filter_map(|o| if let QOp::Tanh { x, y } = o { Some((*x, *y)) } else { None }).collect();
+    let written: Vec<usize> = q.ops.iter().map(QOp::output).collect();
+    for (i, t) in q.tensors.iter_mut().enumerate() {
+        if t.dtype != DType::F32 || Some(i) == keep_float || !written.contains(&i) {
+            continue;
+        }
+        (t.scale, t.zero_point) = if tanh.iter().any(|&(_, y)| y == i) {
+            (1.0 / 128.0, 0)
+        } else {
+            let &(lo, hi) = ranges.get(&t.name).with_context(|| format!("no calibration range for {}", t.name))?;
+            // TANH's int8 output ends at 127/128 = tanh(2.77): its input needs no range beyond
+            // ±3, and the finer steps carry through to the image.
+            let clip = if tanh.iter().any(|&(x, _)| x == i) { 3.0 } else { f32::INFINITY };
+            activation_params(lo.max(-clip), hi.min(clip))
+        };
+        t.dtype = DType::I8;
+    }
+    Ok(q)
+}
+
 /// The TFLite flatbuffer of quantized program `q` (`description`: the model's name and what it
 /// computes).
 pub fn tflite(q: &QModel, description: &str) -> Result<Exported> {
@@ -352,7 +401,10 @@ pub fn tflite(q: &QModel, description: &str) -> Result<Exported> {
                 w.op(BuiltinOperator::ADD, 2, vec![*a as i32, *b as i32], vec![*y as i32], Options::Add);
             }
             QOp::Relu { x, y } => w.op(BuiltinOperator::RELU, 2, vec![*x as i32], vec![*y as i32], Options::None),
-            QOp::Tanh { x, y } => w.op(BuiltinOperator::TANH, 1, vec![*x as i32], vec![*y as i32], Options::None),
+            QOp::Tanh { x, y } => {
+                let version = if q.tensors[*y].dtype == DType::I8 { 2 } else { 1 };
+                w.op(BuiltinOperator::TANH, version, vec![*x as i32], vec![*y as i32], Options::None)
+            }
             QOp::Quantize { x, y } => w.op(BuiltinOperator::QUANTIZE, 2, vec![*x as i32], vec![*y as i32], Options::None),
         }
     }
@@ -551,16 +603,22 @@ fn serialize(w: &Writer, inputs: &[i32], outputs: &[i32], description: &str) -> 
 /// `edgegen export tflite`: every compiled part of model directory `dir` as
 /// `<out>/<part>.tflite`, and `<out>/tflite.json` saying what each file takes and gives.
 /// Each file is written to a temporary name and renamed. Returns the report.
-pub fn export_dir(dir: &std::path::Path, out: &std::path::Path) -> Result<serde_json::Value> {
+pub fn export_dir(dir: &std::path::Path, out: &std::path::Path, edges: Edges) -> Result<serde_json::Value> {
     let card = crate::export::card::Card::read(dir)?;
     std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let mut parts = serde_json::Map::new();
     for &part in card.model_family().parts() {
-        let (_, q) = crate::int8::load_program(dir, part)?;
-        let description = format!(
-            "edgegen {}/{part}: the int8 program of {part}.egm (NHWC; image input int8 p-128 at scale 1/127.5, zero point 0)",
-            card.name
-        );
+        let (graph, q, ranges) = crate::int8::load_program_with_ranges(dir, part)?;
+        let (q, what) = match edges {
+            Edges::Float => (q, "the int8 program of"),
+            Edges::Int8 => {
+                // The mixture heads of a likelihood model stay float.
+                let head = matches!(graph.family.as_str(), "vae-decoder" | "pixelcnn").then(|| q.outputs[0]);
+                (with_int8_edges(&q, &ranges, head)?, "for an NPU (int8 edges, the mixture head float): the int8 program of")
+            }
+        };
+        let description =
+            format!("edgegen {}/{part}: {what} {part}.egm (NHWC; image input int8 p-128 at scale 1/127.5, zero point 0)", card.name);
         let e = tflite(&q, &description)?;
         let file = out.join(format!("{part}.tflite"));
         crate::data::write_atomic(&file, &e.bytes)?;
@@ -571,6 +629,7 @@ pub fn export_dir(dir: &std::path::Path, out: &std::path::Path) -> Result<serde_
     }
     let report = serde_json::json!({
         "model": card.name,
+        "edges": match edges { Edges::Float => "float (as the engine computes them)", Edges::Int8 => "int8 (for an NPU; the mixture heads float)" },
         "schema": "TFLite schema v3 (tract-tflite 0.23.9's generated code, flatbuffers 25)",
         "layout": "NHWC; tensors 0..program_tensors are the .egm file's tensors in order",
         "parts": parts,

@@ -131,6 +131,12 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
 
 /// Rebuilds a part's quantized program from `calibration.json` (deterministic).
 pub fn load_program(dir: &Path, part: &str) -> Result<(Graph, QModel)> {
+    let (graph, q, _) = load_program_with_ranges(dir, part)?;
+    Ok((graph, q))
+}
+
+/// [`load_program`] and the calibrated ranges it was built from.
+pub fn load_program_with_ranges(dir: &Path, part: &str) -> Result<(Graph, QModel, quantize::Ranges)> {
     let path = dir.join("calibration.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}; run `cargo edgegen quantize --model {}` first", path.display(), dir.display()))?;
@@ -138,7 +144,7 @@ pub fn load_program(dir: &Path, part: &str) -> Result<(Graph, QModel)> {
     let ranges = ranges_from_json(&record["ranges"][part])?;
     let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
     let q = quantize::quantize(&graph, &ranges)?;
-    Ok((graph, q))
+    Ok((graph, q, ranges))
 }
 
 /// Golden vectors of a compiled part: `golden/int8/<part>.bin` (format in

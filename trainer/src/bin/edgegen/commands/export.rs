@@ -12,9 +12,16 @@ pub enum What {
         /// Model directory.
         #[arg(long)]
         model: PathBuf,
-        /// Where the files go [default: the model directory's `tflite/`].
+        /// Where the files go [default: the model directory's `tflite/`, or `tflite-npu/`
+        /// with `--npu`].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Files an NPU runs whole: the f32 edges int8 (a latent input as the int8 tensor the
+        /// engine quantizes it to, `mu`/`logvar` and the generator's image at their calibrated
+        /// ranges, TANH int8); only mixture heads stay float. They differ from the engine at
+        /// those edges by one more rounding.
+        #[arg(long)]
+        npu: bool,
     },
     /// A model file (`.egm` or `.tflite`) as a C source file: an aligned
     /// `const unsigned char NAME[]` and `const unsigned int NAME_len`, the form TFLite Micro's
@@ -35,9 +42,10 @@ pub enum What {
 /// Runs `edgegen export`.
 pub fn run(what: What) -> Result<()> {
     match what {
-        What::Tflite { model, out } => {
-            let out = out.unwrap_or_else(|| model.join("tflite"));
-            let report = edgegen_trainer::export::tflite::export_dir(&model, &out)?;
+        What::Tflite { model, out, npu } => {
+            use edgegen_trainer::export::tflite::{export_dir, Edges};
+            let out = out.unwrap_or_else(|| model.join(if npu { "tflite-npu" } else { "tflite" }));
+            let report = export_dir(&model, &out, if npu { Edges::Int8 } else { Edges::Float })?;
             for (part, e) in report["parts"].as_object().into_iter().flatten() {
                 println!(
                     "{}: {} bytes, {} operators ({} in float: {})",
