@@ -16,7 +16,8 @@ use std::cell::RefCell;
 
 /// Output channels per block.
 const CB: usize = 4;
-/// 8-position vectors per tile (`CB × V` accumulators).
+/// 8-position vectors per tile (`CB × V` accumulators; the rest of a call's vectors one at a
+/// time, and a one-channel layer 8 vectors a tile).
 const V: usize = 2;
 
 /// Packed weights, per-step activation offsets (in i16 units) and corrected biases of one
@@ -494,9 +495,8 @@ impl Rq {
 }
 
 /// The 8-position vectors one call computes: (activation offset in i16, output element
-/// offset within a channel plane, lanes stored), grouped `V` to a tile (the last tile filled
-/// up with its last vector, computed and stored twice).
-fn tiles(g: &ConvGeometry, lay: Layout) -> Vec<[(usize, usize, u8); V]> {
+/// offset within a channel plane, lanes stored).
+fn vectors(g: &ConvGeometry, lay: Layout) -> Vec<(usize, usize, u8)> {
     let [_, _, wi] = g.input;
     let [_, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
@@ -519,7 +519,7 @@ fn tiles(g: &ConvGeometry, lay: Layout) -> Vec<[(usize, usize, u8); V]> {
         // Narrow rows: one vector a row, its first wo lanes stored.
         vs.extend((y0..y1).map(|oy| (2 * oy * lay.wp, oy * wo, ((1u32 << wo) - 1) as u8)));
     }
-    vs.chunks(V).map(|c| core::array::from_fn(|j| c[j.min(c.len() - 1)])).collect()
+    vs
 }
 
 /// Lays out the padded input rows `r0..r1` (of `hi + 2·pad`) of `g` in `act_buf` (see
@@ -580,40 +580,82 @@ unsafe fn body(
         OutSpec::Int8 { .. } => 1,
         OutSpec::F32 { .. } => 4,
     };
-    let tiles = tiles(g, lay);
+    let vs = vectors(g, lay);
     let n = pk.steps.len();
     for b in 0..co.div_ceil(CB) {
         let nc = (co - b * CB).min(CB);
         // SAFETY (here and below): AVX2 is available (the caller checked).
         let rq: [Rq; CB] = core::array::from_fn(|r| unsafe { Rq::new(spec, (b * CB + r).min(co - 1)) });
-        let wb = &pk.w[b * n * CB..(b + 1) * n * CB];
-        for tile in &tiles {
-            let mut acc = [[_mm256_setzero_si256(); V]; CB];
-            for (r, a) in acc.iter_mut().enumerate().take(nc) {
-                *a = [_mm256_set1_epi32(pk.corr[b * CB + r]); V];
-            }
-            for (&off, w) in pk.steps.iter().zip(wb.chunks_exact(CB)) {
-                // SAFETY: `off` addresses (plane, ky, kx) with ky < kh, kx < kw; a row vector
-                // has oy + ky < hp and x + kx + 8 ≤ wp, a flat one q + 8 ≤ hi·wi (1×1, no
-                // padding): 16 i16 inside the plane either way; a narrow-row vector may read
-                // up to 8 pixels past its row, inside the next row or plane, or the slack
-                // after the last plane (lanes not stored).
-                let v: [__m256i; V] = core::array::from_fn(|j| unsafe { _mm256_loadu_si256(act.add(off + tile[j].0) as *const __m256i) });
-                for r in 0..CB {
-                    let wv = _mm256_set1_epi32(w[r] as i32);
-                    for j in 0..V {
-                        acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(v[j], wv));
-                    }
+        let blk =
+            Block { steps: &pk.steps, w: &pk.w[b * n * CB..(b + 1) * n * CB], corr: &pk.corr[b * CB..b * CB + nc], rq: &rq, spec, width };
+        let out_b = &mut out[b * CB * ho * wo * width..];
+        // SAFETY: `vs` holds vectors made by `vectors` for this geometry and `act` the
+        // layout of its input (see `tile`).
+        unsafe {
+            if nc == 1 {
+                // One channel (a last layer): more positions per tile instead.
+                let mut c = vs.chunks_exact(8);
+                for t in c.by_ref() {
+                    tile::<1, 8>(act, &blk, t, out_b, ho * wo);
+                }
+                for t in c.remainder() {
+                    tile::<1, 1>(act, &blk, core::slice::from_ref(t), out_b, ho * wo);
+                }
+            } else {
+                let mut c = vs.chunks_exact(V);
+                for t in c.by_ref() {
+                    tile::<CB, V>(act, &blk, t, out_b, ho * wo);
+                }
+                for t in c.remainder() {
+                    tile::<CB, 1>(act, &blk, core::slice::from_ref(t), out_b, ho * wo);
                 }
             }
-            for (r, a) in acc.iter().enumerate().take(nc) {
-                let plane = (b * CB + r) * ho * wo;
-                for j in 0..V {
-                    let (_, o, lanes) = tile[j];
-                    // SAFETY: channel < co and o + 8 ≤ ho·wo (or only the first wo < 8 lanes
-                    // of a row): inside `out` (length checked).
-                    unsafe { rq[r].emit8(a[j], spec, out.as_mut_ptr().add((plane + o) * width), lanes) };
+        }
+    }
+}
+
+/// One block of output channels: its steps, packed weights (`CB` a step), corrected biases
+/// (`nc` of them) and requantizations.
+struct Block<'a> {
+    steps: &'a [usize],
+    w: &'a [u32],
+    corr: &'a [i32],
+    rq: &'a [Rq; CB],
+    spec: &'a OutSpec<'a>,
+    width: usize,
+}
+
+/// The first `C` channels of block `blk` (`C ≥ blk.corr.len()`, or only those are stored) at
+/// the `N` vectors `vs`, written into `out` (the block's first channel plane first, planes of
+/// `plane` elements).
+#[inline(always)]
+unsafe fn tile<const C: usize, const N: usize>(act: *const i16, blk: &Block, vs: &[(usize, usize, u8)], out: &mut [u8], plane: usize) {
+    let nc = blk.corr.len().min(C);
+    // SAFETY (caller): AVX2 is available (this is inlined into `body`).
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); N]; C];
+        for (a, &c) in acc.iter_mut().zip(blk.corr) {
+            *a = [_mm256_set1_epi32(c); N];
+        }
+        for (&off, w) in blk.steps.iter().zip(blk.w.chunks_exact(CB)) {
+            // SAFETY: `off` addresses (plane, ky, kx) with ky < kh, kx < kw; a row vector has
+            // oy + ky < hp and x + kx + 8 ≤ wp, a flat one q + 8 ≤ hi·wi (1×1, no padding):
+            // 16 i16 inside the plane either way; a narrow-row vector may read up to 8 pixels
+            // past its row, inside the next row or plane, or the slack after the last plane
+            // (lanes not stored).
+            let v: [__m256i; N] = core::array::from_fn(|j| _mm256_loadu_si256(act.add(off + vs[j].0) as *const __m256i));
+            for r in 0..C {
+                let wv = _mm256_set1_epi32(w[r] as i32);
+                for j in 0..N {
+                    acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(v[j], wv));
                 }
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(nc) {
+            for (j, &(_, o, lanes)) in vs.iter().enumerate().take(N) {
+                // SAFETY: channel < co and o + 8 ≤ ho·wo (or only the first wo < 8 lanes of a
+                // row): inside `out` (length checked).
+                blk.rq[r].emit8(a[j], blk.spec, out.as_mut_ptr().add((r * plane + o) * blk.width), lanes);
             }
         }
     }
