@@ -41,9 +41,11 @@ if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
 fi
 python3 -c "import onnx, onnxruntime; print('onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__)"
 
-step "python: LiteRT and Vela (the TFLite export's cross-checks)"
-if ! python3 -c "from ai_edge_litert.interpreter import Interpreter" 2>/dev/null || ! command -v vela >/dev/null; then
-  python3 -m pip install --quiet ai-edge-litert==2.3.0 ethos-u-vela==5.2.0 || python3 -m pip install --quiet --break-system-packages ai-edge-litert==2.3.0 ethos-u-vela==5.2.0
+step "python: LiteRT, TFLite Micro and Vela (the TFLite export's cross-checks)"
+if ! python3 -c "from ai_edge_litert.interpreter import Interpreter" 2>/dev/null || ! command -v vela >/dev/null \
+  || ! python3 -c "from tflite_micro.python.tflite_micro import runtime" 2>/dev/null; then
+  pkgs=(ai-edge-litert==2.3.0 ethos-u-vela==5.2.0 tflite-micro==0.dev20261023182759)
+  python3 -m pip install --quiet "${pkgs[@]}" || python3 -m pip install --quiet --break-system-packages "${pkgs[@]}"
 fi
 vela --version
 

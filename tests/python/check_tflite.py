@@ -16,7 +16,8 @@ rint((v + 1)·127.5)).
 
 Three LiteRT configurations: the reference kernels (every tensor kept, so every int8 tensor
 of the program is compared), the optimized builtin kernels, and the default XNNPACK delegate
-(graph outputs only: a delegate keeps its intermediate tensors). Prints one JSON report:
+(graph outputs only: a delegate keeps its intermediate tensors); and, when the `tflite-micro`
+package is installed, TensorFlow Lite Micro's own interpreter ("tflm", every tensor kept). Prints one JSON report:
 per configuration, int8 tensors compared, values differing, the largest difference in
 quantization steps and where; the float outputs' largest relative difference.
 """
@@ -38,6 +39,36 @@ def engine_tensor(path, t):
     return a.reshape(1, -1)
 
 
+class TflmAsLiteRT:
+    """TFLite Micro's Python interpreter behind the few LiteRT calls used here."""
+
+    def __init__(self, tflm, model, litert):
+        self.it = tflm.Interpreter.from_file(model, arena_size=16 << 20,
+                                             intrepreter_config=tflm.InterpreterConfig.kPreserveAllTensors)
+        litert.allocate_tensors()
+        self.litert = litert
+
+    def get_output_details(self):
+        return self.litert.get_output_details()
+
+    def get_input_details(self):
+        return self.litert.get_input_details()
+
+    def get_tensor_details(self):
+        return self.litert.get_tensor_details()
+
+    def set_tensor(self, index, x):
+        assert index == self.get_input_details()[0]["index"]
+        self.it.set_input(x, 0)
+
+    def invoke(self):
+        self.it.invoke()
+
+    def get_tensor(self, i):
+        shape = self.litert.get_tensor_details()[i]["shape"]
+        return np.asarray(self.it.GetTensor(i, 0)["tensor_data"]).reshape(shape)
+
+
 def main():
     model, cases_dir = sys.argv[1], sys.argv[2]
     meta = json.load(open(os.path.join(cases_dir, "meta.json")))
@@ -47,10 +78,22 @@ def main():
         "builtin": dict(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, experimental_preserve_all_tensors=True),
         "xnnpack": dict(experimental_op_resolver_type=OpResolverType.BUILTIN),
     }
+    try:
+        from tflite_micro.python.tflite_micro import runtime as tflm
+    except ImportError:
+        tflm = None
+    if tflm is not None:
+        configs["tflm"] = "tflm"
     report = {}
     for name, kwargs in configs.items():
-        it = Interpreter(model_path=model, **kwargs)
-        it.allocate_tensors()
+        if kwargs == "tflm":
+            # TensorFlow Lite Micro's own interpreter (its reference kernels), every tensor kept;
+            # names, quantization and graph outputs from the same file through LiteRT.
+            it = TflmAsLiteRT(tflm, model, Interpreter(model_path=model))
+            kwargs = {"experimental_preserve_all_tensors": True}
+        else:
+            it = Interpreter(model_path=model, **kwargs)
+            it.allocate_tensors()
         outputs = [d["index"] for d in it.get_output_details()]
         keep_all = kwargs.get("experimental_preserve_all_tensors", False)
         details = it.get_tensor_details()

@@ -1,4 +1,5 @@
-//! `edgegen export tflite`: LiteRT runs each exported int8 network as the int8 engine does.
+//! `edgegen export tflite`: LiteRT and TensorFlow Lite Micro run each exported int8 network as
+//! the int8 engine does (TFLite Micro's interpreter: every int8 tensor bit for bit).
 //!
 //! With LiteRT's reference kernels every int8 tensor of the program equals the engine's bit for
 //! bit — CONV_2D, TRANSPOSE_CONV, ADD, RELU, RESHAPE, QUANTIZE — except after an int8
@@ -85,17 +86,28 @@ fn check(model_dir: &Path, part: &str, inputs: Inputs, edges: Edges) -> Value {
     assert!(run.status.success(), "check_tflite.py failed:\n{}", String::from_utf8_lossy(&run.stderr));
     let report: Value = serde_json::from_slice(&run.stdout).unwrap();
     eprintln!("{} {part} ({edges:?} edges): {report}", model_dir.display());
+    if common::python_tflm_available() {
+        assert!(report.get("tflm").is_some(), "check_tflite.py did not run TFLite Micro: {report}");
+    }
     if std::env::var("EDGEGEN_KEEP").is_err() {
         std::fs::remove_dir_all(&out).ok();
     }
     report
 }
 
-/// The reference kernels give the engine's int8 tensors exactly (`reference_steps` 0) or at
-/// most that many steps apart (a network with an int8 FULLY_CONNECTED), and then its float
-/// outputs to float rounding; the optimized kernels and XNNPACK within `other_steps`.
+/// TensorFlow Lite Micro's interpreter gives every int8 tensor of the engine exactly, and its
+/// float outputs to float rounding (its FULLY_CONNECTED rounds in two steps, as the engine);
+/// LiteRT's reference kernels exactly (`reference_steps` 0) or at most that many steps apart
+/// (a network with an int8 FULLY_CONNECTED); the optimized kernels and XNNPACK within
+/// `other_steps`.
 fn assert_matches(report: &Value, reference_steps: u64, other_steps: u64) {
     for (config, r) in report.as_object().unwrap() {
+        if config == "tflm" {
+            assert!(r["int8_tensors"].as_u64().unwrap() > 0, "TFLite Micro: no int8 tensor compared: {r}");
+            assert_eq!(r["int8_max_steps"].as_u64().unwrap(), 0, "TFLite Micro: int8 tensors differ from the engine's: {r}");
+            assert!(r["float_max_rel"].as_f64().unwrap() <= 1e-5, "TFLite Micro: float outputs differ: {r}");
+            continue;
+        }
         let edges = r.get("edges").and_then(Value::as_object).map_or(0, |e| e.len());
         assert!(r["int8_tensors"].as_u64().unwrap() > 0 || edges > 0, "{config}: no int8 tensor compared");
         let steps = r["int8_max_steps"].as_u64().unwrap();

@@ -63,6 +63,15 @@ pub fn python_litert_available() -> bool {
     )
 }
 
+/// Whether `python3` with TensorFlow Lite Micro's Python interpreter (`tflite-micro`) is usable.
+pub fn python_tflm_available() -> bool {
+    python_tool_available(
+        "python3",
+        &["-c", "from tflite_micro.python.tflite_micro import runtime"],
+        "python3 with tflite-micro (TensorFlow Lite Micro's interpreter)",
+    )
+}
+
 /// Whether Arm's Vela compiler (`pip install ethos-u-vela`) is on the path.
 pub fn vela_available() -> bool {
     python_tool_available("vela", &["--version"], "vela (pip ethos-u-vela)")
