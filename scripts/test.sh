@@ -19,6 +19,8 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # The C API's example firmware (capi/examples/guard): gcc for Cortex-M with newlib-nano.
 { command -v arm-none-eabi-gcc >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ]; } || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v make >/dev/null || need_apt+=(make)
+# Vulkan on the CPU (Mesa's lavapipe) and the Vulkan loader: training on burn's vulkan backend.
+{ [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] && ldconfig -p | grep -q libvulkan.so.1; } || need_apt+=(mesa-vulkan-drivers libvulkan1)
 # The text of eval ood's plots.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -97,3 +99,11 @@ EDGEGEN_REQUIRE_PYTHON=1 EDGEGEN_REQUIRE_QEMU=1 cargo test --release --workspace
 
 step "runtime tests on aarch64 Linux (cross-compiled, run under qemu-aarch64)"
 cargo test --release -p edgegen-runtime --features onnx --target aarch64-unknown-linux-gnu
+
+step "training on Vulkan: burn's vulkan backend on Mesa's lavapipe (feature vulkan; ~15 min to build the first time)"
+# Its own target directory (kept by the build cache), so the default build's binaries stay as
+# they are.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+vulkan_target="${CARGO_TARGET_DIR:-$PWD/target}/vulkan"
+CARGO_TARGET_DIR="$vulkan_target" cargo clippy --release --quiet -p edgegen-trainer --features vulkan --all-targets -- -D warnings
+CARGO_TARGET_DIR="$vulkan_target" cargo test --release -p edgegen-trainer --features vulkan --test backends -- --nocapture

@@ -21,6 +21,7 @@ fn opts(run_dir: std::path::PathBuf, lr: f64) -> TrainOptions {
         weight_decay: 0.0,
         max_steps: None,
         source: edgegen_trainer::data::Source::FashionMnist,
+        device: Default::default(),
     }
 }
 
@@ -96,5 +97,72 @@ fn gan_discriminator_learns_and_generator_stays_finite() {
     assert!((lr(2e-4, Some(2), 4, 10, 3, 0) - 1e-4).abs() < 1e-12);
     assert!(lr(2e-4, Some(2), 4, 10, 3, 9) > 0.0);
     assert_eq!(lr(2e-4, None, 4, 10, 3, 9), 2e-4);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Every float parameter of a module, flattened, in visiting order.
+fn params<M: burn::module::Module>(m: &M) -> Vec<f32> {
+    struct P(Vec<f32>);
+    impl burn::module::ModuleVisitor for P {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<burn::prelude::Tensor<D>>) {
+            self.0.extend(edgegen_trainer::families::loss::to_vec(p.val()));
+        }
+    }
+    let mut p = P(Vec::new());
+    m.visit(&mut p);
+    p.0
+}
+
+/// `--device cpu,cpu` and `cpu,cpu,cpu` (data parallel: each device a share of the batch, the
+/// gradients summed on the first) take the same step as one device on the whole batch, from
+/// the same checkpoint, up to float summation order — the VAE's per-step noise and the
+/// classifier's labels following each share's rows; the GAN refuses several devices.
+#[test]
+fn data_parallel_steps_equal_the_single_device_step() {
+    use edgegen_trainer::device::Devices;
+    let _serial = common::training_lock();
+    let dir = common::temp_dir("data-parallel");
+    let step = |name: &str, train: &dyn Fn(&TrainOptions) -> Vec<f32>| {
+        let mut first = opts(dir.join(name), 1e-3);
+        (first.batch, first.max_steps, first.epochs) = (16, Some(1), 1);
+        let after_first = train(&first);
+        let resumed: Vec<Vec<f32>> = ["cpu", "cpu,cpu", "cpu,cpu,cpu"]
+            .iter()
+            .map(|d| {
+                let run = dir.join(format!("{name}-{d}"));
+                std::fs::create_dir_all(&run).unwrap();
+                for e in std::fs::read_dir(dir.join(name)).unwrap() {
+                    let e = e.unwrap();
+                    std::fs::copy(e.path(), run.join(e.file_name())).unwrap();
+                }
+                let mut o = opts(run, 1e-3);
+                (o.batch, o.max_steps, o.epochs, o.resume, o.device) = (16, Some(1), 1, true, Devices::parse(d).unwrap());
+                train(&o)
+            })
+            .collect();
+        let scale = resumed[0].iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (d, p) in ["cpu,cpu", "cpu,cpu,cpu"].iter().zip(&resumed[1..]) {
+            let diff = common::max_abs_diff(&resumed[0], p) / scale;
+            eprintln!("{name}: one step on {d} vs cpu: max relative difference {diff:.2e}");
+            assert!(diff < 1e-5, "{name}: a step on {d} differs from one on cpu by {diff} (relative)");
+        }
+        // The step itself moved the weights (a comparison of untouched weights proves nothing).
+        let moved = common::max_abs_diff(&after_first, &resumed[0]);
+        assert!(moved > 1e-6, "{name}: the resumed step left the weights as they were");
+    };
+    let vae = edgegen_trainer::families::vae::VaeConfig::new().with_latent(8).with_components(2);
+    step("vae", &|o| params(&edgegen_trainer::families::vae::training::train(&vae, o).unwrap().0));
+    let clf = edgegen_trainer::families::classifier::ClassifierConfig::new();
+    step("classifier", &|o| {
+        let parts = o.source.load(false).unwrap();
+        params(&edgegen_trainer::families::classifier::training::train_on(&clf, o, &parts).unwrap().0)
+    });
+    let pix = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new().with_channels(16).with_inner(8).with_blocks(1).with_components(2);
+    step("pixelcnn", &|o| params(&edgegen_trainer::families::pixelcnn::training::train(&pix, o).unwrap().0));
+    let mut o = opts(dir.join("gan"), 2e-4);
+    o.device = Devices::parse("cpu,cpu").unwrap();
+    let gan = edgegen_trainer::families::gan::GanConfig::new().with_latent(8).with_features(16).with_d_layers(3);
+    let err = edgegen_trainer::families::gan::training::train(&gan, &o, 0.0, None).map(|_| ()).unwrap_err();
+    assert!(format!("{err:#}").contains("one device"), "{err:#}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -24,6 +24,7 @@ fn opts(run_dir: std::path::PathBuf, epochs: usize, resume: bool) -> TrainOption
         weight_decay: 0.0,
         max_steps: None,
         source: edgegen_trainer::data::Source::FashionMnist,
+        device: Default::default(),
     }
 }
 

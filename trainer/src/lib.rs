@@ -10,6 +10,7 @@
 
 pub mod data;
 pub mod demo;
+pub mod device;
 pub mod engines;
 pub mod eval;
 pub mod export;

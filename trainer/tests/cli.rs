@@ -82,10 +82,17 @@ fn bad_arguments_are_rejected_cleanly() {
         vec!["quantize", "--model", "no/such/dir"],
         vec!["demo", "--engine", "fast"],
         vec!["frobnicate"],
+        vec!["train", "vae", "--device", "gpu"],
+        vec!["train", "vae", "--device", "cuda:x"],
     ] {
         let o = edgegen(&args, &[]);
         assert!(!o.status.success(), "{args:?} accepted");
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+    // A backend this build lacks: refused before any work, naming the feature to build with.
+    if !cfg!(feature = "cuda") {
+        let o = edgegen(&["train", "vae", "--device", "cuda:0", "--limit", "64"], &[]);
+        assert!(!o.status.success() && stderr(&o).contains("--features cuda"), "{}", stderr(&o));
     }
 }
 

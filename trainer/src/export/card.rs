@@ -111,6 +111,11 @@ impl RunRecord {
     /// The record of a finished run: its state, the names of its two per-epoch figures, the
     /// command that reproduces it and its arguments.
     pub fn of(state: &crate::families::checkpoint::TrainState, figures: [&str; 2], command: &str, config: Option<Value>) -> RunRecord {
+        // Where it ran: this machine's cores and the run's --device (the CPU's flex backend
+        // when the arguments do not say).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let device = config.as_ref().and_then(|c| c["device"].as_str()).unwrap_or("cpu");
+        let on = if device == "cpu" { "the CPU (flex backend)".to_string() } else { format!("device {device}") };
         RunRecord {
             epochs: state.epoch,
             history: history(state, figures[0], figures[1]),
@@ -118,7 +123,7 @@ impl RunRecord {
             train_command: command.to_string(),
             train_config: config,
             train_seconds: state.elapsed_seconds.round(),
-            machine: "2 cores, no GPU; burn 0.22.1 flex backend".into(),
+            machine: format!("{cores} cores; burn 0.22.1 on {on}"),
         }
     }
 }

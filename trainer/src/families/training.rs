@@ -49,6 +49,9 @@ pub struct TrainOptions {
     pub max_steps: Option<usize>,
     /// The images.
     pub source: data::Source,
+    /// Where the training computation runs (`--device`): one device, or several that share
+    /// each batch.
+    pub device: crate::device::Devices,
 }
 
 /// Replaces each pixel of `pixels` with probability `rate` by a uniform value in 0..=255.
@@ -87,10 +90,18 @@ pub enum Units {
     CrossEntropy,
 }
 
-/// Trains `model` (built on an autodiff device) with Adam to minimize the mean of `loss`,
-/// which maps (model, images on the network scale `[B,C,H,W]`, epoch, step) to per-image
-/// nats `[B]`. `validate` gives the held-out figure after every epoch (bits/dim, or an
-/// accuracy: `units`).
+/// Trains `model` (built on the first of `opts.device`, autodiff) with Adam to minimize the
+/// mean of `loss`, which maps (model, images on the network scale, epoch, step, rows) to
+/// per-image nats: `rows` are the rows of the step's batch the images are (all of them on one
+/// device; each device's share with several), so per-step noise or labels can follow them.
+/// `validate` gives the held-out figure after every epoch (bits/dim, or an accuracy: `units`).
+///
+/// With several devices every step is data parallel, as burn's own multi-device training
+/// does it: the model is forked to each device, each computes the gradient of its share of
+/// the batch mean, the gradients are moved to the first device and summed
+/// (`GradientsAccumulator`), and the optimizer steps there — the same update as one device
+/// on the whole batch, up to float summation order. The shares run one after another (a GPU
+/// backend queues its work asynchronously, so devices overlap as far as the queue allows).
 pub fn fit<M, L, V>(
     label: &str,
     units: Units,
@@ -102,10 +113,12 @@ pub fn fit<M, L, V>(
 ) -> Result<(M, TrainState)>
 where
     M: Module + Clone,
-    L: Fn(&M, Tensor<4>, usize, usize) -> Tensor<1>,
+    L: Fn(&M, Tensor<4>, usize, usize, std::ops::Range<usize>) -> Tensor<1>,
     V: Fn(&M) -> f64,
 {
-    let device = Device::flex().autodiff();
+    let devices: Vec<Device> = opts.device.devices()?.into_iter().map(Device::autodiff).collect();
+    let device = devices[0].clone();
+    ensure!(opts.batch >= devices.len(), "--batch {} is smaller than the {} devices that share it", opts.batch, devices.len());
     let mut model = model;
     let mut adam = AdamConfig::new();
     if opts.weight_decay > 0.0 {
@@ -148,12 +161,28 @@ where
                 batch_pixels[j * values..(j + 1) * values].copy_from_slice(train.image(idx));
             }
             perturb_pixels(&mut batch_pixels, opts.perturb, opts.seed, epoch, step);
-            let x = frames_to_tensor(&batch_pixels, opts.batch, geometry, &device);
             let per = if units == Units::BitsPerDim { values as f64 } else { 1.0 };
-            let mean = loss(&model, x, epoch, step).mean().div_scalar(per);
-            let nats_per_dim: f32 = mean.clone().into_scalar();
+            let (nats_per_dim, grads) = if devices.len() == 1 {
+                let x = frames_to_tensor(&batch_pixels, opts.batch, geometry, &device);
+                let mean = loss(&model, x, epoch, step, 0..opts.batch).mean().div_scalar(per);
+                let nats: f32 = mean.clone().into_scalar();
+                (nats, GradientsParams::from_grads(mean.backward(), &model))
+            } else {
+                let mut acc = burn::optim::GradientsAccumulator::new();
+                let mut nats = 0f32;
+                for (i, d) in devices.iter().enumerate() {
+                    let rows = i * opts.batch / devices.len()..(i + 1) * opts.batch / devices.len();
+                    let share = if i == 0 { model.clone() } else { model.clone().fork(d) };
+                    let x = frames_to_tensor(&batch_pixels[rows.start * values..rows.end * values], rows.len(), geometry, d);
+                    // This share's part of the batch mean.
+                    let part = loss(&share, x, epoch, step, rows).sum().div_scalar(per * opts.batch as f64);
+                    let v: f32 = part.clone().into_scalar();
+                    nats += v;
+                    acc.accumulate(&model, GradientsParams::from_grads(part.backward(), &share).to_device(&device, &model));
+                }
+                (nats, acc.grads())
+            };
             ensure!(nats_per_dim.is_finite(), "{label} diverged at epoch {} step {step}: loss {nats_per_dim}", epoch + 1);
-            let grads = GradientsParams::from_grads(mean.backward(), &model);
             let lr = scheduled_lr(opts.lr, opts.cosine, epoch * steps_per_epoch + step, opts.epochs * steps_per_epoch);
             model = optim.step(lr, model, grads);
 
@@ -302,11 +331,17 @@ pub struct CommonArgs {
     /// (continue with --resume): for time-boxed sessions.
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Where to train: cpu (burn's flex backend), vulkan[:N|:cpu], wgpu[:N|:cpu] or cuda[:N];
+    /// several, comma-separated (cuda:0,cuda:1), share each batch (data parallel). The GPU
+    /// backends need a build with their cargo feature (docs/gpu.md). A checkpoint written on
+    /// one device resumes on another.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Arguments that change how a run is carried out, never what it computes: left out of the
 /// reproduce command.
-const OPERATIONAL: [&str; 4] = ["resume", "checkpoint_every", "quiet", "max_steps"];
+const OPERATIONAL: [&str; 5] = ["resume", "checkpoint_every", "quiet", "max_steps", "device"];
 
 impl CommonArgs {
     /// Checks the ranges clap cannot express; fills in the family's learning rate.
@@ -318,6 +353,7 @@ impl CommonArgs {
             bail!("--perturb and --weight-decay must be in [0, 1)");
         }
         self.data.source()?;
+        crate::device::Devices::parse(&self.device)?.devices()?;
         let lr = *self.lr.get_or_insert(default_lr);
         if !(lr > 0.0 && lr < 1.0) {
             bail!("--lr must be in (0, 1), got {lr}");
@@ -368,6 +404,7 @@ impl CommonArgs {
             weight_decay: self.weight_decay,
             max_steps: self.max_steps,
             source: self.data.source()?,
+            device: crate::device::Devices::parse(&self.device)?,
         })
     }
 }

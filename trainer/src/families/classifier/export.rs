@@ -55,7 +55,12 @@ pub fn logits(model: &Classifier, images: &Images) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(n * model.classes());
     for start in (0..n).step_by(500) {
         let b = (n - start).min(500);
-        out.extend(to_vec(model.forward(frames_to_tensor(&images.pixels[start * values..(start + b) * values], b, g, &Device::flex()))));
+        out.extend(to_vec(model.forward(frames_to_tensor(
+            &images.pixels[start * values..(start + b) * values],
+            b,
+            g,
+            &crate::device::of(&model),
+        ))));
     }
     Ok(out)
 }

@@ -23,7 +23,7 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[u8], device: &Device) -> Tenso
 pub fn predict(model: &Classifier, images: &Images) -> Result<Vec<usize>> {
     let model = model.valid();
     let g = images.geometry()?;
-    let device = Device::flex();
+    let device = crate::device::of(&model);
     let (n, values) = (images.len(), images.values());
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(500) {
@@ -45,7 +45,7 @@ pub fn accuracy(model: &Classifier, images: &Images) -> Result<f64> {
 
 /// Trains a classifier on loaded `parts` (they must have labels).
 pub fn train_on(cfg: &ClassifierConfig, opts: &TrainOptions, parts: &data::Parts) -> Result<(Classifier, TrainState)> {
-    let device = Device::flex().autodiff();
+    let device = opts.device.main()?.autodiff();
     device.seed(opts.seed);
     let (train, valid) = crate::families::training::training_split(parts, opts);
     let labels = train.labels.clone().context("the classifier needs labelled images (Fashion-MNIST); this source has no labels")?;
@@ -59,9 +59,10 @@ pub fn train_on(cfg: &ClassifierConfig, opts: &TrainOptions, parts: &data::Parts
         &train,
         // The loop draws the batch of `step` from the epoch's permutation; the labels follow
         // the same order.
-        |model, x, epoch, step| {
+        |model, x, epoch, step, rows| {
             let order = data::permutation(n, seed.wrapping_add(epoch as u64));
-            let y: Vec<u8> = order[step * batch..(step + 1) * batch].iter().map(|&i| labels[i]).collect();
+            let y: Vec<u8> = order[step * batch..(step + 1) * batch][rows].iter().map(|&i| labels[i]).collect();
+            let device = x.device();
             cross_entropy(model.forward(x), &y, &device)
         },
         |model| accuracy(model, &valid).unwrap_or(f64::NAN),

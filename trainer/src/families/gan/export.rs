@@ -167,7 +167,7 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
     let g = gan.generator.valid();
     let latent = g.latent();
     let shape = image_shape(&g);
-    let device = Device::flex();
+    let device = crate::device::of(&g);
     for i in 0..3u64 {
         let mut z = vec![0f32; latent];
         edgegen_runtime::rng::Rng::new(1000 + i).fill_normal(&mut z);

@@ -91,7 +91,12 @@ pub fn train(
     ema: f64,
     decay_from: Option<usize>,
 ) -> Result<(Gan, Option<Gan>, TrainState, data::Parts)> {
-    let device = Device::flex().autodiff();
+    anyhow::ensure!(
+        opts.device.0.len() == 1,
+        "--device {}: the GAN's two-network loop trains on one device (the PixelCNN, VAE and classifier take several)",
+        opts.device
+    );
+    let device = opts.device.main()?.autodiff();
     device.seed(opts.seed);
     let parts = opts.source.load(opts.progress)?;
     let (train, _) = crate::families::training::training_split(&parts, opts);
@@ -311,7 +316,7 @@ pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64
     if samples == 0 {
         return generator;
     }
-    let device = Device::flex();
+    let device = crate::device::of(&generator);
     let latent = generator.latent();
     let mut rng = Rng::with_stream(seed, RECALIBRATION_STREAM);
     let mut z = vec![0f32; samples * latent];
@@ -345,7 +350,7 @@ pub fn generate(gan: &Gan, seeds: &[u64]) -> Vec<u8> {
         for (i, &s) in chunk.iter().enumerate() {
             Rng::new(s).fill_normal(&mut z[i * latent..(i + 1) * latent]);
         }
-        let x = generator.forward(Tensor::from_data(TensorData::new(z, [chunk.len(), latent]), &Device::flex()));
+        let x = generator.forward(Tensor::from_data(TensorData::new(z, [chunk.len(), latent]), &crate::device::of(&generator)));
         out.extend(crate::families::loss::to_vec(x).into_iter().map(edgegen_runtime::image::unscale_pixel));
     }
     out

@@ -5,14 +5,13 @@ use super::model::PixelCnn;
 use crate::data::Images;
 use crate::families::loss::{frames_to_tensor, to_vec};
 use burn::module::Module;
-use burn::prelude::*;
 use edgegen_runtime::image::Geometry;
 use edgegen_runtime::{likelihood, rng::Rng};
 
 /// The mixture heads `[n, 3K·C, H, W]` (flattened) for `n` frames of geometry `g`.
 pub fn heads(model: &PixelCnn, pixels: &[u8], g: Geometry) -> Vec<f32> {
     let n = pixels.len() / g.values();
-    to_vec(model.forward(frames_to_tensor(pixels, n, g, &Device::flex())))
+    to_vec(model.forward(frames_to_tensor(pixels, n, g, &crate::device::of(model))))
 }
 
 /// Exact log p(x) in nats of every image.

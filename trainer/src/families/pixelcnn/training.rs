@@ -16,7 +16,7 @@ pub fn batch_loss(model: &PixelCnn, x: Tensor<4>) -> Tensor<1> {
 /// Trains a PixelCNN on `opts.source`; returns the trained model, the training state and the
 /// dataset's parts (the test part for the published figures).
 pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, TrainState, crate::data::Parts)> {
-    let device = Device::flex().autodiff();
+    let device = opts.device.main()?.autodiff();
     device.seed(opts.seed);
     let parts = opts.source.load(opts.progress)?;
     let (train, valid) = crate::families::training::training_split(&parts, opts);
@@ -26,7 +26,7 @@ pub fn train(cfg: &PixelCnnConfig, opts: &TrainOptions) -> Result<(PixelCnn, Tra
         cfg.init(&device),
         opts,
         &train,
-        |model, x, _, _| batch_loss(model, x),
+        |model, x, _, _, _| batch_loss(model, x),
         |model| super::eval::mean_bpd(model, &valid, false),
     )?;
     Ok((model, state, parts))

@@ -43,7 +43,7 @@ pub fn image_rng(seed: u64, index: usize) -> Rng {
 /// Image `i` draws its latents from [`image_rng`]`(seed, i)`.
 pub fn bounds(model: &Vae, images: &Images, k: usize, seed: u64, progress: bool) -> Bounds {
     let model = model.valid();
-    let device = Device::flex();
+    let device = crate::device::of(&model);
     let comps = model.decoder.components();
     let latent = model.decoder.latent();
     let chunk = (1024 / k).max(1);
@@ -95,13 +95,13 @@ pub fn decode(model: &Vae, z: &[f32]) -> Vec<f32> {
     let model = model.valid();
     let latent = model.decoder.latent();
     let n = z.len() / latent;
-    to_vec(model.decoder.forward(Tensor::from_data(TensorData::new(z.to_vec(), [n, latent]), &Device::flex())))
+    to_vec(model.decoder.forward(Tensor::from_data(TensorData::new(z.to_vec(), [n, latent]), &crate::device::of(&model))))
 }
 
 /// `(mu, logvar)` for images.
 pub fn encode(model: &Vae, images: &Images) -> (Vec<f32>, Vec<f32>) {
     let model = model.valid();
     let g = images.geometry().expect("images of a model's geometry");
-    let (mu, lv) = model.encoder.forward(frames_to_tensor(&images.pixels, images.len(), g, &Device::flex()));
+    let (mu, lv) = model.encoder.forward(frames_to_tensor(&images.pixels, images.len(), g, &crate::device::of(&model)));
     (to_vec(mu), to_vec(lv))
 }

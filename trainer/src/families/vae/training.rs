@@ -32,7 +32,7 @@ fn step_noise(seed: u64, epoch: usize, step: usize, n: usize, device: &Device, s
 /// Mean negative ELBO in bits/dim over `images` (one latent sample each, fixed noise).
 pub fn validation_bpd(model: &Vae, images: &Images, seed: u64) -> f64 {
     let model = model.valid();
-    let device = Device::flex();
+    let device = crate::device::of(&model);
     let k = model.decoder.components();
     let latent = model.decoder.latent();
     let mut total = 0f64;
@@ -54,7 +54,7 @@ pub fn train(cfg: &VaeConfig, opts: &TrainOptions) -> Result<(Vae, TrainState)> 
 
 /// [`train`] on already loaded `parts` of `opts.source`.
 pub fn train_on(cfg: &VaeConfig, opts: &TrainOptions, parts: &crate::data::Parts) -> Result<(Vae, TrainState)> {
-    let device = Device::flex().autodiff();
+    let device = opts.device.main()?.autodiff();
     device.seed(opts.seed);
     let (train, valid) = crate::families::training::training_split(parts, opts);
     let (k, latent, batch, seed) = (cfg.components, cfg.latent, opts.batch, opts.seed);
@@ -64,7 +64,11 @@ pub fn train_on(cfg: &VaeConfig, opts: &TrainOptions, parts: &crate::data::Parts
         cfg.init(&device),
         opts,
         &train,
-        |model, x, epoch, step| batch_loss(model, x, step_noise(seed, epoch, step, batch * latent, &device, [batch, latent]), k),
+        // The step's noise for the whole batch, its rows for these images.
+        |model, x, epoch, step, rows| {
+            let eps = step_noise(seed, epoch, step, batch * latent, &x.device(), [batch, latent]);
+            batch_loss(model, x, eps.narrow(0, rows.start, rows.len()), k)
+        },
         |model| validation_bpd(model, &valid, seed),
     )
 }
