@@ -373,10 +373,7 @@ impl Stride1 for Avx2 {
 #[derive(Clone, Copy)]
 struct Rq {
     mult: __m256i,
-    left: __m128i,
-    right: __m128i,
-    mask: __m256i,
-    thr: __m256i,
+    shifts: __m256i,
     zp: __m256i,
     lo: __m256i,
     hi: __m256i,
@@ -395,10 +392,7 @@ impl Rq {
         unsafe {
             let mut rq = Rq {
                 mult: _mm256_setzero_si256(),
-                left: _mm_setzero_si128(),
-                right: _mm_setzero_si128(),
-                mask: _mm256_setzero_si256(),
-                thr: _mm256_setzero_si256(),
+                shifts: _mm256_setzero_si256(),
                 zp: _mm256_setzero_si256(),
                 lo: _mm256_setzero_si256(),
                 hi: _mm256_setzero_si256(),
@@ -410,16 +404,11 @@ impl Rq {
             match *spec {
                 OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
                     let (m, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
-                    let right = (-shift).clamp(0, 31);
-                    let mask = ((1i64 << right) - 1) as i32;
                     rq.how = if super::vector_quant(m, shift) { 0 } else { 1 };
                     rq.m = m;
                     rq.shift = shift;
                     rq.mult = _mm256_set1_epi32(m);
-                    rq.left = _mm_cvtsi32_si128(shift.clamp(0, 31));
-                    rq.right = _mm_cvtsi32_si128(right);
-                    rq.mask = _mm256_set1_epi32(mask);
-                    rq.thr = _mm256_set1_epi32(mask >> 1);
+                    rq.shifts = _mm256_set1_epi32(shift);
                     rq.zp = _mm256_set1_epi32(zero_point);
                     rq.lo = _mm256_set1_epi32(act_min as i32);
                     rq.hi = _mm256_set1_epi32(act_max as i32);
@@ -439,19 +428,7 @@ impl Rq {
         unsafe {
             match self.how {
                 0 => {
-                    let x = _mm256_sll_epi32(acc, self.left);
-                    // (x·m + 2^30) >> 31 per lane (`saturating_rounding_doubling_high_mul`;
-                    // |x·m| < 2^62 as m != i32::MIN): bits 31..62 of the even lanes' 64-bit
-                    // products, then the odd lanes' moved up into the high halves, blended.
-                    let nudge = _mm256_set1_epi64x(1 << 30);
-                    let even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, self.mult), nudge), 31);
-                    let odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), self.mult), nudge), 1);
-                    let v = _mm256_blend_epi32(even, odd, 0b1010_1010);
-                    // rounding_divide_by_pot(v, right): + 1 where the remainder passes the
-                    // threshold (the compare's −1 subtracted).
-                    let rem = _mm256_and_si256(v, self.mask);
-                    let thr = _mm256_add_epi32(self.thr, _mm256_srli_epi32(v, 31));
-                    let q = _mm256_sub_epi32(_mm256_sra_epi32(v, self.right), _mm256_cmpgt_epi32(rem, thr));
+                    let q = requantize8(acc, self.mult, self.shifts);
                     let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, self.zp), self.lo), self.hi);
                     // Byte 0 of each lane: four per 128-bit half, then the halves side by side.
                     let pick = _mm256_setr_epi8(
@@ -491,6 +468,34 @@ impl Rq {
                 }
             }
         }
+    }
+}
+
+/// `multiply_by_quantized_multiplier(acc, mult, shift)` on 8 lanes, each lane its own
+/// multiplier and shift, bit for bit, for multipliers `!= i32::MIN` and shifts in `-31..=31`
+/// (`super::vector_quant`; callers go element by element otherwise).
+#[inline(always)]
+pub(super) unsafe fn requantize8(acc: __m256i, mult: __m256i, shift: __m256i) -> __m256i {
+    // SAFETY (caller): AVX2 is available.
+    unsafe {
+        let zero = _mm256_setzero_si256();
+        let one = _mm256_set1_epi32(1);
+        let left = _mm256_max_epi32(shift, zero);
+        let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+        let x = _mm256_sllv_epi32(acc, left);
+        // (x·m + 2^30) >> 31 per lane (`saturating_rounding_doubling_high_mul`; |x·m| < 2^62 as
+        // m != i32::MIN): bits 31..62 of the even lanes' 64-bit products, then the odd lanes'
+        // moved up into the high halves, blended.
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, mult), nudge), 31);
+        let odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32));
+        let odd = _mm256_slli_epi64(_mm256_add_epi64(odd, nudge), 1);
+        let v = _mm256_blend_epi32(even, odd, 0b1010_1010);
+        // rounding_divide_by_pot(v, right): + 1 where the remainder passes the threshold (the
+        // compare's −1 subtracted).
+        let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+        let thr = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
+        _mm256_sub_epi32(_mm256_srav_epi32(v, right), _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), thr))
     }
 }
 

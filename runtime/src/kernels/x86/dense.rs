@@ -294,20 +294,8 @@ unsafe fn emit8_channels(acc: __m256i, m0: usize, spec: &OutSpec, out: &mut [u8]
             // SAFETY: 8 i32 from local arrays.
             let (mult, shift) =
                 unsafe { (_mm256_loadu_si256(m.as_ptr() as *const __m256i), _mm256_loadu_si256(sh.as_ptr() as *const __m256i)) };
-            let zero = _mm256_setzero_si256();
-            let left = _mm256_max_epi32(shift, zero);
-            let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-            let x = _mm256_sllv_epi32(acc, left);
-            // (x·m + 2^30) >> 31 per lane, as in `avx2::Rq::emit8`, each lane its own m.
-            let nudge = _mm256_set1_epi64x(1 << 30);
-            let even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, mult), nudge), 31);
-            let odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32));
-            let odd = _mm256_slli_epi64(_mm256_add_epi64(odd, nudge), 1);
-            let v = _mm256_blend_epi32(even, odd, 0b1010_1010);
-            let ones = _mm256_set1_epi32(1);
-            let mask = _mm256_sub_epi32(_mm256_sllv_epi32(ones, right), ones);
-            let thr = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
-            let q = _mm256_sub_epi32(_mm256_srav_epi32(v, right), _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), thr));
+            // SAFETY: AVX2 is available (this function's target feature).
+            let q = unsafe { super::avx2::requantize8(acc, mult, shift) };
             let q = _mm256_add_epi32(q, _mm256_set1_epi32(zero_point));
             let q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(act_min as i32)), _mm256_set1_epi32(act_max as i32));
             let mut r = [0i32; 8];
