@@ -487,20 +487,50 @@ impl<'m> Vae<'m> {
 pub struct Gan<'m> {
     generator: Interpreter<'m>,
     latent: usize,
+    classes: usize,
     geometry: Geometry,
+}
+
+/// A generator's input for seed `seed`: noise z ~ N(0, I) from `Rng::new(seed)` into
+/// `input[..latent]`, then (conditional generators, `classes` > 0) the one-hot of `class`,
+/// or of a class drawn uniformly from the same stream after z when `class` is `None`.
+/// Returns the class (0 for an unconditional generator).
+pub fn seed_input(seed: u64, latent: usize, classes: usize, class: Option<usize>, input: &mut [f32]) -> Result<usize, Error> {
+    if input.len() != latent + classes {
+        return Err(Error::LengthMismatch { expected: latent + classes, got: input.len() });
+    }
+    let mut rng = Rng::new(seed);
+    rng.fill_normal(&mut input[..latent]);
+    let class = match (classes, class) {
+        (0, None) => return Ok(0),
+        (0, Some(_)) => return Err(Error::InvalidParameter("this generator is not conditional: it takes no class")),
+        (k, Some(c)) if c >= k => return Err(Error::InvalidParameter("class index beyond the generator's classes")),
+        (_, Some(c)) => c,
+        (k, None) => rng.below(k as u32) as usize,
+    };
+    input[latent..].fill(0.0);
+    input[latent + class] = 1.0;
+    Ok(class)
 }
 
 impl<'m> Gan<'m> {
     /// An engine for a compiled generator.
     pub fn new(generator: Model<'m>, kernels: Kernels) -> Result<Self, Error> {
         check_family(&generator, Family::GanGenerator)?;
-        let latent = check_vector_input(&generator)?;
+        let input = check_vector_input(&generator)?;
+        // A conditional generator's metadata names its noise dimensions, fewer than its
+        // input's: the rest is the one-hot class.
+        let latent = match generator.metadata().latent as usize {
+            0 => input,
+            l if l <= input => l,
+            _ => return Err(Error::InvalidParameter("the generator's latent exceeds its input")),
+        };
         let out = generator.tensor(generator.outputs()[0] as usize);
         let geometry = generator.geometry();
         if out.dtype != DType::F32 || out.dims != geometry.dims() {
             return Err(Error::InvalidParameter("the generator must output an f32 [C, H, W] image of the model's geometry"));
         }
-        Ok(Gan { generator: Interpreter::new(generator, kernels), latent, geometry })
+        Ok(Gan { generator: Interpreter::new(generator, kernels), latent, classes: input - latent, geometry })
     }
 
     /// The image geometry (from the model file).
@@ -523,14 +553,30 @@ impl<'m> Gan<'m> {
         self.latent
     }
 
-    /// The image for z ~ N(0, I) drawn from `Rng::new(seed)`.
-    pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
-        let mut z = [0f32; MAX_LATENT];
-        Rng::new(seed).fill_normal(&mut z[..self.latent]);
-        self.generate(arena, &z[..self.latent], out)
+    /// Classes of a conditional generator (0: unconditional).
+    pub fn classes(&self) -> usize {
+        self.classes
     }
 
-    /// The image for latent `z`.
+    /// The image for z ~ N(0, I) drawn from `Rng::new(seed)` (a conditional generator's
+    /// class drawn uniformly from the same stream after z).
+    pub fn sample(&self, arena: &mut [u8], seed: u64, out: &mut [u8]) -> Result<(), Error> {
+        self.sample_class(arena, seed, None, out).map(|_| ())
+    }
+
+    /// The image for seed `seed` of class `class` (a conditional generator; `None`: the
+    /// class is drawn after z); returns the class. The same seed gives the same noise for
+    /// every class, so a row of classes shares its style.
+    pub fn sample_class(&self, arena: &mut [u8], seed: u64, class: Option<usize>, out: &mut [u8]) -> Result<usize, Error> {
+        let mut z = [0f32; MAX_LATENT];
+        let n = self.latent + self.classes;
+        let class = seed_input(seed, self.latent, self.classes, class, &mut z[..n])?;
+        self.generate(arena, &z[..n], out)?;
+        Ok(class)
+    }
+
+    /// The image for the generator's whole input `z`: the noise, then a conditional
+    /// generator's one-hot class.
     pub fn generate(&self, arena: &mut [u8], z: &[f32], out: &mut [u8]) -> Result<(), Error> {
         self.geometry.check(out)?;
         self.generator.set_input_f32(arena, z)?;

@@ -49,6 +49,7 @@ pub struct OnnxModel {
     input_int8: bool,
     input_shape: Vec<usize>,
     output_shapes: Vec<Vec<usize>>,
+    metadata: Vec<(String, String)>,
 }
 
 impl core::fmt::Debug for OnnxModel {
@@ -69,6 +70,14 @@ impl OnnxModel {
             return Err(OnnxError::Load { path: path.to_path_buf(), message: "file not found".into() });
         }
         let model = tract_onnx::onnx().model_for_path(path).map_err(load_err)?;
+        let metadata = model
+            .properties
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("onnx.metadata_props.")?;
+                Some((key.to_string(), v.as_plain_ram()?.to_scalar::<String>().ok()?.clone()))
+            })
+            .collect();
         let typed = model.into_typed().map_err(load_err)?;
         let interface = |message: String| OnnxError::Interface { path: path.to_path_buf(), message };
         if typed.inputs.len() != 1 {
@@ -86,7 +95,12 @@ impl OnnxModel {
         let output_shapes =
             (0..typed.outputs.len()).map(|i| shape_of(typed.output_fact(i).map_err(load_err)?)).collect::<Result<Vec<_>, _>>()?;
         let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
-        Ok(OnnxModel { plan, path: path.to_path_buf(), input_int8, input_shape, output_shapes })
+        Ok(OnnxModel { plan, path: path.to_path_buf(), input_int8, input_shape, output_shapes, metadata })
+    }
+
+    /// A `metadata_props` entry of the file.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Static shape of the input.
@@ -354,6 +368,7 @@ impl OnnxPixelCnn {
 pub struct OnnxGan {
     generator: OnnxModel,
     latent: usize,
+    classes: usize,
     geometry: Geometry,
 }
 
@@ -366,7 +381,7 @@ impl OnnxGan {
     /// Loads an explicit file.
     pub fn load_file(path: &Path) -> Result<Self, OnnxError> {
         let generator = OnnxModel::load(path)?;
-        let input = generator.input_shape();
+        let input = generator.input_shape().to_vec();
         if input.len() != 2 || input[0] != 1 || generator.output_shapes().len() != 1 {
             return Err(OnnxError::Interface {
                 path: path.to_path_buf(),
@@ -374,8 +389,21 @@ impl OnnxGan {
             });
         }
         let geometry = image_geometry(path, &generator.output_shapes()[0])?;
-        let latent = input[1];
-        Ok(OnnxGan { generator, latent, geometry })
+        // A conditional generator names its classes in the file's metadata (`classes`); its
+        // input is the noise followed by the one-hot class.
+        let classes = match generator.metadata("classes") {
+            None => 0,
+            Some(k) => match k.parse::<usize>() {
+                Ok(k) if k > 0 && k < input[1] => k,
+                _ => {
+                    return Err(OnnxError::Interface {
+                        path: path.to_path_buf(),
+                        message: format!("metadata classes = {k:?} does not fit the generator's input of {}", input[1]),
+                    })
+                }
+            },
+        };
+        Ok(OnnxGan { generator, latent: input[1] - classes, classes, geometry })
     }
 
     /// The image geometry (from the generator's output).
@@ -388,14 +416,28 @@ impl OnnxGan {
         self.latent
     }
 
-    /// The image for noise z ~ N(0, I) drawn from `Rng::new(seed)`.
-    pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
-        let mut z = vec![0f32; self.latent];
-        Rng::new(seed).fill_normal(&mut z);
-        self.generate(&z, out)
+    /// Classes of a conditional generator (0: unconditional).
+    pub fn classes(&self) -> usize {
+        self.classes
     }
 
-    /// The image for latent `z`.
+    /// The image for noise z ~ N(0, I) drawn from `Rng::new(seed)` (a conditional
+    /// generator's class drawn from the same stream after z).
+    pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
+        self.sample_class(seed, None, out).map(|_| ())
+    }
+
+    /// [`OnnxGan::sample`] of class `class` (a conditional generator; `None`: drawn);
+    /// returns the class drawn. As [`crate::engine::Gan::sample_class`].
+    pub fn sample_class(&self, seed: u64, class: Option<usize>, out: &mut [u8]) -> Result<usize, OnnxError> {
+        let mut z = vec![0f32; self.latent + self.classes];
+        let class = crate::engine::seed_input(seed, self.latent, self.classes, class, &mut z)?;
+        self.generate(&z, out)?;
+        Ok(class)
+    }
+
+    /// The image for the generator's whole input `z` (noise, then a conditional generator's
+    /// one-hot class).
     pub fn generate(&self, z: &[f32], out: &mut [u8]) -> Result<(), OnnxError> {
         self.geometry.check(out)?;
         let image = self.generator.run(z, "generator")?.swap_remove(0);
@@ -403,6 +445,96 @@ impl OnnxGan {
             *o = crate::image::unscale_pixel(v);
         }
         Ok(())
+    }
+}
+
+/// A normalizing flow run through tract: `density.onnx` maps an image `[1,C,H,W]` to its
+/// latent `z` and `log_prob` (dequantized at the bin centre), `sampler.onnx` maps a latent
+/// to dequantized values `v` in [0, 1], the pixel being `min(⌊256 v⌋, 255)`.
+#[derive(Debug)]
+pub struct OnnxFlow {
+    density: OnnxModel,
+    sampler: OnnxModel,
+    latent: usize,
+    geometry: Geometry,
+}
+
+impl OnnxFlow {
+    /// Loads `dir/density.onnx` and `dir/sampler.onnx` and checks that they fit together.
+    pub fn load(dir: &Path) -> Result<Self, OnnxError> {
+        Self::load_files(&dir.join("density.onnx"), &dir.join("sampler.onnx"))
+    }
+
+    /// Loads explicit files.
+    pub fn load_files(density: &Path, sampler: &Path) -> Result<Self, OnnxError> {
+        let d = OnnxModel::load(density)?;
+        let geometry = image_geometry(density, d.input_shape())?;
+        let outs = d.output_shapes();
+        let latent = match outs {
+            [z, lp] if lp.iter().product::<usize>() == 1 => z.iter().product::<usize>(),
+            _ => {
+                return Err(OnnxError::Interface {
+                    path: density.to_path_buf(),
+                    message: format!("outputs {outs:?}, expected the latent z and a [1] log_prob"),
+                })
+            }
+        };
+        let s = OnnxModel::load(sampler)?;
+        let fits = s.input_shape().iter().product::<usize>() == latent
+            && s.output_shapes().len() == 1
+            && s.output_shapes()[0].iter().product::<usize>() == geometry.values();
+        if !fits {
+            return Err(OnnxError::Interface {
+                path: sampler.to_path_buf(),
+                message: format!(
+                    "input {:?} and outputs {:?}, expected the density's latent of {latent} values and one {:?} image",
+                    s.input_shape(),
+                    s.output_shapes(),
+                    geometry.dims()
+                ),
+            });
+        }
+        Ok(OnnxFlow { density: d, sampler: s, latent, geometry })
+    }
+
+    /// The image geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Values of the latent (as many as the image's).
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// The latent `z` of an image and its log p in nats (at the bin centre).
+    pub fn encode(&self, image: &[u8]) -> Result<(Vec<f32>, f64), OnnxError> {
+        self.geometry.check(image)?;
+        let mut out = self.density.run_image(image, "flow density")?;
+        let lp = out.pop().and_then(|v| v.first().copied()).unwrap_or(f32::NAN);
+        Ok((out.swap_remove(0), lp as f64))
+    }
+
+    /// log p(image) in nats: the flow's density of the image dequantized at the bin centre.
+    pub fn log_prob(&self, image: &[u8]) -> Result<f64, OnnxError> {
+        Ok(self.encode(image)?.1)
+    }
+
+    /// The image of latent `z`.
+    pub fn decode(&self, z: &[f32], out: &mut [u8]) -> Result<(), OnnxError> {
+        self.geometry.check(out)?;
+        let v = self.sampler.run(z, "flow sampler")?.swap_remove(0);
+        for (o, v) in out.iter_mut().zip(v) {
+            *o = (v * 256.0).floor().clamp(0.0, 255.0) as u8;
+        }
+        Ok(())
+    }
+
+    /// The image for z ~ N(0, I) drawn from `Rng::new(seed)`: one pass of the inverse flow.
+    pub fn sample(&self, seed: u64, out: &mut [u8]) -> Result<(), OnnxError> {
+        let mut z = vec![0f32; self.latent];
+        Rng::new(seed).fill_normal(&mut z);
+        self.decode(&z, out)
     }
 }
 

@@ -91,7 +91,7 @@ fn check_discriminator(cfg: GanConfig, seed: u64) -> usize {
         if s > 0 {
             edgegen_runtime::rng::Rng::new(seed + s).fill_normal(&mut img);
         }
-        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device)));
+        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &[]));
         let got = model.run(&img, "discriminator").unwrap().swap_remove(0);
         assert_eq!(got.len(), 1);
         assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
@@ -228,16 +228,79 @@ fn interpolation_runs_from_one_seed_to_the_other() {
     use edgegen_trainer::engines::{EngineKind, Loaded};
     for engine in [EngineKind::Int8, EngineKind::Tract] {
         let loaded = Loaded::open(&common::model_dir("gan-fmnist"), engine).unwrap();
-        let row = loaded.interpolate(3, 7, 5).unwrap();
+        let row = loaded.interpolate(3, 7, 5, None).unwrap();
         assert_eq!(row.len(), 5);
         assert_eq!(row[0], loaded.sample(3).unwrap(), "{engine:?}: the walk starts at seed 3's sample");
         assert_eq!(row[4], loaded.sample(7).unwrap(), "{engine:?}: and ends at seed 7's");
         assert!(row[2] != row[0] && row[2] != row[4]);
     }
     let vae = Loaded::open(&common::model_dir("vae-fmnist"), EngineKind::Int8).unwrap();
-    let row = vae.interpolate(1, 2, 3).unwrap();
+    let row = vae.interpolate(1, 2, 3, None).unwrap();
     assert!(row.iter().all(|p| p.len() == 784) && row[0] != row[2]);
     let pixelcnn = Loaded::open(&common::model_dir("pixelcnn-fmnist"), EngineKind::Int8).unwrap();
-    let e = pixelcnn.interpolate(1, 2, 3).unwrap_err().to_string();
+    let e = pixelcnn.interpolate(1, 2, 3, None).unwrap_err().to_string();
     assert!(e.contains("no latent"), "{e}");
+}
+
+/// A conditional GAN: the generator reads the noise and the one-hot class (its ONNX file
+/// names the classes, which tract's engine reads back), the same seed drawn as each class
+/// gives the trainer's image for that input, a class is drawn from the seed when none is
+/// asked, and classes the model lacks are refused; the projection discriminator reads the
+/// class too, and onnxruntime reproduces both networks' golden vectors.
+#[test]
+fn conditional_gan_exports_with_its_classes() {
+    let cfg = GanConfig::new().with_latent(6).with_features(16).with_d_features(4).with_classes(4);
+    cfg.check().unwrap();
+    let device = Device::flex();
+    device.seed(11);
+    let gan = cfg.init(&device);
+    assert_eq!((gan.generator.latent(), gan.generator.input_len(), gan.discriminator.classes()), (6, 10, 4));
+    assert!(GanConfig::new().with_classes(300).check().is_err());
+    let dir = common::temp_dir("fresh-cgan");
+    edgegen_trainer::export::onnx::save(&export::generator_onnx(&gan.generator), &dir.join("generator.onnx")).unwrap();
+    edgegen_trainer::export::onnx::save(&export::discriminator_onnx(&gan.discriminator, [1, 1, 28, 28]), &dir.join("discriminator.onnx"))
+        .unwrap();
+    export::write_golden(&gan, &dir).unwrap();
+    let engine = OnnxGan::load(&dir).unwrap();
+    assert_eq!((engine.latent(), engine.classes()), (6, 4));
+    let mut images = Vec::new();
+    for class in 0..4 {
+        let mut img = vec![0u8; 784];
+        assert_eq!(engine.sample_class(5, Some(class), &mut img).unwrap(), class);
+        let mut z = vec![0f32; 10];
+        edgegen_runtime::engine::seed_input(5, 6, 4, Some(class), &mut z).unwrap();
+        assert_eq!(&z[6..], &(0..4).map(|c| if c == class { 1.0 } else { 0.0 }).collect::<Vec<f32>>()[..]);
+        let want: Vec<u8> = to_vec(gan.generator.forward(Tensor::from_data(TensorData::new(z, [1, 10]), &device)))
+            .into_iter()
+            .map(edgegen_runtime::image::unscale_pixel)
+            .collect();
+        let off = img.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 1).count();
+        assert_eq!(off, 0, "class {class}: tract and burn differ by more than one level at {off} pixels");
+        images.push(img);
+    }
+    assert!(images[0] != images[1] && images[1] != images[3], "the class changes the image");
+    // No class asked: the seed draws one, and the image is that class's.
+    let mut drawn = vec![0u8; 784];
+    let mut seen = [0usize; 4];
+    for seed in 0..200 {
+        engine.sample(seed, &mut drawn).unwrap();
+        let mut z = vec![0f32; 10];
+        let class = edgegen_runtime::engine::seed_input(seed, 6, 4, None, &mut z).unwrap();
+        seen[class] += 1;
+        if seed == 5 {
+            assert_eq!(drawn, images[class]);
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 25), "classes drawn uniformly: {seen:?}");
+    let mut img = vec![0u8; 784];
+    assert!(engine.sample_class(5, Some(4), &mut img).is_err(), "class 4 of 4 refused");
+    let plain = OnnxGan::load(&common::model_dir("gan-fmnist")).unwrap();
+    assert_eq!(plain.classes(), 0);
+    assert!(plain.sample_class(5, Some(0), &mut img).is_err(), "an unconditional generator takes no class");
+    // The discriminator's logit depends on the class it is told.
+    let x = Tensor::<4>::from_data(TensorData::new(vec![0.3f32; 784], [1, 1, 28, 28]), &device);
+    let (a, b) = (to_vec(gan.discriminator.forward(x.clone(), &[0])), to_vec(gan.discriminator.forward(x, &[2])));
+    assert!((a[0] - b[0]).abs() > 1e-6, "{a:?} vs {b:?}");
+    common::python_check(&dir, &["generator.onnx", "discriminator.onnx"]);
+    std::fs::remove_dir_all(dir).ok();
 }

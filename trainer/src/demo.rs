@@ -91,7 +91,7 @@ pub struct DemoOptions {
 }
 
 /// The bundled models the demo uses, in order, with how many samples to draw.
-const MODELS: [(&str, usize); 3] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16)];
+const MODELS: [(&str, usize); 4] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16), ("cgan-fmnist", 20)];
 
 /// The classifier that labels the frames the guard accepts.
 const CLASSIFIER: &str = "classifier-fmnist";
@@ -115,9 +115,24 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         }
         let loaded = Loaded::open(&dir, opts.engine).with_context(|| format!("loading {}", dir.display()))?;
         let started = std::time::Instant::now();
+        let path = opts.out.join(format!("{name}-samples.png"));
+        let k = loaded.classes();
+        if k > 0 {
+            // A conditional generator: every class asked for, one column each, a row per seed.
+            let rows = count.div_ceil(k);
+            let images = crate::parallel::map(rows * k, |i| loaded.sample_class((i / k) as u64, Some(i % k)).map(|(x, _)| x));
+            let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+            crate::data::imageio::write_frame_grid(&path, &images, loaded.geometry(), k, 3)?;
+            println!(
+                "  {name}: each of its {k} classes asked for (seeds 0..{}) in {:.1} s -> {}",
+                rows - 1,
+                started.elapsed().as_secs_f64(),
+                path.display()
+            );
+            continue;
+        }
         let images = crate::parallel::map(count, |i| loaded.sample(i as u64));
         let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
-        let path = opts.out.join(format!("{name}-samples.png"));
         crate::data::imageio::write_frame_grid(&path, &images, loaded.geometry(), 8, 3)?;
         println!("  {name}: {count} samples (seeds 0..{}) in {:.1} s -> {}", count - 1, started.elapsed().as_secs_f64(), path.display());
         if loaded.family().has_likelihood() {

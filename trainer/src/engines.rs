@@ -10,7 +10,7 @@ use edgegen_runtime::image::Geometry;
 use edgegen_runtime::kernels::Kernels;
 use edgegen_runtime::likelihood::bits_per_dim;
 use edgegen_runtime::model::Model;
-use edgegen_runtime::onnx::{OnnxClassifier, OnnxGan, OnnxPixelCnn, OnnxVae};
+use edgegen_runtime::onnx::{OnnxClassifier, OnnxFlow, OnnxGan, OnnxPixelCnn, OnnxVae};
 use edgegen_runtime::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,8 @@ pub enum Engines {
     ClassifierInt8(engine::Classifier<'static>),
     /// Classifier through tract.
     ClassifierTract(OnnxClassifier),
+    /// Normalizing flow through tract (f32).
+    FlowTract(OnnxFlow),
 }
 
 /// A loaded model: its engines, validated once when opened. The compiled files' bytes are
@@ -137,6 +139,11 @@ impl Loaded {
                 Engines::ClassifierInt8(engine::Classifier::new(read(dir, "classifier.egm")?, Kernels::Optimized)?)
             }
             ModelFamily::Classifier => Engines::ClassifierTract(OnnxClassifier::load_file(&onnx(dir, "classifier"))?),
+            ModelFamily::Flow if engine == EngineKind::Tract => Engines::FlowTract(OnnxFlow::load(dir)?),
+            ModelFamily::Flow => bail!(
+                "{}: a normalizing flow runs through tract in f32 only (--engine tract): the int8 engine has no exp/tanh couplings yet",
+                dir.display()
+            ),
         };
         // The guard threshold lives in the first compiled file, whatever the engine.
         let guard_file = read(dir, &format!("{}.egm", family.parts()[0])).ok();
@@ -158,6 +165,7 @@ impl Loaded {
             Engines::GanTract(e) => e.geometry(),
             Engines::ClassifierInt8(e) => e.geometry(),
             Engines::ClassifierTract(e) => e.geometry(),
+            Engines::FlowTract(e) => e.geometry(),
         }
     }
 
@@ -261,10 +269,33 @@ impl Loaded {
             Engines::PixelCnnTract { model, .. } => bits_per_dim(model.log_prob(image)?, values),
             Engines::VaeInt8(e) => e.bounds(&mut vec![0u8; e.arena_len()], image, VAE_K, &mut rng)?.iwae_bpd(),
             Engines::VaeTract(e) => e.bounds(image, VAE_K, &mut rng)?.iwae_bpd(),
+            Engines::FlowTract(e) => bits_per_dim(e.log_prob(image)?, values),
             Engines::GanInt8(_) | Engines::GanTract(_) | Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => {
                 bail!("a {} has no likelihood to score with; use a PixelCNN or a VAE model", self.family)
             }
         })
+    }
+
+    /// Classes of a conditional generator (0: any other model).
+    pub fn classes(&self) -> usize {
+        match &self.engines {
+            Engines::GanInt8(e) => e.classes(),
+            Engines::GanTract(e) => e.classes(),
+            _ => 0,
+        }
+    }
+
+    /// One image from `seed` of class `class` (a conditional generator; `None`: the class
+    /// drawn from the seed); returns it with its class.
+    pub fn sample_class(&self, seed: u64, class: Option<usize>) -> Result<(Vec<u8>, usize)> {
+        let mut out = vec![0u8; self.geometry().values()];
+        let class = match &self.engines {
+            Engines::GanInt8(e) => e.sample_class(&mut vec![0u8; e.arena_len()], seed, class, &mut out)?,
+            Engines::GanTract(e) => e.sample_class(seed, class, &mut out)?,
+            _ if class.is_some() => bail!("a {} is not conditioned on a class: --class takes a conditional GAN", self.family),
+            _ => return Ok((self.sample(seed)?, 0)),
+        };
+        Ok((out, class))
     }
 
     /// One image from `seed`.
@@ -277,6 +308,7 @@ impl Loaded {
             Engines::PixelCnnTract { model, .. } => model.sample(seed, &mut out)?,
             Engines::VaeTract(e) => e.sample(seed, &mut out)?,
             Engines::GanTract(e) => e.sample(seed, &mut out)?,
+            Engines::FlowTract(e) => e.sample(seed, &mut out)?,
             Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => bail!("a classifier does not generate images"),
         }
         Ok(out)
@@ -294,6 +326,7 @@ impl Loaded {
             Engines::GanInt8(e) => Some(e.latent()),
             Engines::VaeTract(e) => Some(e.latent()),
             Engines::GanTract(e) => Some(e.latent()),
+            Engines::FlowTract(e) => Some(e.latent()),
             Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => None,
             Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => None,
         }
@@ -308,6 +341,7 @@ impl Loaded {
             Engines::GanInt8(e) => e.generate(&mut vec![0u8; e.arena_len()], z, &mut out)?,
             Engines::VaeTract(e) => e.decode_mean(z, &mut out)?,
             Engines::GanTract(e) => e.generate(z, &mut out)?,
+            Engines::FlowTract(e) => e.decode(z, &mut out)?,
             Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => anyhow::bail!(NO_LATENT),
             Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => anyhow::bail!("a classifier has no latent to walk through"),
         }
@@ -315,16 +349,22 @@ impl Loaded {
     }
 
     /// `steps` pictures on the great circle from seed `a`'s latent to seed `b`'s (the latents
-    /// `sample` draws from those seeds), spherically interpolated.
-    pub fn interpolate(&self, a: u64, b: u64, steps: usize) -> Result<Vec<Vec<u8>>> {
+    /// `sample` draws from those seeds), spherically interpolated. A conditional generator
+    /// keeps `class` along the way, or (`None`) blends the two seeds' classes linearly.
+    pub fn interpolate(&self, a: u64, b: u64, steps: usize, class: Option<usize>) -> Result<Vec<Vec<u8>>> {
         let Some(n) = self.latent() else { anyhow::bail!(NO_LATENT) };
-        let (mut za, mut zb) = (vec![0f32; n], vec![0f32; n]);
-        edgegen_runtime::rng::Rng::new(a).fill_normal(&mut za);
-        edgegen_runtime::rng::Rng::new(b).fill_normal(&mut zb);
+        let k = self.classes();
+        ensure!(k > 0 || class.is_none(), "a {} is not conditioned on a class: --class takes a conditional GAN", self.family);
+        let (mut za, mut zb) = (vec![0f32; n + k], vec![0f32; n + k]);
+        edgegen_runtime::engine::seed_input(a, n, k, class, &mut za)?;
+        edgegen_runtime::engine::seed_input(b, n, k, class, &mut zb)?;
         crate::parallel::map(steps, |i| {
             let t = if steps == 1 { 0.0 } else { i as f32 / (steps - 1) as f32 };
-            let mut z = vec![0f32; n];
-            edgegen_runtime::likelihood::slerp(&za, &zb, t, &mut z)?;
+            let mut z = vec![0f32; n + k];
+            edgegen_runtime::likelihood::slerp(&za[..n], &zb[..n], t, &mut z[..n])?;
+            for j in n..n + k {
+                z[j] = (1.0 - t) * za[j] + t * zb[j];
+            }
             self.picture(&z)
         })
         .into_iter()

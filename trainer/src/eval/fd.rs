@@ -292,6 +292,151 @@ pub fn report(
     })
 }
 
+/// A conditional generator measured class by class: `samples[k]` drawn for class k.
+/// Returns the share of all samples the classifier puts in the class they were drawn for,
+/// each class's FD against the test images *labelled* k, and the floor: as many training
+/// images labelled k (the first ones) against the same test images.
+pub fn conditional(model: &Classifier, samples: &[Vec<u8>]) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let test = data::fashion_mnist(data::Split::Test)?;
+    let train = data::fashion_mnist(data::Split::Train)?;
+    let (test_labels, train_labels) = (test.labels.as_deref().expect("labels"), train.labels.as_deref().expect("labels"));
+    let (tf, _) = features_and_classes(model, &test.pixels);
+    let (mut agree, mut total) = (0usize, 0usize);
+    let (mut fd, mut floor) = (Vec::new(), Vec::new());
+    for (k, s) in samples.iter().enumerate() {
+        let (sf, sc) = features_and_classes(model, s);
+        agree += sc.iter().filter(|&&c| c == k).count();
+        total += sc.len();
+        let t: Vec<f32> =
+            tf.chunks(FEATURES).zip(test_labels).filter(|(_, &y)| y as usize == k).flat_map(|(r, _)| r.iter().copied()).collect();
+        fd.push(terms(&sf, &t).fd);
+        let picks: Vec<usize> = (0..train.len()).filter(|&i| train_labels[i] as usize == k).take(sc.len()).collect();
+        let (ff, _) = features_and_classes(model, &train.select(&picks).pixels);
+        floor.push(terms(&ff, &t).fd);
+    }
+    Ok((agree as f64 / total.max(1) as f64, fd, floor))
+}
+
+/// A conditional generator measured class by class ([`conditional_report`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConditionalReport {
+    /// Samples drawn for each class (seeds 0..n-1).
+    pub per_class: usize,
+    /// Share of all samples the FD classifier puts in the class they were drawn for.
+    pub agreement: f64,
+    /// The same share by the shipped classifier on the int8 engine, when it was given.
+    pub agreement_shipped: Option<f64>,
+    /// Per class: name, both agreements, FD against the test images of that class and the
+    /// floor's (as many training images of the class).
+    pub classes: Vec<ConditionalRow>,
+}
+
+/// One row of [`ConditionalReport::classes`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConditionalRow {
+    /// Class name.
+    pub class: &'static str,
+    /// Share of this class's samples the FD classifier names this class.
+    pub agreement: f64,
+    /// The same by the shipped classifier.
+    pub agreement_shipped: Option<f64>,
+    /// FD of the class's samples against the test images labelled with it.
+    pub fd: f64,
+    /// FD of as many training images of the class against the same test images.
+    pub floor: f64,
+}
+
+/// Draws `count / classes` samples of each class from a conditional generator (seeds
+/// 0..n-1, the class asked for) and measures each class: how often the FD classifier and the
+/// shipped int8 classifier in `label_dir` (when it has one) name the class asked for, and the
+/// within-class FD against the floor.
+pub fn conditional_report(
+    loaded: &crate::engines::Loaded,
+    model: &Classifier,
+    count: usize,
+    label_dir: &Path,
+) -> Result<ConditionalReport> {
+    let k = loaded.classes();
+    anyhow::ensure!(
+        k == CLASSES.len(),
+        "a conditional generator of {k} classes: the FD classifier knows Fashion-MNIST's {}",
+        CLASSES.len()
+    );
+    let per_class = count.div_ceil(k);
+    eprintln!("drawing {per_class} samples of each of the {k} classes");
+    let samples: Vec<Vec<u8>> = (0..k)
+        .map(|c| {
+            let images = crate::parallel::map(per_class, |i| loaded.sample_class(i as u64, Some(c)).map(|(x, _)| x));
+            Ok(images.into_iter().collect::<Result<Vec<_>>>()?.concat())
+        })
+        .collect::<Result<_>>()?;
+    let shipped = match label_dir.join("classifier.egm").exists() {
+        true => Some(crate::engines::Loaded::open(label_dir, crate::engines::EngineKind::Int8)?),
+        false => None,
+    };
+    let mut rows = Vec::with_capacity(k);
+    let (mut agree, mut agree_shipped) = (0usize, 0usize);
+    for (c, s) in samples.iter().enumerate() {
+        let (_, predicted) = features_and_classes(model, s);
+        let hits = predicted.iter().filter(|&&p| p == c).count();
+        agree += hits;
+        let shipped_hits = match &shipped {
+            Some(l) => {
+                let labels = crate::parallel::map(per_class, |i| l.classify(&s[i * PIXELS..(i + 1) * PIXELS]).map(|a| a.class));
+                let labels = labels.into_iter().collect::<Result<Vec<_>>>()?;
+                Some(labels.iter().filter(|&&p| p == c).count())
+            }
+            None => None,
+        };
+        agree_shipped += shipped_hits.unwrap_or(0);
+        rows.push((c, hits, shipped_hits));
+    }
+    let (_, fd, floor) = conditional(model, &samples)?;
+    let n = (per_class * k) as f64;
+    Ok(ConditionalReport {
+        per_class,
+        agreement: agree as f64 / n,
+        agreement_shipped: shipped.as_ref().map(|_| agree_shipped as f64 / n),
+        classes: rows
+            .into_iter()
+            .map(|(c, hits, shipped_hits)| ConditionalRow {
+                class: CLASSES[c],
+                agreement: hits as f64 / per_class as f64,
+                agreement_shipped: shipped_hits.map(|h| h as f64 / per_class as f64),
+                fd: fd[c],
+                floor: floor[c],
+            })
+            .collect(),
+    })
+}
+
+impl std::fmt::Display for ConditionalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+        writeln!(
+            f,
+            "\nconditional: {} samples of each class; the class asked for is named by the FD classifier {} and by the shipped classifier {}",
+            self.per_class,
+            pct(Some(self.agreement)),
+            pct(self.agreement_shipped)
+        )?;
+        writeln!(f, "{:<14}{:>12}{:>12}{:>12}{:>12}{:>8}", "class", "agree (FD)", "shipped", "FD", "floor", "ratio")?;
+        for r in &self.classes {
+            writeln!(
+                f,
+                "{:<14}{:>12}{:>12}{:>12.3}{:>12.3}{:>8.2}",
+                r.class,
+                pct(Some(r.agreement)),
+                pct(r.agreement_shipped),
+                r.fd,
+                r.floor,
+                r.fd / r.floor
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Fashion-MNIST's class names, by label.
 pub const CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 

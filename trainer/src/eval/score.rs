@@ -99,28 +99,119 @@ pub struct ScoreSummary {
 }
 
 /// `edgegen sample`: `count` images from seeds `seed..seed+count` as a PNG grid.
-pub fn sample(dir: &Path, engine: EngineKind, seed: u64, count: usize, out: &Path) -> Result<()> {
+pub fn sample(dir: &Path, engine: EngineKind, seed: u64, count: usize, class: Option<&str>, out: &Path) -> Result<()> {
     ensure!((1..=1024).contains(&count), "--count must be in 1..=1024");
     let loaded = Loaded::open(dir, engine)?;
-    let images = crate::parallel::map(count, |i| loaded.sample(seed + i as u64));
-    let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
-    let cols = (count as f64).sqrt().ceil() as usize;
     let g = loaded.geometry();
     let scale = (84 / g.height.max(g.width) as usize).max(1);
-    crate::data::imageio::write_frame_grid(out, &images, g, cols, scale)?;
-    println!("{count} {} samples (seeds {seed}..{}) -> {}", loaded.family(), seed + count as u64 - 1, out.display());
+    let last = seed + count as u64 - 1;
+    match ClassChoice::parse(dir, &loaded, class)? {
+        ClassChoice::Drawn => {
+            let images = crate::parallel::map(count, |i| loaded.sample(seed + i as u64));
+            let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+            let cols = (count as f64).sqrt().ceil() as usize;
+            crate::data::imageio::write_frame_grid(out, &images, g, cols, scale)?;
+            println!("{count} {} samples (seeds {seed}..{last}) -> {}", loaded.family(), out.display());
+        }
+        ClassChoice::One(c, name) => {
+            let images = crate::parallel::map(count, |i| loaded.sample_class(seed + i as u64, Some(c)).map(|(x, _)| x));
+            let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+            let cols = (count as f64).sqrt().ceil() as usize;
+            crate::data::imageio::write_frame_grid(out, &images, g, cols, scale)?;
+            println!("{count} samples of class {c} ({name}) (seeds {seed}..{last}) -> {}", out.display());
+        }
+        ClassChoice::All(k) => {
+            // One row per seed, one column per class: the same noise drawn as every class.
+            let images = crate::parallel::map(count * k, |i| loaded.sample_class(seed + (i / k) as u64, Some(i % k)).map(|(x, _)| x));
+            let images = images.into_iter().collect::<Result<Vec<_>>>()?.concat();
+            crate::data::imageio::write_frame_grid(out, &images, g, k, scale)?;
+            println!("{count} rows (seeds {seed}..{last}) of all {k} classes -> {}", out.display());
+        }
+    }
     Ok(())
+}
+
+/// What `--class` asked of a conditional generator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassChoice {
+    /// No `--class`: each seed draws its own class (or the model has none).
+    Drawn,
+    /// One class: its index and name.
+    One(usize, String),
+    /// `--class all`: every class, a column each.
+    All(usize),
+}
+
+/// Letters and digits of `s`, lowercased: how class names are compared (`t-shirt`,
+/// `T-shirt/top` and `tshirt` meet).
+fn class_key(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// Resolves `--class` (a name, a unique start of one, an index, or `all`) against `names`.
+pub fn resolve_class(text: &str, names: &[String]) -> Result<ClassChoice> {
+    let listing = || names.iter().enumerate().map(|(i, n)| format!("{i} {n}")).collect::<Vec<_>>().join(", ");
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(ClassChoice::All(names.len()));
+    }
+    if let Ok(i) = text.trim().parse::<usize>() {
+        ensure!(i < names.len(), "--class {i}: the model has classes 0..{} ({})", names.len() - 1, listing());
+        return Ok(ClassChoice::One(i, names[i].clone()));
+    }
+    let key = class_key(text);
+    ensure!(!key.is_empty(), "--class {text:?}: give a class name or index ({})", listing());
+    let exact: Vec<usize> = (0..names.len()).filter(|&i| class_key(&names[i]) == key).collect();
+    let starts: Vec<usize> = (0..names.len()).filter(|&i| class_key(&names[i]).starts_with(&key)).collect();
+    match (exact.as_slice(), starts.as_slice()) {
+        ([i], _) | ([], [i]) => Ok(ClassChoice::One(*i, names[*i].clone())),
+        ([], []) => bail!("--class {text:?} is not one of the model's classes: {}", listing()),
+        _ => bail!(
+            "--class {text:?} names several classes ({}); be more precise",
+            starts.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+impl ClassChoice {
+    /// `--class` for the model in `dir` (its class names from its card).
+    pub fn parse(dir: &Path, loaded: &Loaded, class: Option<&str>) -> Result<ClassChoice> {
+        let Some(text) = class else { return Ok(ClassChoice::Drawn) };
+        let k = loaded.classes();
+        ensure!(
+            k > 0,
+            "--class {text}: {} is a {} without classes; --class takes a conditional GAN (train gan --conditional)",
+            dir.display(),
+            loaded.family()
+        );
+        let names = match crate::export::card::Card::read(dir)?.family {
+            crate::export::card::FamilyCard::Gan(g) => g.classes.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        // A card without names (or another count) still takes indices.
+        let names = if names.len() == k { names } else { (0..k).map(|i| format!("class {i}")).collect() };
+        resolve_class(text, &names)
+    }
+
+    /// The one class asked for, if any.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            ClassChoice::One(i, _) => Some(*i),
+            _ => None,
+        }
+    }
 }
 
 /// `edgegen sample --interpolate A:B[,C:D…]`: one row of `steps` pictures per seed pair,
 /// walking spherically from the first seed's latent to the second's, as a PNG grid.
-pub fn interpolate(dir: &Path, engine: EngineKind, pairs: &[(u64, u64)], steps: usize, out: &Path) -> Result<()> {
+pub fn interpolate(dir: &Path, engine: EngineKind, pairs: &[(u64, u64)], steps: usize, class: Option<&str>, out: &Path) -> Result<()> {
     ensure!((2..=64).contains(&steps), "--count must be in 2..=64 with --interpolate (pictures per row)");
     ensure!((1..=64).contains(&pairs.len()), "--interpolate takes 1 to 64 seed pairs");
     let loaded = Loaded::open(dir, engine)?;
+    let choice = ClassChoice::parse(dir, &loaded, class)?;
+    ensure!(!matches!(choice, ClassChoice::All(_)), "--class all draws a grid of samples; with --interpolate name one class");
     let mut images = Vec::new();
     for &(a, b) in pairs {
-        images.extend(loaded.interpolate(a, b, steps)?.concat());
+        images.extend(loaded.interpolate(a, b, steps, choice.index())?.concat());
     }
     let g = loaded.geometry();
     let scale = (84 / g.height.max(g.width) as usize).max(1);
@@ -373,5 +464,24 @@ mod tests {
             assert!(block.score(&far).unwrap() > (median + 2.0 * spread) as f64, "{far:?}");
         }
         assert!(block.score(&[5.0, 0.0]).unwrap() < median as f64 + spread as f64);
+    }
+
+    #[test]
+    fn class_names_resolve_by_name_start_index_or_all() {
+        let names: Vec<String> = crate::eval::fd::CLASSES.iter().map(|s| s.to_string()).collect();
+        let one = |t: &str| resolve_class(t, &names).unwrap();
+        assert_eq!(one("sneaker"), ClassChoice::One(7, "Sneaker".into()));
+        assert_eq!(one("Ankle-Boot"), ClassChoice::One(9, "Ankle boot".into()));
+        assert_eq!(one("ankle"), ClassChoice::One(9, "Ankle boot".into()));
+        assert_eq!(one("t-shirt"), ClassChoice::One(0, "T-shirt/top".into()));
+        // "shirt" is a class of its own, though "T-shirt/top" holds it too.
+        assert_eq!(one("SHIRT"), ClassChoice::One(6, "Shirt".into()));
+        assert_eq!(one("3"), ClassChoice::One(3, "Dress".into()));
+        assert_eq!(one("all"), ClassChoice::All(10));
+        let err = |t: &str| resolve_class(t, &names).unwrap_err().to_string();
+        assert!(err("t").contains("several classes") && err("t").contains("Trouser"), "{}", err("t"));
+        assert!(err("10").contains("classes 0..9") && err("10").contains("9 Ankle boot"), "{}", err("10"));
+        assert!(err("hat").contains("not one of the model's classes"), "{}", err("hat"));
+        assert!(err("--").contains("give a class name or index"), "{}", err("--"));
     }
 }

@@ -164,6 +164,28 @@ pub enum FamilyCard {
     Gan(GanCard),
     /// Classifier.
     Classifier(ClassifierCard),
+    /// Normalizing flow (RealNVP).
+    Flow(FlowCard),
+}
+
+/// A normalizing flow's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowCard {
+    /// Couplings and widths.
+    pub architecture: Value,
+    /// Test bits/dim (uniform dequantization bound).
+    pub test_bpd: f64,
+    /// MNIST bits/dim (Fashion-MNIST models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_bpd: Option<f64>,
+    /// Test images the test figure was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<usize>,
+    /// MNIST digits the MNIST figure was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnist_images: Option<usize>,
+    /// How the figures were measured.
+    pub eval_note: String,
 }
 
 /// A classifier's figures.
@@ -287,6 +309,21 @@ pub struct GanCard {
     /// FD of the int8 engine's samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd_int8: Option<f64>,
+    /// A conditional generator's class names, by index (absent: unconditional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    /// Share of samples drawn for a class that the FD classifier puts in that class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_agreement: Option<f64>,
+    /// The same share for the int8 engine's samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_agreement_int8: Option<f64>,
+    /// FD of each class's samples against that class's test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_per_class: Option<Vec<f64>>,
+    /// FD of each class's training images against its test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_floor_per_class: Option<Vec<f64>>,
 }
 
 /// A discretized logistic mixture per pixel.
@@ -420,6 +457,7 @@ impl Card {
             FamilyCard::Pixelcnn(_) => ModelFamily::Pixelcnn,
             FamilyCard::Gan(_) => ModelFamily::Gan,
             FamilyCard::Classifier(_) => ModelFamily::Classifier,
+            FamilyCard::Flow(_) => ModelFamily::Flow,
         }
     }
 
@@ -428,7 +466,7 @@ impl Card {
         match &self.family {
             FamilyCard::Vae(v) => v.pixel_distribution.components,
             FamilyCard::Pixelcnn(p) => p.pixel_distribution.components,
-            FamilyCard::Gan(_) | FamilyCard::Classifier(_) => 0,
+            FamilyCard::Gan(_) | FamilyCard::Classifier(_) | FamilyCard::Flow(_) => 0,
         }
     }
 
@@ -437,7 +475,7 @@ impl Card {
         match &self.family {
             FamilyCard::Vae(v) => v.latent_dim,
             FamilyCard::Gan(g) => g.latent_dim,
-            FamilyCard::Pixelcnn(_) | FamilyCard::Classifier(_) => 0,
+            FamilyCard::Pixelcnn(_) | FamilyCard::Classifier(_) | FamilyCard::Flow(_) => 0,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod classifier;
+pub mod flow;
 pub mod gan;
 pub mod loss;
 pub mod pixelcnn;
@@ -26,11 +27,14 @@ pub enum ModelFamily {
     Gan,
     /// Classifier: `classifier` (class logits; the guard's companion on the device).
     Classifier,
+    /// Normalizing flow (RealNVP): `density` (image → z, log p) and `sampler` (z → image).
+    Flow,
 }
 
 impl ModelFamily {
     /// Every family.
-    pub const ALL: [ModelFamily; 4] = [ModelFamily::Vae, ModelFamily::Pixelcnn, ModelFamily::Gan, ModelFamily::Classifier];
+    pub const ALL: [ModelFamily; 5] =
+        [ModelFamily::Vae, ModelFamily::Pixelcnn, ModelFamily::Gan, ModelFamily::Classifier, ModelFamily::Flow];
 
     /// The name in cards and on the command line.
     pub fn name(self) -> &'static str {
@@ -39,6 +43,7 @@ impl ModelFamily {
             ModelFamily::Pixelcnn => "pixelcnn",
             ModelFamily::Gan => "gan",
             ModelFamily::Classifier => "classifier",
+            ModelFamily::Flow => "flow",
         }
     }
 
@@ -49,6 +54,7 @@ impl ModelFamily {
             ModelFamily::Pixelcnn => &["model"],
             ModelFamily::Gan => &["generator"],
             ModelFamily::Classifier => &["classifier"],
+            ModelFamily::Flow => &["density", "sampler"],
         }
     }
 
@@ -105,6 +111,6 @@ mod tests {
         let gan = gan_cfg.init(&device);
         let image = gan.generator.forward(Tensor::zeros([b, 8], &device));
         assert_eq!(image.dims(), [b, c, h, w]);
-        assert_eq!(gan.discriminator.forward(image).dims(), [b, 1]);
+        assert_eq!(gan.discriminator.forward(image, &[]).dims(), [b, 1]);
     }
 }

@@ -61,11 +61,21 @@ fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64, train: &Image
         }
         "generator" => {
             let g = Graph::load(&dir.join("generator.onnx"))?;
-            let latent = g.shapes[&g.input][0];
+            let input = g.shapes[&g.input][0];
+            // A conditional generator's input ends in the one-hot class: every class equally
+            // often, as `engine::seed_input` writes it.
+            let latent = match Card::read(dir)?.latent() {
+                l if (1..input).contains(&l) => l,
+                _ => input,
+            };
+            let classes = input - latent;
             (0..n)
-                .map(|_| {
-                    let mut z = vec![0f32; latent];
-                    rng.fill_normal(&mut z);
+                .map(|i| {
+                    let mut z = vec![0f32; input];
+                    rng.fill_normal(&mut z[..latent]);
+                    if classes > 0 {
+                        z[latent + i % classes] = 1.0;
+                    }
                     z
                 })
                 .collect()
@@ -109,6 +119,11 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
     ensure!(n > 0, "--calibration must be at least 1");
     let card = Card::read(dir)?;
     let fam = card.model_family();
+    ensure!(
+        fam != crate::families::ModelFamily::Flow,
+        "{}: a normalizing flow has no int8 form yet (its couplings' exp and tanh and the log-determinant stay in f32); run it through tract: --engine tract",
+        dir.display()
+    );
     let (images, which) = calibration_images(&card.source(), progress)?;
     let n = n.min(images.len());
     let mut calib = serde_json::Map::new();
@@ -317,8 +332,14 @@ fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bo
             let (classifier, _) = crate::eval::fd::classifier(&cache, progress)?;
             let test_stats = crate::eval::fd::test_stats(&classifier)?;
             f.fd_int8 = Some(r4(crate::eval::fd::fd_against_test(&classifier, &samples, &test_stats)));
+            if let Some(k) = f.classes.as_ref().map(Vec::len) {
+                // The same per-class draw as training's figure: seeds 0..10,000/k of each class.
+                let per_class = 10_000usize.div_ceil(k);
+                let samples = (0..k).map(|c| gan_class_samples(&bytes, per_class, Some(c))).collect::<Result<Vec<_>>>()?;
+                f.class_agreement_int8 = Some(r4(crate::eval::fd::conditional(&classifier, &samples)?.0));
+            }
         }
-        FamilyCard::Gan(_) => {}
+        FamilyCard::Gan(_) | FamilyCard::Flow(_) => {}
         FamilyCard::Classifier(f) => {
             let bytes = load_file(dir, "classifier")?;
             f.test_accuracy_int8 = Some(r4(classifier_accuracy(&bytes, &test.first(Some(f.test_images)))?));
@@ -370,12 +391,17 @@ pub fn vae_bounds(encoder: &[u8], decoder: &[u8], images: &Images, k: usize, see
 
 /// `n` int8 generator samples for seeds `0..n`.
 pub fn gan_samples(file: &[u8], n: usize) -> Result<Vec<u8>> {
+    gan_class_samples(file, n, None)
+}
+
+/// [`gan_samples`] of one class of a conditional generator (`None`: each seed's own).
+pub fn gan_class_samples(file: &[u8], n: usize, class: Option<usize>) -> Result<Vec<u8>> {
     let model = Model::from_bytes(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let gan = engine::Gan::new(model, Kernels::Optimized)?;
     let images = crate::parallel::map(n, |i| {
         let mut arena = vec![0u8; gan.arena_len()];
         let mut img = vec![0u8; gan.geometry().values()];
-        gan.sample(&mut arena, i as u64, &mut img).map(|_| img)
+        gan.sample_class(&mut arena, i as u64, class, &mut img).map(|_| img)
     });
     Ok(images.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("{e}"))?.concat())
 }

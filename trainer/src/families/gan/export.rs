@@ -3,7 +3,7 @@
 //! and `card.json` with Fréchet distances.
 
 use super::model::{Discriminator, Gan, Generator};
-use super::training::generate;
+use super::training::{generate, generate_class};
 use crate::export::card::{card_name, file_entry, r4, Card, FamilyCard, GanCard};
 use crate::export::onnx::{Attr, GraphBuilder};
 use crate::families::loss::to_vec;
@@ -103,10 +103,12 @@ fn image_shape(g: &Generator) -> [usize; 4] {
     [1, c, h, w]
 }
 
-/// The generator as ONNX: `z [1,L]` → `image [1,C,H,W]` on the network scale (-1..1).
+/// The generator as ONNX: `z [1,L]` → `image [1,C,H,W]` on the network scale (-1..1); a
+/// conditional generator's `z` is `[1,L+K]`, the noise followed by the class's one-hot
+/// vector.
 pub fn generator_onnx(g: &Generator) -> ModelProto {
     let g = g.valid();
-    let latent = g.latent();
+    let latent = g.input_len();
     let [_, flat] = g.fc.weight.dims();
     let (bh, bw) = g.base();
     let f = folded_generator(&g);
@@ -127,17 +129,34 @@ pub fn generator_onnx(g: &Generator) -> ModelProto {
     gb.output("image", &shape);
     let layers = if g.fine.is_some() { "Gemm, ConvTranspose and ConvTranspose" } else { "Gemm and ConvTranspose" };
     let [_, c, hh, ww] = shape;
+    let input = match g.classes {
+        0 => format!("float32 [1,{latent}], z ~ N(0, I)"),
+        k => format!(
+            "float32 [1,{latent}]: {} noise values z ~ N(0, I), then the one-hot class (1 at index {} + class, 0 elsewhere, {k} classes)",
+            g.latent(),
+            g.latent()
+        ),
+    };
+    let mut metadata = vec![("family", "gan-generator".to_string())];
+    if g.classes > 0 {
+        metadata.push(("classes", g.classes.to_string()));
+    }
     gb.finish(
         "dcgan_generator",
-        &format!("edgegen DCGAN generator. Input z: float32 [1,{latent}], z ~ N(0, I). Output image: [1,{c},{hh},{ww}] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into {layers}."),
-        &[("family", "gan-generator".into())],
+        &format!("edgegen DCGAN generator. Input z: {input}. Output image: [1,{c},{hh},{ww}] in (-1,1); pixel = round((v+1)*127.5). BatchNorm folded into {layers}."),
+        &metadata,
     )
 }
 
-/// The discriminator as ONNX: `image [1,C,H,W]` → `logit [1,1]`.
+/// The discriminator as ONNX: `image [1,C,H,W]` → `logit [1,1]`; a conditional one also
+/// reads `class [1,K]` (one-hot) and adds the projection ⟨class·E, φ⟩ = Σ (φ·Eᵀ ⊙ class).
 pub fn discriminator_onnx(d: &Discriminator, shape: [usize; 4]) -> ModelProto {
     let mut g = GraphBuilder::new();
     g.input("image", &shape);
+    let k = d.classes();
+    if k > 0 {
+        g.input("class", &[1, k]);
+    }
     let mut h = "image".to_string();
     for (i, c) in d.convs.iter().enumerate() {
         let w = to_vec(c.weight.val());
@@ -147,12 +166,36 @@ pub fn discriminator_onnx(d: &Discriminator, shape: [usize; 4]) -> ModelProto {
     }
     let [i, o] = d.fc.weight.dims();
     let h = g.reshape(&h, &[1, i as i64]);
-    g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, Some("logit"));
+    let fc = |g: &mut GraphBuilder, out| {
+        g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, out)
+    };
+    match &d.embed {
+        None => {
+            fc(&mut g, Some("logit"));
+        }
+        Some(embed) => {
+            let unconditional = fc(&mut g, None);
+            // E is [K, F] (burn's [in, out]); φ·Eᵀ scores every class at once.
+            let e = to_vec(embed.weight.val());
+            let mut et = vec![0f32; e.len()];
+            for c in 0..k {
+                for f in 0..i {
+                    et[f * k + c] = e[c * i + f];
+                }
+            }
+            let scores = g.dense(&h, "embed", &et, &vec![0.0; k], i, k, None);
+            let picked = g.node("Mul", &[&scores, "class"], None, &[]);
+            let ones = g.weight("sum_classes", &[k, 1], &vec![1.0; k]);
+            let projection = g.node("MatMul", &[&picked, &ones], None, &[]);
+            g.node("Add", &[&unconditional, &projection], Some("logit"), &[]);
+        }
+    }
     g.output("logit", &[1, 1]);
     let [_, c, hh, ww] = shape;
+    let class = if k > 0 { format!(" Input class: float32 [1,{k}], one-hot.") } else { String::new() };
     g.finish(
         "dcgan_discriminator",
-        &format!("edgegen DCGAN discriminator. Input image: float32 [1,{c},{hh},{ww}], x/127.5-1. Output: realness logit [1,1]."),
+        &format!("edgegen DCGAN discriminator. Input image: float32 [1,{c},{hh},{ww}], x/127.5-1.{class} Output: realness logit [1,1]."),
         &[("family", "gan-discriminator".into())],
     )
 }
@@ -165,19 +208,27 @@ pub fn exported_params(g: &Generator) -> usize {
 /// Golden vectors for both networks (trainer's forward pass).
 pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
     let g = gan.generator.valid();
-    let latent = g.latent();
+    let (latent, n) = (g.latent(), g.input_len());
     let shape = image_shape(&g);
     let device = crate::device::of(&g);
     for i in 0..3u64 {
-        let mut z = vec![0f32; latent];
-        edgegen_runtime::rng::Rng::new(1000 + i).fill_normal(&mut z);
-        let img = to_vec(g.forward(Tensor::from_data(TensorData::new(z.clone(), [1, latent]), &device)));
+        // A conditional generator's golden inputs carry classes 0, 1, 2.
+        let mut z = vec![0f32; n];
+        edgegen_runtime::rng::Rng::new(1000 + i).fill_normal(&mut z[..latent]);
+        let label = [(i as usize % g.classes.max(1)) as u8];
+        if g.classes > 0 {
+            z[latent + i as usize % g.classes] = 1.0;
+        }
+        let img = to_vec(g.forward(Tensor::from_data(TensorData::new(z.clone(), [1, n]), &device)));
         let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
-        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, latent], &z)?;
+        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, n], &z)?;
         crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &shape, &img)?;
-        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device)));
+        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &label));
         let set = dir.join("golden/discriminator").join(format!("test_data_set_{i}"));
         crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &shape, &img)?;
+        if g.classes > 0 {
+            crate::export::onnx::save_tensor(&set.join("input_1.pb"), "class", &[1, g.classes], &z[latent..])?;
+        }
         crate::export::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[1, 1], &logit)?;
     }
     Ok(())
@@ -197,6 +248,21 @@ pub struct PublishData<'a> {
     pub dataset: &'a str,
     /// Where the training frames came from.
     pub source: &'a crate::data::Source,
+    /// A conditional generator's classes and per-class figures.
+    pub classes: Option<&'a ClassFigures>,
+}
+
+/// A conditional generator's class names and how well it draws each class.
+#[derive(Debug, Clone, Default)]
+pub struct ClassFigures {
+    /// Class names, by index.
+    pub names: Vec<String>,
+    /// Share of samples the FD classifier puts in the class they were drawn for.
+    pub agreement: Option<f64>,
+    /// FD of each class's samples against that class's test images.
+    pub fd: Option<Vec<f64>>,
+    /// FD of each class's training images against its test images (the floor).
+    pub fd_floor: Option<Vec<f64>>,
 }
 
 /// Publishes the GAN into `dir`: both networks' ONNX, golden vectors, `samples.png` and
@@ -220,9 +286,23 @@ pub fn publish(
     crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
     crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;
-    let seeds: Vec<u64> = (0..64).collect();
     let scale = (56 / geo.height.max(geo.width) as usize).max(1);
-    crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &generate(gan, &seeds), geo, 8, scale)?;
+    let (samples, columns) = match g.classes {
+        0 => (generate(gan, &(0..64).collect::<Vec<u64>>()), 8),
+        // One column per class, one row per seed: the same noise drawn as every class.
+        k => {
+            let per_class: Vec<Vec<u8>> = (0..k).map(|c| generate_class(gan, &(0..8).collect::<Vec<u64>>(), Some(c as u8))).collect();
+            let n = geo.values();
+            let mut grid = Vec::with_capacity(8 * k * n);
+            for row in 0..8 {
+                for class in &per_class {
+                    grid.extend_from_slice(&class[row * n..(row + 1) * n]);
+                }
+            }
+            (grid, k)
+        }
+    };
+    crate::data::imageio::write_frame_grid(&dir.join("samples.png"), &samples, geo, columns, scale)?;
     let fd = d.fd;
     let card = Card {
         name: card_name(dir, "gan-fmnist"),
@@ -242,6 +322,11 @@ pub fn publish(
             fd_last_iterate: d.fd_last.map(r4),
             generator_weights: d.weights.to_string(),
             fd_int8: None,
+            classes: d.classes.map(|c| c.names.clone()),
+            class_agreement: d.classes.and_then(|c| c.agreement.map(r4)),
+            class_agreement_int8: None,
+            fd_per_class: d.classes.and_then(|c| c.fd.as_ref().map(|v| v.iter().map(|&x| r4(x)).collect())),
+            fd_floor_per_class: d.classes.and_then(|c| c.fd_floor.as_ref().map(|v| v.iter().map(|&x| r4(x)).collect())),
         }),
         dataset: d.dataset.to_string(),
         params: exported_params(&g) as u64,
@@ -255,7 +340,10 @@ pub fn publish(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
-        inputs: json!({"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]}),
+        inputs: match g.classes {
+            0 => json!({"generator": [{"name": "z", "shape": [1, latent], "dtype": "float32", "meaning": "noise, z ~ N(0, I); the runtime draws it from Rng::new(seed)"}]}),
+            k => json!({"generator": [{"name": "z", "shape": [1, latent + k], "dtype": "float32", "meaning": format!("{latent} noise values z ~ N(0, I) (the runtime draws them from Rng::new(seed)), then the class as {k} one-hot values")}]}),
+        },
         outputs: json!({"generator": [{"name": "image", "shape": shape, "meaning": "image on the network scale (-1..1); pixel = round((v+1)*127.5)"}]}),
         run: crate::export::card::RunRecord::of(state, ["d_loss", "g_loss"], command, train_config),
         role: None,

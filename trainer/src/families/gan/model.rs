@@ -37,6 +37,11 @@ pub struct GanConfig {
     /// Frame width.
     #[config(default = 28)]
     pub width: usize,
+    /// Classes the generator is conditioned on (0: unconditional). A conditional generator
+    /// reads its noise followed by the class's one-hot vector; the discriminator adds a
+    /// projection term ⟨embed(y), φ(x)⟩ to its logit (Miyato & Koyama 2018).
+    #[config(default = 0)]
+    pub classes: usize,
 }
 
 /// Fewest channels a generator stage narrows to.
@@ -76,6 +81,10 @@ pub struct Generator {
     /// The smallest map's width.
     #[module(skip)]
     pub base_w: usize,
+    /// Classes the generator is conditioned on (0: unconditional): the dense layer reads
+    /// the noise followed by the class's one-hot vector.
+    #[module(skip)]
+    pub classes: usize,
 }
 
 /// The generator's optional full-size stage: BatchNorm over the last transposed
@@ -96,6 +105,10 @@ pub struct Discriminator {
     pub convs: Vec<Conv2d>,
     /// The last map flattened → 1.
     pub fc: Linear,
+    /// A conditional discriminator's class embedding: one-hot class → a vector the size of
+    /// the flattened last map, whose inner product with that map is added to the logit (the
+    /// projection discriminator).
+    pub embed: Option<Linear>,
 }
 
 /// Generator and discriminator, checkpointed together.
@@ -143,6 +156,9 @@ impl GanConfig {
         };
         if !(1..=3).contains(&self.channels) || self.channels == 2 {
             anyhow::bail!("the GAN draws 1 (gray) or 3 (RGB) channels, not {}", self.channels);
+        }
+        if self.classes > 256 {
+            anyhow::bail!("a conditional GAN takes at most 256 classes, not {}", self.classes);
         }
         if self.d_layers != s && self.d_layers != s + 1 {
             anyhow::bail!(
@@ -193,7 +209,7 @@ impl GanConfig {
         let (dc, dh, dw) = self.discriminator_map();
         Gan {
             generator: Generator {
-                fc: LinearConfig::new(self.latent, f * bh * bw).with_initializer(dcgan_init()).init(device),
+                fc: LinearConfig::new(self.latent + self.classes, f * bh * bw).with_initializer(dcgan_init()).init(device),
                 norms: (0..s).map(|i| BatchNormConfig::new(generator_width(f, i)).init(device)).collect(),
                 deconvs,
                 fine: (n > 0).then(|| Fine {
@@ -205,14 +221,41 @@ impl GanConfig {
                 }),
                 base_h: bh,
                 base_w: bw,
+                classes: self.classes,
             },
-            discriminator: Discriminator { convs, fc: LinearConfig::new(dc * dh * dw, 1).with_initializer(dcgan_init()).init(device) },
+            discriminator: Discriminator {
+                convs,
+                fc: LinearConfig::new(dc * dh * dw, 1).with_initializer(dcgan_init()).init(device),
+                embed: (self.classes > 0)
+                    .then(|| LinearConfig::new(self.classes, dc * dh * dw).with_bias(false).with_initializer(dcgan_init()).init(device)),
+            },
         }
     }
 }
 
+/// One-hot rows `[B, classes]` for `labels`.
+pub fn one_hot(labels: &[u8], classes: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        v[i * classes + l as usize] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), classes]), device)
+}
+
 impl Generator {
-    /// Images for a batch of noise vectors.
+    /// The generator's input for noise `z [B, latent]` and, for a conditional generator,
+    /// one class per row (ignored by an unconditional one): the noise followed by the
+    /// class's one-hot vector.
+    pub fn input(&self, z: Tensor<2>, labels: &[u8]) -> Tensor<2> {
+        if self.classes == 0 {
+            return z;
+        }
+        let device = z.device();
+        Tensor::cat(vec![z, one_hot(labels, self.classes, &device)], 1)
+    }
+
+    /// Images for a batch of generator inputs ([`Generator::input`]: noise, then the
+    /// one-hot class of a conditional generator).
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let h = self.pre_norm(z, self.stages());
         match &self.fine {
@@ -282,6 +325,12 @@ impl Generator {
 
     /// Noise dimensions.
     pub fn latent(&self) -> usize {
+        self.fc.weight.dims()[0] - self.classes
+    }
+
+    /// Values of the generator's input: the noise and, for a conditional generator, the
+    /// one-hot class.
+    pub fn input_len(&self) -> usize {
         self.fc.weight.dims()[0]
     }
 
@@ -301,13 +350,27 @@ impl Generator {
 }
 
 impl Discriminator {
-    /// Realness logits.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+    /// Realness logits; a conditional discriminator also reads each image's class
+    /// (`labels`, one per row; ignored by an unconditional one).
+    pub fn forward(&self, x: Tensor<4>, labels: &[u8]) -> Tensor<2> {
         let mut h = x;
         for conv in &self.convs {
             h = leaky_relu(conv.forward(h), 0.2);
         }
         let [b, c, hh, ww] = h.dims();
-        self.fc.forward(h.reshape([b, c * hh * ww]))
+        let phi = h.reshape([b, c * hh * ww]);
+        match &self.embed {
+            Some(embed) => {
+                let classes = embed.weight.dims()[0];
+                let projection = (embed.forward(one_hot(labels, classes, &phi.device())) * phi.clone()).sum_dim(1);
+                self.fc.forward(phi) + projection
+            }
+            None => self.fc.forward(phi),
+        }
+    }
+
+    /// Classes of a conditional discriminator (0: unconditional).
+    pub fn classes(&self) -> usize {
+        self.embed.as_ref().map_or(0, |e| e.weight.dims()[0])
     }
 }

@@ -34,6 +34,12 @@ pub struct GanArgs {
     /// the last transposed convolution writes the image directly).
     #[arg(long, default_value_t = 0)]
     pub fine_features: usize,
+    /// Class-conditional: the generator draws the class it is asked for (its input is the
+    /// noise and the class's one-hot vector; a projection discriminator judges image and
+    /// class together). Needs labelled images (Fashion-MNIST's ten classes).
+    #[arg(long, default_value_t = false)]
+    #[serde(default)]
+    pub conditional: bool,
     /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
     #[arg(long)]
     pub lr_decay_from: Option<usize>,
@@ -76,6 +82,9 @@ impl GanArgs {
         if self.lr_decay_from.is_some_and(|e| e >= self.common.epochs) {
             bail!("--lr-decay-from must be below --epochs");
         }
+        if self.conditional && !self.common.data.source()?.is_fashion_mnist() {
+            bail!("--conditional needs labelled images: Fashion-MNIST (the default --data); a folder of frames has no labels");
+        }
         Ok(())
     }
 }
@@ -93,7 +102,8 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         .with_fine_features(a.fine_features)
         .with_channels(geo.channels as usize)
         .with_height(geo.height as usize)
-        .with_width(geo.width as usize);
+        .with_width(geo.width as usize)
+        .with_classes(if a.conditional { crate::eval::fd::CLASSES.len() } else { 0 });
     // Checked before d_layers is derived: the frame must have stages at all.
     cfg.d_layers = crate::families::vae::model::stages(cfg.height, cfg.width).unwrap_or(0);
     cfg.check()?;
@@ -121,8 +131,14 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         let generator = training::recalibrate_batchnorm(averaged.unwrap_or_else(|| last.clone()).generator, a.bn_samples, a.common.seed);
         let model = Gan { generator, discriminator: last.discriminator };
         let dataset = a.common.dataset_note(false, &opts.source, parts.train.len());
-        let data =
-            export::PublishData { fd: None, fd_last: None, weights: &format!("{weights}; {bn}"), dataset: &dataset, source: &opts.source };
+        let data = export::PublishData {
+            fd: None,
+            fd_last: None,
+            weights: &format!("{weights}; {bn}"),
+            dataset: &dataset,
+            source: &opts.source,
+            classes: None,
+        };
         export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &data)?;
         println!("published {} ({:.0} s of training; samples in samples.png)", a.out.display(), state.elapsed_seconds);
         return Ok(());
@@ -152,9 +168,34 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         Some(_) => format!("{weights} (the last iterate's FD is fd_last_iterate)"),
         None => weights,
     };
+    let classes = match model.generator.classes {
+        0 => None,
+        k => {
+            let per_class = seeds.len().div_ceil(k);
+            eprintln!("conditional: {per_class} samples of each class, classified and measured against that class's test images");
+            let samples: Vec<Vec<u8>> = (0..k).map(|c| training::generate_class(&model, &seeds[..per_class], Some(c as u8))).collect();
+            let (agreement, fd, floor) = crate::eval::fd::conditional(&classifier, &samples)?;
+            println!("class agreement {:.2}%; FD within each class (samples / floor):", agreement * 100.0);
+            for (c, (f, fl)) in fd.iter().zip(&floor).enumerate() {
+                println!("  {:<12} {f:>7.3} / {fl:.3}", crate::eval::fd::CLASSES[c]);
+            }
+            Some(export::ClassFigures {
+                names: crate::eval::fd::CLASSES.iter().map(|s| s.to_string()).collect(),
+                agreement: Some(agreement),
+                fd: Some(fd),
+                fd_floor: Some(floor),
+            })
+        }
+    };
     let dataset = a.common.dataset_note(false, &opts.source, parts.train.len());
-    let data =
-        export::PublishData { fd: Some(&fd), fd_last, weights: &format!("{weights}; {bn}"), dataset: &dataset, source: &opts.source };
+    let data = export::PublishData {
+        fd: Some(&fd),
+        fd_last,
+        weights: &format!("{weights}; {bn}"),
+        dataset: &dataset,
+        source: &opts.source,
+        classes: classes.as_ref(),
+    };
     export::publish(&model, &state, &command, Some(serde_json::to_value(&a)?), &a.out, &data)?;
     println!(
         "FD: GAN {:.3}, floor {:.3} (ratio {:.2}), VAE {:.3}; classifier accuracy {:.2}%; {:.0} s of training",

@@ -7,7 +7,7 @@ use crate::data::{self, Images};
 use crate::families::checkpoint::{Checkpoint, TrainState};
 use crate::families::loss::frames_to_tensor;
 pub use crate::families::training::TrainOptions;
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, RunningState};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -149,6 +149,15 @@ pub fn train(
     let bar = crate::progress::bar(opts.progress, (steps * opts.epochs) as u64, "gan");
     bar.set_position((state.epoch * steps + state.step).min(steps * opts.epochs) as u64);
     let mut pixels = vec![0u8; opts.batch * g.values()];
+    let mut labels = vec![0u8; opts.batch];
+    let train_labels = match cfg.classes {
+        0 => None,
+        n => {
+            let l = train.labels.as_deref().context("a conditional GAN needs labelled images (Fashion-MNIST)")?;
+            ensure!(l.iter().all(|&y| (y as usize) < n), "the labels name more than --classes {n} classes");
+            Some(l)
+        }
+    };
     let mut session_steps = 0usize;
     let latent = cfg.latent;
     while state.epoch < opts.epochs {
@@ -161,18 +170,27 @@ pub fn train(
             _ => (0f64, 0f64, 0usize),
         };
         for step in state.step..steps {
-            fill_batch(&train, &order[step * opts.batch..(step + 1) * opts.batch], &mut pixels);
+            let rows = &order[step * opts.batch..(step + 1) * opts.batch];
+            fill_batch(&train, rows, &mut pixels);
+            if let Some(l) = train_labels {
+                for (y, &i) in labels.iter_mut().zip(rows) {
+                    *y = l[i];
+                }
+            }
             let real = frames_to_tensor(&pixels, opts.batch, g, &device);
 
+            // A conditional GAN draws its fakes of the real batch's classes (both steps), so
+            // the classes appear as often as in the data.
             let lr = learning_rate(opts.lr, decay_from, opts.epochs, steps, epoch, step);
-            let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step, opts.batch, latent, &device)).detach();
-            let d_loss = discriminator_loss(gan.discriminator.forward(real), gan.discriminator.forward(fake));
+            let z = gan.generator.input(noise(opts.seed, epoch, 2 * step, opts.batch, latent, &device), &labels);
+            let fake = gan.generator.forward(z).detach();
+            let d_loss = discriminator_loss(gan.discriminator.forward(real, &labels), gan.discriminator.forward(fake, &labels));
             let ld: f32 = d_loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(d_loss.backward(), &gan.discriminator);
             gan.discriminator = opt_d.step(lr, gan.discriminator, grads);
 
-            let fake = gan.generator.forward(noise(opts.seed, epoch, 2 * step + 1, opts.batch, latent, &device));
-            let g_loss = generator_loss(gan.discriminator.forward(fake));
+            let z = gan.generator.input(noise(opts.seed, epoch, 2 * step + 1, opts.batch, latent, &device), &labels);
+            let g_loss = generator_loss(gan.discriminator.forward(gan.generator.forward(z), &labels));
             let lg: f32 = g_loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(g_loss.backward(), &gan.generator);
             gan.generator = opt_g.step(lr, gan.generator, grads);
@@ -328,7 +346,9 @@ pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64
         for i in (0..samples).step_by(chunk) {
             let rows = chunk.min(samples - i);
             let z = Tensor::<2>::from_data(TensorData::new(z[i * latent..(i + rows) * latent].to_vec(), [rows, latent]), &device);
-            stats.add(&generator.pre_norm(z, layer));
+            // A conditional generator's statistics over every class equally often.
+            let labels: Vec<u8> = (i..i + rows).map(|j| (j % generator.classes.max(1)) as u8).collect();
+            stats.add(&generator.pre_norm(generator.input(z, &labels), layer));
         }
         let (m, v) = stats.state(&device);
         let bn = generator.batchnorm_mut(layer);
@@ -339,18 +359,28 @@ pub fn recalibrate_batchnorm(mut generator: Generator, samples: usize, seed: u64
 }
 
 /// Generates images for the noise of `seeds` (one z per seed from `Rng::new(seed)`), mapped
-/// from the generator's (-1, 1) to 8-bit pixels.
+/// from the generator's (-1, 1) to 8-bit pixels; a conditional generator draws each seed's
+/// class from the same stream after z (as the runtime's `Gan::sample` does).
 pub fn generate(gan: &Gan, seeds: &[u64]) -> Vec<u8> {
+    generate_class(gan, seeds, None)
+}
+
+/// [`generate`] with every image of class `class` (a conditional generator), or each
+/// seed's own class (`None`).
+pub fn generate_class(gan: &Gan, seeds: &[u64], class: Option<u8>) -> Vec<u8> {
     let generator = gan.generator.valid();
     let latent = generator.latent();
     let (c, h, w) = generator.image_dims();
     let mut out = Vec::with_capacity(seeds.len() * c * h * w);
     for chunk in seeds.chunks(500) {
-        let mut z = vec![0f32; chunk.len() * latent];
+        // The runtime's own input rule (`engine::seed_input`): noise, then the one-hot class.
+        let n = generator.input_len();
+        let mut z = vec![0f32; chunk.len() * n];
         for (i, &s) in chunk.iter().enumerate() {
-            Rng::new(s).fill_normal(&mut z[i * latent..(i + 1) * latent]);
+            edgegen_runtime::engine::seed_input(s, latent, generator.classes, class.map(usize::from), &mut z[i * n..(i + 1) * n])
+                .expect("the class is below the generator's classes");
         }
-        let x = generator.forward(Tensor::from_data(TensorData::new(z, [chunk.len(), latent]), &crate::device::of(&generator)));
+        let x = generator.forward(Tensor::from_data(TensorData::new(z, [chunk.len(), n]), &crate::device::of(&generator)));
         out.extend(crate::families::loss::to_vec(x).into_iter().map(edgegen_runtime::image::unscale_pixel));
     }
     out

@@ -106,6 +106,10 @@ pub enum What {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// A conditional GAN's samples are also labelled by this classifier (the shipped
+        /// one, on the int8 engine): how often it names the class each was drawn for.
+        #[arg(long, default_value = "models/classifier-fmnist")]
+        label_classifier: PathBuf,
     },
 }
 
@@ -129,11 +133,13 @@ pub fn run(what: What) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
-        What::Fd { model, engine, count, classifier, json } => fd(&model, engine, count, &classifier, json.as_deref()),
+        What::Fd { model, engine, count, classifier, json, label_classifier } => {
+            fd(&model, engine, count, &classifier, json.as_deref(), &label_classifier)
+        }
     }
 }
 
-fn fd(dir: &Path, engine: EngineKind, count: usize, cache: &Path, json: Option<&Path>) -> Result<()> {
+fn fd(dir: &Path, engine: EngineKind, count: usize, cache: &Path, json: Option<&Path>, label_classifier: &Path) -> Result<()> {
     if !(1_000..=60_000).contains(&count) {
         bail!("--count must be in 1000..=60000 (a 128-d covariance needs many samples)");
     }
@@ -144,8 +150,14 @@ fn fd(dir: &Path, engine: EngineKind, count: usize, cache: &Path, json: Option<&
     let b = edgegen_trainer::eval::fd::breakdown(&classifier, &samples)?;
     println!("{}: {count} samples, seeds 0..{}; classifier test accuracy {:.2}%", dir.display(), count - 1, accuracy * 100.0);
     print!("{b}");
+    let mut report = serde_json::to_value(&b)?;
+    if loaded.classes() > 0 {
+        let c = edgegen_trainer::eval::fd::conditional_report(&loaded, &classifier, count, label_classifier)?;
+        print!("{c}");
+        report["conditional"] = serde_json::to_value(&c)?;
+    }
     if let Some(path) = json {
-        edgegen_trainer::data::write_atomic(path, serde_json::to_string_pretty(&b)?.as_bytes())?;
+        edgegen_trainer::data::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     Ok(())
 }

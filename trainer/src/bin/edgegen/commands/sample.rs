@@ -19,6 +19,11 @@ pub struct Args {
     /// image. Example: `--interpolate 3:7,10:11 --count 8`.
     #[arg(long)]
     interpolate: Option<String>,
+    /// A conditional generator's class: a name (`sneaker`, `ankle-boot`, or a unique start
+    /// of one), an index (`7`), or `all` (one column per class, one row per seed). Without
+    /// it each seed draws its class.
+    #[arg(long)]
+    class: Option<String>,
     /// Output PNG.
     #[arg(long, default_value = "out/samples.png")]
     out: PathBuf,
@@ -28,7 +33,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     use edgegen_trainer::eval::score;
     match &a.interpolate {
-        Some(pairs) => score::interpolate(&a.model.model, a.model.engine, &score::seed_pairs(pairs)?, a.count, &a.out),
-        None => score::sample(&a.model.model, a.model.engine, a.seed, a.count, &a.out),
+        Some(pairs) => score::interpolate(&a.model.model, a.model.engine, &score::seed_pairs(pairs)?, a.count, a.class.as_deref(), &a.out),
+        None => score::sample(&a.model.model, a.model.engine, a.seed, a.count, a.class.as_deref(), &a.out),
     }
 }

@@ -2,7 +2,7 @@
 //! run's saved config); this picks one.
 
 use anyhow::Result;
-use edgegen_trainer::families::{classifier, gan, pixelcnn, vae};
+use edgegen_trainer::families::{classifier, flow, gan, pixelcnn, vae};
 
 /// Which family to train.
 #[derive(clap::Subcommand, Debug)]
@@ -16,6 +16,9 @@ pub enum Family {
     /// Classifier p(y|x) for the device (classifier.onnx): `edgegen classify` answers only
     /// for frames the guard accepts.
     Classifier(Box<classifier::run::ClassifierArgs>),
+    /// Normalizing flow (RealNVP: density.onnx + sampler.onnx): exact log p(x) and one-pass
+    /// sampling; runs through tract (f32).
+    Flow(Box<flow::run::FlowArgs>),
 }
 
 /// Runs `edgegen train`.
@@ -25,5 +28,6 @@ pub fn run(family: Family) -> Result<()> {
         Family::Pixelcnn(a) => pixelcnn::run::run(*a),
         Family::Gan(a) => gan::run::run(*a),
         Family::Classifier(a) => classifier::run::run(*a),
+        Family::Flow(a) => flow::run::run(*a),
     }
 }

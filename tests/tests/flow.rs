@@ -1,0 +1,84 @@
+//! The normalizing flow: burn (trainer) vs tract vs onnxruntime on both exported graphs,
+//! invertibility through the files, training, and the clear refusals of the int8 path.
+
+mod common;
+
+use burn::module::Param;
+use burn::prelude::*;
+use edgegen_runtime::onnx::OnnxFlow;
+use edgegen_trainer::families::flow::{export, FlowConfig};
+
+/// A flow whose couplings are not the identity (their zero-initialized output convolutions
+/// moved), as training leaves them.
+fn moved(cfg: &FlowConfig, seed: u64) -> edgegen_trainer::families::flow::Flow {
+    let device = Device::flex();
+    device.seed(seed);
+    let mut flow = cfg.init(&device);
+    for c in flow.pre.iter_mut().chain(flow.post.iter_mut()) {
+        let dims = c.output.weight.dims();
+        c.output.weight = Param::from_tensor(Tensor::random(dims, burn::tensor::Distribution::Normal(0.0, 0.03), &device));
+    }
+    flow
+}
+
+/// Both graphs give the trainer's numbers (tract here, onnxruntime on the golden vectors),
+/// in gray and colour; an image's latent decodes back to the same image; samples are
+/// deterministic per seed.
+#[test]
+fn flow_exports_density_and_sampler_that_invert_each_other() {
+    let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).unwrap().first(Some(3));
+    for (cfg, seed) in [
+        (FlowConfig::new().with_hidden(8), 5),
+        (FlowConfig::new().with_hidden(6).with_blocks(2).with_channels(3).with_height(8).with_width(12).with_pre(2).with_post(1), 6),
+    ] {
+        let flow = moved(&cfg, seed);
+        let dir = common::temp_dir(&format!("flow-{seed}"));
+        edgegen_trainer::export::onnx::save(&export::density_onnx(&flow), &dir.join("density.onnx")).unwrap();
+        edgegen_trainer::export::onnx::save(&export::sampler_onnx(&flow), &dir.join("sampler.onnx")).unwrap();
+        let engine = OnnxFlow::load(&dir).unwrap();
+        let g = engine.geometry();
+        assert_eq!(g.dims(), [cfg.channels as u16, cfg.height as u16, cfg.width as u16]);
+        assert_eq!(engine.latent(), g.values());
+        // Images: the test set's for the gray flow, a gradient for the colour one.
+        let images: Vec<Vec<u8>> = if cfg.channels == 1 {
+            (0..3).map(|i| test.image(i).to_vec()).collect()
+        } else {
+            (0..3).map(|i| (0..g.values()).map(|j| ((j * 7 + i * 50) % 256) as u8).collect()).collect()
+        };
+        for image in &images {
+            let x: Vec<f32> = image.iter().map(|&p| edgegen_runtime::image::scale_pixel(p)).collect();
+            let (want_z, want_lp) = export::density_reference(&flow, &x);
+            let (z, lp) = engine.encode(image).unwrap();
+            assert!(common::max_abs_diff(&want_z, &z) < 1e-3, "z differs by {}", common::max_abs_diff(&want_z, &z));
+            assert!((lp - want_lp as f64).abs() < 1e-5 * want_lp.abs() as f64 + 1e-3, "log p {lp} vs trainer {want_lp}");
+            // The latent of an image decodes to the image (its bin centre maps back inside the bin).
+            let mut back = vec![0u8; g.values()];
+            engine.decode(&z, &mut back).unwrap();
+            assert_eq!(&back, image, "decode(encode(x)) = x");
+        }
+        let (mut a, mut b) = (vec![0u8; g.values()], vec![0u8; g.values()]);
+        engine.sample(4, &mut a).unwrap();
+        engine.sample(4, &mut b).unwrap();
+        assert_eq!(a, b);
+        let mut z = vec![0f32; engine.latent()];
+        edgegen_runtime::rng::Rng::new(4).fill_normal(&mut z);
+        let v = export::sampler_reference(&flow, &z);
+        let want: Vec<u8> = v.iter().map(|v| (v * 256.0).floor().clamp(0.0, 255.0) as u8).collect();
+        let off = a.iter().zip(&want).filter(|(x, y)| x.abs_diff(**y) > 1).count();
+        assert_eq!(off, 0, "tract's sample and the trainer's differ by more than a bin at {off} values");
+        if cfg.channels == 1 {
+            export::write_golden(&flow, &dir, &test).unwrap();
+            common::python_check(&dir, &["density.onnx", "sampler.onnx"]);
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+/// Shapes a flow cannot have are refused with the reason.
+#[test]
+fn flow_refuses_odd_frames() {
+    let e = FlowConfig::new().with_height(27).check().unwrap_err().to_string();
+    assert!(e.contains("even") && e.contains("27x28"), "{e}");
+    assert!(FlowConfig::new().with_channels(2).check().is_err());
+    assert!(FlowConfig::new().with_pre(0).with_channel(0).with_post(0).check().is_err());
+}
