@@ -17,6 +17,13 @@ fn models() -> Vec<(&'static str, &'static str, &'static str)> {
     if !feature("generate") {
         models.retain(|m| m.0 != "gan-generator");
     }
+    if feature("cgan") {
+        assert!(!feature("slide"), "the conditional GAN draws Fashion-MNIST classes: build `cgan` without `slide`");
+        // The class-conditional generator in the GAN's place.
+        for m in models.iter_mut().filter(|m| m.0 == "gan-generator") {
+            *m = ("gan-generator", "../models/cgan-fmnist/generator.egm", "../models/cgan-fmnist/golden/int8/generator.bin");
+        }
+    }
     models
 }
 

@@ -154,7 +154,8 @@ typedef struct edgegen_info {
    */
   uint32_t latent;
   /**
-   * Classes (classifier; 0 otherwise).
+   * Classes (a classifier's, or those a conditional GAN draws on request with
+   * `edgegen_sample_class`; 0 otherwise).
    */
   uint32_t classes;
   /**
@@ -433,6 +434,26 @@ edgegen_status edgegen_sample(const struct edgegen_model *model,
                               size_t arena_len,
                               uint8_t *image,
                               size_t image_len);
+
+/**
+ * Draws one image of class `class` from a conditional GAN (`edgegen_info.classes` > 0),
+ * from `seed`: the seed's noise is the same for every class, so one seed drawn as each class
+ * gives the same style in every class. `class` −1 lets the seed draw the class (as
+ * `edgegen_sample` does); the class drawn is written to `*drawn` when `drawn` is not null.
+ * `EDGEGEN_ERR_PARAMETER` for a class the model does not have, or any class (≥ 0) for a
+ * model without classes; `EDGEGEN_ERR_WRONG_FAMILY` for a model that is not a GAN.
+ *
+ * # Safety
+ * As for `edgegen_sample`; `drawn` null or valid for one write.
+ */
+edgegen_status edgegen_sample_class(const struct edgegen_model *model,
+                                    uint64_t seed,
+                                    int32_t class_,
+                                    uint8_t *arena,
+                                    size_t arena_len,
+                                    uint8_t *image,
+                                    size_t image_len,
+                                    int32_t *drawn);
 
 /**
  * The classifier's most probable class for an image and its softmax probability (no

@@ -143,7 +143,8 @@ pub struct edgegen_info {
     pub sample_arena_size: usize,
     /// Latent dimensions (VAE and GAN; 0 otherwise).
     pub latent: u32,
-    /// Classes (classifier; 0 otherwise).
+    /// Classes (a classifier's, or those a conditional GAN draws on request with
+    /// `edgegen_sample_class`; 0 otherwise).
     pub classes: u32,
     /// 1 when a PixelCNN file holds a calibrated guard (`edgegen_guard_open` can use it).
     pub guard_calibrated: u32,
@@ -413,6 +414,7 @@ fn info_of(m: &Loaded) -> Result<edgegen_info> {
             let g = Gan::new(file, Kernels::Optimized).map_err(status)?;
             info.sample_arena_size = g.arena_len();
             info.latent = g.latent() as u32;
+            info.classes = g.classes() as u32;
         }
         (_, Family::Classifier) => {
             let c = Classifier::new(file, Kernels::Optimized).map_err(status)?;
@@ -611,6 +613,51 @@ pub unsafe extern "C" fn edgegen_sample(
             },
         };
         r.map_err(status)
+    })
+}
+
+/// Draws one image of class `class` from a conditional GAN (`edgegen_info.classes` > 0),
+/// from `seed`: the seed's noise is the same for every class, so one seed drawn as each class
+/// gives the same style in every class. `class` −1 lets the seed draw the class (as
+/// `edgegen_sample` does); the class drawn is written to `*drawn` when `drawn` is not null.
+/// `EDGEGEN_ERR_PARAMETER` for a class the model does not have, or any class (≥ 0) for a
+/// model without classes; `EDGEGEN_ERR_WRONG_FAMILY` for a model that is not a GAN.
+///
+/// # Safety
+/// As for `edgegen_sample`; `drawn` null or valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn edgegen_sample_class(
+    model: *const edgegen_model,
+    seed: u64,
+    class: i32,
+    arena: *mut u8,
+    arena_len: usize,
+    image: *mut u8,
+    image_len: usize,
+    drawn: *mut i32,
+) -> edgegen_status {
+    guarded(|| {
+        // SAFETY: the caller's contract.
+        let (m, arena, out) = unsafe { (self::model(model)?, bytes_mut(arena, arena_len)?, bytes_mut(image, image_len)?) };
+        let Loaded::One(file) = m else { return Err(EDGEGEN_ERR_WRONG_FAMILY) };
+        if file.metadata().family != Family::GanGenerator {
+            return Err(EDGEGEN_ERR_WRONG_FAMILY);
+        }
+        let g = Gan::new(*file, Kernels::Optimized).map_err(status)?;
+        if out.len() != g.geometry().values() {
+            return Err(EDGEGEN_ERR_LENGTH);
+        }
+        let class = match class {
+            -1 => None,
+            c if c >= 0 && (c as usize) < g.classes() => Some(c as usize),
+            _ => return Err(EDGEGEN_ERR_PARAMETER),
+        };
+        let c = g.sample_class(arena, seed, class, out).map_err(status)?;
+        if !drawn.is_null() {
+            // SAFETY: the caller's contract (non-null: valid for one write).
+            unsafe { drawn.write_unaligned(c as i32) };
+        }
+        Ok(())
     })
 }
 

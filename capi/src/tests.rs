@@ -205,6 +205,51 @@ impl edgegen_verdict {
     }
 }
 
+/// A conditional GAN from C: its classes in `edgegen_model_info`, each class asked for (and
+/// one drawn by the seed) equal to the runtime's `Gan::sample_class`; classes it lacks, a class
+/// for an unconditional GAN and a model that is no GAN are refused.
+#[test]
+fn conditional_gan_draws_the_class_asked_for() {
+    let bytes = read("models/cgan-fmnist/generator.egm");
+    let m = open(bytes);
+    let i = info(&m);
+    assert_eq!((i.family, i.classes, i.latent), (EDGEGEN_FAMILY_GAN, 10, 32));
+    let gan = edgegen_runtime::engine::Gan::new(runtime(bytes), Kernels::Optimized).unwrap();
+    let mut arena = vec![0u8; i.sample_arena_size + 3];
+    let mut ga = vec![0u8; gan.arena_len()];
+    let (mut img, mut want) = (vec![0u8; 784], vec![0u8; 784]);
+    let mut drawn = -5i32;
+    for class in [0, 7, 9] {
+        let s = unsafe {
+            edgegen_sample_class(&m, 4, class, arena[3..].as_mut_ptr(), arena.len() - 3, img.as_mut_ptr(), img.len(), &mut drawn)
+        };
+        assert_eq!(s, EDGEGEN_OK);
+        assert_eq!(gan.sample_class(&mut ga, 4, Some(class as usize), &mut want).unwrap(), class as usize);
+        assert_eq!((img.clone(), drawn), (want.clone(), class));
+    }
+    let s = unsafe { edgegen_sample_class(&m, 4, -1, arena.as_mut_ptr(), arena.len(), img.as_mut_ptr(), img.len(), &mut drawn) };
+    assert_eq!(s, EDGEGEN_OK);
+    assert_eq!(gan.sample_class(&mut ga, 4, None, &mut want).unwrap(), drawn as usize);
+    assert_eq!(img, want);
+    // edgegen_sample draws the seed's class too.
+    assert_eq!(unsafe { edgegen_sample(&m, 4, arena.as_mut_ptr(), arena.len(), want.as_mut_ptr(), want.len()) }, EDGEGEN_OK);
+    assert_eq!(img, want);
+    let null = core::ptr::null_mut();
+    for bad in [10, -2] {
+        let s = unsafe { edgegen_sample_class(&m, 4, bad, arena.as_mut_ptr(), arena.len(), img.as_mut_ptr(), img.len(), null) };
+        assert_eq!(name(s), "EDGEGEN_ERR_PARAMETER", "class {bad}");
+    }
+    let plain = open(bundle().gan);
+    assert_eq!(info(&plain).classes, 0);
+    let s = unsafe { edgegen_sample_class(&plain, 4, 0, arena.as_mut_ptr(), arena.len(), img.as_mut_ptr(), img.len(), null) };
+    assert_eq!(name(s), "EDGEGEN_ERR_PARAMETER");
+    let s = unsafe { edgegen_sample_class(&plain, 4, -1, arena.as_mut_ptr(), arena.len(), img.as_mut_ptr(), img.len(), null) };
+    assert_eq!(s, EDGEGEN_OK, "an unconditional GAN samples with class -1");
+    let classifier = open(bundle().classifier);
+    let s = unsafe { edgegen_sample_class(&classifier, 4, 0, arena.as_mut_ptr(), arena.len(), img.as_mut_ptr(), img.len(), null) };
+    assert_eq!(name(s), "EDGEGEN_ERR_WRONG_FAMILY");
+}
+
 #[test]
 fn misuse_is_an_error_code_not_a_crash() {
     let b = bundle();

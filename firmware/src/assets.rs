@@ -26,8 +26,12 @@ mod use_case {
     pub static VAE: Option<(&[u8], &[u8])> =
         Some((embed!("../../models/vae-fmnist/encoder.egm"), embed!("../../models/vae-fmnist/decoder.egm")));
     /// GAN generator.
-    #[cfg(feature = "generate")]
+    #[cfg(all(feature = "generate", not(feature = "cgan")))]
     pub static GAN_GENERATOR: Option<&[u8]> = Some(embed!("../../models/gan-fmnist/generator.egm"));
+    /// The class-conditional GAN's generator in its place (feature `cgan`): each class on
+    /// request.
+    #[cfg(feature = "cgan")]
+    pub static GAN_GENERATOR: Option<&[u8]> = Some(embed!("../../models/cgan-fmnist/generator.egm"));
     /// No generator in a guard-only image.
     #[cfg(not(feature = "generate"))]
     pub static GAN_GENERATOR: Option<&[u8]> = None;
@@ -51,7 +55,13 @@ mod use_case {
         + include_bytes!("../../models/vae-fmnist/encoder.egm").len()
         + include_bytes!("../../models/vae-fmnist/decoder.egm").len()
         + include_bytes!("../../models/classifier-fmnist/classifier.egm").len()
-        + if cfg!(feature = "generate") { include_bytes!("../../models/gan-fmnist/generator.egm").len() } else { 0 };
+        + if cfg!(feature = "cgan") {
+            include_bytes!("../../models/cgan-fmnist/generator.egm").len()
+        } else if cfg!(feature = "generate") {
+            include_bytes!("../../models/gan-fmnist/generator.egm").len()
+        } else {
+            0
+        };
     /// Golden vectors of every embedded model: the first set of each file the trainer
     /// wrote, its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them),
     /// checked on the device bit for bit.

@@ -243,12 +243,33 @@ fn generate(
             }
         }
         let img = &mut buf[..gan.geometry().values()];
-        let t = clock::now();
-        gan.sample(arena, seed, img).unwrap_or_else(|_| fail("gan sample"));
-        let n = clock::now() - t;
-        defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
-        if let Some(s) = show.as_deref_mut() {
-            s.sample(1, seed as usize, img, gan.geometry());
+        if gan.classes() == 0 {
+            let t = clock::now();
+            gan.sample(arena, seed, img).unwrap_or_else(|_| fail("gan sample"));
+            let n = clock::now() - t;
+            defmt::info!("sample model=gan seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
+            if let Some(s) = show.as_deref_mut() {
+                s.sample(1, seed as usize, img, gan.geometry());
+            }
+        } else {
+            // A conditional generator (feature `cgan`): every class asked for in turn, from
+            // the same seed (the same noise drawn as each class); the screen shows class
+            // `seed`.
+            for class in 0..gan.classes() {
+                let t = clock::now();
+                gan.sample_class(arena, seed, Some(class), img).unwrap_or_else(|_| fail("gan sample"));
+                let n = clock::now() - t;
+                defmt::info!(
+                    "sample model=gan seed={=u64} class={=usize} crc={=u32:#010x} instructions={=u64}",
+                    seed,
+                    class,
+                    edgegen_runtime::crc32::crc32(img),
+                    n
+                );
+                if let (Some(s), true) = (show.as_deref_mut(), class as u64 == seed) {
+                    s.sample(1, seed as usize, img, gan.geometry());
+                }
+            }
         }
         if assets::PIXELCNN_SAMPLES {
             let img = &mut buf[..pixelcnn.geometry().values()];
@@ -273,8 +294,9 @@ fn generate(
 fn walk(vae: Option<&Vae<'static>>, gan: &Gan<'static>, arena: &mut [u8]) {
     const STEPS: usize = 5;
     let mut buf = [0u8; assets::IMAGE_VALUES];
-    let latents = [gan.latent(), vae.map_or(0, |v| v.latent())];
-    for (family, n) in ["gan", "vae"].into_iter().zip(latents) {
+    // (noise dimensions, classes): a conditional generator walks within class 0.
+    let latents = [(gan.latent(), gan.classes()), (vae.map_or(0, |v| v.latent()), 0)];
+    for (family, (n, k)) in ["gan", "vae"].into_iter().zip(latents) {
         if n == 0 {
             continue;
         }
@@ -283,8 +305,11 @@ fn walk(vae: Option<&Vae<'static>>, gan: &Gan<'static>, arena: &mut [u8]) {
             [0f32; edgegen_runtime::engine::MAX_LATENT],
             [0f32; edgegen_runtime::engine::MAX_LATENT],
         );
-        Rng::new(0).fill_normal(&mut za[..n]);
-        Rng::new(1).fill_normal(&mut zb[..n]);
+        let class = (k > 0).then_some(0);
+        edgegen_runtime::engine::seed_input(0, n, k, class, &mut za[..n + k]).unwrap_or_else(|_| fail("latent"));
+        edgegen_runtime::engine::seed_input(1, n, k, class, &mut zb[..n + k]).unwrap_or_else(|_| fail("latent"));
+        z[n..n + k].copy_from_slice(&za[n..n + k]);
+        let n_in = n + k;
         for step in 0..STEPS {
             let t = step as f32 / (STEPS - 1) as f32;
             edgegen_runtime::likelihood::slerp(&za[..n], &zb[..n], t, &mut z[..n]).unwrap_or_else(|_| fail("slerp"));
@@ -297,7 +322,7 @@ fn walk(vae: Option<&Vae<'static>>, gan: &Gan<'static>, arena: &mut [u8]) {
                 }
                 _ => {
                     let img = &mut buf[..gan.geometry().values()];
-                    gan.generate(arena, &z[..n], img).unwrap_or_else(|_| fail("gan generate"));
+                    gan.generate(arena, &z[..n_in], img).unwrap_or_else(|_| fail("gan generate"));
                     img
                 }
             };

@@ -82,8 +82,11 @@ const FASHION: UseCase = UseCase {
     class_priors: None,
 };
 
-/// The Fashion-MNIST image with the VAE's Bayes classifier too (feature `bayes`).
-const FASHION_BAYES: UseCase = UseCase { feature: Some("bayes"), class_priors: Some("bayes/class-priors.bin"), ..FASHION };
+/// The Fashion-MNIST image with classes: the VAE's Bayes classifier too (feature `bayes`)
+/// and the class-conditional GAN in the GAN's place (feature `cgan`), each class drawn on
+/// request.
+const FASHION_CLASSES: UseCase =
+    UseCase { feature: Some("bayes,cgan"), class_priors: Some("bayes/class-priors.bin"), gan: "cgan-fmnist/generator.egm", ..FASHION };
 
 const SLIDE: UseCase = UseCase {
     name: "slide",
@@ -106,7 +109,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     let base = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
     // One target directory per use case: switching features would rebuild every time.
     let target_dir = base.join(match case.feature {
-        Some(f) => format!("firmware-{f}"),
+        Some(f) => format!("firmware-{}", f.replace(',', "-")),
         None => "firmware".to_string(),
     });
     let mut args = vec!["run", "--release", "--quiet", "--target", target];
@@ -168,7 +171,14 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             let mut img = vec![0u8; values];
             match f["model"] {
                 "vae" => vae.as_ref().expect("a VAE in this image").sample(&mut arena, seed, &mut img).unwrap(),
-                "gan" => gan.sample(&mut arena, seed, &mut img).unwrap(),
+                // A conditional generator's line names the class it was asked for.
+                "gan" => match f.get("class") {
+                    Some(c) => assert_eq!(
+                        gan.sample_class(&mut arena, seed, Some(c.parse().unwrap()), &mut img).unwrap(),
+                        c.parse::<usize>().unwrap()
+                    ),
+                    None => gan.sample(&mut arena, seed, &mut img).unwrap(),
+                },
                 _ => pixelcnn.sample(&mut arena, seed, &mut img).unwrap(),
             }
             assert_eq!(hex(f["crc"]) as u32, crc32(&img), "{line}");
@@ -179,11 +189,15 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             let (step, of): (usize, usize) = (f["step"].parse().unwrap(), f["of"].parse().unwrap());
             let t = step as f32 / (of - 1) as f32;
             let mut img = vec![0u8; values];
-            let n = if f["model"] == "vae" { vae.as_ref().expect("a VAE in this image").latent() } else { gan.latent() };
-            let (mut za, mut zb, mut z) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-            Rng::new(0).fill_normal(&mut za);
-            Rng::new(1).fill_normal(&mut zb);
-            edgegen_runtime::likelihood::slerp(&za, &zb, t, &mut z).unwrap();
+            // (noise dimensions, classes): a conditional generator walks within class 0.
+            let (n, k) =
+                if f["model"] == "vae" { (vae.as_ref().expect("a VAE in this image").latent(), 0) } else { (gan.latent(), gan.classes()) };
+            let (mut za, mut zb) = (vec![0f32; n + k], vec![0f32; n + k]);
+            let class = (k > 0).then_some(0);
+            edgegen_runtime::engine::seed_input(0, n, k, class, &mut za).unwrap();
+            edgegen_runtime::engine::seed_input(1, n, k, class, &mut zb).unwrap();
+            let mut z = za.clone();
+            edgegen_runtime::likelihood::slerp(&za[..n], &zb[..n], t, &mut z[..n]).unwrap();
             match f["model"] {
                 "vae" => vae.as_ref().unwrap().decode_mean(&mut arena, &z, &mut img).unwrap(),
                 _ => gan.generate(&mut arena, &z, &mut img).unwrap(),
@@ -247,7 +261,8 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             stack = f["used_bytes"].parse().unwrap();
         }
     }
-    let families = 1 + usize::from(case.vae_scores) + usize::from(case.pixelcnn_samples);
+    // A conditional generator draws every class of each seed.
+    let families = gan.classes().max(1) + usize::from(case.vae_scores) + usize::from(case.pixelcnn_samples);
     assert_eq!(samples, 4 * families, "{log}");
     assert_eq!(walks, 5 * (1 + usize::from(case.vae_scores)), "the latent walks: {log}");
     assert_eq!(scored, frames.values().map(|f| f.len()).sum::<usize>(), "{log}");
@@ -333,11 +348,17 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
     save_screen(&root.join("firmware/screen-slide.png"));
     let slide_m55 = run_and_check(&SLIDE, "thumbv8m.main-none-eabihf", "mps3-an547 (Cortex-M55, Helium)");
     std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
-    // The VAE as a Bayes classifier: its own image (feature `bayes`), on both boards.
+    // The image with classes (features `bayes` and `cgan`): the VAE as a Bayes classifier
+    // and the conditional GAN drawing each class, on both boards.
     let bayes = |case_target: &str, machine: &str| {
-        let r = run_and_check(&FASHION_BAYES, case_target, machine);
+        let r = run_and_check(&FASHION_CLASSES, case_target, machine);
         std::fs::remove_file(root.join("firmware/edgegen-screen.pgm")).ok();
-        serde_json::json!({"flash_bytes": r["flash_bytes"], "vae_bayes_k4_per_frame": r["instructions"]["vae_bayes_k4_per_frame"]})
+        serde_json::json!({
+            "flash_bytes": r["flash_bytes"],
+            "vae_bayes_k4_per_frame": r["instructions"]["vae_bayes_k4_per_frame"],
+            "cgan_sample": r["instructions"]["gan_sample"],
+            "cgan_arena_bytes": r["arena_plan_bytes"]["gan"],
+        })
     };
     let bayes_m4 = bayes("thumbv7em-none-eabihf", "mps2-an386 (Cortex-M4F)");
     let bayes_m55 = bayes("thumbv8m.main-none-eabihf", "mps3-an547 (Cortex-M55, Helium)");
@@ -348,7 +369,7 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
         "cortex_m4": m4,
         "cortex_m55": m55,
         "bayes": {
-            "note": "cargo run --release --features bayes: the Fashion-MNIST image plus the VAE as a Bayes classifier (models/bayes/class-priors.bin; k = 4 importance samples, the first four frames of each set)",
+            "note": "cargo run --release --features bayes,cgan: the Fashion-MNIST image plus the VAE as a Bayes classifier (models/bayes/class-priors.bin; k = 4 importance samples, the first four frames of each set) and the class-conditional GAN (models/cgan-fmnist) in the GAN's place, every class of seeds 0..3 drawn on request",
             "cortex_m4": bayes_m4,
             "cortex_m55": bayes_m55,
         },

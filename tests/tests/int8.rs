@@ -169,6 +169,28 @@ fn bundled_gan_int8_golden_vectors_are_bit_exact() {
     check_int8_golden(&common::model_dir("gan-fmnist"), "generator");
 }
 
+/// The conditional GAN on the int8 engine: its golden vectors bit for bit (three classes),
+/// the class count from the file, and each class asked for close to tract's f32 image of the
+/// same input (int8 against float: a few levels on most pixels).
+#[test]
+fn bundled_conditional_gan_draws_each_class_on_the_int8_engine() {
+    let dir = common::model_dir("cgan-fmnist");
+    check_int8_golden(&dir, "generator");
+    let file = std::fs::read(dir.join("generator.egm")).unwrap();
+    let gan = edgegen_runtime::engine::Gan::new(Model::from_bytes(&file).unwrap(), Kernels::Optimized).unwrap();
+    assert_eq!((gan.latent(), gan.classes()), (32, 10));
+    let tract = edgegen_runtime::onnx::OnnxGan::load(&dir).unwrap();
+    let mut arena = vec![0u8; gan.arena_len()];
+    let (mut a, mut b) = (vec![0u8; 784], vec![0u8; 784]);
+    for class in 0..10 {
+        assert_eq!(gan.sample_class(&mut arena, 11, Some(class), &mut a).unwrap(), class);
+        tract.sample_class(11, Some(class), &mut b).unwrap();
+        let mean = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y) as f64).sum::<f64>() / 784.0;
+        assert!(mean < 3.0, "class {class}: int8 and f32 images differ by {mean} levels on average");
+    }
+    assert!(gan.sample_class(&mut arena, 11, Some(10), &mut a).is_err());
+}
+
 /// The int8 engine against tract on the QDQ files, on the bundled real frames: bits/dim,
 /// and the calibrated guard (model and background model) with its stored constants. tract
 /// runs QDQ in float and rounds half to even; the engine is exact integer arithmetic with

@@ -548,6 +548,41 @@ fn sample_walks_the_latent_space() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A conditional GAN draws the class asked for by name, start of a name, index or `all` (a
+/// column per class), on the int8 engine and through tract alike; a class it does not have,
+/// an ambiguous name, and `--class` on a model without classes are refused with the classes
+/// listed.
+#[test]
+fn sample_draws_the_class_asked_for() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-class", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let png = |n: &str| s(&dir.join(n));
+    let model = "models/cgan-fmnist";
+    let o = edgegen(&["sample", "--model", model, "--class", "sneaker", "--count", "4", "--out", &png("sneaker.png")], &[]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("class 7 (Sneaker)"), "{}", stderr(&o));
+    let o = edgegen(
+        &["sample", "--model", model, "--engine", "tract", "--class", "ankle-boot", "--count", "4", "--out", &png("boot.png")],
+        &[],
+    );
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("class 9 (Ankle boot)"), "{}", stderr(&o));
+    let o = edgegen(&["sample", "--model", model, "--class", "all", "--count", "2", "--out", &png("all.png")], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let grid = image::open(dir.join("all.png")).unwrap();
+    assert!(grid.width() > 4 * grid.height(), "two rows of ten classes: {}x{}", grid.width(), grid.height());
+    let o = edgegen(&["sample", "--model", model, "--class", "hat", "--out", &png("x.png")], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("0 T-shirt/top") && stderr(&o).contains("9 Ankle boot"), "{}", stderr(&o));
+    let o = edgegen(&["sample", "--model", model, "--class", "t", "--out", &png("x.png")], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("several classes"), "{}", stderr(&o));
+    let o = edgegen(&["sample", "--model", "models/gan-fmnist", "--class", "1", "--out", &png("x.png")], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("without classes"), "{}", stderr(&o));
+    let o =
+        edgegen(&["sample", "--model", model, "--interpolate", "0:1", "--class", "bag", "--count", "3", "--out", &png("walk.png")], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.join("x.png").exists(), "a refused run writes nothing");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// `export c-array` writes a model file as C that a C compiler accepts and whose bytes are the
 /// file's; a file that is no model and a name that is no identifier are refused.
 #[test]

@@ -1,6 +1,6 @@
 //! `edgegen eval ood`: how well each p(x)-based score separates Fashion-MNIST test images
 //! (in distribution) from MNIST digits and from corrupted frames a real sensor produces.
-//! Scores come from the int8 engines (the device path); higher means more anomalous.
+//! Scores come from the int8 engines (the device path; a normalizing flow through tract in f32, which has no int8 form yet); higher means more anomalous.
 
 use crate::data::{self, Images};
 use crate::eval::score::{EngineKind, Loaded};
@@ -389,7 +389,12 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
     let mut guards = Vec::new();
     let mut inlier_row = None;
     for dir in dirs {
-        let model = Loaded::open(dir, EngineKind::Int8)?;
+        // The int8 engines, but a flow (f32 through tract: it has no int8 form yet).
+        let engine = match crate::families::ModelFamily::of_dir(dir)? {
+            crate::families::ModelFamily::Flow => EngineKind::Tract,
+            _ => EngineKind::Int8,
+        };
+        let model = Loaded::open(dir, engine)?;
         let name = crate::export::card::card_name(dir, "model");
         let total = (inliers.len() + sets.iter().map(|s| s.images.len()).sum::<usize>()) as u64;
         let bar = crate::progress::bar(progress, total, "ood");
