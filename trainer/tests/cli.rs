@@ -84,6 +84,9 @@ fn bad_arguments_are_rejected_cleanly() {
         vec!["frobnicate"],
         vec!["train", "vae", "--device", "gpu"],
         vec!["train", "vae", "--device", "cuda:x"],
+        vec!["train", "flow", "--hidden", "0"],
+        vec!["train", "flow", "--pre", "0", "--channel", "0", "--post", "0"],
+        vec!["train", "gan", "--conditional", "--data", "models/frames"],
     ] {
         let o = edgegen(&args, &[]);
         assert!(!o.status.success(), "{args:?} accepted");
@@ -166,6 +169,7 @@ fn every_argument_has_help_text() {
         &["train", "pixelcnn"],
         &["train", "gan"],
         &["train", "classifier"],
+        &["train", "flow"],
         &["quantize"],
         &["compile"],
         &["score"],
@@ -580,6 +584,55 @@ fn sample_draws_the_class_asked_for() {
         edgegen(&["sample", "--model", model, "--interpolate", "0:1", "--class", "bag", "--count", "3", "--out", &png("walk.png")], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dir.join("x.png").exists(), "a refused run writes nothing");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A flow end to end from the command line: a quick run publishes both graphs and a card
+/// with its bits/dim, samples, scores and walks through tract, and the int8 path (quantize,
+/// the default engine) refuses it with the reason and the way round.
+#[test]
+fn flow_trains_and_runs_through_tract() {
+    let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-flow", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    let (out, run) = (dir.join("model"), dir.join("run"));
+    #[rustfmt::skip]
+    let o = edgegen(
+        &["train", "flow", "--epochs", "1", "--limit", "64", "--batch", "16", "--hidden", "4", "--pre", "1", "--channel", "1",
+          "--post", "0", "--eval-count", "8", "--quiet", "--out", &s(out.clone()), "--run-dir", &s(run)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["family"], "flow");
+    assert!(card["test_bpd"].as_f64().unwrap() > 0.0 && card["test_images"] == 8, "{card}");
+    assert!(out.join("density.onnx").exists() && out.join("sampler.onnx").exists() && out.join("samples.png").exists());
+    let o = edgegen(&["sample", "--model", &s(out.clone()), "--engine", "tract", "--count", "4", "--out", &s(dir.join("s.png"))], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = edgegen(&["score", "--model", &s(out.clone()), "--engine", "tract", "models/frames/fashion-mnist-test.idx"], &[]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"bpd\""), "{}", stderr(&o));
+    let o = edgegen(
+        &[
+            "sample",
+            "--model",
+            &s(out.clone()),
+            "--engine",
+            "tract",
+            "--interpolate",
+            "1:2",
+            "--count",
+            "3",
+            "--out",
+            &s(dir.join("w.png")),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = edgegen(&["quantize", "--model", &s(out.clone())], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--engine tract"), "{}", stderr(&o));
+    let o = edgegen(&["sample", "--model", &s(out.clone()), "--out", &s(dir.join("x.png"))], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--engine tract") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(!out.join("calibration.json").exists(), "a refused quantize writes nothing");
     std::fs::remove_dir_all(dir).ok();
 }
 
