@@ -39,8 +39,10 @@ pub enum Layer {
 
 /// Constants a kernel table derived from one op ahead of time (packed weights), kept by the
 /// interpreter and handed back on every run of that op. Only a table that packs makes them
-/// (x86-64 with AVX-512 VNNI); a kernel given `None` works from the stored constants.
+/// (x86-64: AVX2, AVX-512 VNNI); a kernel given `None` works from the stored constants. On
+/// other architectures no table packs, so the contents are never read there.
 #[cfg(feature = "std")]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct Packed(pub(crate) std::boxed::Box<dyn core::any::Any + Send + Sync>);
 
 /// Without `std` no table packs (there is no allocator to keep packed weights in): this type
@@ -49,6 +51,7 @@ pub struct Packed(pub(crate) std::boxed::Box<dyn core::any::Any + Send + Sync>);
 pub enum Packed {}
 
 #[cfg(feature = "std")]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Packed {
     /// The packed constants as the type the table made them as.
     pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
