@@ -82,3 +82,28 @@ fn flow_refuses_odd_frames() {
     assert!(FlowConfig::new().with_channels(2).check().is_err());
     assert!(FlowConfig::new().with_pre(0).with_channel(0).with_post(0).check().is_err());
 }
+
+/// The bundled flow: both graphs reproduce the trainer's golden vectors through tract and
+/// onnxruntime (and pass the onnx checker), its card's bits/dim is a likelihood figure, and
+/// a test image's latent decodes back to it.
+#[test]
+fn bundled_flow_matches_golden_and_card() {
+    let dir = common::model_dir("flow-fmnist");
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["family"], "flow");
+    let bpd = card["test_bpd"].as_f64().unwrap();
+    assert!((2.0..5.0).contains(&bpd), "test bits/dim {bpd}");
+    let engine = OnnxFlow::load(&dir).unwrap();
+    for i in 0..3 {
+        let set = dir.join("golden/density").join(format!("test_data_set_{i}"));
+        let (_, _, x) = edgegen_trainer::export::onnx::load_tensor(&set.join("input_0.pb")).unwrap();
+        let (_, _, want_lp) = edgegen_trainer::export::onnx::load_tensor(&set.join("output_1.pb")).unwrap();
+        let image: Vec<u8> = x.iter().map(|v| edgegen_runtime::image::unscale_pixel(*v)).collect();
+        let (z, lp) = engine.encode(&image).unwrap();
+        assert!((lp - want_lp[0] as f64).abs() < 1e-5 * want_lp[0].abs() as f64 + 1e-3, "log p {lp} vs golden {}", want_lp[0]);
+        let mut back = vec![0u8; 784];
+        engine.decode(&z, &mut back).unwrap();
+        assert_eq!(back, image);
+    }
+    common::python_check(&dir, &["density.onnx", "sampler.onnx"]);
+}
