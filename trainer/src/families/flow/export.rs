@@ -22,15 +22,11 @@ use tract_onnx::pb::ModelProto;
 /// log-scale, zero where the mask keeps values) and `1 − mask`, both `[1, C, H, W]`.
 fn coupling_consts(c: &Coupling, dims: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
     let [ch, h, w] = dims;
-    let keep = Mask::values(mask_of(c), ch, h, w);
+    let keep = Mask::from_code(c.mask).values(ch, h, w);
     let scale = to_vec(c.scale.val());
     let free: Vec<f32> = keep.iter().map(|k| 1.0 - k).collect();
     let bounded = free.iter().enumerate().map(|(i, f)| f * scale[i / (h * w)]).collect();
     (bounded, free)
-}
-
-fn mask_of(c: &Coupling) -> Mask {
-    [Mask::CheckerEven, Mask::CheckerOdd, Mask::ChannelsFirst, Mask::ChannelsSecond][c.mask.min(3)]
 }
 
 /// `(s, t)` of coupling `i` on `h` (`[1, C, H, W]`, dims `dims`) as graph nodes.
@@ -197,11 +193,8 @@ pub fn density_reference(flow: &Flow, image: &[f32]) -> (Vec<f32>, f32) {
     let device = crate::device::of(flow);
     let x = Tensor::<4>::from_data(TensorData::new(image.to_vec(), [1, c, h, w]), &device);
     let u = Tensor::<4>::full([1, c, h, w], 0.5, &device);
-    let lp = to_vec(flow.log_prob(x.clone(), u))[0];
-    // The latent of the same input (log_prob's own transform, repeated for z).
-    let v = x.add_scalar(1.0).mul_scalar(127.5).add_scalar(0.5).div_scalar(256.0);
-    let wv = v.mul_scalar(1.0 - 2.0 * ALPHA).add_scalar(ALPHA);
-    let y = wv.clone().log() - wv.neg().add_scalar(1.0).log();
+    let lp = to_vec(flow.log_prob(x.clone(), u.clone()))[0];
+    let (y, _) = flow.dequantize(x, u);
     (to_vec(flow.forward(y).0), lp)
 }
 

@@ -63,7 +63,8 @@ impl Mask {
         self as usize
     }
 
-    fn from_code(c: usize) -> Mask {
+    /// The mask a coupling's stored code names.
+    pub fn from_code(c: usize) -> Mask {
         [Mask::CheckerEven, Mask::CheckerOdd, Mask::ChannelsFirst, Mask::ChannelsSecond][c.min(3)]
     }
 
@@ -263,16 +264,25 @@ impl Flow {
     pub fn log_prob(&self, x: Tensor<4>, u: Tensor<4>) -> Tensor<1> {
         let [b, ..] = x.dims();
         let d = self.values() as f64;
-        let v = (x.add_scalar(1.0).mul_scalar(127.5) + u).div_scalar(256.0);
-        let w = v.mul_scalar(1.0 - 2.0 * ALPHA).add_scalar(ALPHA);
-        let (lw, l1w) = (w.clone().log(), w.neg().add_scalar(1.0).log());
-        let y = lw.clone() - l1w.clone();
-        // d y / d v = (1 − 2α) / (w (1 − w)); v = (p + u)/256 costs ln 256 per value.
-        let pre = (lw + l1w).neg().reshape([b as i32, -1]).sum_dim(1).reshape([b]) + (d * ((1.0 - 2.0 * ALPHA).ln() - 256f64.ln()));
+        let (y, pre) = self.dequantize(x, u);
         let (z, logdet) = self.forward(y);
         let normal =
             z.powi_scalar(2).reshape([b as i32, -1]).sum_dim(1).reshape([b]).mul_scalar(-0.5) - d * 0.5 * (2.0 * std::f64::consts::PI).ln();
         normal + logdet + pre
+    }
+
+    /// The flow's input for images on the network scale dequantized with `u`: `y =
+    /// logit(α + (1 − 2α) v)` of `v = (p + u)/256`, and that map's log-determinant per image
+    /// (`d y / d v = (1 − 2α) / (w (1 − w))`; `v = (p + u)/256` costs ln 256 per value).
+    pub fn dequantize(&self, x: Tensor<4>, u: Tensor<4>) -> (Tensor<4>, Tensor<1>) {
+        let [b, ..] = x.dims();
+        let d = self.values() as f64;
+        let v = (x.add_scalar(1.0).mul_scalar(127.5) + u).div_scalar(256.0);
+        let w = v.mul_scalar(1.0 - 2.0 * ALPHA).add_scalar(ALPHA);
+        let (lw, l1w) = (w.clone().log(), w.neg().add_scalar(1.0).log());
+        let y = lw.clone() - l1w.clone();
+        let pre = (lw + l1w).neg().reshape([b as i32, -1]).sum_dim(1).reshape([b]) + (d * ((1.0 - 2.0 * ALPHA).ln() - 256f64.ln()));
+        (y, pre)
     }
 
     /// Images (8-bit, planar) for latents `z` `[B, 4C, H/2, W/2]`: the inverse flow, the
