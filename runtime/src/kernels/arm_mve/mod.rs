@@ -186,6 +186,215 @@ extern "C" {
     );
 }
 
+/// What [`egm_mve_row8`]'s variants read and update: the same as [`row4`]'s arguments, for
+/// pairs of positions.
+#[repr(C)]
+struct Row8 {
+    x: *const i8,
+    offsets: *const i32,
+    taps: u32,
+    w: *const i8,
+    blocks: u32,
+    group: *const Group,
+    /// The output byte of the pair's first position (advanced by 2 a pair).
+    out: *mut u8,
+    /// Pairs left (counted down).
+    pairs: u32,
+    /// Bytes from one position to the next (the variant's immediate).
+    step: u32,
+}
+
+/// Assembly text of one `egm_mve_row8_<step>` variant: two output positions × four output
+/// channels a pass, so every weight vector loaded serves two positions: per 16 input
+/// channels two `VLDRB` of the input (the second position at the immediate offset `step`),
+/// four of the weights and eight `VMLADAVA.S8` into the eight even-numbered registers (r0 to
+/// r12 and lr). r0: the [`Row8`] (kept at [sp], the block count at [sp, #4]).
+macro_rules! row8_asm {
+    ($name:literal, $step:literal) => {
+        core::arch::global_asm!(
+            ".syntax unified",
+            ".cpu cortex-m55",
+            ".thumb",
+            concat!(".section .text.", $name, ",\"ax\",%progbits"),
+            concat!(".global ", $name),
+            concat!(".type ", $name, ",%function"),
+            ".thumb_func",
+            concat!($name, ":"),
+            "push {{r4-r11, lr}}",
+            "ldr r1, [r0, #16]",
+            "push {{r0, r1}}",
+            "ldr r5, [r0]",
+            "3:",
+            "ldr r7, [sp]",
+            "ldr r1, [r7, #4]",
+            "ldr r3, [r7, #8]",
+            "ldr r11, [r7, #12]",
+            "ldr r7, [r7, #20]",
+            "ldrd r0, r2, [r7, #112]",
+            "ldrd r4, r6, [r7, #120]",
+            "ldrd r8, r10, [r7, #112]",
+            "ldrd r12, lr, [r7, #120]",
+            "2:",
+            "ldr r9, [r1], #4",
+            "add r9, r9, r5",
+            "ldr r7, [sp, #4]",
+            "1:",
+            concat!("vldrb.8 q0, [r9, #", $step, "]"),
+            "vldrb.8 q1, [r9], #16",
+            "vldrb.8 q2, [r11], #16",
+            "vmladava.s8 r0, q1, q2",
+            "vmladava.s8 r8, q0, q2",
+            "vldrb.8 q3, [r11], #16",
+            "vmladava.s8 r2, q1, q3",
+            "vmladava.s8 r10, q0, q3",
+            "vldrb.8 q2, [r11], #16",
+            "vmladava.s8 r4, q1, q2",
+            "vmladava.s8 r12, q0, q2",
+            "vldrb.8 q3, [r11], #16",
+            "vmladava.s8 r6, q1, q3",
+            "vmladava.s8 lr, q0, q3",
+            "subs r7, r7, #1",
+            "bne 1b",
+            "subs r3, r3, #1",
+            "bne 2b",
+            // Position A's four channels in q0, B's in q3 (the first register of a two-lane
+            // VMOV goes to the lower lane), requantized in turn and scattered.
+            "vmov q0[2], q0[0], r0, r4",
+            "vmov q0[3], q0[1], r2, r6",
+            "vmov q3[2], q3[0], r8, r12",
+            "vmov q3[3], q3[1], r10, lr",
+            "ldr r1, [sp]",
+            "ldr r7, [r1, #20]",
+            requantize_q0!("r7"),
+            "vldrw.u32 q1, [r7, #96]",
+            "ldr r9, [r1, #24]",
+            "vstrb.32 q0, [r9, q1]",
+            "vmov q0, q3",
+            requantize_q0!("r7"),
+            "vldrw.u32 q1, [r7, #96]",
+            "adds r9, r9, #1",
+            "vstrb.32 q0, [r9, q1]",
+            "adds r9, r9, #1",
+            "str r9, [r1, #24]",
+            "ldr r9, [r1, #32]",
+            "add r5, r5, r9, lsl #1",
+            "ldr r9, [r1, #28]",
+            "subs r9, r9, #1",
+            "str r9, [r1, #28]",
+            "bne 3b",
+            "add sp, sp, #8",
+            "pop {{r4-r11, pc}}",
+            concat!(".size ", $name, ", . - ", $name),
+        );
+    };
+}
+
+row8_asm!("egm_mve_row8_16", "16");
+row8_asm!("egm_mve_row8_32", "32");
+row8_asm!("egm_mve_row8_64", "64");
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".cpu cortex-m55",
+    ".thumb",
+    ".section .text.egm_mve_rowt,\"ax\",%progbits",
+    ".global egm_mve_rowt",
+    ".type egm_mve_rowt,%function",
+    ".thumb_func",
+    // One input row from planar to channel-last. r0: channel 0's row, r1: the destination
+    // (position 0, channel 0), r2: channels, r3: width; [sp+20]: bytes from one channel's
+    // plane to the next, [sp+24]: eight u16 offsets (lane x: x·channels). Per channel, eight
+    // bytes a step widened to halfwords and scattered by VSTRB.16 (the last step predicated
+    // by VCTP).
+    "egm_mve_rowt:",
+    "push {{r4-r7, lr}}",
+    "ldr r4, [sp, #20]",
+    "ldr r5, [sp, #24]",
+    "vldrh.u16 q1, [r5]",
+    "lsls r7, r2, #3",
+    "mov r6, r2",
+    "1:",
+    "mov r5, r0",
+    "mov r12, r1",
+    "mov lr, r3",
+    "2:",
+    "vctp.16 lr",
+    "vpstt",
+    "vldrbt.u16 q0, [r5], #8",
+    "vstrbt.16 q0, [r12, q1]",
+    "add r12, r12, r7",
+    "subs lr, lr, #8",
+    "bgt 2b",
+    "add r0, r0, r4",
+    "adds r1, r1, #1",
+    "subs r6, r6, #1",
+    "bne 1b",
+    "pop {{r4-r7, pc}}",
+    ".size egm_mve_rowt, . - egm_mve_rowt",
+);
+
+extern "C" {
+    fn egm_mve_row8_16(a: *mut Row8);
+    fn egm_mve_row8_32(a: *mut Row8);
+    fn egm_mve_row8_64(a: *mut Row8);
+    fn egm_mve_rowt(src: *const u8, dst: *mut i8, channels: u32, width: u32, plane: u32, offsets: *const u16);
+}
+
+/// The pair kernel for positions `step` bytes apart, if there is one.
+fn row8_for(step: usize) -> Option<unsafe extern "C" fn(*mut Row8)> {
+    match step {
+        16 => Some(egm_mve_row8_16),
+        32 => Some(egm_mve_row8_32),
+        64 => Some(egm_mve_row8_64),
+        _ => None,
+    }
+}
+
+/// [`row4`] over `n` positions, two at a time where a pair kernel takes `step`.
+///
+/// # Safety
+/// As [`row4`].
+#[inline(always)]
+unsafe fn row(x: *const i8, offsets: &[i32], w: *const i8, blocks: usize, group: &Group, out: *mut u8, n: usize, step: usize) {
+    let (pairs, f) = match row8_for(step) {
+        Some(f) if n >= 2 => (n / 2, f),
+        _ => (0, egm_mve_row8_16 as unsafe extern "C" fn(*mut Row8)),
+    };
+    if pairs > 0 {
+        let mut a = Row8 {
+            x,
+            offsets: offsets.as_ptr(),
+            taps: offsets.len() as u32,
+            w,
+            blocks: blocks as u32,
+            group,
+            out,
+            pairs: pairs as u32,
+            step: step as u32,
+        };
+        // SAFETY: the caller's bounds for positions 0..2·pairs ≤ n; the function follows
+        // the AAPCS and writes only the output bytes and `a`.
+        unsafe { f(&mut a) };
+    }
+    if 2 * pairs < n {
+        let p = 2 * pairs;
+        // SAFETY: the caller's bounds, from position p on.
+        unsafe { row4(x.add(p * step), offsets, w, blocks, group, out.add(p), n - p, step) };
+    }
+}
+
+/// Writes input row `iy` of every channel channel-last at `dst` (`ci` bytes a position).
+///
+/// # Safety
+/// `src` holds `ci` planes of `plane` bytes, each with `wi` bytes from the row's start;
+/// `dst` has `wi · ci` writable bytes; `ci ≤ 8191` (the offsets are u16).
+#[inline(always)]
+unsafe fn channel_last(src: *const u8, dst: *mut i8, ci: usize, wi: usize, plane: usize) {
+    let offsets: [u16; 8] = core::array::from_fn(|x| (x * ci) as u16);
+    // SAFETY: the caller's bounds; predicated-off lanes neither read nor write.
+    unsafe { egm_mve_rowt(src, dst, ci as u32, wi as u32, plane as u32, offsets.as_ptr()) }
+}
+
 /// One output row of four channels: for each of `n` positions, `acc[j] = bias[j] + Σ_t Σ_c
 /// x[p·step + offsets[t] + c] · w[t][c / 16][j][c % 16]`, requantized and written to
 /// `out[p + group.offsets[j]]`.
@@ -317,12 +526,14 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     if zp != zp8 as i32 {
         return false;
     }
-    // Each tap's bytes from the position (im2col: the one row of gathered taps, at 0).
+    // Each tap's bytes from the position (im2col: the one row of gathered taps, at 0). The
+    // rows are a ring of `kh` slots, input row `iy` in slot `iy mod kh`, each converted once
+    // and reused by the next output rows; the taps' offsets follow the slots.
     let mut offsets = [0i32; MAX_TAPS];
+    let mut held = [isize::MIN; MAX_TAPS];
     if !im2col {
-        for (t, &(ky, kx)) in taps.iter().enumerate() {
-            offsets[t] = (ky * row_bytes + kx * ci) as i32;
-        }
+        // The padding columns never change: the zero point once.
+        rows[..kh * row_bytes].fill(zp8);
     }
     let (row_taps, step) = if im2col { (1, kp) } else { (n_taps, ci) };
     let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
@@ -349,35 +560,34 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
                 }
                 col[k..].fill(zp8);
             }
-        }
-        for ky in 0..if im2col { 0 } else { kh } {
-            if !taps.iter().any(|t| t.0 == ky) {
-                continue;
-            }
-            let row = &mut rows[ky * row_bytes..(ky + 1) * row_bytes];
-            let iy = (y + ky) as isize - pad as isize;
-            if iy < 0 || iy >= hi as isize {
-                row.fill(zp8);
-                continue;
-            }
-            row[..pad * ci].fill(zp8);
-            row[(pad + wi) * ci..].fill(zp8);
-            let iy = iy as usize;
-            for c in 0..ci {
-                let src = &input[c * hi * wi + iy * wi..c * hi * wi + (iy + 1) * wi];
-                for (x, &v) in src.iter().enumerate() {
-                    row[(pad + x) * ci + c] = v as i8;
+        } else {
+            for (t, &(ky, kx)) in taps.iter().enumerate() {
+                let iy = (y + ky) as isize - pad as isize;
+                let slot = iy.rem_euclid(kh as isize) as usize;
+                offsets[t] = (slot * row_bytes + kx * ci) as i32;
+                if held[slot] == iy {
+                    continue;
+                }
+                held[slot] = iy;
+                let row = &mut rows[slot * row_bytes..(slot + 1) * row_bytes];
+                let inner = &mut row[pad * ci..(pad + wi) * ci];
+                if iy < 0 || iy >= hi as isize {
+                    inner.fill(zp8);
+                } else {
+                    // SAFETY: channel c's row iy is input[c·hi·wi + iy·wi ..][..wi] (ci·hi·wi
+                    // ≤ input.len(), checked above); `inner` holds wi·ci bytes; 8·ci fits u16 (wp·ci ≤ ROWS).
+                    unsafe { channel_last(input.as_ptr().add(iy as usize * wi), inner.as_mut_ptr(), ci, wi, hi * wi) };
                 }
             }
         }
         let src = if im2col { rows[ROWS - COLS..].as_ptr() } else { rows.as_ptr() };
         for (gi, grp) in groups[..co / 4].iter().enumerate() {
             let w = wpack[gi * row_taps * blocks * 64..].as_ptr();
-            // SAFETY: tap (ky, kx) of position x reads row ky at padded column x + kx, `ci`
-            // bytes: inside `rows` (ky < kh, x + kx < wp); `wpack` holds this group's
-            // `n_taps · blocks · 64` bytes (checked against WPACK above); the output bytes
-            // `(4·gi + j)·plane + y·wo + x` lie inside `out` (checked: co·plane ≤ len).
-            unsafe { row4(src, &offsets[..row_taps], w, blocks, grp, out.as_mut_ptr().add(4 * gi * plane + y * wo), wo, step) };
+            // SAFETY: tap (ky, kx) of position x reads its row's slot at padded column x +
+            // kx, `ci` bytes: inside `rows` (slot < kh, x + kx < wp); `wpack` holds this
+            // group's `n_taps · blocks · 64` bytes (checked against WPACK above); the output
+            // bytes `(4·gi + j)·plane + y·wo + x` lie inside `out` (checked: co·plane ≤ len).
+            unsafe { row(src, &offsets[..row_taps], w, blocks, grp, out.as_mut_ptr().add(4 * gi * plane + y * wo), wo, step) };
         }
     }
     true
