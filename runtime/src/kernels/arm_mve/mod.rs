@@ -2,20 +2,23 @@
 //! (feature `mve`, `target_arch = "arm"` only; the core must be named, `-C
 //! target-cpu=cortex-m55`, so that the assembler takes MVE instructions).
 //!
-//! The convolutions that dominate the PixelCNN — stride 1, "same" padding, input channels a
-//! multiple of 16, int8 outputs — run on an assembly micro-kernel ([`dot4`]): one output
-//! position × four output channels, 16 input channels per step, each step one `VLDRB` of the
-//! input, four of the weights and four `VMLADAVA.S8` (16 multiply-accumulates each into a
-//! general register). The input is gathered into channel-last rows padded with the input's
-//! zero point, so that `Σ (x − zp)·w = Σ x·w − zp·Σ w` holds with the correction folded into
-//! the bias, exact in integers; kernel taps that are zero for every channel (a PixelCNN's
-//! masked half) are left out. Everything else is the portable kernels'. Bit-exact with
-//! `reference::conv2d` (the golden vectors and every scored frame of the firmware on the
-//! Cortex-M55 check it).
+//! The convolutions that dominate the PixelCNN — stride 1, "same" padding, int8 outputs —
+//! run on assembly row kernels: [`row`] computes two output positions × four output
+//! channels a pass (`egm_mve_row8_<step>`), 16 input channels per step, each step two
+//! `VLDRB` of the input, four of the weights and eight `VMLADAVA.S8` (16 multiply-accumulates
+//! each into a general register), so every weight vector serves two positions; an odd last
+//! position, or a position stride with no pair variant, takes the one-position kernel
+//! ([`row4`]). The input is read as channel-last rows padded with the input's zero point —
+//! each input row transposed once by a Helium scatter (`egm_mve_rowt`) into a ring of
+//! kernel-height rows — so that `Σ (x − zp)·w = Σ x·w − zp·Σ w` holds with the correction
+//! folded into the bias, exact in integers; kernel taps that are zero for every channel (a
+//! PixelCNN's masked half) are left out. Everything else is the portable kernels'.
+//! Bit-exact with `reference::conv2d` (the golden vectors and every scored frame of the
+//! firmware on the Cortex-M55 check it).
 #![allow(unsafe_code)]
 
 use crate::kernels::dispatch::{KernelTable, PORTABLE};
-use crate::kernels::{i32_at, AddParams, ConvGeometry, OutSpec};
+use crate::kernels::{f32_at, i32_at, AddParams, ConvGeometry, OutSpec};
 
 /// The table: the portable kernels with the Helium convolution and addition.
 pub const TABLE: KernelTable = KernelTable { name: "arm-mve", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), add, ..PORTABLE };
@@ -32,6 +35,9 @@ const MAX_GROUPS: usize = 16;
 /// Most bytes of one output row's gathered taps (output width × taps × channels, in 16s),
 /// kept in the rows' buffer (which the channel-last path uses instead).
 const COLS: usize = ROWS / 2;
+/// Bytes of the scratch row a group of fewer than four output channels writes (4 lanes ×
+/// output width × 4 bytes for f32 outputs).
+const SCRATCH: usize = 2048;
 
 /// What [`row4`] needs of four output channels: their requantization as lane vectors
 /// (TFLite's `MultiplyByQuantizedMultiplier` in the form of its NEON code: a left shift,
@@ -209,8 +215,32 @@ struct Row8 {
 /// channels two `VLDRB` of the input (the second position at the immediate offset `step`),
 /// four of the weights and eight `VMLADAVA.S8` into the eight even-numbered registers (r0 to
 /// r12 and lr). r0: the [`Row8`] (kept at [sp], the block count at [sp, #4]).
+/// The pair kernel's stores (r7: the [`Group`], r9: the output, advanced past the pair):
+/// `int8` requantizes each position's four lanes and scatters their bytes; `raw` scatters the
+/// i32 accumulators themselves (4 bytes an output, for outputs written as f32).
+macro_rules! row8_store {
+    (int8) => {
+        concat!(
+            requantize_q0!("r7"),
+            "\n",
+            "vldrw.u32 q1, [r7, #96]\n",
+            "vstrb.32 q0, [r9, q1]\n",
+            "vmov q0, q3\n",
+            requantize_q0!("r7"),
+            "\n",
+            "vldrw.u32 q1, [r7, #96]\n",
+            "adds r9, r9, #1\n",
+            "vstrb.32 q0, [r9, q1]\n",
+            "adds r9, r9, #1",
+        )
+    };
+    (raw) => {
+        concat!("vldrw.u32 q1, [r7, #96]\n", "vstrw.32 q0, [r9, q1]\n", "adds r9, r9, #4\n", "vstrw.32 q3, [r9, q1]\n", "adds r9, r9, #4",)
+    };
+}
+
 macro_rules! row8_asm {
-    ($name:literal, $step:literal) => {
+    ($name:literal, $step:literal, $mode:ident) => {
         core::arch::global_asm!(
             ".syntax unified",
             ".cpu cortex-m55",
@@ -258,23 +288,15 @@ macro_rules! row8_asm {
             "subs r3, r3, #1",
             "bne 2b",
             // Position A's four channels in q0, B's in q3 (the first register of a two-lane
-            // VMOV goes to the lower lane), requantized in turn and scattered.
+            // VMOV goes to the lower lane), then stored.
             "vmov q0[2], q0[0], r0, r4",
             "vmov q0[3], q0[1], r2, r6",
             "vmov q3[2], q3[0], r8, r12",
             "vmov q3[3], q3[1], r10, lr",
             "ldr r1, [sp]",
             "ldr r7, [r1, #20]",
-            requantize_q0!("r7"),
-            "vldrw.u32 q1, [r7, #96]",
             "ldr r9, [r1, #24]",
-            "vstrb.32 q0, [r9, q1]",
-            "vmov q0, q3",
-            requantize_q0!("r7"),
-            "vldrw.u32 q1, [r7, #96]",
-            "adds r9, r9, #1",
-            "vstrb.32 q0, [r9, q1]",
-            "adds r9, r9, #1",
+            row8_store!($mode),
             "str r9, [r1, #24]",
             "ldr r9, [r1, #32]",
             "add r5, r5, r9, lsl #1",
@@ -289,9 +311,12 @@ macro_rules! row8_asm {
     };
 }
 
-row8_asm!("egm_mve_row8_16", "16");
-row8_asm!("egm_mve_row8_32", "32");
-row8_asm!("egm_mve_row8_64", "64");
+row8_asm!("egm_mve_row8_16", "16", int8);
+row8_asm!("egm_mve_row8_32", "32", int8);
+row8_asm!("egm_mve_row8_64", "64", int8);
+row8_asm!("egm_mve_raw8_16", "16", raw);
+row8_asm!("egm_mve_raw8_32", "32", raw);
+row8_asm!("egm_mve_raw8_64", "64", raw);
 
 core::arch::global_asm!(
     ".syntax unified",
@@ -337,26 +362,52 @@ extern "C" {
     fn egm_mve_row8_16(a: *mut Row8);
     fn egm_mve_row8_32(a: *mut Row8);
     fn egm_mve_row8_64(a: *mut Row8);
+    fn egm_mve_raw8_16(a: *mut Row8);
+    fn egm_mve_raw8_32(a: *mut Row8);
+    fn egm_mve_raw8_64(a: *mut Row8);
     fn egm_mve_rowt(src: *const u8, dst: *mut i8, channels: u32, width: u32, plane: u32, offsets: *const u16);
 }
 
+/// How a row kernel writes its outputs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// Requantized int8 bytes.
+    Int8,
+    /// The i32 accumulators (bias included), for the caller to scale into f32.
+    Raw,
+}
+
 /// The pair kernel for positions `step` bytes apart, if there is one.
-fn row8_for(step: usize) -> Option<unsafe extern "C" fn(*mut Row8)> {
-    match step {
-        16 => Some(egm_mve_row8_16),
-        32 => Some(egm_mve_row8_32),
-        64 => Some(egm_mve_row8_64),
+fn row8_for(step: usize, store: Store) -> Option<unsafe extern "C" fn(*mut Row8)> {
+    match (step, store) {
+        (16, Store::Int8) => Some(egm_mve_row8_16),
+        (32, Store::Int8) => Some(egm_mve_row8_32),
+        (64, Store::Int8) => Some(egm_mve_row8_64),
+        (16, Store::Raw) => Some(egm_mve_raw8_16),
+        (32, Store::Raw) => Some(egm_mve_raw8_32),
+        (64, Store::Raw) => Some(egm_mve_raw8_64),
         _ => None,
     }
 }
 
-/// [`row4`] over `n` positions, two at a time where a pair kernel takes `step`.
+/// [`row4`] over `n` positions, two at a time where a pair kernel takes `step` (`Raw`: always
+/// pairs, `n` even and a pair kernel for `step`, as [`helium`] checks).
 ///
 /// # Safety
-/// As [`row4`].
+/// As [`row4`] (`Raw`: 4 output bytes a position and channel, at 4 times the offsets).
 #[inline(always)]
-unsafe fn row(x: *const i8, offsets: &[i32], w: *const i8, blocks: usize, group: &Group, out: *mut u8, n: usize, step: usize) {
-    let (pairs, f) = match row8_for(step) {
+unsafe fn row(
+    x: *const i8,
+    offsets: &[i32],
+    w: *const i8,
+    blocks: usize,
+    group: &Group,
+    out: *mut u8,
+    n: usize,
+    step: usize,
+    store: Store,
+) {
+    let (pairs, f) = match row8_for(step, store) {
         Some(f) if n >= 2 => (n / 2, f),
         _ => (0, egm_mve_row8_16 as unsafe extern "C" fn(*mut Row8)),
     };
@@ -425,26 +476,37 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     let [ci, hi, wi] = g.input;
     let [co, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
-    let OutSpec::Int8 { zero_point, act_min, act_max, quant } = *spec else { return false };
-    let pad = g.pad;
-    let wp = wo + kw - 1;
-    if g.stride != 1
+    let (stride, pad) = (g.stride, g.pad);
+    let (store, quant, bytes) = match *spec {
+        OutSpec::Int8 { quant, .. } => (Store::Int8, quant, 1),
+        OutSpec::F32 { quant } => (Store::Raw, quant, 4),
+    };
+    let n_groups = co.div_ceil(4);
+    if stride == 0
         || ci == 0
-        || co % 4 != 0
-        || kh % 2 == 0
-        || kw % 2 == 0
-        || pad != kh / 2
-        || pad != kw / 2
-        || (ho, wo) != (hi, wi)
+        || co == 0
+        || ho == 0
+        || wo == 0
+        || kh == 0
+        || kw == 0
+        || pad >= kh
+        || pad >= kw
+        || (ho - 1) * stride + kh > hi + 2 * pad
+        || (wo - 1) * stride + kw > wi + 2 * pad
         || kh * kw > MAX_TAPS
+        || n_groups > MAX_GROUPS
         || input.len() < ci * hi * wi
-        || out.len() < co * ho * wo
+        || out.len() < co * ho * wo * bytes
         || weights.len() < co * ci * kh * kw
         || bias.len() < 4 * co
-        || quant.len() < 8 * co
+        || quant.len() < co * if store == Store::Int8 { 8 } else { 4 }
+        // A channel group short of four goes through a scratch row.
+        || (co % 4 != 0 && 4 * wo * bytes > SCRATCH)
     {
         return false;
     }
+    // The padded row: every position's window, `stride` columns apart.
+    let wp = (wo - 1) * stride + kw;
     // The taps any channel uses (a masked kernel's lower half is zero everywhere).
     let mut taps = [(0usize, 0usize); MAX_TAPS];
     let mut n_taps = 0;
@@ -464,32 +526,41 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     let im2col = ci % 16 != 0;
     let k = n_taps * ci;
     let kp = k.div_ceil(16) * 16;
-    let (blocks, wlen, row_bytes) = if im2col { (kp / 16, co * kp, wp * ci) } else { (ci / 16, co * n_taps * ci, wp * ci) };
+    let (blocks, wlen, row_bytes) =
+        if im2col { (kp / 16, 4 * n_groups * kp, wp * ci) } else { (ci / 16, 4 * n_groups * n_taps * ci, wp * ci) };
+    let (row_taps, step) = if im2col { (1, kp) } else { (n_taps, stride * ci) };
     if n_taps == 0 || wlen > WPACK || if im2col { wo * kp > COLS } else { kh * row_bytes > ROWS } {
         return false;
     }
-    // Weights as [group of 4 channels][tap][block][channel of 4][16] (im2col: one tap of
-    // `kp` values), and each channel's bias with the input zero point's correction folded in.
-    let mut wpack = [0i8; WPACK];
-    let mut bias0 = [0i32; 256];
-    if co > bias0.len() {
+    // f32 outputs have only the pair kernels.
+    if store == Store::Raw && (wo % 2 != 0 || row8_for(step, store).is_none()) {
         return false;
     }
+    // Weights as [group of 4 channels][tap][block][channel of 4][16] (im2col: one tap of
+    // `kp` values; channels past `co` zero), and each channel's bias with the input zero
+    // point's correction folded in.
+    let mut wpack = [0i8; WPACK];
+    let mut bias0 = [0i32; 4 * MAX_GROUPS];
     let zp = g.input_zero_point;
     let weight = |o: usize, c: usize, (ky, kx): (usize, usize)| weights[((o * ci + c) * kh + ky) * kw + kx] as i8;
     let mut at = 0;
-    for group in 0..co / 4 {
-        for t in 0..if im2col { 1 } else { n_taps } {
+    for group in 0..n_groups {
+        for t in 0..row_taps {
             for block in 0..blocks {
                 for j in 0..4 {
                     let o = group * 4 + j;
-                    for c in 0..16 {
-                        wpack[at] = match im2col {
-                            false => weight(o, block * 16 + c, taps[t]),
-                            true if block * 16 + c < k => weight(o, (block * 16 + c) % ci, taps[(block * 16 + c) / ci]),
+                    let dst = &mut wpack[at..at + 16];
+                    at += 16;
+                    if o >= co {
+                        continue;
+                    }
+                    for (c, d) in dst.iter_mut().enumerate() {
+                        let v = block * 16 + c;
+                        *d = match im2col {
+                            false => weight(o, v, taps[t]),
+                            true if v < k => weight(o, v % ci, taps[v / ci]),
                             true => 0,
                         };
-                        at += 1;
                     }
                 }
             }
@@ -502,92 +573,114 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     let plane = ho * wo;
     // Each group's requantization, in the lane form: where it is the definition (not the one
     // saturating multiplier, and shifts VSHL and VRSHL take), checked before anything is
-    // written.
-    let group = |gi: usize| {
-        let mut grp = Group::default();
-        for j in 0..4 {
-            let o = 4 * gi + j;
-            grp.lanes.set(j, i32_at(quant, 2 * o), i32_at(quant, 2 * o + 1), zero_point, (act_min, act_max));
-            grp.offsets[j] = (j * plane) as u32;
-            grp.bias[j] = bias0[o];
+    // written. A group short of four writes a scratch row (lane j at j·wo), copied out.
+    if let OutSpec::Int8 { .. } = *spec {
+        if (0..co).any(|o| i32_at(quant, 2 * o) == i32::MIN || !(-31..=31).contains(&i32_at(quant, 2 * o + 1))) {
+            return false;
         }
-        grp
-    };
-    if co / 4 > MAX_GROUPS || (0..co).any(|o| i32_at(quant, 2 * o) == i32::MIN || !(-31..=31).contains(&i32_at(quant, 2 * o + 1))) {
-        return false;
     }
     let mut groups = [Group::default(); MAX_GROUPS];
-    for (gi, grp) in groups[..co / 4].iter_mut().enumerate() {
-        *grp = group(gi);
+    for (gi, grp) in groups[..n_groups].iter_mut().enumerate() {
+        let lane_stride = if 4 * gi + 4 <= co { plane } else { wo };
+        for j in 0..4 {
+            let o = 4 * gi + j;
+            if let OutSpec::Int8 { zero_point, act_min, act_max, .. } = *spec {
+                let (m, sh) = if o < co { (i32_at(quant, 2 * o), i32_at(quant, 2 * o + 1)) } else { (1 << 30, 0) };
+                grp.lanes.set(j, m, sh, zero_point, (act_min, act_max));
+            }
+            grp.offsets[j] = (j * lane_stride * bytes) as u32;
+            grp.bias[j] = bias0[o];
+        }
     }
-    // Padded channel-last input rows: row ky of the window is input row y + ky − pad.
+    // Padded channel-last input rows.
     let mut rows = [0i8; ROWS];
+    let mut scratch = [0u8; SCRATCH];
     let zp8 = zp.clamp(-128, 127) as i8;
     if zp != zp8 as i32 {
         return false;
     }
     // Each tap's bytes from the position (im2col: the one row of gathered taps, at 0). The
     // rows are a ring of `kh` slots, input row `iy` in slot `iy mod kh`, each converted once
-    // and reused by the next output rows; the taps' offsets follow the slots.
+    // and reused by the next output rows; the taps' offsets follow the slots. Input column
+    // `ix` is padded column `ix + pad`; the padded row may end before the input does.
     let mut offsets = [0i32; MAX_TAPS];
     let mut held = [isize::MIN; MAX_TAPS];
+    let cols_in = wi.min(wp.saturating_sub(pad));
     if !im2col {
         // The padding columns never change: the zero point once.
         rows[..kh * row_bytes].fill(zp8);
     }
-    let (row_taps, step) = if im2col { (1, kp) } else { (n_taps, ci) };
     let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
     for y in y0..y1 {
         if im2col {
             // Fewer than 16 channels: each position's taps straight from the input, in
             // order, each its `ci` channels (the zero point outside), then zero points up to
             // `kp`.
-            let cols = &mut rows[ROWS - COLS..];
-            let pick = |c: usize, ky: usize, kx: usize, x: usize| {
-                let (iy, ix) = ((y + ky) as isize - pad as isize, (x + kx) as isize - pad as isize);
-                if iy < 0 || iy >= hi as isize || ix < 0 || ix >= wi as isize {
-                    zp8
-                } else {
-                    input[c * hi * wi + iy as usize * wi + ix as usize] as i8
+            let cols = &mut rows[ROWS - COLS..ROWS - COLS + wo * kp];
+            cols.fill(zp8);
+            for (t, &(ky, kx)) in taps.iter().enumerate() {
+                let iy = (y * stride + ky) as isize - pad as isize;
+                if iy < 0 || iy >= hi as isize {
+                    continue;
                 }
-            };
-            for x in 0..wo {
-                let col = &mut cols[x * kp..(x + 1) * kp];
-                for (t, &(ky, kx)) in taps.iter().enumerate() {
-                    for c in 0..ci {
-                        col[t * ci + c] = pick(c, ky, kx, x);
+                // Positions whose column ix = x·stride + kx − pad lies in the input.
+                let x_lo = (pad.saturating_sub(kx)).div_ceil(stride);
+                let x_hi = if wi + pad > kx { ((wi + pad - kx - 1) / stride + 1).min(wo) } else { 0 };
+                for c in 0..ci {
+                    let src = &input[c * hi * wi + iy as usize * wi..][..wi];
+                    for x in x_lo..x_hi {
+                        cols[x * kp + t * ci + c] = src[x * stride + kx - pad] as i8;
                     }
                 }
-                col[k..].fill(zp8);
             }
         } else {
             for (t, &(ky, kx)) in taps.iter().enumerate() {
-                let iy = (y + ky) as isize - pad as isize;
+                let iy = (y * stride + ky) as isize - pad as isize;
                 let slot = iy.rem_euclid(kh as isize) as usize;
                 offsets[t] = (slot * row_bytes + kx * ci) as i32;
-                if held[slot] == iy {
+                if held[slot] == iy || cols_in == 0 {
                     continue;
                 }
                 held[slot] = iy;
-                let row = &mut rows[slot * row_bytes..(slot + 1) * row_bytes];
-                let inner = &mut row[pad * ci..(pad + wi) * ci];
+                let inner = &mut rows[slot * row_bytes + pad * ci..][..cols_in * ci];
                 if iy < 0 || iy >= hi as isize {
                     inner.fill(zp8);
                 } else {
                     // SAFETY: channel c's row iy is input[c·hi·wi + iy·wi ..][..wi] (ci·hi·wi
-                    // ≤ input.len(), checked above); `inner` holds wi·ci bytes; 8·ci fits u16 (wp·ci ≤ ROWS).
-                    unsafe { channel_last(input.as_ptr().add(iy as usize * wi), inner.as_mut_ptr(), ci, wi, hi * wi) };
+                    // ≤ input.len(), checked above) and `cols_in ≤ wi`; `inner` holds
+                    // cols_in·ci bytes; 8·ci fits u16 (wp·ci ≤ ROWS).
+                    unsafe { channel_last(input.as_ptr().add(iy as usize * wi), inner.as_mut_ptr(), ci, cols_in, hi * wi) };
                 }
             }
         }
         let src = if im2col { rows[ROWS - COLS..].as_ptr() } else { rows.as_ptr() };
-        for (gi, grp) in groups[..co / 4].iter().enumerate() {
+        for (gi, grp) in groups[..n_groups].iter().enumerate() {
             let w = wpack[gi * row_taps * blocks * 64..].as_ptr();
-            // SAFETY: tap (ky, kx) of position x reads its row's slot at padded column x +
-            // kx, `ci` bytes: inside `rows` (slot < kh, x + kx < wp); `wpack` holds this
-            // group's `n_taps · blocks · 64` bytes (checked against WPACK above); the output
-            // bytes `(4·gi + j)·plane + y·wo + x` lie inside `out` (checked: co·plane ≤ len).
-            unsafe { row(src, &offsets[..row_taps], w, blocks, grp, out.as_mut_ptr().add(4 * gi * plane + y * wo), wo, step) };
+            let whole = 4 * gi + 4 <= co;
+            let dst = if whole { out[(4 * gi * plane + y * wo) * bytes..].as_mut_ptr() } else { scratch.as_mut_ptr() };
+            // SAFETY: tap (ky, kx) of position x reads its row's slot at padded column
+            // x·stride + kx, `ci` bytes: inside `rows` (slot < kh, x·stride + kx < wp); im2col
+            // reads `kp` bytes at x·kp < COLS; `wpack` holds this group's `row_taps · blocks ·
+            // 64` bytes (checked against WPACK above); a whole group's output bytes
+            // `((4·gi + j)·plane + y·wo + x)·bytes` lie inside `out` (checked: co·plane·bytes ≤
+            // len), a partial one's `(j·wo + x)·bytes` inside `scratch` (4·wo·bytes ≤ SCRATCH).
+            unsafe { row(src, &offsets[..row_taps], w, blocks, grp, dst, wo, step, store) };
+            if !whole {
+                for j in 0..co - 4 * gi {
+                    let at = ((4 * gi + j) * plane + y * wo) * bytes;
+                    out[at..at + wo * bytes].copy_from_slice(&scratch[j * wo * bytes..(j + 1) * wo * bytes]);
+                }
+            }
+        }
+        if store == Store::Raw {
+            // The accumulators to f32 in place: `acc · scale[c]`, as `OutSpec::emit`.
+            for c in 0..co {
+                let scale = f32_at(quant, c);
+                for v in out[(c * plane + y * wo) * 4..(c * plane + (y + 1) * wo) * 4].chunks_exact_mut(4) {
+                    let acc = i32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                    v.copy_from_slice(&(acc as f32 * scale).to_le_bytes());
+                }
+            }
         }
     }
     true
