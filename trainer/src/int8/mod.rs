@@ -115,7 +115,7 @@ fn meta(card: &Card, part: &str, graph: &Graph) -> Meta {
 
 /// `edgegen quantize`: calibrates every part on `n` training images and writes
 /// `calibration.json` and `<part>.int8.onnx`; then compiles (see [`compile_dir`]).
-pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<()> {
+pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMethod, progress: bool) -> Result<()> {
     ensure!(n > 0, "--calibration must be at least 1");
     let card = Card::read(dir)?;
     let fam = card.model_family();
@@ -130,7 +130,7 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
     for &part in fam.parts() {
         let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
         let inputs = calibration_inputs(dir, part, n, seed, &images)?;
-        let ranges = quantize::calibrate(&graph, &inputs, progress);
+        let ranges = quantize::calibrate_with(&graph, &inputs, method, progress);
         let q = quantize::quantize(&graph, &ranges)?;
         let doc = format!(
             "edgegen int8 QDQ of {part}.onnx, calibrated on {n} {which} inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0)."
@@ -139,7 +139,7 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, progress: bool) -> Result<(
         calib.insert(part.to_string(), ranges_to_json(&ranges));
         eprintln!("{}: calibrated {part} on {n} inputs", dir.display());
     }
-    let record = json!({"calibration_inputs": n, "calibration_images": which, "seed": seed, "method": "per-tensor min/max over the calibration inputs, widened to include 0", "ranges": calib});
+    let record = json!({"calibration_inputs": n, "calibration_images": which, "seed": seed, "method": method.describe(), "ranges": calib});
     data::write_atomic(&dir.join("calibration.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     compile_dir(dir, progress)
 }
@@ -293,7 +293,7 @@ pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress:
     }
     card.device.model_file = files;
     card.device.quantization = Some(Quantization {
-        scheme: "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (min/max calibration), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused".into(),
+        scheme: "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (ranges as calibration.json's method says: min/max by default), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused".into(),
         edges_in_f32: "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.".into(),
         calibration: "calibration.json".into(),
     });

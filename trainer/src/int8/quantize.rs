@@ -50,6 +50,115 @@ pub fn calibrate(graph: &Graph, inputs: &[Vec<f32>], progress: bool) -> Ranges {
     ranges
 }
 
+/// How each activation's int8 range is chosen from the values the calibration inputs produce.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RangeMethod {
+    /// The smallest and largest value seen (TFLite's default).
+    MinMax,
+    /// The `p`-th and `(100 − p)`-th percentiles of every value seen (`p` in (50, 100]):
+    /// the rare extremes clip so that the common values get finer steps.
+    Percentile(f64),
+}
+
+impl std::str::FromStr for RangeMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "minmax" {
+            return Ok(RangeMethod::MinMax);
+        }
+        let bad = || format!("`{s}` is not a range method: use `minmax` or `percentile:P` with P in (50, 100], e.g. percentile:99.99");
+        let p: f64 = s.strip_prefix("percentile:").ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        if !(p > 50.0 && p <= 100.0) {
+            return Err(bad());
+        }
+        Ok(RangeMethod::Percentile(p))
+    }
+}
+
+impl RangeMethod {
+    /// How calibration.json describes it.
+    pub fn describe(self) -> String {
+        match self {
+            RangeMethod::MinMax => "per-tensor min/max over the calibration inputs, widened to include 0".into(),
+            RangeMethod::Percentile(p) => format!(
+                "per-tensor {p}th and {}th percentiles of every value over the calibration inputs (4,096-bin histogram between the min and max), widened to include 0",
+                100.0 - p
+            ),
+        }
+    }
+}
+
+/// Bins of the percentile histograms.
+const BINS: usize = 4096;
+
+/// [`calibrate`], then, for [`RangeMethod::Percentile`], a second pass that histograms every
+/// value between its min and max and cuts each range at the percentiles.
+pub fn calibrate_with(graph: &Graph, inputs: &[Vec<f32>], method: RangeMethod, progress: bool) -> Ranges {
+    let minmax = calibrate(graph, inputs, progress);
+    let RangeMethod::Percentile(p) = method else { return minmax };
+    let bar = crate::progress::bar(progress, inputs.len() as u64, "percentiles");
+    let mut hist: HashMap<String, Vec<u64>> = HashMap::new();
+    // In chunks, so that at most one chunk's histograms are alive at once.
+    for chunk in inputs.chunks(64) {
+        let per_input = crate::parallel::map(chunk.len(), |i| {
+            let values = graph.eval(&chunk[i]);
+            bar.inc(1);
+            values
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let &(lo, hi) = minmax.get(&k)?;
+                    let mut h = vec![0u32; BINS];
+                    let width = (hi - lo).max(f32::MIN_POSITIVE);
+                    for x in v {
+                        h[(((x - lo) / width * BINS as f32) as usize).min(BINS - 1)] += 1;
+                    }
+                    Some((k, h))
+                })
+                .collect::<Vec<_>>()
+        });
+        for values in per_input {
+            for (k, h) in values {
+                let e = hist.entry(k).or_insert_with(|| vec![0; BINS]);
+                for (a, b) in e.iter_mut().zip(h) {
+                    *a += b as u64;
+                }
+            }
+        }
+    }
+    crate::progress::finish(&bar);
+    let mut ranges = Ranges::new();
+    for (k, (lo, hi)) in minmax {
+        let Some(h) = hist.get(&k) else {
+            ranges.insert(k, (lo, hi));
+            continue;
+        };
+        ranges.insert(k, percentile_range(h, (lo, hi), p));
+    }
+    ranges
+}
+
+/// The range a histogram `h` of values in `[lo, hi]` (equal bins) keeps at percentile `p`:
+/// from the lower edge of the first bin past the bottom `(1 − p/100)` of the values to the
+/// upper edge of the last bin before the top `(1 − p/100)`.
+fn percentile_range(h: &[u64], (lo, hi): (f32, f32), p: f64) -> (f32, f32) {
+    let n = h.len();
+    let total: u64 = h.iter().sum();
+    let cut = ((1.0 - p / 100.0) * total as f64).floor() as u64;
+    let width = (hi - lo) / n as f32;
+    let (mut below, mut first) = (0u64, 0usize);
+    while first + 1 < n && below + h[first] <= cut {
+        below += h[first];
+        first += 1;
+    }
+    let (mut above, mut last) = (0u64, n - 1);
+    while last > first && above + h[last] <= cut {
+        above += h[last];
+        last -= 1;
+    }
+    let (a, b) = (lo + first as f32 * width, lo + (last + 1) as f32 * width);
+    (a.max(lo), b.min(hi))
+}
+
 /// Asymmetric int8 parameters covering `[min, max] ∪ {0}`.
 pub fn activation_params(min: f32, max: f32) -> (f32, i32) {
     let (lo, hi) = (min.min(0.0), max.max(0.0));
@@ -641,4 +750,37 @@ pub fn set_guard(file: &[u8], score: u8, threshold: f32, false_reject: f32, para
         m.guard_params = params;
     })
     .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod range_tests {
+    #[test]
+    fn percentile_ranges_clip_rare_extremes_only() {
+        // 1,000 values in bins 0..10 of 100, one outlier in the last bin.
+        let mut h = vec![0u64; 100];
+        h[..10].iter_mut().for_each(|b| *b = 100);
+        h[99] = 1;
+        // 99.9: the top 0.1% (one value) is the outlier: cut; the bottom bin holds 100 > 1.
+        assert_eq!(super::percentile_range(&h, (0.0, 100.0), 99.9), (0.0, 10.0));
+        // 100: nothing cut.
+        assert_eq!(super::percentile_range(&h, (0.0, 100.0), 100.0), (0.0, 100.0));
+        // 99: the top 1% (ten values) reaches into bin 9 but does not empty it.
+        assert_eq!(super::percentile_range(&h, (0.0, 100.0), 99.0), (0.0, 10.0));
+        // Two-sided: a low outlier as well (8,002 values: eight cut from each end).
+        h[0] = 0;
+        h[1] = 1;
+        h[2..10].iter_mut().for_each(|b| *b = 1000);
+        assert_eq!(super::percentile_range(&h, (-50.0, 50.0), 99.9), (-48.0, -40.0));
+    }
+
+    #[test]
+    fn range_methods_parse_and_refuse_nonsense() {
+        use super::RangeMethod;
+        assert_eq!("minmax".parse::<RangeMethod>(), Ok(RangeMethod::MinMax));
+        assert_eq!("percentile:99.99".parse::<RangeMethod>(), Ok(RangeMethod::Percentile(99.99)));
+        for bad in ["percentile:50", "percentile:101", "percentile:x", "median", ""] {
+            let e = bad.parse::<RangeMethod>().unwrap_err();
+            assert!(e.contains("minmax") && e.contains("percentile:"), "{e}");
+        }
+    }
 }

@@ -12,6 +12,10 @@ pub struct Args {
     /// Training images used for calibration.
     #[arg(long, default_value_t = 1000)]
     calibration: usize,
+    /// How each activation's range is chosen: `minmax` (the extremes seen) or
+    /// `percentile:P` (the P-th and (100-P)-th percentiles, e.g. percentile:99.99).
+    #[arg(long, default_value = "minmax")]
+    ranges: edgegen_trainer::int8::quantize::RangeMethod,
     /// Seed choosing the calibration images.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -22,5 +26,5 @@ pub struct Args {
 
 /// Runs `edgegen quantize`.
 pub fn run(a: Args) -> Result<()> {
-    edgegen_trainer::int8::quantize_dir(&a.model, a.calibration, a.seed, !a.quiet)
+    edgegen_trainer::int8::quantize_dir(&a.model, a.calibration, a.seed, a.ranges, !a.quiet)
 }
