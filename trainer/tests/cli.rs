@@ -80,6 +80,8 @@ fn bad_arguments_are_rejected_cleanly() {
         vec!["train", "gan", "--d-layers", "4"],
         vec!["train", "gan", "--epochs", "3", "--lr-decay-from", "3"],
         vec!["quantize", "--model", "no/such/dir"],
+        vec!["quantize", "--model", "models/pixelcnn-fmnist", "--ranges", "median"],
+        vec!["quantize", "--model", "models/pixelcnn-fmnist", "--ranges", "percentile:40"],
         vec!["demo", "--engine", "fast"],
         vec!["frobnicate"],
         vec!["train", "vae", "--device", "gpu"],
