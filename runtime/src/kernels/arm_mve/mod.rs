@@ -192,7 +192,7 @@ extern "C" {
     );
 }
 
-/// What [`egm_mve_row8`]'s variants read and update: the same as [`row4`]'s arguments, for
+/// What the `egm_mve_row8_<step>` and `egm_mve_raw8_<step>` kernels read and update: the same as [`row4`]'s arguments, for
 /// pairs of positions.
 #[repr(C)]
 struct Row8 {
