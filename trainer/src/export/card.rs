@@ -273,6 +273,9 @@ pub struct PixelCnnCard {
     /// Test bits/dim on the int8 engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_bpd_int8: Option<f64>,
+    /// Validation bits/dim on the int8 engine: what a range method is chosen by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_bpd_int8: Option<f64>,
 }
 
 /// A DCGAN's figures.

@@ -268,12 +268,13 @@ pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress:
         }
         eprintln!("{}: {}", dir.display(), b.check(ram, flash, &what.join("; "))?);
     }
-    let test = card.source().load(progress).map(|p| p.test).ok();
+    let parts = card.source().load(progress).ok();
+    let test = parts.as_ref().map(|p| &p.test);
     let mut files = BTreeMap::new();
     for (part, path, file) in compiled {
         data::write_atomic(&path, &file)?;
         let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        write_golden(dir, part, &file, &golden_inputs(&model, test.as_ref()))?;
+        write_golden(dir, part, &file, &golden_inputs(&model, test))?;
         let size = |name: String| std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
         files.insert(
             part.to_string(),
@@ -297,7 +298,7 @@ pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress:
         edges_in_f32: "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.".into(),
         calibration: "calibration.json".into(),
     });
-    measure_int8(dir, &mut card, test.as_ref(), progress)?;
+    measure_int8(dir, &mut card, test, parts.as_ref().map(|p| &p.validation), progress)?;
     card.write(dir)
 }
 
@@ -306,14 +307,20 @@ fn load_file(dir: &Path, part: &str) -> Result<Vec<u8>> {
     std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// int8 quality figures on the full test set (optimized kernels, all cores).
-fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, progress: bool) -> Result<()> {
+/// int8 quality figures on the full test set (optimized kernels, all cores); the PixelCNN's
+/// bits/dim on the validation split too, the figure to choose a range method by
+/// (`quantize --ranges`) without looking at the test set.
+fn measure_int8(dir: &Path, card: &mut Card, test: Option<&Images>, validation: Option<&Images>, progress: bool) -> Result<()> {
     let test = test.with_context(|| format!("{}: the test images are not here ({})", dir.display(), card.source().describe()))?;
     match &mut card.family {
         FamilyCard::Pixelcnn(f) => {
             let bytes = load_file(dir, "model")?;
             let lp = pixelcnn_log_probs(&bytes, test, progress)?;
             f.test_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&lp, test.values())));
+            if let Some(v) = validation {
+                let lp = pixelcnn_log_probs(&bytes, v, progress)?;
+                f.val_bpd_int8 = Some(r4(crate::families::vae::eval::mean_bpd(&lp, v.values())));
+            }
         }
         FamilyCard::Vae(f) => {
             let (e, d) = (load_file(dir, "encoder")?, load_file(dir, "decoder")?);

@@ -7,8 +7,8 @@
 #![allow(unsafe_code)]
 
 use crate::kernels::dispatch::{KernelTable, PORTABLE};
-use crate::kernels::portable::conv::{conv2d_im2col, emit_run_with, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
-use crate::kernels::{i32_at, AddParams, ConvGeometry, OutSpec};
+use crate::kernels::portable::conv::{conv2d_im2col, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
+use crate::kernels::{f32_at, i32_at, AddParams, ConvGeometry, OutSpec};
 use crate::quant::RoundingRequantizer;
 
 /// The table: the portable kernels with the SMLAD convolution, the assembly
@@ -112,7 +112,7 @@ impl MicroKernel for Smlad {
     }
 
     /// Four output channels at a time through [`gemm1x4_row`], each channel's row then
-    /// requantized.
+    /// requantized from the interleaved sums.
     #[inline(never)]
     fn gemm_quads_row(
         rows: &[u32],
@@ -141,7 +141,7 @@ impl MicroKernel for Smlad {
             }
             for r in 0..nc {
                 let co = 4 * q + r;
-                emit_run_with::<Self>(&acc[r * wo..(r + 1) * wo], co, (co * ho + oy) * wo, spec, out);
+                emit_every_fourth(&acc[r..4 * wo], wo, co, (co * ho + oy) * wo, spec, out);
             }
         }
         true
@@ -161,109 +161,196 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     out
 }
 
-/// One step of [`dot1x4_blocks`]' loop as assembly text: two words (four i16) of the column
-/// against the same two words of each of the four weight rows, 5 LDRD + 8 SMLAD.
+/// One step of [`gemm1x4_row`]'s inner loop as assembly text: two words (four i16) of the column
+/// (LDRD) against the same two words of each of the four weight rows (two LDM of four
+/// registers, r0–r3: rows 0 and 1, then rows 2 and 3), 1 LDRD + 2 LDM + 8 SMLAD.
 macro_rules! two_words {
     () => {
         concat!(
             "ldrd {a0}, {a1}, [{c}], #8\n",
-            "ldrd {w0}, {w1}, [{w}], #8\n",
-            "smlad {s0}, {a0}, {w0}, {s0}\n",
-            "smlad {s0}, {a1}, {w1}, {s0}\n",
-            "ldrd {w0}, {w1}, [{w}], #8\n",
-            "smlad {s1}, {a0}, {w0}, {s1}\n",
-            "smlad {s1}, {a1}, {w1}, {s1}\n",
-            "ldrd {w0}, {w1}, [{w}], #8\n",
-            "smlad {s2}, {a0}, {w0}, {s2}\n",
-            "smlad {s2}, {a1}, {w1}, {s2}\n",
-            "ldrd {w0}, {w1}, [{w}], #8\n",
-            "smlad {s3}, {a0}, {w0}, {s3}\n",
-            "smlad {s3}, {a1}, {w1}, {s3}",
+            "ldm {w}!, {{r0, r1, r2, r3}}\n",
+            "smlad {s0}, {a0}, r0, {s0}\n",
+            "smlad {s0}, {a1}, r1, {s0}\n",
+            "smlad {s1}, {a0}, r2, {s1}\n",
+            "smlad {s1}, {a1}, r3, {s1}\n",
+            "ldm {w}!, {{r0, r1, r2, r3}}\n",
+            "smlad {s2}, {a0}, r0, {s2}\n",
+            "smlad {s2}, {a1}, r1, {s2}\n",
+            "smlad {s3}, {a0}, r2, {s3}\n",
+            "smlad {s3}, {a1}, r3, {s3}",
         )
     };
 }
 
-/// `s[r] += Σ_i dot(c[4i..4i+4], w-row r)` over `n` blocks of four words of `c` and 16 of
-/// `w` (the interleaved layout of [`gemm1x4_row`]); returns `w` advanced past what it read.
-/// The loop is 10 LDRD + 16 SMLAD + SUBS + BNE for 32 multiply-accumulates.
-///
-/// # Safety
-/// `n ≥ 1`; `c` and `w` are word aligned and valid for reads of `16·n` and `64·n` bytes.
-#[inline(always)]
-unsafe fn dot1x4_blocks(c: *const u32, w: *const u32, n: usize, s: &mut [i32; 4]) -> *const u32 {
-    let [mut s0, mut s1, mut s2, mut s3] = *s;
-    let w_end: *const u32;
-    // SAFETY: the caller guarantees the reads are in bounds and aligned (LDRD needs word
-    // alignment); nothing is written to memory; SUBS clobbers the flags (not preserved).
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            two_words!(),
-            two_words!(),
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            c = inout(reg) c => _,
-            w = inout(reg) w => w_end,
-            n = inout(reg) n => _,
-            s0 = inout(reg) s0,
-            s1 = inout(reg) s1,
-            s2 = inout(reg) s2,
-            s3 = inout(reg) s3,
-            a0 = out(reg) _,
-            a1 = out(reg) _,
-            w0 = out(reg) _,
-            w1 = out(reg) _,
-            options(nostack, readonly),
-        );
-    }
-    *s = [s0, s1, s2, s3];
-    w_end
+/// Most runs [`gemm1x4_row`] takes (one per kernel row and gap in its live taps).
+const MAX_RUNS: usize = 64;
+
+/// What [`gemm1x4_row`]'s assembly reads and updates, through a pointer it keeps on the
+/// stack (its loops need all thirteen allocatable registers).
+#[repr(C)]
+struct QuadArgs {
+    /// 0: the current position's row (position 0 plus `p·step`).
+    row: *const u32,
+    /// 4: the quad's weights.
+    w: *const u32,
+    /// 8: the runs: (bytes from where the previous run's reads ended, or from `row` for the
+    /// first, to where this one's start; blocks of four words).
+    runs: *const [u32; 2],
+    /// 12: one past the last run.
+    runs_end: *const [u32; 2],
+    /// 16: the four channels' biases.
+    bias: [i32; 4],
+    /// 32: where the next position's four sums go.
+    acc: *mut i32,
+    /// 36: bytes from one position's row to the next.
+    step: u32,
+    /// 40: positions left.
+    left: u32,
 }
 
 /// Four output channels over `np` positions of one output row:
-/// `acc[r·np + p] = bias[r] + Σ_(o, n) in runs dot(rows[o + p·step..][..n], weights of row r)`.
+/// `acc[4·p + r] = bias[r] + Σ_(o, n) in runs dot(rows[o + p·step..][..n], weights of row r)`
+/// (the four sums of a position side by side: [`requantize_words`] reads them four apart).
 /// `w` holds the runs' weights one run after another, each run's four rows interleaved two
 /// words at a time (for every two words of the run: two words of row 0, of row 1, of row 2,
 /// of row 3; 4·n words per run). Every run must be a whole number of 4-word blocks.
+///
+/// One assembly loop does the whole row. Per run, 4 words a pass: 2 LDRD of the column, 4
+/// LDM of four weight registers (r0–r3; rows 0 and 1, then rows 2 and 3), 16 SMLAD, SUBS and
+/// BNE for 32 multiply-accumulates (an LDM of four registers takes 5 cycles on a Cortex-M4,
+/// two LDRD 6). Around it about 10 instructions a run and 20 a position: the bookkeeping
+/// lives in a [`QuadArgs`] in memory.
+///
 /// Returns `false` without writing anything when the shapes do not fit these rules (the
 /// caller then takes the portable path).
 pub fn gemm1x4_row(rows: &[u32], runs: &[(usize, usize)], step: usize, w: &[u32], bias: [i32; 4], np: usize, acc: &mut [i32]) -> bool {
     if np == 0 || acc.len() < 4 * np {
         return np == 0;
     }
-    let mut w_len = 0usize;
-    for &(o, n) in runs {
+    if runs.is_empty() || runs.len() > MAX_RUNS || rows.len() > (u32::MAX / 8) as usize {
+        return false;
+    }
+    let mut table = [[0u32; 2]; MAX_RUNS];
+    let (mut w_len, mut ended) = (0usize, 0usize);
+    for (t, &(o, n)) in table.iter_mut().zip(runs) {
         let end = (np - 1).checked_mul(step).and_then(|x| x.checked_add(o)).and_then(|x| x.checked_add(n));
         if n == 0 || n % 4 != 0 || end.is_none_or(|e| e > rows.len()) {
             return false;
         }
+        // In bytes, wrapping: a later run may start before where the previous one ended.
+        *t = [(4 * o as u32).wrapping_sub(4 * ended as u32), (n / 4) as u32];
+        ended = o + n;
         w_len += 4 * n;
     }
     if w_len > w.len() {
         return false;
     }
-    let (acc, mut row) = (acc.as_mut_ptr(), rows.as_ptr());
-    for p in 0..np {
-        let mut s = bias;
-        let mut wp = w.as_ptr();
-        for &(o, n) in runs {
-            // SAFETY: checked above: `o + p·step + n <= rows.len()` for every position
-            // (p < np; `row` is `rows + p·step`), n is a positive multiple of 4, and the
-            // runs' weights (4·n words each, consumed in order through `wp`) fit in `w`;
-            // slices of u32 are word aligned.
-            wp = unsafe { dot1x4_blocks(row.add(o), wp, n / 4, &mut s) };
-        }
-        // SAFETY: `acc` holds at least 4·np values (checked above) and p < np.
-        unsafe {
-            *acc.add(p) = s[0];
-            *acc.add(np + p) = s[1];
-            *acc.add(2 * np + p) = s[2];
-            *acc.add(3 * np + p) = s[3];
-        }
-        // Past the last position only as an address never read (wrapping: no UB).
-        row = row.wrapping_add(step);
+    let mut args = QuadArgs {
+        row: rows.as_ptr(),
+        w: w.as_ptr(),
+        runs: table.as_ptr(),
+        runs_end: table[runs.len()..].as_ptr(),
+        bias,
+        acc: acc.as_mut_ptr(),
+        step: 4 * step as u32,
+        left: np as u32,
+    };
+    // SAFETY: checked above: for every position p < np and run (o, n),
+    // `o + p·step + n <= rows.len()` (the reads of a run start at `row + 4·o` bytes, the
+    // running sum of the deltas, and cover `n` words), n is a positive multiple of 4, the
+    // runs' weights (4·n words each, read in order from `w` for every position) fit in `w`,
+    // and `acc` holds the 4·np sums written; slices of u32 and i32 are word aligned (LDRD,
+    // LDM and STRD need it). The assembly writes `args` (through its pointer) and `acc` and
+    // nothing else; it keeps two words on the stack and restores `sp`; the flags are clobbered.
+    unsafe {
+        core::arch::asm!(
+            "sub sp, sp, #8",
+            "str {n}, [sp, #4]",
+            "1:",
+            "ldr {n}, [sp, #4]",
+            "ldrd {c}, {w}, [{n}]",
+            "ldrd {s0}, {s1}, [{n}, #16]",
+            "ldrd {s2}, {s3}, [{n}, #24]",
+            "ldr {a0}, [{n}, #8]",
+            "2:",
+            "ldrd {a1}, {n}, [{a0}], #8",
+            "str {a0}, [sp]",
+            "add {c}, {c}, {a1}",
+            "3:",
+            two_words!(),
+            two_words!(),
+            "subs {n}, {n}, #1",
+            "bne 3b",
+            "ldr {n}, [sp, #4]",
+            "ldr {a0}, [sp]",
+            "ldr {a1}, [{n}, #12]",
+            "cmp {a0}, {a1}",
+            "bne 2b",
+            "ldr {a1}, [{n}, #32]",
+            "strd {s0}, {s1}, [{a1}], #8",
+            "strd {s2}, {s3}, [{a1}], #8",
+            "str {a1}, [{n}, #32]",
+            "ldrd {c}, {a1}, [{n}]",
+            "ldr {a1}, [{n}, #36]",
+            "add {c}, {c}, {a1}",
+            "str {c}, [{n}]",
+            "ldr {a1}, [{n}, #40]",
+            "subs {a1}, {a1}, #1",
+            "str {a1}, [{n}, #40]",
+            "bne 1b",
+            "add sp, sp, #8",
+            n = inout(reg) &mut args as *mut QuadArgs => _,
+            c = out(reg) _,
+            w = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            s0 = out(reg) _,
+            s1 = out(reg) _,
+            s2 = out(reg) _,
+            s3 = out(reg) _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+        );
     }
     true
+}
+
+/// Writes channel `co`'s `np` sums, every fourth of `acc` (from [`gemm1x4_row`]), to `out`
+/// from element `first` through `spec`: [`requantize_words`] where it applies, else
+/// [`OutSpec::emit`] one value at a time.
+fn emit_every_fourth(acc: &[i32], np: usize, co: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
+    match *spec {
+        OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
+            let (mult, shift) = (i32_at(quant, 2 * co), i32_at(quant, 2 * co + 1));
+            let (lo, hi) = (act_min as i32, act_max as i32);
+            let dst = &mut out[first..first + np];
+            let sums = acc.iter().step_by(4);
+            // As `emit_run_with`: the constants worked out once for the whole run.
+            if let Some(r) = RoundingRequantizer::new(mult, shift) {
+                if !requantize_words::<4>(acc, &r, zero_point, lo, hi, dst) {
+                    for (o, &a) in dst.iter_mut().zip(sums) {
+                        *o = (r.apply(a) + zero_point).clamp(lo, hi) as i8 as u8;
+                    }
+                }
+            } else if let Some(r) = crate::quant::Requantizer::new(mult, shift) {
+                for (o, &a) in dst.iter_mut().zip(sums) {
+                    *o = (r.apply(a) + zero_point).clamp(lo, hi) as i8 as u8;
+                }
+            } else {
+                for (o, &a) in dst.iter_mut().zip(sums) {
+                    *o = crate::kernels::requantize(a, mult, shift, zero_point, act_min, act_max);
+                }
+            }
+        }
+        OutSpec::F32 { quant } => {
+            let scale = f32_at(quant, co);
+            for (o, &a) in out[4 * first..4 * (first + np)].chunks_exact_mut(4).zip(acc.iter().step_by(4)) {
+                o.copy_from_slice(&(a as f32 * scale).to_le_bytes());
+            }
+        }
+    }
 }
 
 /// The constants the assembly requantization needs from a [`RoundingRequantizer`] and the
@@ -326,49 +413,122 @@ macro_rules! requantize_word {
     };
 }
 
-/// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)` in 13 instructions a value (the
-/// portable loop takes about 25 on a Cortex-M4): the constant of [`RoundingRequantizer`]
-/// built from the accumulator's sign (AND, ORR for the low word, ADD with ASR for the high
-/// one), one SMLAL, one ASR, SSAT for the int8 range and one compare for the lower clamp.
-/// The zero point is folded into the high word (`(h + zp·2^k) >> k = (h >> k) + zp`). Returns
-/// `false` (nothing written) when the constants do not suit it: an upper clamp other than
-/// 127, a final shift `k` of 0 (`e = 1`, where the low word's borrow differs) or so large
-/// that the folded zero point overflows, or unequal lengths.
+/// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)`: [`requantize_words`] over
+/// consecutive accumulators.
 pub fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo: i32, hi: i32, dst: &mut [u8]) -> bool {
+    acc.len() == dst.len() && requantize_words::<1>(acc, r, zero_point, lo, hi, dst)
+}
+
+/// `dst[i] = clamp(r.apply(acc[i·STEP]) + zero_point, lo, hi)`: every `STEP`-th accumulator
+/// (1, or 4 for [`gemm1x4_row`]'s interleaved sums), in about 9 instructions a value. Four
+/// values a pass: each requantized in six instructions — the constant of
+/// [`RoundingRequantizer`] built from the accumulator's sign (AND, ORR for the low word, ADD
+/// with ASR for the high one), one SMLAL, one ASR, SSAT for the int8 range — packed into one
+/// word by BFI, the lower clamp (a fused ReLU) taken on all four bytes at once by SSUB8 and
+/// SEL, and one STR; the last `n mod 4` one at a time. The zero point is folded into the high
+/// word (`(h + zp·2^k) >> k = (h >> k) + zp`). Returns `false` (nothing written) when the
+/// constants do not suit it: an upper clamp other than 127, a final shift `k` of 0 (`e = 1`,
+/// where the low word's borrow differs) or so large that the folded zero point overflows, or
+/// too few accumulators.
+pub fn requantize_words<const STEP: usize>(
+    acc: &[i32],
+    r: &RoundingRequantizer,
+    zero_point: i32,
+    lo: i32,
+    hi: i32,
+    dst: &mut [u8],
+) -> bool {
     let n = dst.len();
-    if acc.len() != n || n == 0 || hi != 127 || !(-128..=127).contains(&lo) {
+    if n == 0 || acc.len() < (n - 1) * STEP + 1 || hi != 127 || !(-128..=127).contains(&lo) {
         return false;
     }
     let Some((m, c_hi, k)) = smlal_constants(r, zero_point) else {
         return false;
     };
-    let (src, out) = (acc.as_ptr(), dst.as_mut_ptr());
-    // SAFETY: `acc` and `dst` hold `n ≥ 1` elements each: the loop reads `n` words from
-    // `src` and writes `n` bytes from `out`, ending when `out` reaches `out + n` (in bounds,
-    // one past the end). SMLAL, SSAT and CMP touch only registers and the flags.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "ldr {x}, [{src}], #4",
-            requantize_word!("{x}", "{lo}", "{hi}"),
-            "cmp {hi}, {amin}",
-            "it lt",
-            "movlt {hi}, {amin}",
-            "strb {hi}, [{out}], #1",
-            "cmp {out}, {end}",
-            "bne 2b",
-            src = inout(reg) src => _,
-            out = inout(reg) out => _,
-            end = in(reg) out.add(n),
-            c_hi = in(reg) c_hi,
-            m = in(reg) m,
-            k = in(reg) k,
-            amin = in(reg) lo,
-            x = out(reg) _,
-            lo = out(reg) _,
-            hi = out(reg) _,
-            options(nostack),
-        );
+    let (mut src, mut out) = (acc.as_ptr(), dst.as_mut_ptr());
+    let quads = n / 4;
+    if quads > 0 {
+        // SAFETY: the loop reads accumulators `i·STEP` and writes bytes `i` for i < 4·quads ≤ n,
+        // in bounds (checked above); the STR of four bytes needs no alignment on a Cortex-M
+        // with the DSP extension (unaligned word stores are architectural there). SMLAL, SSAT,
+        // BFI, SSUB8 and SEL touch only registers, the flags and the GE bits.
+        unsafe {
+            let end = out.add(4 * quads);
+            let zz = u32::from_ne_bytes([lo as i8 as u8; 4]);
+            macro_rules! quad_loop {
+                ($($relu:literal),*) => {
+                    core::arch::asm!(
+                        "2:",
+                        "ldr {x}, [{src}], #{s}",
+                        requantize_word!("{x}", "{lo}", "{hi}"),
+                        "mov {pk}, {hi}",
+                        "ldr {x}, [{src}], #{s}",
+                        requantize_word!("{x}", "{lo}", "{hi}"),
+                        "bfi {pk}, {hi}, #8, #8",
+                        "ldr {x}, [{src}], #{s}",
+                        requantize_word!("{x}", "{lo}", "{hi}"),
+                        "bfi {pk}, {hi}, #16, #8",
+                        "ldr {x}, [{src}], #{s}",
+                        requantize_word!("{x}", "{lo}", "{hi}"),
+                        "bfi {pk}, {hi}, #24, #8",
+                        $($relu,)*
+                        "str {pk}, [{out}], #4",
+                        "cmp {out}, {end}",
+                        "bne 2b",
+                        src = inout(reg) src,
+                        out = inout(reg) out,
+                        end = in(reg) end,
+                        c_hi = in(reg) c_hi,
+                        m = in(reg) m,
+                        k = in(reg) k,
+                        zz = in(reg) zz,
+                        s = const 4 * STEP,
+                        x = out(reg) _,
+                        lo = out(reg) _,
+                        hi = out(reg) _,
+                        pk = out(reg) _,
+                        options(nostack),
+                    )
+                };
+            }
+            if lo == -128 {
+                // SSAT already clamps at −128: `zz` goes unused.
+                quad_loop!("/* {zz} */");
+            } else {
+                quad_loop!("ssub8 {x}, {pk}, {zz}", "sel {pk}, {pk}, {zz}");
+            }
+        }
+    }
+    let rest = n - 4 * quads;
+    if rest > 0 {
+        // SAFETY: as above for the last `rest` values: reads `src` (accumulator 4·quads·STEP on)
+        // `rest` times STEP apart and writes `rest` bytes from `out`, ending at `out + rest`
+        // (one past the end of `dst`).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {x}, [{src}], #{s}",
+                requantize_word!("{x}", "{lo}", "{hi}"),
+                "cmp {hi}, {amin}",
+                "it lt",
+                "movlt {hi}, {amin}",
+                "strb {hi}, [{out}], #1",
+                "cmp {out}, {end}",
+                "bne 2b",
+                src = inout(reg) src => _,
+                out = inout(reg) out => _,
+                end = in(reg) out.add(rest),
+                c_hi = in(reg) c_hi,
+                m = in(reg) m,
+                k = in(reg) k,
+                amin = in(reg) lo,
+                s = const 4 * STEP,
+                x = out(reg) _,
+                lo = out(reg) _,
+                hi = out(reg) _,
+                options(nostack),
+            );
+        }
     }
     true
 }

@@ -173,6 +173,7 @@ pub fn publish(
             mnist_images: mnist.as_ref().map(|m| m.len()),
             eval_note,
             test_bpd_int8: None,
+            val_bpd_int8: None,
         }),
         dataset: d.dataset.to_string(),
         params: model.num_params() as u64,
