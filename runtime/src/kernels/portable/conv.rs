@@ -120,6 +120,13 @@ pub trait MicroKernel {
         false
     }
 
+    /// [`channel_last_row`] (an instruction set may have a faster conversion).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, zp: i32, pad: usize, dst: &mut [i16]) {
+        channel_last_row(input, ci_n, hi, wi, iy, zp, pad, dst)
+    }
+
     /// One output row of the channel-last convolution four output channels at a time, with
     /// the weights interleaved as `conv2d_rows_hwc` lays them out for quads, each channel's row
     /// then written through `spec`. Returns `false` when the shapes do not suit it (nothing
@@ -492,7 +499,7 @@ fn conv2d_rows_hwc<M: MicroKernel>(
                     if iy >= hi {
                         dst.fill(0);
                     } else {
-                        channel_last_row(input, ci_n, hi, wi, iy, zp, pad, dst);
+                        M::channel_last_row(input, ci_n, hi, wi, iy, zp, pad, dst);
                     }
                 }
                 held[ky] = iy;
@@ -529,7 +536,7 @@ fn conv2d_rows_hwc<M: MicroKernel>(
 /// `dst`: `pad` zero pixels, the row's pixels of `dst.len() / (wi + 2·pad)` lanes (channels,
 /// then a zero lane if the count is odd), `pad` zero pixels.
 #[allow(clippy::too_many_arguments)]
-fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, zp: i32, pad: usize, dst: &mut [i16]) {
+pub fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, zp: i32, pad: usize, dst: &mut [i16]) {
     let ci2 = dst.len() / (wi + 2 * pad);
     dst[..pad * ci2].fill(0);
     dst[(pad + wi) * ci2..].fill(0);
