@@ -318,8 +318,8 @@ struct QuadArgs {
 /// One assembly loop does the whole row. Per run, 4 words a pass: 2 LDRD of the column, 4
 /// LDM of four weight registers (r0–r3; rows 0 and 1, then rows 2 and 3), 16 SMLAD, SUBS and
 /// BNE for 32 multiply-accumulates (an LDM of four registers takes 5 cycles on a Cortex-M4,
-/// two LDRD 6). Around it about 10 instructions a run and 20 a position: the bookkeeping
-/// lives in a [`QuadArgs`] in memory.
+/// two LDRD 6). Around it 6 instructions a run and about 19 a position: the bookkeeping
+/// lives in a [`QuadArgs`] in memory and three words on the stack.
 ///
 /// Returns `false` without writing anything when the shapes do not fit these rules (the
 /// caller then takes the portable path).
@@ -390,31 +390,34 @@ impl RunTable {
         // runs' weights (4·n words each, read in order from `w` for every position) fit in `w`,
         // and `acc` holds the 4·np sums written; slices of u32 and i32 are word aligned (LDRD,
         // LDM and STRD need it). The assembly writes `args` (through its pointer) and `acc` and
-        // nothing else; it keeps two words on the stack and restores `sp`; the flags are clobbered.
+        // nothing else; it keeps three words on the stack (the args pointer, the run cursor and
+        // the runs' end) and restores `sp`; the flags are clobbered.
         unsafe {
             core::arch::asm!(
-                "sub sp, sp, #8",
-                "str {n}, [sp, #4]",
+                // Stack: [sp] the args pointer, [sp, #8] the run cursor, [sp, #12] the runs' end.
+                "sub sp, sp, #16",
+                "str {n}, [sp]",
+                "ldr {a1}, [{n}, #12]",
+                "str {a1}, [sp, #12]",
                 "1:",
-                "ldr {n}, [sp, #4]",
+                "ldr {n}, [sp]",
                 "ldrd {c}, {w}, [{n}]",
                 "ldrd {s0}, {s1}, [{n}, #16]",
                 "ldrd {s2}, {s3}, [{n}, #24]",
                 "ldr {a0}, [{n}, #8]",
                 "2:",
                 "ldrd {a1}, {n}, [{a0}], #8",
-                "str {a0}, [sp]",
+                "str {a0}, [sp, #8]",
                 "add {c}, {c}, {a1}",
                 "3:",
                 two_words!(),
                 two_words!(),
                 "subs {n}, {n}, #1",
                 "bne 3b",
-                "ldr {n}, [sp, #4]",
-                "ldr {a0}, [sp]",
-                "ldr {a1}, [{n}, #12]",
+                "ldrd {a0}, {a1}, [sp, #8]",
                 "cmp {a0}, {a1}",
                 "bne 2b",
+                "ldr {n}, [sp]",
                 "ldr {a1}, [{n}, #32]",
                 "strd {s0}, {s1}, [{a1}], #8",
                 "strd {s2}, {s3}, [{a1}], #8",
@@ -427,7 +430,7 @@ impl RunTable {
                 "subs {a1}, {a1}, #1",
                 "str {a1}, [{n}, #40]",
                 "bne 1b",
-                "add sp, sp, #8",
+                "add sp, sp, #16",
                 n = inout(reg) &mut args as *mut QuadArgs => _,
                 c = out(reg) _,
                 w = out(reg) _,
@@ -590,8 +593,7 @@ pub fn requantize_words<const STEP: usize>(
                     core::arch::asm!(
                         "2:",
                         "ldr {x}, [{src}], #{s}",
-                        requantize_word!("{x}", "{lo}", "{hi}"),
-                        "mov {pk}, {hi}",
+                        requantize_word!("{x}", "{lo}", "{pk}"),
                         "ldr {x}, [{src}], #{s}",
                         requantize_word!("{x}", "{lo}", "{hi}"),
                         "bfi {pk}, {hi}, #8, #8",

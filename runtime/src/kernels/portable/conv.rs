@@ -241,7 +241,8 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
     let n_live = crate::kernels::live_taps(weights, co_n * ci_n, taps, &mut live);
     let live = &live[..n_live];
     let k = ci_n * n_live;
-    let k2 = k + (k & 1);
+    // A four-channel micro-kernel reads whole blocks of four lanes (eight i16).
+    let k2 = if M::QUADS { k.next_multiple_of(8) } else { k + (k & 1) };
     if 2 * k2 > WBUF || 2 * k2 > COLS {
         return conv2d_rows(g, input, weights, bias, spec, out);
     }
@@ -274,14 +275,31 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
                 *d = w[t as usize] as i8 as i16;
             }
         }
-        if k2 > k {
-            dst[k] = 0;
-        }
+        dst[k..k2].fill(0);
     };
     // All output channels' weights widened once per call when they fit (the PixelCNN's
     // convolutions all do); otherwise one pair at a time, per group of positions.
     let all_fit = co_n * k2 <= WBUF;
-    if all_fit {
+    // Four output channels at a time on the columns of a whole row (one run of `kl` lanes a
+    // position), their weights interleaved as for the channel-last quads: the M4's 7×7
+    // first layers.
+    let quads = M::QUADS && group == wo && 4 * wo <= TILE && co_n.div_ceil(4) * 4 * k2 <= WBUF;
+    if quads {
+        // Quad q, word pair j, channel r (as `conv2d_rows_hwc` lays them out); value `j` of
+        // a column is input channel `j / n_live`, live tap `j % n_live`.
+        let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
+        wv[..co_n.div_ceil(4) * 4 * k2].fill(0);
+        let per_co = k2 / 2;
+        for co in 0..co_n {
+            let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
+            let (q, r) = (co / 4, co % 4);
+            for j in 0..k {
+                let (lane, half) = (j / 2, j % 2);
+                let word = q * 4 * per_co + (lane / 2) * 8 + r * 2 + lane % 2;
+                wv[2 * word + half] = w_co[(j / n_live) * taps + live[j % n_live] as usize] as i8 as i16;
+            }
+        }
+    } else if all_fit {
         let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
         for co in 0..co_n {
             widen(&mut wv[co * k2..(co + 1) * k2], co);
@@ -295,7 +313,7 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
             // (input channel, tap) at a time: a strided walk along one input row.
             let cols: &mut [i16] = bytemuck::cast_slice_mut(&mut cols_buf[..]);
             if k2 > k {
-                cols[..np * k2].chunks_exact_mut(k2).for_each(|c| c[k] = 0);
+                cols[..np * k2].chunks_exact_mut(k2).for_each(|c| c[k..].fill(0));
             }
             for ci in 0..ci_n {
                 let plane = &input[ci * hi * wi..(ci + 1) * hi * wi];
@@ -326,6 +344,14 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
             }
             let cols: &[M::Lane] = bytemuck::cast_slice(&cols_buf[..]);
             let cols = &cols[..np * kl];
+            if quads {
+                let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
+                if !M::gemm_quads_row(cols, &[(0, kl)], kl, wv, kl, bias, &mut acc, oy, g.output, spec, out) {
+                    return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
+                }
+                x0 += np;
+                continue;
+            }
             let mut co = 0;
             while co < co_n {
                 let pair = co + 1 < co_n;
