@@ -162,13 +162,18 @@ impl MicroKernel for Smlad {
 /// lanes, SSUB16 for the zero point, PKHBT/PKHTB to pair the channels, and four STR at
 /// immediate offsets (the pixel stride a constant: 16, 32 or 64 channels a pixel); 21
 /// instructions for eight values where the portable loop takes about 50. Other channel
-/// counts, an odd last channel and the last `wi mod 4` pixels take the portable code.
+/// counts and rows whose width is not a multiple of four take the portable code.
 #[allow(clippy::too_many_arguments)]
 fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, zp: i32, pad: usize, dst: &mut [i16]) {
     let ci2 = dst.len() / (wi + 2 * pad);
     let quads = wi / 4;
     let pairs = ci_n / 2;
-    let fast = matches!(ci2, 16 | 32 | 64) && quads > 0 && pairs > 0 && (-128..=127).contains(&zp) && ci_n * hi * wi <= input.len();
+    let fast = matches!(ci2, 16 | 32 | 64)
+        && ci_n == ci2
+        && wi == 4 * quads
+        && quads > 0
+        && (-128..=127).contains(&zp)
+        && ci_n * hi * wi <= input.len();
     if !fast {
         return crate::kernels::portable::conv::channel_last_row(input, ci_n, hi, wi, iy, zp, pad, dst);
     }
@@ -231,18 +236,6 @@ fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, 
                 32 => pair_loop!("64"),
                 _ => pair_loop!("128"),
             }
-        }
-        for x in 4 * quads..wi {
-            body[x * ci2 + ci] = (a[x] as i8 as i32 - zp) as i16;
-            body[x * ci2 + ci + 1] = (b[x] as i8 as i32 - zp) as i16;
-        }
-    }
-    if ci_n % 2 == 1 {
-        let ci = ci_n - 1;
-        let a = &input[(ci * hi + iy) * wi..(ci * hi + iy + 1) * wi];
-        for (x, &v) in a.iter().enumerate() {
-            body[x * ci2 + ci] = (v as i8 as i32 - zp) as i16;
-            body[x * ci2 + ci + 1] = 0;
         }
     }
 }
@@ -547,7 +540,9 @@ macro_rules! requantize_word {
 }
 
 /// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)`: [`requantize_words`] over
-/// consecutive accumulators.
+/// consecutive accumulators. Out of line (one copy in flash): the convolutions' hot
+/// outputs go through [`requantize_words`]`::<4>` inlined in the four-channel path.
+#[inline(never)]
 pub fn requantize_run(acc: &[i32], r: &RoundingRequantizer, zero_point: i32, lo: i32, hi: i32, dst: &mut [u8]) -> bool {
     acc.len() == dst.len() && requantize_words::<1>(acc, r, zero_point, lo, hi, dst)
 }

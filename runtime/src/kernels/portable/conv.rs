@@ -8,13 +8,26 @@ pub const TILE: usize = 1024;
 /// Writes `acc` (the accumulators of channel `c`, elements starting at `first`) to `out`.
 #[inline]
 pub(crate) fn emit_run(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
-    emit_run_with::<I16>(acc, c, first, spec, out)
+    emit_plain(acc, c, first, spec, out)
 }
 
 /// [`emit_run`] with the micro-kernel's own requantization loop where it has one
 /// ([`MicroKernel::requantize_run`]).
 #[inline]
 pub(crate) fn emit_run_with<M: MicroKernel + ?Sized>(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
+    if let OutSpec::Int8 { zero_point, act_min, act_max, quant } = *spec {
+        if let Some(r) = crate::quant::RoundingRequantizer::new(i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1)) {
+            if M::requantize_run(acc, &r, zero_point, act_min as i32, act_max as i32, &mut out[first..first + acc.len()]) {
+                return;
+            }
+        }
+    }
+    emit_plain(acc, c, first, spec, out)
+}
+
+/// The portable body of [`emit_run`] (out of line: one copy for every micro-kernel).
+#[inline(never)]
+fn emit_plain(acc: &[i32], c: usize, first: usize, spec: &OutSpec, out: &mut [u8]) {
     match *spec {
         OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
             let (mult, shift) = (i32_at(quant, 2 * c), i32_at(quant, 2 * c + 1));
@@ -22,9 +35,6 @@ pub(crate) fn emit_run_with<M: MicroKernel + ?Sized>(acc: &[i32], c: usize, firs
             let (lo, hi) = (act_min as i32, act_max as i32);
             // The common case: one multiply-accumulate and one shift per value.
             if let Some(r) = crate::quant::RoundingRequantizer::new(mult, shift) {
-                if M::requantize_run(acc, &r, zero_point, lo, hi, dst) {
-                    return;
-                }
                 for (o, &a) in dst.iter_mut().zip(acc) {
                     *o = (r.apply(a) + zero_point).clamp(lo, hi) as i8 as u8;
                 }
@@ -562,6 +572,7 @@ fn conv2d_rows_hwc<M: MicroKernel>(
 /// `dst`: `pad` zero pixels, the row's pixels of `dst.len() / (wi + 2·pad)` lanes (channels,
 /// then a zero lane if the count is odd), `pad` zero pixels.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usize, zp: i32, pad: usize, dst: &mut [i16]) {
     let ci2 = dst.len() / (wi + 2 * pad);
     dst[..pad * ci2].fill(0);
