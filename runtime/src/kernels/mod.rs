@@ -140,9 +140,19 @@ pub(crate) fn requantize(acc: i32, multiplier: i32, shift: i32, zero_point: i32,
     v.clamp(act_min as i32, act_max as i32) as i8 as u8
 }
 
-impl OutSpec<'_> {
+impl<'a> OutSpec<'a> {
     /// Writes accumulator `acc` of channel `c` at element `idx` of `out`.
     #[inline]
+    /// The same spec for channels `c0..`: its channel `c` is this one's `c0 + c`.
+    pub(crate) fn channels_from(&self, c0: usize) -> OutSpec<'a> {
+        match *self {
+            OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
+                OutSpec::Int8 { zero_point, act_min, act_max, quant: quant.get(8 * c0..).unwrap_or(&[]) }
+            }
+            OutSpec::F32 { quant } => OutSpec::F32 { quant: quant.get(4 * c0..).unwrap_or(&[]) },
+        }
+    }
+
     pub(crate) fn emit(&self, acc: i32, c: usize, idx: usize, out: &mut [u8]) {
         match *self {
             OutSpec::Int8 { zero_point, act_min, act_max, quant } => {

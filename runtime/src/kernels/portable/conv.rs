@@ -274,6 +274,21 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
     let ci2 = ci_n + (ci_n & 1);
     // (1×1 kernels too where a 4-channel micro-kernel beats im2col: the M4's.)
     let one_by_one = M::QUADS && ci2 % 8 == 0;
+    // Too many weights to widen at once but a small input (the VAE encoder's second layer,
+    // 32 → 64 channels at 14×14): the whole input channel-last once, then one quad of
+    // output channels after another, each quad's weights widened once.
+    let (wp, hp) = (wi + 2 * g.pad, hi + 2 * g.pad);
+    if M::QUADS
+        && ci_n >= 8
+        && ci2 % 8 == 0
+        && co_n * n_live * ci2 > WBUF
+        && 4 * n_live * ci2 <= WBUF
+        && hp * wp * ci2 <= COLS
+        && 4 * wo <= TILE
+    {
+        let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
+        return conv2d_quads_whole_input::<M>(g, input, weights, bias, spec, out, live, tap_yx, bufs);
+    }
     if ci_n >= 8 && (taps > 1 || one_by_one) && co_n * n_live * ci2 <= WBUF && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
         let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
         return conv2d_rows_hwc::<M>(g, input, weights, bias, spec, out, live, tap_yx, bufs);
@@ -497,50 +512,53 @@ fn conv2d_rows_hwc<M: MicroKernel>(
             }
         }
     }
-    // Runs of live taps (same kernel row, consecutive kx) as (lane offset for position 0,
-    // lanes); one position further is `s` pixels.
-    let mut runs = [(0usize, 0usize); MAX_TAPS];
+    // Runs of live taps (same kernel row, consecutive kx) as (kernel row, lane offset within
+    // the row for position 0, lanes); one position further is `s` pixels.
+    let mut runs_ky = [(0usize, 0usize, 0usize); MAX_TAPS];
     let mut n_runs = 0;
     for (t, &(ky, kx)) in tap_yx.iter().enumerate() {
         if t > 0 && tap_yx[t - 1] == (ky, kx.wrapping_sub(1)) {
-            runs[n_runs - 1].1 += cw;
+            runs_ky[n_runs - 1].2 += cw;
         } else {
-            runs[n_runs] = ((ky * wp + kx) * cw, cw);
+            runs_ky[n_runs] = (ky, kx * cw, cw);
             n_runs += 1;
         }
     }
-    let runs = &runs[..n_runs];
+    let runs_ky = &runs_ky[..n_runs];
     let mut needed = [false; MAX_TAPS];
     for &(ky, _) in tap_yx {
         needed[ky] = true;
     }
-    // The input row each kernel-row slot holds (usize::MAX: none yet). With stride 1 the
-    // next output row needs most of the same input rows one slot up: those are copied, and
-    // only the new row is converted.
+    // A ring of kernel-height row slots: padded input row `key − pad` (key = oy·s + ky) lives
+    // in slot `key mod kh`, converted when it first enters the window and read in place by
+    // the next output rows (with stride 1, two of every three rows of a 3×3 kernel), the
+    // runs pointing at the slots their kernel rows sit in for this output row.
     let mut held = [usize::MAX; MAX_TAPS];
     let row_len = wp * ci2;
+    let mut runs = [(0usize, 0usize); MAX_TAPS];
     for oy in g.rows.0..g.rows.1.min(ho) {
         {
             let rows: &mut [i16] = bytemuck::cast_slice_mut(&mut rows_buf[..]);
             for ky in (0..kh).filter(|&ky| needed[ky]) {
-                // Rows above the input wrap to huge indices: all padding.
-                let iy = (oy * s + ky).wrapping_sub(pad);
-                if held[ky] == iy {
-                    continue;
-                }
-                if let Some(j) = (ky + 1..kh).find(|&j| held[j] == iy) {
-                    rows.copy_within(j * row_len..(j + 1) * row_len, ky * row_len);
-                } else {
-                    let dst = &mut rows[ky * row_len..(ky + 1) * row_len];
+                let key = oy * s + ky;
+                let slot = key % kh;
+                if held[slot] != key {
+                    let dst = &mut rows[slot * row_len..(slot + 1) * row_len];
+                    // Rows above the input wrap to huge indices: all padding.
+                    let iy = key.wrapping_sub(pad);
                     if iy >= hi {
                         dst.fill(0);
                     } else {
                         M::channel_last_row(input, ci_n, hi, wi, iy, zp, pad, dst);
                     }
+                    held[slot] = key;
                 }
-                held[ky] = iy;
             }
         }
+        for (r, &(ky, off, n)) in runs.iter_mut().zip(runs_ky) {
+            *r = (((oy * s + ky) % kh) * wp * cw + off, n);
+        }
+        let runs = &runs[..n_runs];
         let rows: &[M::Lane] = bytemuck::cast_slice(&rows_buf[..kh * wp * ci2 / 2]);
         let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
         if quads {
@@ -564,6 +582,91 @@ fn conv2d_rows_hwc<M: MicroKernel>(
                 emit_run_with::<M>(a1, co + 1, ((co + 1) * ho + oy) * wo, spec, out);
             }
             co += 2;
+        }
+    }
+}
+
+/// [`conv2d`] for a [`MicroKernel::QUADS`] kernel when all output channels' weights do not
+/// fit the stack buffer but the whole zero-padded input does, channel-last: the input is
+/// converted once, then for each quad of output channels its weights are widened once (in
+/// the interleaved layout `conv2d_rows_hwc` uses) and every output row of that quad runs
+/// through [`MicroKernel::gemm_quads_row`], on views of the bias, the output and `spec` that
+/// start at the quad's first channel. Bit-exact with `reference::conv2d`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_quads_whole_input<M: MicroKernel>(
+    g: &ConvGeometry,
+    input: &[u8],
+    weights: &[u8],
+    bias: &[u8],
+    spec: &OutSpec,
+    out: &mut [u8],
+    live: &[u8],
+    tap_yx: &[(usize, usize)],
+    (rows_buf, w_buf, acc): (&mut [u32; COLS / 2], &mut [u32; WBUF / 2], &mut [i32; TILE]),
+) {
+    let [ci_n, hi, wi] = g.input;
+    let [co_n, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
+    let (taps, n_live) = (kh * kw, live.len());
+    let ci2 = ci_n + (ci_n & 1);
+    let (cw, wp, hp) = (ci2 / M::PACK, wi + 2 * pad, hi + 2 * pad);
+    {
+        let rows: &mut [i16] = bytemuck::cast_slice_mut(&mut rows_buf[..]);
+        let row_len = wp * ci2;
+        for r in 0..hp {
+            let dst = &mut rows[r * row_len..(r + 1) * row_len];
+            if r < pad || r >= pad + hi {
+                dst.fill(0);
+            } else {
+                M::channel_last_row(input, ci_n, hi, wi, r - pad, zp, pad, dst);
+            }
+        }
+    }
+    // Runs of live taps (same kernel row, consecutive kx), as in `conv2d_rows_hwc`.
+    let mut runs = [(0usize, 0usize); MAX_TAPS];
+    let mut n_runs = 0;
+    for (t, &(ky, kx)) in tap_yx.iter().enumerate() {
+        if t > 0 && tap_yx[t - 1] == (ky, kx.wrapping_sub(1)) {
+            runs[n_runs - 1].1 += cw;
+        } else {
+            runs[n_runs] = ((ky * wp + kx) * cw, cw);
+            n_runs += 1;
+        }
+    }
+    let runs = &runs[..n_runs];
+    let per_co = n_live * cw;
+    let rows: &[M::Lane] = bytemuck::cast_slice(&rows_buf[..hp * wp * ci2 / 2]);
+    let elem = match spec {
+        OutSpec::Int8 { .. } => 1,
+        OutSpec::F32 { .. } => 4,
+    };
+    for q in 0..co_n.div_ceil(4) {
+        let nc = (co_n - 4 * q).min(4);
+        {
+            let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
+            wv[..8 * per_co].fill(0);
+            for r in 0..nc {
+                let co = 4 * q + r;
+                let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
+                for (t, &tap) in live.iter().enumerate() {
+                    for ci in 0..ci_n {
+                        let (lane, half) = ((t * ci2 + ci) / 2, (t * ci2 + ci) % 2);
+                        let word = (lane / 2) * 8 + r * 2 + lane % 2;
+                        wv[2 * word + half] = w_co[ci * taps + tap as usize] as i8 as i16;
+                    }
+                }
+            }
+        }
+        let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
+        let sub = spec.channels_from(4 * q);
+        let out_q = &mut out[elem * 4 * q * ho * wo..];
+        for oy in g.rows.0..g.rows.1.min(ho) {
+            let top = &rows[oy * s * wp * cw..];
+            if !M::gemm_quads_row(top, runs, s * cw, wv, per_co, &bias[16 * q..], acc, oy, [nc, ho, wo], &sub, out_q) {
+                return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
+            }
         }
     }
 }
