@@ -688,11 +688,29 @@ pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     }
 }
 
+/// One value of [`add_fused`]'s loop as assembly text: the two bytes (`b` at a fixed
+/// distance from `a`), their table entries (the second table 256 words on), their sum
+/// requantized into `$out`.
+macro_rules! add_value {
+    ($out:literal) => {
+        concat!(
+            "ldrb {y}, [{pa}, {db}]\n",
+            "ldrb {x}, [{pa}], #1\n",
+            "add {y}, {y}, #256\n",
+            "ldr {x}, [{t}, {x}, lsl #2]\n",
+            "ldr {y}, [{t}, {y}, lsl #2]\n",
+            "add {x}, {x}, {y}\n",
+            requantize_word!("{x}", "{lo}", $out),
+        )
+    };
+}
+
 /// The addition's lookups and [`requantize_run`]'s requantization in one assembly loop, for
-/// the int8 range as its clamp (no fused ReLU): 15 instructions a value. The two tables sit
-/// one after the other (the second input's value offset by 256), `b` is read at a fixed
-/// distance from `a`. Returns `false` (nothing written) when the constants do not suit it
-/// (as for [`requantize_run`]) or the inputs are shorter than `out`.
+/// the int8 range as its clamp (no fused ReLU): four values a pass, packed by BFI and stored
+/// by one STR (13.5 instructions a value), the last `n mod 4` one at a time (15). The two
+/// tables sit one after the other (the second input's value offset by 256), `b` is read at a
+/// fixed distance from `a`. Returns `false` (nothing written) when the constants do not suit
+/// it (as for [`requantize_run`]) or the inputs are shorter than `out`.
 fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_point: i32, a: &[u8], b: &[u8], out: &mut [u8]) -> bool {
     let n = out.len();
     if n == 0 || a.len() < n || b.len() < n {
@@ -704,38 +722,69 @@ fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_poi
     let mut t = [0i32; 512];
     t[..256].copy_from_slice(ta);
     t[256..].copy_from_slice(tb);
-    let (pa, dst) = (a.as_ptr(), out.as_mut_ptr());
+    let (mut pa, mut dst) = (a.as_ptr(), out.as_mut_ptr());
     // `b`'s address relative to `a`'s (wrapping: only their sum is dereferenced).
     let db = (b.as_ptr() as usize).wrapping_sub(pa as usize);
-    // SAFETY: the loop reads bytes `a[i]` and `b[i]` (at `pa + i + db` = `b + i`) and
-    // writes `out[i]` for i < n, all in bounds (checked above); table indices are a byte
-    // (0..=255) and a byte + 256, inside `t`'s 512 words. Flags are clobbered.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "ldrb {y}, [{pa}, {db}]",
-            "ldrb {x}, [{pa}], #1",
-            "add {y}, {y}, #256",
-            "ldr {x}, [{t}, {x}, lsl #2]",
-            "ldr {y}, [{t}, {y}, lsl #2]",
-            "add {x}, {x}, {y}",
-            requantize_word!("{x}", "{lo}", "{y}"),
-            "strb {y}, [{out}], #1",
-            "cmp {out}, {end}",
-            "bne 2b",
-            pa = inout(reg) pa => _,
-            db = in(reg) db,
-            t = in(reg) t.as_ptr(),
-            out = inout(reg) dst => _,
-            end = in(reg) dst.add(n),
-            c_hi = in(reg) c_hi,
-            m = in(reg) m,
-            k = in(reg) k,
-            x = out(reg) _,
-            y = out(reg) _,
-            lo = out(reg) _,
-            options(nostack),
-        );
+    let quads = n / 4;
+    if quads > 0 {
+        // SAFETY: the loop reads bytes `a[i]` and `b[i]` (at `pa + i + db` = `b + i`) and
+        // writes `out[i]` for i < 4·quads ≤ n, all in bounds (checked above; the STR of four
+        // bytes needs no alignment on a core with the DSP extension); table indices are a
+        // byte (0..=255) and a byte + 256, inside `t`'s 512 words. Flags are clobbered.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                add_value!("{pk}"),
+                add_value!("{y}"),
+                "bfi {pk}, {y}, #8, #8",
+                add_value!("{y}"),
+                "bfi {pk}, {y}, #16, #8",
+                add_value!("{y}"),
+                "bfi {pk}, {y}, #24, #8",
+                "str {pk}, [{out}], #4",
+                "cmp {out}, {end}",
+                "bne 2b",
+                pa = inout(reg) pa,
+                db = in(reg) db,
+                t = in(reg) t.as_ptr(),
+                out = inout(reg) dst,
+                end = in(reg) dst.add(4 * quads),
+                c_hi = in(reg) c_hi,
+                m = in(reg) m,
+                k = in(reg) k,
+                x = out(reg) _,
+                y = out(reg) _,
+                lo = out(reg) _,
+                pk = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+    let rest = n - 4 * quads;
+    if rest > 0 {
+        // SAFETY: as above for the last `rest` values (`pa` and `dst` continue where the
+        // loop above stopped; the loop ends at `dst + rest`, one past the end of `out`).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                add_value!("{y}"),
+                "strb {y}, [{out}], #1",
+                "cmp {out}, {end}",
+                "bne 2b",
+                pa = inout(reg) pa => _,
+                db = in(reg) db,
+                t = in(reg) t.as_ptr(),
+                out = inout(reg) dst => _,
+                end = in(reg) dst.add(rest),
+                c_hi = in(reg) c_hi,
+                m = in(reg) m,
+                k = in(reg) k,
+                x = out(reg) _,
+                y = out(reg) _,
+                lo = out(reg) _,
+                options(nostack),
+            );
+        }
     }
     true
 }

@@ -243,7 +243,7 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
     let [kh, kw] = g.kernel;
     let taps = kh * kw;
     if taps == 0 || taps > MAX_TAPS || wo > TILE {
-        return conv2d_rows(g, input, weights, bias, spec, out);
+        return conv2d_large::<M>(g, input, weights, bias, spec, out);
     }
     // Taps (ky·kw + kx) with a nonzero weight for some channel: a masked kernel's zero half
     // drops out of every dot product.
@@ -254,7 +254,7 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
     // A four-channel micro-kernel reads whole blocks of four lanes (eight i16).
     let k2 = if M::QUADS { k.next_multiple_of(8) } else { k + (k & 1) };
     if 2 * k2 > WBUF || 2 * k2 > COLS {
-        return conv2d_rows(g, input, weights, bias, spec, out);
+        return conv2d_large::<M>(g, input, weights, bias, spec, out);
     }
     let (s, pad, zp) = (g.stride, g.pad, g.input_zero_point);
     let group = COLS.checked_div(k2).map_or(wo, |g| g.min(wo).min(TILE / 2));
@@ -698,6 +698,18 @@ pub fn channel_last_row(input: &[u8], ci_n: usize, hi: usize, wi: usize, iy: usi
             }
         }
         ci += 2;
+    }
+}
+
+/// Shapes the im2col kernel's stack buffers do not hold: [`conv2d_rows`], or on a
+/// [`MicroKernel::QUADS`] build (the M4's, whose QEMU image has every model in 1 MiB of
+/// flash; none of the bundled models has such a layer) the reference loops.
+#[inline(always)]
+fn conv2d_large<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    if M::QUADS {
+        crate::kernels::reference::conv2d(g, input, weights, bias, spec, out)
+    } else {
+        conv2d_rows(g, input, weights, bias, spec, out)
     }
 }
 
