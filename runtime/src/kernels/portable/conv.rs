@@ -491,13 +491,7 @@ fn conv2d_rows_hwc<M: MicroKernel>(
         for co in 0..co_n {
             let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
             let (q, r) = (co / 4, co % 4);
-            for (t, &tap) in live.iter().enumerate() {
-                for ci in 0..ci_n {
-                    let (lane, half) = ((t * ci2 + ci) / 2, (t * ci2 + ci) % 2);
-                    let word = q * 4 * per_co + (lane / 2) * 8 + r * 2 + lane % 2;
-                    wv[2 * word + half] = w_co[ci * taps + tap as usize] as i8 as i16;
-                }
-            }
+            interleave_quad_channel(w_co, taps, live, ci2, r, &mut wv[q * 8 * per_co..(q + 1) * 8 * per_co]);
         }
     } else {
         let wv: &mut [i16] = bytemuck::cast_slice_mut(&mut w_buf[..]);
@@ -586,6 +580,22 @@ fn conv2d_rows_hwc<M: MicroKernel>(
     }
 }
 
+/// Channel `r` (0..4) of a quad's interleaved weights: `w_co` (one output channel's int8
+/// weights, input channel by input channel, `taps` each) at the live taps, widened, tap after
+/// tap of `ci2` lanes (a multiple of four); lane `l` of the channel goes to
+/// `dst[(l / 4)·16 + r·4 + l % 4]` — for every two words, two of each of the four channels,
+/// the layout the four-channel micro-kernel reads (`dst`: the quad's 8 · lanes i16).
+#[inline(always)]
+fn interleave_quad_channel(w_co: &[u8], taps: usize, live: &[u8], ci2: usize, r: usize, dst: &mut [i16]) {
+    for (t, &tap) in live.iter().enumerate() {
+        // Tap t's lanes start a group of four (ci2 is a multiple of four).
+        let groups = &mut dst[(t * ci2 / 4) * 16..];
+        for (i, &w) in w_co.iter().skip(tap as usize).step_by(taps).enumerate() {
+            groups[(i >> 2) * 16 + r * 4 + (i & 3)] = w as i8 as i16;
+        }
+    }
+}
+
 /// [`conv2d`] for a [`MicroKernel::QUADS`] kernel when all output channels' weights do not
 /// fit the stack buffer but the whole zero-padded input does, channel-last: the input is
 /// converted once, then for each quad of output channels its weights are widened once (in
@@ -650,13 +660,7 @@ fn conv2d_quads_whole_input<M: MicroKernel>(
             for r in 0..nc {
                 let co = 4 * q + r;
                 let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
-                for (t, &tap) in live.iter().enumerate() {
-                    for ci in 0..ci_n {
-                        let (lane, half) = ((t * ci2 + ci) / 2, (t * ci2 + ci) % 2);
-                        let word = (lane / 2) * 8 + r * 2 + lane % 2;
-                        wv[2 * word + half] = w_co[ci * taps + tap as usize] as i8 as i16;
-                    }
-                }
+                interleave_quad_channel(w_co, taps, live, ci2, r, &mut wv[..8 * per_co]);
             }
         }
         let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
