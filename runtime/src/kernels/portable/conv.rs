@@ -506,18 +506,9 @@ fn conv2d_rows_hwc<M: MicroKernel>(
             }
         }
     }
-    // Runs of live taps (same kernel row, consecutive kx) as (kernel row, lane offset within
-    // the row for position 0, lanes); one position further is `s` pixels.
+    // One position further is `s` pixels.
     let mut runs_ky = [(0usize, 0usize, 0usize); MAX_TAPS];
-    let mut n_runs = 0;
-    for (t, &(ky, kx)) in tap_yx.iter().enumerate() {
-        if t > 0 && tap_yx[t - 1] == (ky, kx.wrapping_sub(1)) {
-            runs_ky[n_runs - 1].2 += cw;
-        } else {
-            runs_ky[n_runs] = (ky, kx * cw, cw);
-            n_runs += 1;
-        }
-    }
+    let n_runs = tap_runs(tap_yx, cw, &mut runs_ky);
     let runs_ky = &runs_ky[..n_runs];
     let mut needed = [false; MAX_TAPS];
     for &(ky, _) in tap_yx {
@@ -580,6 +571,23 @@ fn conv2d_rows_hwc<M: MicroKernel>(
     }
 }
 
+/// Runs of live taps (same kernel row, consecutive kx) for channel-last rows of `cw` lanes a
+/// pixel, written to `runs` as (kernel row, lane offset within the row for position 0,
+/// lanes); returns their count (`runs` holds one per live tap at most).
+#[inline(always)]
+fn tap_runs(tap_yx: &[(usize, usize)], cw: usize, runs: &mut [(usize, usize, usize)]) -> usize {
+    let mut n = 0;
+    for (t, &(ky, kx)) in tap_yx.iter().enumerate() {
+        if t > 0 && tap_yx[t - 1] == (ky, kx.wrapping_sub(1)) {
+            runs[n - 1].2 += cw;
+        } else {
+            runs[n] = (ky, kx * cw, cw);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Channel `r` (0..4) of a quad's interleaved weights: `w_co` (one output channel's int8
 /// weights, input channel by input channel, `taps` each) at the live taps, widened, tap after
 /// tap of `ci2` lanes (a multiple of four); lane `l` of the channel goes to
@@ -634,16 +642,12 @@ fn conv2d_quads_whole_input<M: MicroKernel>(
             }
         }
     }
-    // Runs of live taps (same kernel row, consecutive kx), as in `conv2d_rows_hwc`.
+    // The runs' offsets from the receptive field's top-left lane in the padded input.
+    let mut runs_ky = [(0usize, 0usize, 0usize); MAX_TAPS];
+    let n_runs = tap_runs(tap_yx, cw, &mut runs_ky);
     let mut runs = [(0usize, 0usize); MAX_TAPS];
-    let mut n_runs = 0;
-    for (t, &(ky, kx)) in tap_yx.iter().enumerate() {
-        if t > 0 && tap_yx[t - 1] == (ky, kx.wrapping_sub(1)) {
-            runs[n_runs - 1].1 += cw;
-        } else {
-            runs[n_runs] = ((ky * wp + kx) * cw, cw);
-            n_runs += 1;
-        }
+    for (r, &(ky, off, n)) in runs.iter_mut().zip(&runs_ky[..n_runs]) {
+        *r = (ky * wp * cw + off, n);
     }
     let runs = &runs[..n_runs];
     let per_co = n_live * cw;
