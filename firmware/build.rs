@@ -91,6 +91,60 @@ fn board(target: &str) -> &'static str {
     }
 }
 
+/// The Cortex-M4F computes `f64` in software (the guard's statistics, the coder's flag
+/// costs, the latent mixture). GCC's `libgcc` has hand-written Thumb-2 versions of the
+/// double-precision add, subtract, multiply and divide (`ieee754-df.S`); `compiler_builtins`
+/// has portable Rust ones (about 95 instructions an addition here, against about 40). Both
+/// are correctly rounded IEEE 754, so the results are the same bits; linking libgcc's two
+/// objects (their symbols are strong, `compiler_builtins`' weak) takes about 1.5 M
+/// instructions off each guard frame (the addition and the multiplication; the division
+/// stays `compiler_builtins`', which is faster). Without `arm-none-eabi-gcc` the build keeps
+/// `compiler_builtins`' and says so.
+fn soft_double(out: &std::path::Path) {
+    let found = (|| -> Result<Vec<PathBuf>, String> {
+        let gcc = std::process::Command::new("arm-none-eabi-gcc")
+            .args(["-mthumb", "-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-print-libgcc-file-name"])
+            .output()
+            .map_err(|e| format!("arm-none-eabi-gcc: {e}"))?;
+        let lib = PathBuf::from(String::from_utf8_lossy(&gcc.stdout).trim());
+        if !gcc.status.success() || !lib.is_file() {
+            return Err(format!("arm-none-eabi-gcc names no libgcc for the Cortex-M4F ({})", lib.display()));
+        }
+        println!("cargo:rerun-if-changed={}", lib.display());
+        let objects = ["_arm_addsubdf3.o", "_arm_muldivdf3.o"];
+        let ar = std::process::Command::new("arm-none-eabi-ar")
+            .arg("x")
+            .arg(&lib)
+            .args(objects)
+            .current_dir(out)
+            .status()
+            .map_err(|e| format!("arm-none-eabi-ar: {e}"))?;
+        let paths: Vec<PathBuf> = objects.iter().map(|o| out.join(o)).collect();
+        if !ar.success() || !paths.iter().all(|p| p.is_file()) {
+            return Err(format!("{} has no {}", lib.display(), objects.join(", ")));
+        }
+        // libgcc's division (a shift-and-subtract loop, ~285 instructions) is slower than
+        // `compiler_builtins`' (Newton–Raphson, ~120): made local, it leaves division to them.
+        let copy = std::process::Command::new("arm-none-eabi-objcopy")
+            .args(["--localize-symbol=__aeabi_ddiv", "--localize-symbol=__divdf3"])
+            .arg(&paths[1])
+            .status()
+            .map_err(|e| format!("arm-none-eabi-objcopy: {e}"))?;
+        if !copy.success() {
+            return Err(format!("arm-none-eabi-objcopy could not localize the division in {}", paths[1].display()));
+        }
+        Ok(paths)
+    })();
+    match found {
+        Ok(paths) => {
+            for p in paths {
+                println!("cargo:rustc-link-arg={}", p.display());
+            }
+        }
+        Err(e) => println!("cargo:warning=f64 arithmetic from compiler_builtins (same results, slower): {e}; install gcc-arm-none-eabi for libgcc's"),
+    }
+}
+
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let board = board(&target);
@@ -100,6 +154,9 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={}", map.display());
     println!("cargo:rerun-if-changed=build.rs");
+    if target.starts_with("thumbv7em") {
+        soft_double(&out);
+    }
 
     for (name, _, path) in models() {
         println!("cargo:rerun-if-changed={path}");

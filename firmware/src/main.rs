@@ -13,6 +13,7 @@
 mod assets;
 mod clock;
 mod host;
+mod mem;
 #[cfg(feature = "qemu")]
 mod screen;
 mod stack;

@@ -290,9 +290,13 @@ impl Statistics {
                 let bg_total: f64 = bg.iter().map(|&v| v as f64).sum();
                 // A pixel's ratio: summed over its channels, in channel order.
                 let ratio = |p: usize| {
-                    (0..g.channels as usize)
-                        .map(|c| (bg[c * plane + p] as f64 - model[c * plane + p] as f64) / core::f64::consts::LN_2)
-                        .sum::<f64>()
+                    let value = |c: usize| (bg[c * plane + p] as f64 - model[c * plane + p] as f64) / core::f64::consts::LN_2;
+                    if g.channels == 1 {
+                        // `Sum for f64` of one value: −0.0 + v, which is v for every v.
+                        value(0)
+                    } else {
+                        (0..g.channels as usize).map(value).sum::<f64>()
+                    }
                 };
                 let worst = if width <= LINE_COLUMNS {
                     // One pass: each pixel's ratio computed once, added to its row's sum and

@@ -282,7 +282,7 @@ const MAX_RUNS: usize = 8;
 /// stack (its loops need all thirteen allocatable registers).
 #[repr(C)]
 struct QuadArgs {
-    /// 0: the current position's row (position 0 plus `p·step`).
+    /// 0: position 0's row.
     row: *const u32,
     /// 4: the quad's weights.
     w: *const u32,
@@ -295,10 +295,13 @@ struct QuadArgs {
     bias: [i32; 4],
     /// 32: where the next position's four sums go.
     acc: *mut i32,
-    /// 36: bytes from one position's row to the next.
-    step: u32,
-    /// 40: positions left.
-    left: u32,
+    /// 36: bytes from where a position's last run ended to the next position's row
+    /// (wrapping).
+    back: u32,
+    /// 40: one past the last position's sums.
+    acc_end: *mut i32,
+    /// 44: with a single run, its blocks of four words.
+    blocks: u32,
 }
 
 /// Four output channels over `np` positions of one output row:
@@ -311,8 +314,9 @@ struct QuadArgs {
 /// One assembly loop does the whole row. Per run, 4 words a pass: 2 LDRD of the column, 4
 /// LDM of four weight registers (r0–r3; rows 0 and 1, then rows 2 and 3), 16 SMLAD, SUBS and
 /// BNE for 32 multiply-accumulates (an LDM of four registers takes 5 cycles on a Cortex-M4,
-/// two LDRD 6). Around it 6 instructions a run and about 19 a position: the bookkeeping
-/// lives in a [`QuadArgs`] in memory and three words on the stack.
+/// two LDRD 6). Around it 6 instructions a run and 14 a position: the input pointer stays in
+/// its register from one position to the next (`back` moves it on), the rest of the
+/// bookkeeping lives in a [`QuadArgs`] in memory and three words on the stack.
 ///
 /// Returns `false` without writing anything when the shapes do not fit these rules (the
 /// caller then takes the portable path).
@@ -334,9 +338,10 @@ pub struct RunTable {
     w_len: usize,
     /// Rows at least this long hold every position's reads.
     rows_len: usize,
-    /// Positions (≥ 1), and the words from one to the next.
+    /// Positions (≥ 1).
     np: usize,
-    step: usize,
+    /// Bytes from where a position's last run ends to the next position's row (wrapping).
+    back: u32,
 }
 
 impl RunTable {
@@ -346,7 +351,7 @@ impl RunTable {
         if np == 0 || runs.is_empty() || runs.len() > MAX_RUNS || rows_len > (u32::MAX / 8) as usize || step > (u32::MAX / 8) as usize {
             return None;
         }
-        let mut t = RunTable { table: [[0; 2]; MAX_RUNS], n: runs.len(), w_len: 0, rows_len, np, step };
+        let mut t = RunTable { table: [[0; 2]; MAX_RUNS], n: runs.len(), w_len: 0, rows_len, np, back: 0 };
         let mut ended = 0usize;
         for (e, &(o, n)) in t.table.iter_mut().zip(runs) {
             let end = (np - 1).checked_mul(step).and_then(|x| x.checked_add(o)).and_then(|x| x.checked_add(n));
@@ -358,6 +363,7 @@ impl RunTable {
             ended = o + n;
             t.w_len += 4 * n;
         }
+        t.back = (4 * step as u32).wrapping_sub(4 * ended as u32);
         Some(t)
     }
 
@@ -374,9 +380,65 @@ impl RunTable {
             runs_end: self.table[self.n..].as_ptr(),
             bias,
             acc: acc.as_mut_ptr(),
-            step: 4 * self.step as u32,
-            left: self.np as u32,
+            back: self.back,
+            // SAFETY: in bounds (checked above: 4·np ≤ acc.len()).
+            acc_end: unsafe { acc.as_mut_ptr().add(4 * self.np) },
+            blocks: self.table[0][1],
         };
+        if self.n == 1 {
+            // One run (a 1×1 kernel, or taps side by side in one row): its offset moves the
+            // start and `back` once, and each position is one loop with 14 instructions
+            // around it, no run cursor.
+            let start = self.table[0][0];
+            args.row = rows.as_ptr().wrapping_byte_add(start as usize);
+            args.back = self.back.wrapping_add(start);
+            // SAFETY: as for the general loop below (a table of one run; `row` moved to where
+            // the run starts, in bounds since `o + n <= rows.len()`). The assembly writes
+            // `args` and `acc` and nothing else; it keeps the args pointer on the stack and
+            // restores `sp`; the flags are clobbered.
+            unsafe {
+                core::arch::asm!(
+                    "sub sp, sp, #8",
+                    "str {n}, [sp]",
+                    "ldr {c}, [{n}]",
+                    "1:",
+                    "ldr {w}, [{n}, #4]",
+                    "ldrd {s0}, {s1}, [{n}, #16]",
+                    "ldrd {s2}, {s3}, [{n}, #24]",
+                    "ldr {n}, [{n}, #44]",
+                    "3:",
+                    two_words!(),
+                    two_words!(),
+                    "subs {n}, {n}, #1",
+                    "bne 3b",
+                    "ldr {n}, [sp]",
+                    "ldr {a1}, [{n}, #32]",
+                    "strd {s0}, {s1}, [{a1}], #8",
+                    "strd {s2}, {s3}, [{a1}], #8",
+                    "str {a1}, [{n}, #32]",
+                    "ldr {a0}, [{n}, #36]",
+                    "add {c}, {c}, {a0}",
+                    "ldr {a0}, [{n}, #40]",
+                    "cmp {a1}, {a0}",
+                    "bne 1b",
+                    "add sp, sp, #8",
+                    n = inout(reg) &mut args as *mut QuadArgs => _,
+                    c = out(reg) _,
+                    w = out(reg) _,
+                    a0 = out(reg) _,
+                    a1 = out(reg) _,
+                    s0 = out(reg) _,
+                    s1 = out(reg) _,
+                    s2 = out(reg) _,
+                    s3 = out(reg) _,
+                    out("r0") _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                );
+            }
+            return true;
+        }
         // SAFETY: checked here and in `new`: for every position p < np and run (o, n),
         // `o + p·step + n <= rows.len()` (the reads of a run start at `row + 4·o` bytes, the
         // running sum of the deltas, and cover `n` words), n is a positive multiple of 4, the
@@ -392,9 +454,9 @@ impl RunTable {
                 "str {n}, [sp]",
                 "ldr {a1}, [{n}, #12]",
                 "str {a1}, [sp, #12]",
+                "ldr {c}, [{n}]",
                 "1:",
-                "ldr {n}, [sp]",
-                "ldrd {c}, {w}, [{n}]",
+                "ldr {w}, [{n}, #4]",
                 "ldrd {s0}, {s1}, [{n}, #16]",
                 "ldrd {s2}, {s3}, [{n}, #24]",
                 "ldr {a0}, [{n}, #8]",
@@ -415,13 +477,10 @@ impl RunTable {
                 "strd {s0}, {s1}, [{a1}], #8",
                 "strd {s2}, {s3}, [{a1}], #8",
                 "str {a1}, [{n}, #32]",
-                "ldr {c}, [{n}]",
-                "ldr {a1}, [{n}, #36]",
-                "add {c}, {c}, {a1}",
-                "str {c}, [{n}]",
-                "ldr {a1}, [{n}, #40]",
-                "subs {a1}, {a1}, #1",
-                "str {a1}, [{n}, #40]",
+                "ldr {a0}, [{n}, #36]",
+                "add {c}, {c}, {a0}",
+                "ldr {a0}, [{n}, #40]",
+                "cmp {a1}, {a0}",
                 "bne 1b",
                 "add sp, sp, #16",
                 n = inout(reg) &mut args as *mut QuadArgs => _,
