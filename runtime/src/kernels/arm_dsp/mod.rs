@@ -7,7 +7,7 @@
 #![allow(unsafe_code)]
 
 use crate::kernels::dispatch::{KernelTable, PORTABLE};
-use crate::kernels::portable::conv::{conv2d_im2col, gemm_pair, gemm_pair_hwc, MicroKernel, TILE};
+use crate::kernels::portable::conv::{conv2d_im2col, gemm_pair, gemm_pair_hwc, MicroKernel, RowCache, CACHE_CO, TILE};
 use crate::kernels::{f32_at, i32_at, AddParams, ConvGeometry, OutSpec};
 use crate::quant::RoundingRequantizer;
 
@@ -131,10 +131,31 @@ impl MicroKernel for Smlad {
         [co_n, ho, wo]: [usize; 3],
         spec: &OutSpec,
         out: &mut [u8],
+        cache: &mut RowCache,
     ) -> bool {
         let Some(table) = RunTable::new(rows.len(), runs, step, wo) else {
             return false;
         };
+        // The channels' biases and requantization constants, worked out on the first row
+        // (about 100 instructions a quad and row otherwise).
+        let int8 = match *spec {
+            OutSpec::Int8 { zero_point, act_min, act_max, quant } if co_n <= CACHE_CO => Some((zero_point, act_min as i32, act_max as i32, quant)),
+            _ => None,
+        };
+        if let Some((zero_point, lo, hi, quant)) = int8 {
+            if !cache.filled {
+                for co in 0..co_n {
+                    cache.bias[co] = i32_at(bias, co);
+                    let (mult, shift) = (i32_at(quant, 2 * co), i32_at(quant, 2 * co + 1));
+                    // k = 0 marks a channel the assembly loop does not take.
+                    cache.consts[co] = RoundingRequantizer::new(mult, shift)
+                        .filter(|_| hi == 127 && (-128..=127).contains(&lo))
+                        .and_then(|r| smlal_constants(&r, zero_point))
+                        .map_or([0; 3], |(m, c_hi, k)| [m, c_hi, k as i32]);
+                }
+                cache.filled = true;
+            }
+        }
         for q in 0..co_n.div_ceil(4) {
             let Some(wq) = wv.get(q * 4 * per_co..(q + 1) * 4 * per_co) else {
                 return false;
@@ -142,14 +163,24 @@ impl MicroKernel for Smlad {
             let nc = (co_n - 4 * q).min(4);
             let mut b = [0i32; 4];
             for (r, b) in b[..nc].iter_mut().enumerate() {
-                *b = i32_at(bias, 4 * q + r);
+                *b = if int8.is_some() { cache.bias[4 * q + r] } else { i32_at(bias, 4 * q + r) };
             }
             if !table.gemm1x4_row(rows, wq, b, &mut acc[..]) {
                 return false;
             }
             for r in 0..nc {
                 let co = 4 * q + r;
-                emit_every_fourth(&acc[r..4 * wo], wo, co, (co * ho + oy) * wo, spec, out);
+                let first = (co * ho + oy) * wo;
+                let fast = match int8 {
+                    Some((_, lo, _, _)) => {
+                        let [m, c_hi, k] = cache.consts[co];
+                        k != 0 && requantize_words_with::<4>(&acc[r..4 * wo], (m, c_hi, k as u32), lo, &mut out[first..first + wo])
+                    }
+                    None => false,
+                };
+                if !fast {
+                    emit_every_fourth(&acc[r..4 * wo], wo, co, first, spec, out);
+                }
             }
         }
         true
@@ -625,13 +656,24 @@ pub fn requantize_words<const STEP: usize>(
     hi: i32,
     dst: &mut [u8],
 ) -> bool {
-    let n = dst.len();
-    if n == 0 || acc.len() < (n - 1) * STEP + 1 || hi != 127 || !(-128..=127).contains(&lo) {
+    if hi != 127 || !(-128..=127).contains(&lo) {
         return false;
     }
-    let Some((m, c_hi, k)) = smlal_constants(r, zero_point) else {
+    let Some(consts) = smlal_constants(r, zero_point) else {
         return false;
     };
+    requantize_words_with::<STEP>(acc, consts, lo, dst)
+}
+
+/// [`requantize_words`] with its constants ([`smlal_constants`]) worked out: the upper clamp
+/// 127 and `lo` in the int8 range (the caller checked them). `false` (nothing written) when
+/// there are too few accumulators.
+#[inline(always)]
+fn requantize_words_with<const STEP: usize>(acc: &[i32], (m, c_hi, k): (i32, i32, u32), lo: i32, dst: &mut [u8]) -> bool {
+    let n = dst.len();
+    if n == 0 || acc.len() < (n - 1) * STEP + 1 {
+        return false;
+    }
     let (mut src, mut out) = (acc.as_ptr(), dst.as_mut_ptr());
     let quads = n / 4;
     if quads > 0 {

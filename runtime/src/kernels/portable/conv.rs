@@ -153,8 +153,39 @@ pub trait MicroKernel {
         _dims: [usize; 3],
         _spec: &OutSpec,
         _out: &mut [u8],
+        _cache: &mut RowCache,
     ) -> bool {
         false
+    }
+}
+
+/// Most output channels a [`RowCache`] holds.
+pub const CACHE_CO: usize = 64;
+
+/// What [`MicroKernel::gemm_quads_row`] works out from a convolution's bias and output spec
+/// on its first output row and reuses on the others: each channel's bias and requantization
+/// constants (the instruction set's own). One cache for one bias, spec and channel count —
+/// a fresh one per convolution, or per view of one.
+pub struct RowCache {
+    /// Whether a first row filled it.
+    pub filled: bool,
+    /// Each channel's bias.
+    pub bias: [i32; CACHE_CO],
+    /// Each channel's requantization constants, in the micro-kernel's terms.
+    pub consts: [[i32; 3]; CACHE_CO],
+}
+
+impl RowCache {
+    /// An empty cache.
+    #[inline(always)]
+    pub fn new() -> Self {
+        RowCache { filled: false, bias: [0; CACHE_CO], consts: [[0; 3]; CACHE_CO] }
+    }
+}
+
+impl Default for RowCache {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -309,6 +340,7 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
     // position), their weights interleaved as for the channel-last quads: the M4's 7×7
     // first layers.
     let quads = M::QUADS && group == wo && 4 * wo <= TILE && co_n.div_ceil(4) * 4 * k2 <= WBUF;
+    let mut cache = RowCache::new();
     if quads {
         // Quad q, word pair j, channel r (as `conv2d_rows_hwc` lays them out); value `j` of
         // a column is input channel `j / n_live`, live tap `j % n_live`.
@@ -371,7 +403,7 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
             let cols = &cols[..np * kl];
             if quads {
                 let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
-                if !M::gemm_quads_row(cols, &[(0, kl)], kl, wv, kl, bias, &mut acc, oy, g.output, spec, out) {
+                if !M::gemm_quads_row(cols, &[(0, kl)], kl, wv, kl, bias, &mut acc, oy, g.output, spec, out, &mut cache) {
                     return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
                 }
                 x0 += np;
@@ -481,6 +513,7 @@ fn conv2d_rows_hwc<M: MicroKernel>(
     let (taps, n_live) = (kh * kw, live.len());
     let ci2 = ci_n + (ci_n & 1);
     let (cw, wp) = (ci2 / M::PACK, wi + 2 * pad);
+    let mut cache = RowCache::new();
     let quads = M::QUADS && cw % 4 == 0 && 4 * wo <= TILE && co_n.div_ceil(4) * 4 * n_live * cw <= WBUF / 2;
     if quads {
         // Four output channels per block, their weights interleaved two words at a time
@@ -547,7 +580,7 @@ fn conv2d_rows_hwc<M: MicroKernel>(
         let rows: &[M::Lane] = bytemuck::cast_slice(&rows_buf[..kh * wp * ci2 / 2]);
         let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
         if quads {
-            if !M::gemm_quads_row(rows, runs, s * cw, wv, n_live * cw, bias, acc, oy, g.output, spec, out) {
+            if !M::gemm_quads_row(rows, runs, s * cw, wv, n_live * cw, bias, acc, oy, g.output, spec, out, &mut cache) {
                 return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
             }
             continue;
@@ -670,9 +703,10 @@ fn conv2d_quads_whole_input<M: MicroKernel>(
         let wv: &[M::Lane] = bytemuck::cast_slice(&w_buf[..]);
         let sub = spec.channels_from(4 * q);
         let out_q = &mut out[elem * 4 * q * ho * wo..];
+        let mut cache = RowCache::new();
         for oy in g.rows.0..g.rows.1.min(ho) {
             let top = &rows[oy * s * wp * cw..];
-            if !M::gemm_quads_row(top, runs, s * cw, wv, per_co, &bias[16 * q..], acc, oy, [nc, ho, wo], &sub, out_q) {
+            if !M::gemm_quads_row(top, runs, s * cw, wv, per_co, &bias[16 * q..], acc, oy, [nc, ho, wo], &sub, out_q, &mut cache) {
                 return crate::kernels::reference::conv2d(g, input, weights, bias, spec, out);
             }
         }
