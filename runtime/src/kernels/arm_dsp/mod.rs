@@ -797,9 +797,8 @@ macro_rules! add_value {
         concat!(
             "ldrb {y}, [{pa}, {db}]\n",
             "ldrb {x}, [{pa}], #1\n",
-            "add {y}, {y}, #256\n",
             "ldr {x}, [{t}, {x}, lsl #2]\n",
-            "ldr {y}, [{t}, {y}, lsl #2]\n",
+            "ldr {y}, [{tb}, {y}, lsl #2]\n",
             "add {x}, {x}, {y}\n",
             requantize_word!("{x}", "{lo}", $out),
         )
@@ -808,8 +807,8 @@ macro_rules! add_value {
 
 /// The addition's lookups and [`requantize_run`]'s requantization in one assembly loop, for
 /// the int8 range as its clamp (no fused ReLU): four values a pass, packed by BFI and stored
-/// by one STR (13.5 instructions a value), the last `n mod 4` one at a time (15). The two
-/// tables sit one after the other (the second input's value offset by 256), `b` is read at a
+/// by one STR (12.5 instructions a value), the last `n mod 4` one at a time (14). The two
+/// tables sit one after the other (a register points at each), `b` is read at a
 /// fixed distance from `a`. Returns `false` (nothing written) when the constants do not suit
 /// it (as for [`requantize_run`]) or the inputs are shorter than `out`.
 fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_point: i32, a: &[u8], b: &[u8], out: &mut [u8]) -> bool {
@@ -831,7 +830,7 @@ fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_poi
         // SAFETY: the loop reads bytes `a[i]` and `b[i]` (at `pa + i + db` = `b + i`) and
         // writes `out[i]` for i < 4·quads ≤ n, all in bounds (checked above; the STR of four
         // bytes needs no alignment on a core with the DSP extension); table indices are a
-        // byte (0..=255) and a byte + 256, inside `t`'s 512 words. Flags are clobbered.
+        // byte (0..=255) into `t`'s first 256 words and into its last 256. Flags are clobbered.
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -848,6 +847,7 @@ fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_poi
                 pa = inout(reg) pa,
                 db = in(reg) db,
                 t = in(reg) t.as_ptr(),
+                tb = in(reg) t[256..].as_ptr(),
                 out = inout(reg) dst,
                 end = in(reg) dst.add(4 * quads),
                 c_hi = in(reg) c_hi,
@@ -875,6 +875,7 @@ fn add_fused(ta: &[i32; 256], tb: &[i32; 256], r: &RoundingRequantizer, zero_poi
                 pa = inout(reg) pa => _,
                 db = in(reg) db,
                 t = in(reg) t.as_ptr(),
+                tb = in(reg) t[256..].as_ptr(),
                 out = inout(reg) dst => _,
                 end = in(reg) dst.add(rest),
                 c_hi = in(reg) c_hi,
