@@ -168,6 +168,12 @@ impl MicroKernel for Smlad {
             if !table.gemm1x4_row(rows, wq, b, &mut acc[..]) {
                 return false;
             }
+            // The whole quad in one assembly loop where every channel suits it.
+            if let Some((_, lo, _, _)) = int8 {
+                if requantize_quad(&acc[..4 * wo], &cache.consts[4 * q..4 * q + nc], lo, out, (4 * q * ho + oy) * wo, ho * wo) {
+                    continue;
+                }
+            }
             for r in 0..nc {
                 let co = 4 * q + r;
                 let first = (co * ho + oy) * wo;
@@ -627,6 +633,119 @@ macro_rules! requantize_word {
             $hi,
         )
     };
+}
+
+/// What [`requantize_quad`]'s assembly reads and updates, through a pointer in a register.
+#[repr(C)]
+struct QuadEmit {
+    /// 0: the next channel's constants ([`smlal_constants`]: m, high word, k).
+    consts: *const [i32; 3],
+    /// 4: channels left.
+    left: u32,
+    /// 8: bytes from one channel's output row to the next's.
+    plane: u32,
+    /// 12: the next channel's first sum (the sums of a position four words apart).
+    acc: *const i32,
+    /// 16: the next channel's first output byte.
+    out: *mut u8,
+    /// 20: values a channel (a multiple of 4).
+    wo: u32,
+}
+
+/// The `consts.len()` channels of one quad from [`gemm1x4_row`]'s interleaved sums
+/// (`acc`, `4·wo` of them), channel `r`'s `wo` values to `out[first + r·plane..]`, each
+/// through its cached constants ([`RowCache`]) as [`requantize_words_with`] computes them,
+/// in one assembly loop: about 19 instructions a channel around the four-value passes (the
+/// Rust loop over the channels spilled its state: about 60). `false` (nothing written)
+/// unless every channel has constants, `wo` is a positive multiple of 4, and the slices
+/// hold what it writes and reads.
+#[inline(always)]
+fn requantize_quad(acc: &[i32], consts: &[[i32; 3]], lo: i32, out: &mut [u8], first: usize, plane: usize) -> bool {
+    let (nc, wo) = (consts.len(), acc.len() / 4);
+    if nc == 0 || nc > 4 || wo == 0 || wo % 4 != 0 || !(-128..=127).contains(&lo) || consts.iter().any(|c| c[2] == 0) {
+        return false;
+    }
+    if first.checked_add((nc - 1) * plane + wo).is_none_or(|end| end > out.len()) || plane > u32::MAX as usize {
+        return false;
+    }
+    let mut args = QuadEmit {
+        consts: consts.as_ptr(),
+        left: nc as u32,
+        plane: plane as u32,
+        acc: acc.as_ptr(),
+        out: out[first..].as_mut_ptr(),
+        wo: wo as u32,
+    };
+    let zz = u32::from_ne_bytes([lo as i8 as u8; 4]);
+    // SAFETY: channel r < nc reads sums r + 4·p (p < wo) of `acc` (4·wo long) and writes bytes
+    // first + r·plane + p of `out`, in bounds (checked above); its constants are `consts[r]`.
+    // The STR of four bytes needs no alignment on a Cortex-M with the DSP extension. The
+    // assembly writes `args` (through its pointer) and `out` and nothing else; the flags and
+    // GE bits are clobbered.
+    unsafe {
+        macro_rules! channels {
+            ($($relu:literal),*) => {
+                core::arch::asm!(
+                    "1:",
+                    "ldr {hi}, [{a}]",
+                    "ldr {m}, [{hi}]",
+                    "ldr {c_hi}, [{hi}, #4]",
+                    "ldr {k}, [{hi}, #8]",
+                    "add {hi}, {hi}, #12",
+                    "str {hi}, [{a}]",
+                    "ldr {src}, [{a}, #12]",
+                    "add {hi}, {src}, #4",
+                    "str {hi}, [{a}, #12]",
+                    "ldr {out}, [{a}, #16]",
+                    "ldr {hi}, [{a}, #8]",
+                    "add {hi}, {out}, {hi}",
+                    "str {hi}, [{a}, #16]",
+                    "ldr {hi}, [{a}, #20]",
+                    "add {end}, {out}, {hi}",
+                    "2:",
+                    "ldr {x}, [{src}], #16",
+                    requantize_word!("{x}", "{lo}", "{pk}"),
+                    "ldr {x}, [{src}], #16",
+                    requantize_word!("{x}", "{lo}", "{hi}"),
+                    "bfi {pk}, {hi}, #8, #8",
+                    "ldr {x}, [{src}], #16",
+                    requantize_word!("{x}", "{lo}", "{hi}"),
+                    "bfi {pk}, {hi}, #16, #8",
+                    "ldr {x}, [{src}], #16",
+                    requantize_word!("{x}", "{lo}", "{hi}"),
+                    "bfi {pk}, {hi}, #24, #8",
+                    $($relu,)*
+                    "str {pk}, [{out}], #4",
+                    "cmp {out}, {end}",
+                    "bne 2b",
+                    "ldr {hi}, [{a}, #4]",
+                    "subs {hi}, {hi}, #1",
+                    "str {hi}, [{a}, #4]",
+                    "bne 1b",
+                    a = in(reg) &mut args as *mut QuadEmit,
+                    zz = in(reg) zz,
+                    m = out(reg) _,
+                    c_hi = out(reg) _,
+                    k = out(reg) _,
+                    src = out(reg) _,
+                    out = out(reg) _,
+                    end = out(reg) _,
+                    x = out(reg) _,
+                    lo = out(reg) _,
+                    hi = out(reg) _,
+                    pk = out(reg) _,
+                    options(nostack),
+                )
+            };
+        }
+        if lo == -128 {
+            // SSAT already clamps at −128: `zz` goes unused.
+            channels!("/* {zz} */");
+        } else {
+            channels!("ssub8 {x}, {pk}, {zz}", "sel {pk}, {pk}, {zz}");
+        }
+    }
+    true
 }
 
 /// `dst[i] = clamp(r.apply(acc[i]) + zero_point, lo, hi)`: [`requantize_words`] over
