@@ -95,10 +95,10 @@ fn board(target: &str) -> &'static str {
 /// costs, the latent mixture). GCC's `libgcc` has hand-written Thumb-2 versions of the
 /// double-precision add, subtract, multiply and divide (`ieee754-df.S`); `compiler_builtins`
 /// has portable Rust ones (about 95 instructions an addition here, against about 40). Both
-/// are correctly rounded IEEE 754, so the results are the same bits; linking libgcc's two
-/// objects (their symbols are strong, `compiler_builtins`' weak) takes about 1.5 M
-/// instructions off each guard frame (the addition and the multiplication; the division
-/// stays `compiler_builtins`', which is faster). Without `arm-none-eabi-gcc` the build keeps
+/// are correctly rounded IEEE 754, so the results are the same bits; linking libgcc's
+/// addition and multiplication (strong symbols, over `compiler_builtins`' weak ones) takes
+/// about 1 M instructions off each guard frame, and 0.5 KB of flash (the division stays
+/// `compiler_builtins`', which is faster). Without `arm-none-eabi-gcc` the build keeps
 /// `compiler_builtins`' and says so.
 fn soft_double(out: &std::path::Path) {
     let found = (|| -> Result<Vec<PathBuf>, String> {
@@ -111,7 +111,7 @@ fn soft_double(out: &std::path::Path) {
             return Err(format!("arm-none-eabi-gcc names no libgcc for the Cortex-M4F ({})", lib.display()));
         }
         println!("cargo:rerun-if-changed={}", lib.display());
-        let objects = ["_arm_addsubdf3.o", "_arm_muldivdf3.o"];
+        let objects = ["_arm_addsubdf3.o", "_arm_muldf3.o"];
         let ar = std::process::Command::new("arm-none-eabi-ar")
             .arg("x")
             .arg(&lib)
@@ -123,16 +123,10 @@ fn soft_double(out: &std::path::Path) {
         if !ar.success() || !paths.iter().all(|p| p.is_file()) {
             return Err(format!("{} has no {}", lib.display(), objects.join(", ")));
         }
-        // libgcc's division (a shift-and-subtract loop, ~285 instructions) is slower than
-        // `compiler_builtins`' (Newton–Raphson, ~120): made local, it leaves division to them.
-        let copy = std::process::Command::new("arm-none-eabi-objcopy")
-            .args(["--localize-symbol=__aeabi_ddiv", "--localize-symbol=__divdf3"])
-            .arg(&paths[1])
-            .status()
-            .map_err(|e| format!("arm-none-eabi-objcopy: {e}"))?;
-        if !copy.success() {
-            return Err(format!("arm-none-eabi-objcopy could not localize the division in {}", paths[1].display()));
-        }
+        // The multiplication alone (`_arm_muldf3.o`; `_arm_muldivdf3.o` would bring libgcc's
+        // division too, a slower shift-and-subtract loop) defines its symbols weakly, as
+        // `compiler_builtins` does, and the linker would keep theirs: made strong here.
+        strengthen(&paths[1], &["__aeabi_dmul", "__muldf3"])?;
         Ok(paths)
     })();
     match found {
@@ -141,8 +135,48 @@ fn soft_double(out: &std::path::Path) {
                 println!("cargo:rustc-link-arg={}", p.display());
             }
         }
-        Err(e) => println!("cargo:warning=f64 arithmetic from compiler_builtins (same results, slower): {e}; install gcc-arm-none-eabi for libgcc's"),
+        Err(e) => println!(
+            "cargo:warning=f64 arithmetic from compiler_builtins (same results, slower): {e}; install gcc-arm-none-eabi for libgcc's"
+        ),
     }
+}
+
+/// Makes the weak global symbols `names` of the 32-bit little-endian ELF object at `path`
+/// strong (binding GLOBAL), in place.
+fn strengthen(path: &std::path::Path, names: &[&str]) -> Result<(), String> {
+    let mut elf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || format!("{}: not a 32-bit little-endian ELF object", path.display());
+    let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
+    let u32_at = |b: &[u8], at: usize| b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 1, 1][..]) {
+        return Err(bad());
+    }
+    let (shoff, shentsize, shnum) =
+        (u32_at(&elf, 0x20).ok_or_else(bad)?, u16_at(&elf, 0x2e).ok_or_else(bad)?, u16_at(&elf, 0x30).ok_or_else(bad)?);
+    let mut found = 0;
+    for i in 0..shnum {
+        let sh = shoff + i * shentsize;
+        if u32_at(&elf, sh + 4) != Some(2) {
+            continue; // not SHT_SYMTAB
+        }
+        let (off, size, link) =
+            (u32_at(&elf, sh + 16).ok_or_else(bad)?, u32_at(&elf, sh + 20).ok_or_else(bad)?, u32_at(&elf, sh + 24).ok_or_else(bad)?);
+        let strtab = u32_at(&elf, shoff + link * shentsize + 16).ok_or_else(bad)?;
+        for sym in (off..off + size).step_by(16) {
+            let name_at = strtab + u32_at(&elf, sym).ok_or_else(bad)?;
+            let name_len = elf.get(name_at..).and_then(|s| s.iter().position(|&c| c == 0)).ok_or_else(bad)?;
+            let name = std::str::from_utf8(&elf[name_at..name_at + name_len]).unwrap_or("");
+            let info = *elf.get(sym + 12).ok_or_else(bad)?;
+            if names.contains(&name) && info >> 4 == 2 {
+                elf[sym + 12] = (1 << 4) | (info & 0xf);
+                found += 1;
+            }
+        }
+    }
+    if found != names.len() {
+        return Err(format!("{}: {} of the weak symbols {names:?} found", path.display(), found));
+    }
+    std::fs::write(path, elf).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn main() {

@@ -139,7 +139,9 @@ impl MicroKernel for Smlad {
         // The channels' biases and requantization constants, worked out on the first row
         // (about 100 instructions a quad and row otherwise).
         let int8 = match *spec {
-            OutSpec::Int8 { zero_point, act_min, act_max, quant } if co_n <= CACHE_CO => Some((zero_point, act_min as i32, act_max as i32, quant)),
+            OutSpec::Int8 { zero_point, act_min, act_max, quant } if co_n <= CACHE_CO => {
+                Some((zero_point, act_min as i32, act_max as i32, quant))
+            }
             _ => None,
         };
         if let Some((zero_point, lo, hi, quant)) = int8 {
@@ -174,19 +176,11 @@ impl MicroKernel for Smlad {
                     continue;
                 }
             }
+            // Otherwise (f32 outputs, a width not a multiple of 4, a channel without the
+            // assembly's constants) channel by channel.
             for r in 0..nc {
                 let co = 4 * q + r;
-                let first = (co * ho + oy) * wo;
-                let fast = match int8 {
-                    Some((_, lo, _, _)) => {
-                        let [m, c_hi, k] = cache.consts[co];
-                        k != 0 && requantize_words_with::<4>(&acc[r..4 * wo], (m, c_hi, k as u32), lo, &mut out[first..first + wo])
-                    }
-                    None => false,
-                };
-                if !fast {
-                    emit_every_fourth(&acc[r..4 * wo], wo, co, first, spec, out);
-                }
+                emit_every_fourth(&acc[r..4 * wo], wo, co, (co * ho + oy) * wo, spec, out);
             }
         }
         true

@@ -21,7 +21,9 @@ pub(crate) fn add_table(p: &AddParams, i: usize) -> [i32; 256] {
 
 /// int8 addition, bit-exact with `reference::add`: each input's rescaled contribution is a
 /// function of its int8 value alone, so both are tabulated once per call (256 entries each)
-/// and every element costs two lookups and one requantization instead of three.
+/// and every element costs two lookups and one requantization instead of three. Out of line:
+/// the instruction-set additions fall back to it, and one copy in flash serves them all.
+#[inline(never)]
 pub fn add(p: &AddParams, a: &[u8], b: &[u8], out: &mut [u8]) {
     if out.len() < 512 {
         return super::reference::add(p, a, b, out);
