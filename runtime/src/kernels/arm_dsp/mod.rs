@@ -305,6 +305,64 @@ macro_rules! two_words {
     };
 }
 
+/// Assembly text of [`RunTable::gemm1x4_row`]'s two loops: a position's start (its
+/// weights' address; the biases as the four sums, from the [`QuadArgs`] at `{n}`).
+macro_rules! position_start {
+    () => {
+        concat!("ldr {w}, [{n}, #4]\n", "ldrd {s0}, {s1}, [{n}, #16]\n", "ldrd {s2}, {s3}, [{n}, #24]")
+    };
+}
+
+/// Assembly text: one run, `{n}` blocks of four words ([`two_words`] twice a block).
+macro_rules! run_blocks {
+    () => {
+        concat!("3:\n", two_words!(), "\n", two_words!(), "\n", "subs {n}, {n}, #1\n", "bne 3b")
+    };
+}
+
+/// Assembly text: a position's end — the four sums stored, the input pointer moved on by
+/// `back`, back to `1:` until the last position's sums are written.
+macro_rules! position_end {
+    () => {
+        concat!(
+            "ldr {n}, [sp]\n",
+            "ldr {a1}, [{n}, #32]\n",
+            "strd {s0}, {s1}, [{a1}], #8\n",
+            "strd {s2}, {s3}, [{a1}], #8\n",
+            "str {a1}, [{n}, #32]\n",
+            "ldr {a0}, [{n}, #36]\n",
+            "add {c}, {c}, {a0}\n",
+            "ldr {a0}, [{n}, #40]\n",
+            "cmp {a1}, {a0}\n",
+            "bne 1b",
+        )
+    };
+}
+
+/// [`RunTable::gemm1x4_row`]'s assembly with its operands: `{n}` the [`QuadArgs`] pointer
+/// (then the block counter), `{c}` the input pointer, `{w}` the weights', `{a0}`/`{a1}` the
+/// two input words, `{s0}`–`{s3}` the sums, r0–r3 the weights.
+macro_rules! gemm_row_asm {
+    ($args:expr, $($text:expr),+ $(,)?) => {
+        core::arch::asm!(
+            $($text,)+
+            n = inout(reg) $args => _,
+            c = out(reg) _,
+            w = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            s0 = out(reg) _,
+            s1 = out(reg) _,
+            s2 = out(reg) _,
+            s3 = out(reg) _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+        )
+    };
+}
+
 /// Most runs [`gemm1x4_row`] takes (one per kernel row and gap in its live taps: 7 for a
 /// 7×7 kernel).
 const MAX_RUNS: usize = 8;
@@ -428,44 +486,17 @@ impl RunTable {
             // `args` and `acc` and nothing else; it keeps the args pointer on the stack and
             // restores `sp`; the flags are clobbered.
             unsafe {
-                core::arch::asm!(
+                gemm_row_asm!(
+                    &mut args as *mut QuadArgs,
                     "sub sp, sp, #8",
                     "str {n}, [sp]",
                     "ldr {c}, [{n}]",
                     "1:",
-                    "ldr {w}, [{n}, #4]",
-                    "ldrd {s0}, {s1}, [{n}, #16]",
-                    "ldrd {s2}, {s3}, [{n}, #24]",
+                    position_start!(),
                     "ldr {n}, [{n}, #44]",
-                    "3:",
-                    two_words!(),
-                    two_words!(),
-                    "subs {n}, {n}, #1",
-                    "bne 3b",
-                    "ldr {n}, [sp]",
-                    "ldr {a1}, [{n}, #32]",
-                    "strd {s0}, {s1}, [{a1}], #8",
-                    "strd {s2}, {s3}, [{a1}], #8",
-                    "str {a1}, [{n}, #32]",
-                    "ldr {a0}, [{n}, #36]",
-                    "add {c}, {c}, {a0}",
-                    "ldr {a0}, [{n}, #40]",
-                    "cmp {a1}, {a0}",
-                    "bne 1b",
+                    run_blocks!(),
+                    position_end!(),
                     "add sp, sp, #8",
-                    n = inout(reg) &mut args as *mut QuadArgs => _,
-                    c = out(reg) _,
-                    w = out(reg) _,
-                    a0 = out(reg) _,
-                    a1 = out(reg) _,
-                    s0 = out(reg) _,
-                    s1 = out(reg) _,
-                    s2 = out(reg) _,
-                    s3 = out(reg) _,
-                    out("r0") _,
-                    out("r1") _,
-                    out("r2") _,
-                    out("r3") _,
                 );
             }
             return true;
@@ -479,7 +510,8 @@ impl RunTable {
         // nothing else; it keeps three words on the stack (the args pointer, the run cursor and
         // the runs' end) and restores `sp`; the flags are clobbered.
         unsafe {
-            core::arch::asm!(
+            gemm_row_asm!(
+                &mut args as *mut QuadArgs,
                 // Stack: [sp] the args pointer, [sp, #8] the run cursor, [sp, #12] the runs' end.
                 "sub sp, sp, #16",
                 "str {n}, [sp]",
@@ -487,46 +519,18 @@ impl RunTable {
                 "str {a1}, [sp, #12]",
                 "ldr {c}, [{n}]",
                 "1:",
-                "ldr {w}, [{n}, #4]",
-                "ldrd {s0}, {s1}, [{n}, #16]",
-                "ldrd {s2}, {s3}, [{n}, #24]",
+                position_start!(),
                 "ldr {a0}, [{n}, #8]",
                 "2:",
                 "ldrd {a1}, {n}, [{a0}], #8",
                 "str {a0}, [sp, #8]",
                 "add {c}, {c}, {a1}",
-                "3:",
-                two_words!(),
-                two_words!(),
-                "subs {n}, {n}, #1",
-                "bne 3b",
+                run_blocks!(),
                 "ldrd {a0}, {a1}, [sp, #8]",
                 "cmp {a0}, {a1}",
                 "bne 2b",
-                "ldr {n}, [sp]",
-                "ldr {a1}, [{n}, #32]",
-                "strd {s0}, {s1}, [{a1}], #8",
-                "strd {s2}, {s3}, [{a1}], #8",
-                "str {a1}, [{n}, #32]",
-                "ldr {a0}, [{n}, #36]",
-                "add {c}, {c}, {a0}",
-                "ldr {a0}, [{n}, #40]",
-                "cmp {a1}, {a0}",
-                "bne 1b",
+                position_end!(),
                 "add sp, sp, #16",
-                n = inout(reg) &mut args as *mut QuadArgs => _,
-                c = out(reg) _,
-                w = out(reg) _,
-                a0 = out(reg) _,
-                a1 = out(reg) _,
-                s0 = out(reg) _,
-                s1 = out(reg) _,
-                s2 = out(reg) _,
-                s3 = out(reg) _,
-                out("r0") _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
             );
         }
         true
