@@ -16,10 +16,12 @@ command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
-# The C API's example firmware (capi/examples/guard): gcc for Cortex-M with newlib-nano.
+# gcc for Cortex-M with newlib-nano: the C API's example firmware (capi/examples/guard), and
+# libgcc's double-precision arithmetic, which the M4 firmware links (firmware/build.rs).
 { command -v arm-none-eabi-gcc >/dev/null && [ -d /usr/lib/arm-none-eabi/newlib ]; } || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v make >/dev/null || need_apt+=(make)
-# Vulkan on the CPU (Mesa's lavapipe) and the Vulkan loader: training on burn's vulkan backend.
+# Vulkan on the CPU (Mesa's lavapipe) and the Vulkan loader: training on burn's wgpu and
+# vulkan backends.
 { [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] && ldconfig -p | grep -q libvulkan.so.1; } || need_apt+=(mesa-vulkan-drivers libvulkan1)
 # The text of eval ood's plots.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)

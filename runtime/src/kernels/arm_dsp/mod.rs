@@ -633,6 +633,26 @@ macro_rules! requantize_word {
     };
 }
 
+/// Assembly text: four accumulators `{s}` bytes apart from `{src}` requantized
+/// ([`requantize_word`]) and packed into `{pk}` by BFI, lowest byte first.
+macro_rules! four_values {
+    () => {
+        concat!(
+            "ldr {x}, [{src}], #{s}\n",
+            requantize_word!("{x}", "{lo}", "{pk}"),
+            "\nldr {x}, [{src}], #{s}\n",
+            requantize_word!("{x}", "{lo}", "{hi}"),
+            "\nbfi {pk}, {hi}, #8, #8\n",
+            "ldr {x}, [{src}], #{s}\n",
+            requantize_word!("{x}", "{lo}", "{hi}"),
+            "\nbfi {pk}, {hi}, #16, #8\n",
+            "ldr {x}, [{src}], #{s}\n",
+            requantize_word!("{x}", "{lo}", "{hi}"),
+            "\nbfi {pk}, {hi}, #24, #8",
+        )
+    };
+}
+
 /// What [`requantize_quad`]'s assembly reads and updates, through a pointer in a register.
 #[repr(C)]
 struct QuadEmit {
@@ -701,17 +721,7 @@ fn requantize_quad(acc: &[i32], consts: &[[i32; 3]], lo: i32, out: &mut [u8], fi
                     "ldr {hi}, [{a}, #20]",
                     "add {end}, {out}, {hi}",
                     "2:",
-                    "ldr {x}, [{src}], #16",
-                    requantize_word!("{x}", "{lo}", "{pk}"),
-                    "ldr {x}, [{src}], #16",
-                    requantize_word!("{x}", "{lo}", "{hi}"),
-                    "bfi {pk}, {hi}, #8, #8",
-                    "ldr {x}, [{src}], #16",
-                    requantize_word!("{x}", "{lo}", "{hi}"),
-                    "bfi {pk}, {hi}, #16, #8",
-                    "ldr {x}, [{src}], #16",
-                    requantize_word!("{x}", "{lo}", "{hi}"),
-                    "bfi {pk}, {hi}, #24, #8",
+                    four_values!(),
                     $($relu,)*
                     "str {pk}, [{out}], #4",
                     "cmp {out}, {end}",
@@ -722,6 +732,7 @@ fn requantize_quad(acc: &[i32], consts: &[[i32; 3]], lo: i32, out: &mut [u8], fi
                     "bne 1b",
                     a = in(reg) &mut args as *mut QuadEmit,
                     zz = in(reg) zz,
+                    s = const 16,
                     m = out(reg) _,
                     c_hi = out(reg) _,
                     k = out(reg) _,
@@ -805,17 +816,7 @@ fn requantize_words_with<const STEP: usize>(acc: &[i32], (m, c_hi, k): (i32, i32
                 ($($relu:literal),*) => {
                     core::arch::asm!(
                         "2:",
-                        "ldr {x}, [{src}], #{s}",
-                        requantize_word!("{x}", "{lo}", "{pk}"),
-                        "ldr {x}, [{src}], #{s}",
-                        requantize_word!("{x}", "{lo}", "{hi}"),
-                        "bfi {pk}, {hi}, #8, #8",
-                        "ldr {x}, [{src}], #{s}",
-                        requantize_word!("{x}", "{lo}", "{hi}"),
-                        "bfi {pk}, {hi}, #16, #8",
-                        "ldr {x}, [{src}], #{s}",
-                        requantize_word!("{x}", "{lo}", "{hi}"),
-                        "bfi {pk}, {hi}, #24, #8",
+                        four_values!(),
                         $($relu,)*
                         "str {pk}, [{out}], #4",
                         "cmp {out}, {end}",
