@@ -44,6 +44,14 @@ fn random_case(rng: &mut Rng, transpose: bool) -> (ConvGeometry, Vec<u8>, Vec<u8
         let co = 1 + rng.below(if ci * k * k > 400 { 12 } else { 40 }) as usize;
         let pad = if rng.below(4) == 0 { rng.below(k as u32) as usize } else { k / 2 };
         (ci, co, k, 1, pad, 12 + rng.below(22) as usize, 12 + rng.below(24) as usize)
+    } else if transpose && rng.below(3) == 0 {
+        // A VAE decoder's upsampling layer: 4×4 kernels at stride 2 (run as four phases of
+        // 2×2 convolutions), many channels.
+        // (128 → 64 channels: the GAN's first layer, run a group of output channels at a time.)
+        let ci = [8, 16, 32, 64, 128][rng.below(5) as usize];
+        let co = [1, 4, 12, 32, 64][rng.below(5) as usize];
+        let pad = rng.below(3) as usize;
+        (ci, co, 4, 2, pad, 3 + rng.below(12) as usize, 3 + rng.below(12) as usize)
     } else {
         (ci, co, k, stride, pad, hi, wi)
     };

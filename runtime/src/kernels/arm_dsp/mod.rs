@@ -11,10 +11,25 @@ use crate::kernels::portable::conv::{conv2d_im2col, gemm_pair, gemm_pair_hwc, Mi
 use crate::kernels::{f32_at, i32_at, AddParams, ConvGeometry, OutSpec};
 use crate::quant::RoundingRequantizer;
 
-/// The table: the portable kernels with the SMLAD convolution, the assembly
-/// requantization, the addition over it and the four-lane ReLU.
-pub const TABLE: KernelTable =
-    KernelTable { name: "arm-dsp", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), add, relu, ..PORTABLE };
+/// The table: the portable kernels with the SMLAD convolution (the transposed one as its
+/// phases), the assembly requantization, the addition over it and the four-lane ReLU.
+pub const TABLE: KernelTable = KernelTable {
+    name: "arm-dsp",
+    conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o),
+    conv_transpose2d: |g, x, w, b, s, o, _| conv_transpose2d(g, x, w, b, s, o),
+    add,
+    relu,
+    ..PORTABLE
+};
+
+/// A transposed convolution as its phases, each run by the SMLAD [`conv2d`]
+/// ([`crate::kernels::portable::conv::conv_transpose2d_phases`]); a kernel that is not a
+/// multiple of its stride by the reference kernel (flash is scarcer than time for those).
+fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    if !crate::kernels::portable::conv::conv_transpose2d_phases(g, input, weights, bias, spec, out, conv2d) {
+        crate::kernels::reference::conv_transpose2d(g, input, weights, bias, spec, out)
+    }
+}
 
 /// int8 ReLU at `zero_point` (`max(x, zero_point)` per byte, bit-exact with
 /// `reference::relu`), four bytes per word: SSUB8 sets each byte lane's GE flag where

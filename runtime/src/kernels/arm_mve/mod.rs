@@ -20,8 +20,24 @@
 use crate::kernels::dispatch::{KernelTable, PORTABLE};
 use crate::kernels::{f32_at, i32_at, AddParams, ConvGeometry, OutSpec};
 
-/// The table: the portable kernels with the Helium convolution and addition.
-pub const TABLE: KernelTable = KernelTable { name: "arm-mve", conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o), add, ..PORTABLE };
+/// The table: the portable kernels with the Helium convolution (the transposed one as its
+/// phases) and addition.
+pub const TABLE: KernelTable = KernelTable {
+    name: "arm-mve",
+    conv2d: |g, x, w, b, s, o, _| conv2d(g, x, w, b, s, o),
+    conv_transpose2d: |g, x, w, b, s, o, _| conv_transpose2d(g, x, w, b, s, o),
+    add,
+    ..PORTABLE
+};
+
+/// A transposed convolution as its phases, each run by the Helium [`conv2d`]
+/// ([`crate::kernels::portable::conv::conv_transpose2d_phases`]); a kernel that is not a
+/// multiple of its stride by the reference kernel (flash is scarcer than time for those).
+fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    if !crate::kernels::portable::conv::conv_transpose2d_phases(g, input, weights, bias, spec, out, conv2d) {
+        crate::kernels::reference::conv_transpose2d(g, input, weights, bias, spec, out)
+    }
+}
 
 /// Most weight bytes (output channels × executed taps × input channels) packed on the stack
 /// (the bundled PixelCNN's largest layer needs 5,120).

@@ -816,6 +816,124 @@ fn conv2d_rows(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec
 /// scatters one input plane into the output plane's accumulators, over the input rows and
 /// columns that land inside the output (worked out once per tap, not tested per pixel).
 pub fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
+    if !conv_transpose2d_phases(g, input, weights, bias, spec, out, conv2d) {
+        conv_transpose2d_scatter(g, input, weights, bias, spec, out)
+    }
+}
+
+/// A stride-1 convolution a transposed one's phases run on (geometry, input, weights,
+/// biases, output spec, output).
+pub type PhaseConv = fn(&ConvGeometry, &[u8], &[u8], &[u8], &OutSpec, &mut [u8]);
+
+/// Most bytes of one phase's weights for a group of output channels
+/// ([`conv_transpose2d_phases`]; a larger layer runs a group of its channels at a time).
+const PHASE_WEIGHTS: usize = 8192;
+/// Most bytes of one phase's output for that group (the VAE decoder's last transposed
+/// layer: 32 channels × 15 × 15).
+const PHASE_OUT: usize = 8192;
+
+/// A transposed convolution as `stride²` ordinary ones (its phases): output pixel `(s·m +
+/// py, s·n + px)` only ever meets the kernel taps `ky ≡ py + pad`, `kx ≡ px + pad` (mod
+/// `s`), so each phase is a stride-1 convolution of the input with a `k/s × k/s` slice of
+/// the kernel, run by `conv` (the table's own, fast, convolution) and then spread into
+/// every `s`-th output pixel, for as many output channels at a time as the stack buffers
+/// hold. Integer sums in another order: bit-exact with the reference. Returns `false`
+/// (nothing written) where it does not apply: a kernel that is not a multiple of the
+/// stride, f32 outputs (a model's small last layer), or a row band. Out of line, one copy
+/// whatever the convolution.
+#[inline(never)]
+pub fn conv_transpose2d_phases(
+    g: &ConvGeometry,
+    input: &[u8],
+    weights: &[u8],
+    bias: &[u8],
+    spec: &OutSpec,
+    out: &mut [u8],
+    conv: PhaseConv,
+) -> bool {
+    let [ci_n, hi, wi] = g.input;
+    let [co_n, ho, wo] = g.output;
+    let [kh, kw] = g.kernel;
+    let (s, pad) = (g.stride, g.pad);
+    let OutSpec::Int8 { zero_point, act_min, act_max, quant } = *spec else { return false };
+    if s < 2 || kh != kw || kh % s != 0 || g.rows != (0, ho) || hi == 0 || wi == 0 {
+        return false;
+    }
+    // Each phase: a kp × kp kernel, padded by kp − 1 on every side, so that every offset
+    // a phase needs (from ⌊(p + pad)/s⌋ − kp + 1 to ⌊(p + pad)/s⌋) is inside.
+    let kp = kh / s;
+    let pp = kp - 1;
+    let (hp, wp) = (hi + 2 * pp - kp + 1, wi + 2 * pp - kp + 1);
+    // Output channels per group.
+    let group = (PHASE_WEIGHTS / (ci_n * kp * kp)).min(PHASE_OUT / (hp * wp)).min(co_n);
+    // First phase-output row (or column) of phase `p` and how many it has; `None` where the
+    // phase's rows fall outside the padded convolution's output.
+    let span = |p: usize, n_out: usize, n_phase: usize| -> Option<(usize, usize)> {
+        let count = n_out.saturating_sub(p).div_ceil(s);
+        let first = ((p + pad) / s + pp + 1).checked_sub(kp)?;
+        (count == 0 || first + count <= n_phase).then_some((first, count))
+    };
+    if group == 0 || (0..s).any(|p| span(p, ho, hp).is_none() || span(p, wo, wp).is_none()) {
+        return false;
+    }
+    let mut w = [0u8; PHASE_WEIGHTS];
+    let mut tmp = [0u8; PHASE_OUT];
+    let mut c0 = 0;
+    while c0 < co_n {
+        let cc = group.min(co_n - c0);
+        // This group's biases and output constants.
+        let sub_spec = OutSpec::Int8 { zero_point, act_min, act_max, quant: &quant[8 * c0..] };
+        let sub_bias = &bias[4 * c0..4 * (c0 + cc)];
+        for py in 0..s {
+            let (y0, ny) = span(py, ho, hp).unwrap_or((0, 0));
+            for px in 0..s {
+                let (x0, nx) = span(px, wo, wp).unwrap_or((0, 0));
+                if ny == 0 || nx == 0 {
+                    continue;
+                }
+                // Tap t of the phase kernel reads input offset ⌊(p + pad)/s⌋ − kp + 1 + t:
+                // the transposed kernel's tap (p + pad) − s·offset.
+                let (dy, dx) = ((py + pad) / s, (px + pad) / s);
+                let src_all = &weights[c0 * ci_n * kh * kw..(c0 + cc) * ci_n * kh * kw];
+                for (w_oc, src) in w[..cc * ci_n * kp * kp].chunks_exact_mut(kp * kp).zip(src_all.chunks_exact(kh * kw)) {
+                    for ty in 0..kp {
+                        let ky = py + pad + s * (kp - 1 - ty) - s * dy;
+                        for tx in 0..kp {
+                            let kx = px + pad + s * (kp - 1 - tx) - s * dx;
+                            w_oc[ty * kp + tx] = src[ky * kw + kx];
+                        }
+                    }
+                }
+                let phase = ConvGeometry {
+                    input: g.input,
+                    output: [cc, hp, wp],
+                    kernel: [kp, kp],
+                    stride: 1,
+                    pad: pp,
+                    input_zero_point: g.input_zero_point,
+                    rows: (y0, y0 + ny),
+                };
+                conv(&phase, input, &w[..cc * ci_n * kp * kp], sub_bias, &sub_spec, &mut tmp[..cc * hp * wp]);
+                // Spread the phase's rows into every s-th output pixel.
+                for c in 0..cc {
+                    for m in 0..ny {
+                        let row = &tmp[(c * hp + y0 + m) * wp + x0..][..nx];
+                        let dst = &mut out[((c0 + c) * ho + s * m + py) * wo..][..wo];
+                        for (d, &v) in dst[px..].iter_mut().step_by(s).zip(row) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
+        c0 += cc;
+    }
+    true
+}
+
+/// [`conv_transpose2d`] by scattering every input value into the output (one channel's
+/// accumulators at a time): what the phases do not take.
+fn conv_transpose2d_scatter(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &OutSpec, out: &mut [u8]) {
     let [ci_n, hi, wi] = g.input;
     let [co_n, ho, wo] = g.output;
     let [kh, kw] = g.kernel;
