@@ -4,7 +4,7 @@
 //! the classifier's label under that (given only for accepted frames).
 
 use edgegen_runtime::image::Geometry;
-use embedded_graphics::mono_font::ascii::{FONT_4X6, FONT_5X8, FONT_6X10};
+use embedded_graphics::mono_font::ascii::{FONT_4X6, FONT_5X8};
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::{Gray8, GrayColor};
 use embedded_graphics::prelude::*;
@@ -65,10 +65,12 @@ impl Screen {
     pub fn init(&mut self, use_case: &str, vae: bool, pixelcnn: bool) {
         self.buf.fill(16);
         let s = self;
-        let title = MonoTextStyle::new(&FONT_6X10, Gray8::WHITE);
+        // Two fonts, not three: every glyph table is flash the image is short of.
+        let title = MonoTextStyle::new(&FONT_5X8, Gray8::WHITE);
         let label = MonoTextStyle::new(&FONT_5X8, Gray8::new(200));
         let mut text: heapless::String<64> = heapless::String::new();
-        let _ = core::fmt::write(&mut text, format_args!("edgegen on Cortex-M (QEMU): int8 models, {use_case}"));
+        let _ = text.push_str("edgegen on Cortex-M (QEMU): int8 models, ");
+        let _ = text.push_str(use_case);
         let _ = Text::new(&text, Point::new(4, 10), title).draw(s);
         for (i, (family, name)) in FAMILIES.iter().enumerate() {
             let shown = match family {
@@ -129,14 +131,21 @@ impl Screen {
         let mut text: heapless::String<8> = heapless::String::new();
         let hundredths = (if score < 0.0 { -score } else { score } * 100.0 + 0.5) as u32;
         let sign = if score < 0.0 && hundredths > 0 { "-" } else { "" };
-        let _ = core::fmt::write(&mut text, format_args!("{sign}{}.{:02}", hundredths / 100, hundredths % 100));
+        let _ = text.push_str(sign);
+        let _ = text.push_str(decimal(hundredths / 100, 1, &mut [0; 10]));
+        let _ = text.push('.');
+        let _ = text.push_str(decimal(hundredths % 100, 2, &mut [0; 10]));
         let _ = Text::new(&text, Point::new(x as i32 + 2, y as i32 + 40), MonoTextStyle::new(&FONT_5X8, Gray8::new(220))).draw(self);
     }
 
     /// The PGM header of the framebuffer.
     pub fn pgm_header(&self) -> heapless::Vec<u8, 32> {
         let mut s: heapless::String<32> = heapless::String::new();
-        let _ = core::fmt::write(&mut s, format_args!("P5\n{WIDTH} {HEIGHT}\n255\n"));
+        let _ = s.push_str("P5\n");
+        let _ = s.push_str(decimal(WIDTH as u32, 1, &mut [0; 10]));
+        let _ = s.push(' ');
+        let _ = s.push_str(decimal(HEIGHT as u32, 1, &mut [0; 10]));
+        let _ = s.push_str("\n255\n");
         heapless::Vec::from_slice(s.as_bytes()).unwrap_or_default()
     }
 
@@ -144,4 +153,17 @@ impl Screen {
     pub fn pixels(&self) -> &[u8] {
         &self.buf
     }
+}
+
+/// `v` in decimal, at least `digits` digits (zeros in front), in `buf`: the screen's numbers
+/// without `core::fmt`, whose formatting machinery would cost the image about 3 KB of flash.
+fn decimal(v: u32, digits: usize, buf: &mut [u8; 10]) -> &str {
+    let (mut v, mut n) = (v, 0);
+    while n < 10 && (v > 0 || n < digits.max(1)) {
+        buf[9 - n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        n += 1;
+    }
+    // SAFETY: ASCII digits only (and `from_utf8`'s validator would cost more flash than this).
+    unsafe { core::str::from_utf8_unchecked(&buf[10 - n..]) }
 }
