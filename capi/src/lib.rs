@@ -705,7 +705,7 @@ fn guard_engines(
 }
 
 /// Arena bytes `edgegen_guard_open` needs for these models (`background` and `vae` may be
-/// null; pass the ones the guard's score uses: the bundled structural guard reads all three).
+/// null; pass the ones the guard's score uses: the bundled evidence guard reads all three).
 ///
 /// # Safety
 /// Model pointers null or pointing to `edgegen_model`s; `size` null or valid for a write.
@@ -728,7 +728,7 @@ pub unsafe extern "C" fn edgegen_guard_arena_size(
 
 /// Opens the guard calibrated into the PixelCNN's file (its score kind, constants and
 /// threshold, written by `edgegen calibrate`), over the PixelCNN, its background model and
-/// the VAE whose encoder the structural score reads (`background`/`vae` null when the
+/// the VAE the structural and evidence scores read (`background`/`vae` null when the
 /// score does not use them). The guard keeps `arena` (at least `edgegen_guard_arena_size`
 /// bytes, any alignment) for itself until it is no longer used.
 ///

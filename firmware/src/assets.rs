@@ -47,7 +47,7 @@ mod use_case {
     /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
     pub const PIXELCNN_SAMPLES: bool = cfg!(feature = "generate");
     /// Whether the VAE also generates and bounds every frame's likelihood (else it only
-    /// gives the structural guard its posterior).
+    /// gives the guard its posterior and reconstruction).
     pub const VAE_SCORES: bool = cfg!(feature = "generate");
     /// Bytes of all embedded models.
     pub const MODELS_BYTES: usize = include_bytes!("../../models/pixelcnn-fmnist/model.egm").len()

@@ -155,7 +155,7 @@ fn main() -> ! {
     check_golden(&models, &mut sample_arena[..]);
     profile(&pixelcnn, &mut sample_arena[..]);
     // The VAE's own figures (samples, bounds) where the use case asks for them; its encoder
-    // feeds the structural guard either way.
+    // and decoder feed the guard either way.
     let vae_scores = vae.as_ref().filter(|_| assets::VAE_SCORES);
     #[cfg(feature = "qemu")]
     // SAFETY: as for the arenas: the only reference to the framebuffer.
@@ -356,7 +356,8 @@ fn score_frames(
     if vae.is_some_and(|v| v.geometry() != g) {
         fail("the VAE and the PixelCNN take frames of different geometries");
     }
-    // The structural guard also reads the VAE encoder's posterior (when its file says so).
+    // The evidence guard also reads the VAE's posterior and reconstruction (the structural
+    // one its posterior), as the PixelCNN's file says.
     let mut guard = PixelCnnScorer::guard(pixelcnn, Some(background), vae.cloned(), sample_arena)
         .unwrap_or_else(|| fail("no calibrated guard in the PixelCNN file (or its VAE is missing)"));
     let kind = guard.scorer().kind();

@@ -390,6 +390,12 @@ impl<'m> Vae<'m> {
         Ok(LeF32(&arena[m.tensor(m.outputs()[0] as usize).range()]))
     }
 
+    /// log p(image | z) in nats, each value's log probability written into `pixels`
+    /// (planar, same length as `image`): the decoder's reconstruction evidence at one latent.
+    pub fn decode_log_prob_pixels(&self, arena: &mut [u8], z: &[f32], image: &[u8], pixels: &mut [f32]) -> Result<f64, Error> {
+        likelihood::mixture_image_log_prob_pixels(image, &self.decode(arena, z)?, self.components, self.geometry.plane(), pixels)
+    }
+
     fn decode_log_prob(&self, arena: &mut [u8], z: &[f32], image: &[u8]) -> Result<f64, Error> {
         likelihood::mixture_image_log_prob(image, &self.decode(arena, z)?, self.components, self.geometry.plane())
     }

@@ -5,10 +5,6 @@
 use crate::image::Geometry;
 use crate::model::Metadata;
 
-/// Frames at most this wide get their line ratios in one pass (a row of column sums on
-/// the stack, 2 KiB); wider ones in two.
-const LINE_COLUMNS: usize = 256;
-
 /// Score kinds stored in the model file (`guard_score`). Higher means more anomalous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -37,17 +33,32 @@ pub enum ScoreKind {
     /// p1, (line − p2) / p3, (latent − p4) / p5)`. The latent term sees the whole frame
     /// (what the garment is, how it lies); the other two its pixels.
     Structural = 6,
+    /// The evidence guard: eight statistics of one frame, each normalized by its median and
+    /// 99th-percentile spread on held-out in-distribution frames as above, combined by a
+    /// soft maximum `ln Σ exp(zᵢ)` (one clearly raised term decides, as in a maximum, and
+    /// several moderately raised ones add up). The terms ([`EVIDENCE_TERMS`]): the
+    /// complexity-corrected bits, the worst line and the worst patch of the per-pixel
+    /// likelihood ratio, the latent score, the VAE's bound at its posterior mean
+    /// (complexity-corrected), the worst line and patch of the per-pixel disagreement
+    /// between the PixelCNN and the VAE's reconstruction ([`Reconstruction`]), and the
+    /// frame's peak level (two-sided: exposure).
+    Evidence = 7,
 }
+
+/// The evidence guard's terms, in [`GuardParams`] order (two constants each).
+pub const EVIDENCE_TERMS: [&str; 8] =
+    ["complexity_corrected", "line_ratio", "latent", "patch_ratio", "vae_bound_cc", "vae_ratio_line", "vae_ratio_patch", "peak_level"];
 
 impl ScoreKind {
     /// Every kind, in order.
-    pub const ALL: [ScoreKind; 6] = [
+    pub const ALL: [ScoreKind; 7] = [
         ScoreKind::BitsPerDim,
         ScoreKind::ComplexityCorrected,
         ScoreKind::LikelihoodRatio,
         ScoreKind::LineRatio,
         ScoreKind::Combined,
         ScoreKind::Structural,
+        ScoreKind::Evidence,
     ];
 
     /// From the metadata byte.
@@ -64,30 +75,54 @@ impl ScoreKind {
             ScoreKind::LineRatio => "line_ratio",
             ScoreKind::Combined => "combined",
             ScoreKind::Structural => "structural",
+            ScoreKind::Evidence => "evidence",
         }
     }
 
     /// Whether the score needs the background model's per-pixel likelihoods.
     pub fn needs_background(self) -> bool {
-        matches!(self, ScoreKind::LikelihoodRatio | ScoreKind::LineRatio | ScoreKind::Combined | ScoreKind::Structural)
+        matches!(
+            self,
+            ScoreKind::LikelihoodRatio | ScoreKind::LineRatio | ScoreKind::Combined | ScoreKind::Structural | ScoreKind::Evidence
+        )
     }
 
     /// Whether the score needs the VAE encoder's posterior and the model file's guard block.
     pub fn needs_latent(self) -> bool {
-        self == ScoreKind::Structural
+        matches!(self, ScoreKind::Structural | ScoreKind::Evidence)
+    }
+
+    /// Whether the score needs the VAE decoder's reconstruction at the posterior mean.
+    pub fn needs_reconstruction(self) -> bool {
+        self == ScoreKind::Evidence
     }
 }
 
-/// A guard's constants: the metadata's four `guard_params`, then the guard block's latent
-/// normalization (median, spread); zeros where a score does not use them.
-pub type GuardParams = [f32; 6];
+/// A guard's constants, (median, spread) pairs in [`EVIDENCE_TERMS`] order: the metadata's
+/// four `guard_params` (complexity-corrected bits, line ratio), the guard block's latent
+/// normalization, then the block's further terms; zeros where a score does not use them.
+pub type GuardParams = [f32; 16];
+
+/// Normalization pairs a guard block holds beyond the latent score's (the evidence guard's
+/// terms after the third).
+pub const EXTRA_TERMS: usize = EVIDENCE_TERMS.len() - 3;
 
 /// The guard constants stored in a model file (metadata and guard block).
 pub fn guard_params(model: &crate::model::Model<'_>) -> GuardParams {
     let md = model.metadata();
-    let (m, s) = model.guard_block().map_or((0.0, 0.0), |b| b.norm());
-    let p = md.guard_params;
-    [p[0], p[1], p[2], p[3], m, s]
+    let mut out = [0f32; 16];
+    out[..4].copy_from_slice(&md.guard_params);
+    if let Some(b) = model.guard_block() {
+        let (m, s) = b.norm();
+        out[4] = m;
+        out[5] = s;
+        for i in 0..b.extra_terms() {
+            let (m, s) = b.extra_norm(i);
+            out[6 + 2 * i] = m;
+            out[7 + 2 * i] = s;
+        }
+    }
+    out
 }
 
 /// Magic of the guard block.
@@ -105,11 +140,13 @@ pub const MAX_COMPONENTS: usize = 16;
 /// | 0 | 4 | magic `EGGB` |
 /// | 4 | 1 | latent dimensions `d` (1..=64) |
 /// | 5 | 1 | components `K` (1..=16) |
-/// | 6 | 2 | reserved (zero) |
+/// | 6 | 1 | further normalization pairs `E` (0, or [`EXTRA_TERMS`] for the evidence guard) |
+/// | 7 | 1 | reserved (zero) |
 /// | 8 | 4 | CRC-32 of the VAE encoder file it was fitted with (its header's checksum) |
 /// | 12 | 8 | `f32` median and spread of the latent score on the held-out frames |
 /// | 20 | 8·d | `f32` standardization: mean per dimension, then 1 / standard deviation |
 /// | … | K × 4·(1 + d + d(d+1)/2) | per component: `f32 c` (log weight + log det L − d/2 · log 2π), `f32 mean[d]`, `f32 L[d(d+1)/2]` (lower triangle, row by row: precision = Lᵀ·L) |
+/// | … | 8·E | `f32` median and spread of each further term on the held-out frames |
 ///
 /// The latent score of a posterior mean μ: `z = (μ − mean) · inv_std`, then
 /// `−log Σ_k exp(c_k − ½‖L_k (z − mean_k)‖²)`.
@@ -118,10 +155,12 @@ pub struct GuardBlock<'a> {
     bytes: &'a [u8],
     latent: usize,
     components: usize,
+    extra: usize,
 }
 
 impl<'a> GuardBlock<'a> {
-    /// Bytes of a block of `latent` dimensions and `components` components.
+    /// Bytes of a block of `latent` dimensions and `components` components (and no further
+    /// normalization pairs; each adds 8).
     pub const fn len_for(latent: usize, components: usize) -> usize {
         20 + 8 * latent + components * 4 * (1 + latent + latent * (latent + 1) / 2)
     }
@@ -131,17 +170,31 @@ impl<'a> GuardBlock<'a> {
         if b.len() < 20 || b[..4] != GUARD_MAGIC {
             return Err("guard block without its magic");
         }
-        let (latent, components) = (b[4] as usize, b[5] as usize);
-        if !(1..=crate::engine::MAX_LATENT).contains(&latent) || !(1..=MAX_COMPONENTS).contains(&components) || b[6] != 0 || b[7] != 0 {
+        let (latent, components, extra) = (b[4] as usize, b[5] as usize, b[6] as usize);
+        if !(1..=crate::engine::MAX_LATENT).contains(&latent) || !(1..=MAX_COMPONENTS).contains(&components) || b[7] != 0 {
             return Err("guard block: latent dimensions or components out of range");
         }
-        if b.len() != Self::len_for(latent, components) {
+        if extra != 0 && extra != EXTRA_TERMS {
+            return Err("guard block: an unknown number of further guard terms");
+        }
+        if b.len() != Self::len_for(latent, components) + 8 * extra {
             return Err("guard block length does not match its dimensions");
         }
         if b[12..].chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()) {
             return Err("guard block holds a non-finite number");
         }
-        Ok(GuardBlock { bytes: b, latent, components })
+        Ok(GuardBlock { bytes: b, latent, components, extra })
+    }
+
+    /// Further normalization pairs the block holds (0, or [`EXTRA_TERMS`]).
+    pub fn extra_terms(&self) -> usize {
+        self.extra
+    }
+
+    /// Median and spread of further term `i` (`i < extra_terms()`) on the held-out frames.
+    pub fn extra_norm(&self, i: usize) -> (f32, f32) {
+        let at = (Self::len_for(self.latent, self.components) - 12) / 4 + 2 * i;
+        (self.f(at), self.f(at + 1))
     }
 
     /// Latent dimensions.
@@ -240,11 +293,18 @@ impl<'a> GuardBlock<'a> {
     /// Encodes a block (the calibrator's side): `norm` (median, spread), the
     /// standardization `mean` and `inv_std`, and per component `(c, mean, L)`.
     #[cfg(feature = "std")]
-    pub fn encode(encoder_crc: u32, norm: (f32, f32), mean: &[f32], inv_std: &[f32], components: &[(f32, Vec<f32>, Vec<f32>)]) -> Vec<u8> {
+    pub fn encode(
+        encoder_crc: u32,
+        norm: (f32, f32),
+        mean: &[f32],
+        inv_std: &[f32],
+        components: &[(f32, Vec<f32>, Vec<f32>)],
+        extra: &[(f32, f32)],
+    ) -> Vec<u8> {
         let d = mean.len();
-        let mut out = Vec::with_capacity(Self::len_for(d, components.len()));
+        let mut out = Vec::with_capacity(Self::len_for(d, components.len()) + 8 * extra.len());
         out.extend_from_slice(&GUARD_MAGIC);
-        out.extend_from_slice(&[d as u8, components.len() as u8, 0, 0]);
+        out.extend_from_slice(&[d as u8, components.len() as u8, extra.len() as u8, 0]);
         out.extend_from_slice(&encoder_crc.to_le_bytes());
         let mut put = |v: f32| out.extend_from_slice(&v.to_le_bytes());
         put(norm.0);
@@ -253,6 +313,10 @@ impl<'a> GuardBlock<'a> {
         for (c, m, l) in components {
             put(*c);
             m.iter().chain(l).for_each(|&v| put(v));
+        }
+        for &(m, s) in extra {
+            put(m);
+            put(s);
         }
         out
     }
@@ -274,6 +338,78 @@ pub struct Statistics {
     /// The latent score: negative log density of the VAE encoder's posterior mean under the
     /// guard block's mixture ([`GuardBlock::score`]), when the guard has one.
     pub latent: Option<f64>,
+    /// Largest sum over one patch (a square a quarter of the frame's side, every eighth of
+    /// it) of the per-pixel `−log₂ p(x_i) + log₂ p_bg(x_i)` (bits), with a background model.
+    pub patch_ratio: Option<f64>,
+    /// The frame's brightest level (the mean over a pixel's channels).
+    pub peak: f64,
+    /// What the VAE's decoder says at the posterior mean, when the guard reads it.
+    pub reconstruction: Option<Reconstruction>,
+}
+
+/// The VAE's evidence about a frame from one decoder pass at its posterior mean μ: how well
+/// the global model explains the frame, and where the local model (the PixelCNN) explains
+/// it much better than the global one — a part of the frame the latent cannot account for
+/// (an object in the way, a garment turned the wrong way).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reconstruction {
+    /// The one-sample bound at z = μ, complexity-corrected: `(−log p(x|μ) + KL(q(z|x) ‖
+    /// N(0, I))) / (D ln 2)` minus the lossless coder's bits/pixel.
+    pub bound_cc: f64,
+    /// Largest row or column sum of the per-pixel `log₂ p(x_i) − log₂ p(x_i|μ)` (bits; the
+    /// PixelCNN's likelihood against the reconstruction's).
+    pub ratio_line: f64,
+    /// Largest patch sum of the same (patches as [`Statistics::patch_ratio`]'s).
+    pub ratio_patch: f64,
+}
+
+impl Reconstruction {
+    /// From the per-value log-likelihoods (nats, planar) of the PixelCNN (`model`) and of
+    /// the decoder at μ (`reconstruction`), the posterior's KL to the prior (nats) and the
+    /// coder's bits/pixel.
+    pub fn from_pixels(g: Geometry, model: &[f32], reconstruction: &[f32], kl: f64, coder_bpd: f64) -> Self {
+        let n = g.values();
+        let total: f64 = reconstruction.iter().map(|&v| v as f64).sum();
+        let ln2 = core::f64::consts::LN_2;
+        let bound = crate::likelihood::bits_per_dim(total, n) + kl / (n as f64 * ln2);
+        let plane = g.plane();
+        let channels = g.channels as usize;
+        let diff = |p: usize| (0..channels).map(|c| model[c * plane + p] as f64 - reconstruction[c * plane + p] as f64).sum::<f64>();
+        let (w, h) = (g.width as usize, g.height as usize);
+        Reconstruction {
+            bound_cc: bound - coder_bpd,
+            ratio_line: worst_line(w, h, &diff) / ln2,
+            ratio_patch: worst_patch(w, h, &diff) / ln2,
+        }
+    }
+}
+
+/// The largest sum of `f(pixel)` over one row or one column of a `width`×`height` frame:
+/// the rows' maximum, then the columns' (each sum folding from −0.0, in order, as `Sum for
+/// f64` does). Two passes and no buffer: one copy of the code for any width.
+#[inline(never)]
+fn worst_line(width: usize, height: usize, f: &dyn Fn(usize) -> f64) -> f64 {
+    let mut worst = f64::NEG_INFINITY;
+    for r in 0..height {
+        worst = worst.max((0..width).map(|c| f(r * width + c)).sum::<f64>());
+    }
+    (0..width).fold(worst, |w, c| w.max((0..height).map(|r| f(r * width + c)).sum::<f64>()))
+}
+
+/// The largest sum of `f(pixel)` over a patch: squares a quarter of the frame's side (at
+/// least a pixel), placed every eighth of it, row by row, each summed row by row.
+#[inline(never)]
+fn worst_patch(width: usize, height: usize, f: &dyn Fn(usize) -> f64) -> f64 {
+    let (ph, pw) = ((height / 4).max(1), (width / 4).max(1));
+    let (sy, sx) = ((height / 8).max(1), (width / 8).max(1));
+    let mut worst = f64::NEG_INFINITY;
+    for y in (0..=height - ph).step_by(sy) {
+        for x in (0..=width - pw).step_by(sx) {
+            worst = worst.max((y..y + ph).map(|r| (x..x + pw).map(|c| f(r * width + c)).sum::<f64>()).sum::<f64>());
+        }
+    }
+    worst
 }
 
 impl Statistics {
@@ -285,46 +421,38 @@ impl Statistics {
         let bpd = crate::likelihood::bits_per_dim(total, n);
         let (width, height, plane) = (g.width as usize, g.height as usize, g.plane());
         let coder_bpd = crate::complexity::bits_per_dim(image, width);
+        let peak = if g.channels == 1 {
+            image.iter().copied().max().unwrap_or(0) as f64
+        } else {
+            (0..plane).map(|p| (0..g.channels as usize).map(|c| image[c * plane + p] as u32).sum::<u32>()).max().unwrap_or(0) as f64
+                / g.channels as f64
+        };
         let (background_bpd, line_ratio) = match background {
             Some(bg) if bg.len() == n && n == g.values() && model.len() == n => {
                 let bg_total: f64 = bg.iter().map(|&v| v as f64).sum();
-                // A pixel's ratio: summed over its channels, in channel order.
-                let ratio = |p: usize| {
-                    let value = |c: usize| (bg[c * plane + p] as f64 - model[c * plane + p] as f64) / core::f64::consts::LN_2;
-                    if g.channels == 1 {
-                        // `Sum for f64` of one value: −0.0 + v, which is v for every v.
-                        value(0)
-                    } else {
-                        (0..g.channels as usize).map(value).sum::<f64>()
-                    }
-                };
-                let worst = if width <= LINE_COLUMNS {
-                    // One pass: each pixel's ratio computed once, added to its row's sum and
-                    // its column's (the same additions in the same order as the two passes
-                    // below: `Sum for f64` folds from −0.0), then the rows' maximum and the
-                    // columns' as there.
-                    let mut col_sums = [-0.0f64; LINE_COLUMNS];
-                    let mut worst = f64::NEG_INFINITY;
-                    for r in 0..height {
-                        let mut row_sum = -0.0f64;
-                        for (c, col_sum) in col_sums[..width].iter_mut().enumerate() {
-                            let v = ratio(r * width + c);
-                            row_sum += v;
-                            *col_sum += v;
-                        }
-                        worst = worst.max(row_sum);
-                    }
-                    col_sums[..width].iter().fold(worst, |w, &c| w.max(c))
-                } else {
-                    let rows = (0..height).map(|r| (0..width).map(|c| ratio(r * width + c)).sum::<f64>());
-                    let cols = (0..width).map(|c| (0..height).map(|r| ratio(r * width + c)).sum::<f64>());
-                    rows.chain(cols).fold(f64::NEG_INFINITY, f64::max)
-                };
+                // A pixel's ratio in nats, summed over its channels in channel order; the
+                // worst line and patch sums are turned into bits once, at the end.
+                let ratio =
+                    |p: usize| (0..g.channels as usize).map(|c| bg[c * plane + p] as f64 - model[c * plane + p] as f64).sum::<f64>();
+                let worst = worst_line(width, height, &ratio) / core::f64::consts::LN_2;
                 (Some(crate::likelihood::bits_per_dim(bg_total, n)), Some(worst))
             }
             _ => (None, None),
         };
-        Statistics { bpd, coder_bpd, background_bpd, line_ratio, latent: None }
+        Statistics { bpd, coder_bpd, background_bpd, line_ratio, latent: None, patch_ratio: None, peak, reconstruction: None }
+    }
+
+    /// Adds the patch ratio ([`Statistics::patch_ratio`]) from the same per-value
+    /// likelihoods as [`Statistics::from_pixels`] (the evidence guard's term: the scorer
+    /// computes it only for that score).
+    pub fn with_patch_ratio(mut self, g: Geometry, model: &[f32], background: &[f32]) -> Self {
+        let (n, plane) = (g.values(), g.plane());
+        if background.len() == n && model.len() == n {
+            let ratio =
+                |p: usize| (0..g.channels as usize).map(|c| background[c * plane + p] as f64 - model[c * plane + p] as f64).sum::<f64>();
+            self.patch_ratio = Some(worst_patch(g.width as usize, g.height as usize, &ratio) / core::f64::consts::LN_2);
+        }
+        self
     }
 
     /// The score of `kind` (`params`: [`guard_params`]), or `None` when it needs a
@@ -338,7 +466,7 @@ impl Statistics {
             ScoreKind::LikelihoodRatio => self.bpd - self.background_bpd?,
             ScoreKind::LineRatio => self.line_ratio?,
             ScoreKind::Combined | ScoreKind::Structural => {
-                let [c0, s0, c1, s1, c2, s2] = params.map(|v| v as f64);
+                let [c0, s0, c1, s1, c2, s2] = [0, 1, 2, 3, 4, 5].map(|i| params[i] as f64);
                 let usable = |c: f64, s: f64| s > 0.0 && c.is_finite() && s.is_finite();
                 if !(usable(c0, s0) && usable(c1, s1)) {
                     return None;
@@ -351,6 +479,23 @@ impl Statistics {
                 } else {
                     return None;
                 }
+            }
+            ScoreKind::Evidence => {
+                let r = self.reconstruction?;
+                let x = [cc, self.line_ratio?, self.latent?, self.patch_ratio?, r.bound_cc, r.ratio_line, r.ratio_patch, self.peak];
+                let mut z = [0f64; EVIDENCE_TERMS.len()];
+                for (i, (z, &x)) in z.iter_mut().zip(&x).enumerate() {
+                    let (c, s) = (params[2 * i] as f64, params[2 * i + 1] as f64);
+                    if !(s > 0.0 && c.is_finite() && s.is_finite()) {
+                        return None;
+                    }
+                    // Every term one-sided (higher = more anomalous) but the peak level:
+                    // a frame too dark or too bright is as suspect.
+                    *z = if i == EVIDENCE_TERMS.len() - 1 { libm::fabs(x - c) / s } else { (x - c) / s };
+                }
+                let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = z.iter().map(|&v| libm::exp(v - max)).sum();
+                max + libm::log(sum)
             }
         })
     }
@@ -481,11 +626,11 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
         background: Option<&crate::engine::PixelCnn<'_>>,
         vae: Option<&crate::engine::Vae<'_>>,
     ) -> usize {
-        model.arena_len().max(background.map_or(0, |b| b.arena_len())).max(vae.map_or(0, |v| v.encoder_arena_len()))
+        model.arena_len().max(background.map_or(0, |b| b.arena_len())).max(vae.map_or(0, |v| v.arena_len()))
     }
 
     /// Arena bytes the scorer needs: the largest arena of its networks (the VAE: its
-    /// encoder's), then two f32 buffers of per-value likelihoods (and up to 3 bytes to align
+    /// encoder's or, for the evidence guard's reconstruction, its decoder's), then two f32 buffers of per-value likelihoods (and up to 3 bytes to align
     /// them).
     pub fn arena_len(
         model: &crate::engine::PixelCnn<'_>,
@@ -556,11 +701,22 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
             }
             None => None,
         };
-        let mut s = Statistics::from_pixels(image, self.model.geometry(), self.pixels, bg);
+        let g = self.model.geometry();
+        let mut s = Statistics::from_pixels(image, g, self.pixels, bg);
+        if let (true, Some(bg)) = (self.kind.needs_reconstruction(), bg) {
+            s = s.with_patch_ratio(g, self.pixels, bg);
+        }
         if let (true, Some(vae), Some(block)) = (self.kind.needs_latent(), &self.vae, &self.block) {
             let (mut mu, mut lv) = ([0f32; crate::engine::MAX_LATENT], [0f32; crate::engine::MAX_LATENT]);
+            let l = vae.latent();
             vae.encode(self.arena, image, &mut mu, &mut lv)?;
-            s.latent = block.score(&mu[..vae.latent()]);
+            s.latent = block.score(&mu[..l]);
+            if self.kind.needs_reconstruction() {
+                // The background's per-value likelihoods are spent: the reconstruction's go there.
+                vae.decode_log_prob_pixels(self.arena, &mu[..l], image, self.background_pixels)?;
+                let kl = crate::likelihood::kl_to_standard_normal(&mu[..l], &lv[..l])?;
+                s.reconstruction = Some(Reconstruction::from_pixels(g, self.pixels, self.background_pixels, kl, s.coder_bpd));
+            }
         }
         self.last = Some(s);
         Ok(s)
@@ -636,6 +792,13 @@ pub fn calibrate_threshold(scores: &mut [f32], false_reject: f32) -> Option<f32>
 mod tests {
     use super::*;
 
+    /// Guard constants: the given ones, then zeros.
+    fn gp(v: &[f32]) -> GuardParams {
+        let mut p = [0f32; 16];
+        p[..v.len()].copy_from_slice(v);
+        p
+    }
+
     struct Fixed(f32);
     impl Scorer for Fixed {
         type Error = ();
@@ -644,10 +807,11 @@ mod tests {
         }
     }
 
-    /// The one-pass line ratio equals the two-pass definition bit for bit (gray and colour),
-    /// and a frame wider than the one-pass buffer takes the two passes.
+    /// The line ratio is the worst row or column sum of the per-pixel ratio in nats (a
+    /// pixel's channels summed in order), rows first, turned into bits at the end: bit for
+    /// bit, gray and colour, narrow and wide.
     #[test]
-    fn line_ratio_one_pass_equals_two() {
+    fn line_ratio_is_the_worst_line_in_bits() {
         let mut rng = crate::rng::Rng::new(7);
         for g in [
             Geometry { channels: 1, height: 28, width: 28 },
@@ -660,14 +824,10 @@ mod tests {
             let image = vec![0u8; n];
             let got = Statistics::from_pixels(&image, g, &fg, Some(&bg)).line_ratio.unwrap();
             let (h, w, plane) = (g.height as usize, g.width as usize, g.plane());
-            let ratio = |p: usize| {
-                (0..g.channels as usize)
-                    .map(|c| (bg[c * plane + p] as f64 - fg[c * plane + p] as f64) / core::f64::consts::LN_2)
-                    .sum::<f64>()
-            };
+            let ratio = |p: usize| (0..g.channels as usize).map(|c| bg[c * plane + p] as f64 - fg[c * plane + p] as f64).sum::<f64>();
             let rows = (0..h).map(|r| (0..w).map(|c| ratio(r * w + c)).sum::<f64>());
             let cols = (0..w).map(|c| (0..h).map(|r| ratio(r * w + c)).sum::<f64>());
-            let want = rows.chain(cols).fold(f64::NEG_INFINITY, f64::max);
+            let want = rows.chain(cols).fold(f64::NEG_INFINITY, f64::max) / core::f64::consts::LN_2;
             assert_eq!(got.to_bits(), want.to_bits(), "{g:?}");
         }
     }
@@ -692,18 +852,18 @@ mod tests {
         assert!((s.background_bpd.unwrap() - 2.0 / ln2).abs() < 1e-9);
         // Worst line: row 2, 4 × (9 − 2) nats.
         assert!((s.line_ratio.unwrap() - 28.0 / ln2).abs() < 1e-9);
-        let p = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
+        let p = gp(&[0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
         assert_eq!(s.score(ScoreKind::BitsPerDim, &p), Some(s.bpd));
         assert_eq!(s.score(ScoreKind::LikelihoodRatio, &p), Some(s.bpd - s.background_bpd.unwrap()));
         let cc = s.bpd - s.coder_bpd;
         assert_eq!(s.score(ScoreKind::Combined, &p), Some(cc.max(s.line_ratio.unwrap())));
-        assert_eq!(s.score(ScoreKind::Combined, &[0.0, 0.0, 0.0, 1.0, 0.0, 0.0]), None, "zero spread");
+        assert_eq!(s.score(ScoreKind::Combined, &gp(&[0.0, 0.0, 0.0, 1.0, 0.0, 0.0])), None, "zero spread");
         // The structural score: the combined terms and the latent one, each normalized.
         assert_eq!(s.score(ScoreKind::Structural, &p), None, "no latent spread");
-        assert_eq!(s.score(ScoreKind::Structural, &[0.0, 1.0, 0.0, 1.0, 1.0, 2.0]), None, "no latent score");
+        assert_eq!(s.score(ScoreKind::Structural, &gp(&[0.0, 1.0, 0.0, 1.0, 1.0, 2.0])), None, "no latent score");
         let with_latent = Statistics { latent: Some(1000.0), ..s };
-        assert_eq!(with_latent.score(ScoreKind::Structural, &[0.0, 1.0, 0.0, 1.0, 10.0, 2.0]), Some(495.0));
-        assert_eq!(with_latent.score(ScoreKind::Structural, &[0.0, 1.0, 0.0, 1.0, 1000.0, 2.0]), Some(cc.max(s.line_ratio.unwrap())));
+        assert_eq!(with_latent.score(ScoreKind::Structural, &gp(&[0.0, 1.0, 0.0, 1.0, 10.0, 2.0])), Some(495.0));
+        assert_eq!(with_latent.score(ScoreKind::Structural, &gp(&[0.0, 1.0, 0.0, 1.0, 1000.0, 2.0])), Some(cc.max(s.line_ratio.unwrap())));
         let alone = Statistics::from_pixels(&image, g, &model, None);
         assert_eq!(alone.score(ScoreKind::LineRatio, &p), None);
         assert_eq!(alone.score(ScoreKind::ComplexityCorrected, &p), Some(cc));
@@ -728,6 +888,110 @@ mod tests {
         assert!(Statistics::from_pixels(&image, Geometry::new(1, 2, 2).unwrap(), &model, Some(&bg)).line_ratio.is_none());
     }
 
+    /// The patch ratio is the worst square a quarter of the frame's side (every eighth):
+    /// on 8×8, 2×2 squares at every pixel; the peak level is the brightest pixel.
+    #[test]
+    fn patch_ratio_and_peak_level() {
+        let g = Geometry::new(1, 8, 8).unwrap();
+        let mut model = [-1.0f32; 64];
+        // One hot 2×2 square at (3, 4) and a hotter lone pixel at (0, 0): the square wins.
+        for (y, x) in [(3, 4), (3, 5), (4, 4), (4, 5)] {
+            model[y * 8 + x] = -4.0;
+        }
+        model[0] = -6.0;
+        let mut image = [0u8; 64];
+        image[9] = 200;
+        let s = Statistics::from_pixels(&image, g, &model, Some(&[-1.0f32; 64]));
+        assert_eq!(s.patch_ratio, None, "only on request");
+        let s = s.with_patch_ratio(g, &model, &[-1.0f32; 64]);
+        let ln2 = core::f64::consts::LN_2;
+        assert!((s.patch_ratio.unwrap() - 12.0 / ln2).abs() < 1e-9, "{:?}", s.patch_ratio);
+        assert_eq!(s.peak, 200.0);
+        assert_eq!(Statistics::from_pixels(&image, g, &model, None).patch_ratio, None);
+        // In colour the peak is the brightest pixel's mean over its channels.
+        let c = Statistics::from_pixels(&[10, 250, 30, 90], Geometry::new(2, 1, 2).unwrap(), &[0.0; 4], None);
+        assert_eq!(c.peak, 170.0);
+    }
+
+    /// The reconstruction's terms: the bound at μ less the coder's bits, and the worst line
+    /// and patch of where the PixelCNN explains the frame better than the decoder.
+    #[test]
+    fn reconstruction_terms() {
+        let g = Geometry::new(1, 8, 8).unwrap();
+        let model = [-2.0f32; 64];
+        let mut rec = [-2.0f32; 64];
+        // Row 6 is 1 nat a pixel worse under the reconstruction; one pixel 5 more.
+        for x in 0..8 {
+            rec[6 * 8 + x] = -3.0;
+        }
+        rec[6 * 8 + 2] = -8.0;
+        let ln2 = core::f64::consts::LN_2;
+        let r = Reconstruction::from_pixels(g, &model, &rec, 6.4, 0.5);
+        let total = 2.0 * 64.0 + 8.0 + 5.0;
+        assert!((r.bound_cc - ((total + 6.4) / (64.0 * ln2) - 0.5)).abs() < 1e-9, "{r:?}");
+        assert!((r.ratio_line - 13.0 / ln2).abs() < 1e-9, "{r:?}");
+        // The worst 2×2 square holds the 6-nat pixel and one 1-nat neighbour in row 6.
+        assert!((r.ratio_patch - 7.0 / ln2).abs() < 1e-9, "{r:?}");
+    }
+
+    /// The evidence score: `ln Σ exp(zᵢ)` of the eight normalized terms, the peak level's
+    /// two-sided; `None` without a reconstruction or with an unusable constant.
+    #[test]
+    fn evidence_score_is_a_soft_maximum_of_the_normalized_terms() {
+        let g = Geometry::new(1, 4, 4).unwrap();
+        let mut s = Statistics::from_pixels(&[255u8; 16], g, &[-1.0f32; 16], Some(&[-1.0f32; 16])).with_patch_ratio(
+            g,
+            &[-1.0f32; 16],
+            &[-1.0f32; 16],
+        );
+        s.latent = Some(3.0);
+        let mut p = gp(&[]);
+        for i in 0..EVIDENCE_TERMS.len() {
+            p[2 * i + 1] = 1.0;
+        }
+        assert_eq!(s.score(ScoreKind::Evidence, &p), None, "no reconstruction");
+        s.reconstruction = Some(Reconstruction { bound_cc: 2.0, ratio_line: -1.0, ratio_patch: 0.5 });
+        let cc = s.bpd - s.coder_bpd;
+        let (line, patch) = (s.line_ratio.unwrap(), s.patch_ratio.unwrap());
+        // Peak level: median 250, spread 2.5 → |255 − 250| / 2.5 = 2 (and as far below).
+        p[14] = 250.0;
+        p[15] = 2.5;
+        let z = [cc, line, 3.0, patch, 2.0, -1.0, 0.5, 2.0];
+        let want = z.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let got = s.score(ScoreKind::Evidence, &p).unwrap();
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        let dark = Statistics { peak: 245.0, ..s };
+        assert!((dark.score(ScoreKind::Evidence, &p).unwrap() - got).abs() < 1e-12, "two-sided");
+        p[9] = 0.0;
+        assert_eq!(s.score(ScoreKind::Evidence, &p), None, "zero spread");
+        assert!(ScoreKind::Evidence.needs_reconstruction() && ScoreKind::Evidence.needs_latent() && ScoreKind::Evidence.needs_background());
+        assert!(!ScoreKind::Structural.needs_reconstruction());
+    }
+
+    /// A block with the evidence guard's further pairs: read back in order, and into
+    /// [`guard_params`]' slots after the latent pair; any other count is refused.
+    #[cfg(feature = "std")]
+    #[test]
+    fn guard_block_holds_the_further_terms() {
+        let comp = (0.0f32, vec![0.0f32], vec![1.0f32]);
+        let extra: Vec<(f32, f32)> = (0..EXTRA_TERMS).map(|i| (i as f32, 10.0 + i as f32)).collect();
+        let bytes = GuardBlock::encode(5, (1.0, 2.0), &[0.0], &[1.0], core::slice::from_ref(&comp), &extra);
+        let b = GuardBlock::parse(&bytes).unwrap();
+        assert_eq!((b.extra_terms(), b.norm()), (EXTRA_TERMS, (1.0, 2.0)));
+        for (i, &e) in extra.iter().enumerate() {
+            assert_eq!(b.extra_norm(i), e);
+        }
+        assert_eq!(
+            GuardBlock::parse(&GuardBlock::encode(5, (1.0, 2.0), &[0.0], &[1.0], core::slice::from_ref(&comp), &[])).unwrap().extra_terms(),
+            0
+        );
+        let two = GuardBlock::encode(5, (1.0, 2.0), &[0.0], &[1.0], &[comp], &extra[..2]);
+        assert!(GuardBlock::parse(&two).is_err(), "two further pairs is no known guard");
+        let mut short = bytes.clone();
+        short.pop();
+        assert!(GuardBlock::parse(&short).is_err());
+    }
+
     /// A one-component block in two dimensions: the score is the Gaussian's negative log
     /// density after standardization; a malformed block is refused.
     #[cfg(feature = "std")]
@@ -736,7 +1000,7 @@ mod tests {
         // z = (mu − [1, 2]) · [1, 0.5]; one component at 0 with precision diag(1, 4) (L = diag(1, 2)).
         let ln_2pi = (2.0 * core::f64::consts::PI).ln();
         let c = (0.0 + 2f64.ln() - ln_2pi) as f32;
-        let bytes = GuardBlock::encode(0xABCD, (3.0, 4.0), &[1.0, 2.0], &[1.0, 0.5], &[(c, vec![0.0, 0.0], vec![1.0, 0.0, 2.0])]);
+        let bytes = GuardBlock::encode(0xABCD, (3.0, 4.0), &[1.0, 2.0], &[1.0, 0.5], &[(c, vec![0.0, 0.0], vec![1.0, 0.0, 2.0])], &[]);
         assert_eq!(bytes.len(), GuardBlock::len_for(2, 1));
         let b = GuardBlock::parse(&bytes).unwrap();
         assert_eq!((b.latent(), b.components(), b.encoder_crc(), b.norm()), (2, 1, 0xABCD, (3.0, 4.0)));
@@ -747,7 +1011,7 @@ mod tests {
         assert_eq!(b.score(&[1.0]), None);
         // Two identical components of half weight give the same density.
         let half = c - 2f32.ln();
-        let two = GuardBlock::encode(0, (0.0, 1.0), &[1.0, 2.0], &[1.0, 0.5], &vec![(half, vec![0.0, 0.0], vec![1.0, 0.0, 2.0]); 2]);
+        let two = GuardBlock::encode(0, (0.0, 1.0), &[1.0, 2.0], &[1.0, 0.5], &vec![(half, vec![0.0, 0.0], vec![1.0, 0.0, 2.0]); 2], &[]);
         assert!((GuardBlock::parse(&two).unwrap().score(&mu).unwrap() - want).abs() < 1e-5);
         let mut bad = bytes.clone();
         bad[0] = b'X';

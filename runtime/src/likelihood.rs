@@ -183,18 +183,7 @@ fn check_mixture_shape<P: Params + ?Sized>(image: &[u8], params: &P, k: usize, p
 /// [`mixture_log_prob_at`] over the sub-pixels (in f64, in order); computed [`BATCH`] values
 /// at a time so the transcendental functions run through [`crate::vmath`].
 pub fn mixture_image_log_prob<P: Params + ?Sized>(image: &[u8], params: &P, k: usize, plane: usize) -> Result<f64, Error> {
-    check_mixture_shape(image, params, k, plane)?;
-    let mut total = -0.0f64; // as `Sum for f64` starts
-    let mut lp = [0f32; BATCH];
-    for (c, channel) in image.chunks(plane).enumerate() {
-        for (b, xs) in channel.chunks(BATCH).enumerate() {
-            mixture_log_prob_batch(xs, params, 3 * k * plane * c + b * BATCH, k, plane, &mut lp);
-            for &v in &lp[..xs.len()] {
-                total += v as f64;
-            }
-        }
-    }
-    Ok(total)
+    mixture_image_total(image, params, k, plane, None)
 }
 
 /// [`mixture_image_log_prob`], also writing each sub-pixel's log probability (nats) into
@@ -206,16 +195,32 @@ pub fn mixture_image_log_prob_pixels<P: Params + ?Sized>(
     plane: usize,
     out: &mut [f32],
 ) -> Result<f64, Error> {
-    check_mixture_shape(image, params, k, plane)?;
     if out.len() != image.len() {
         return Err(Error::LengthMismatch { expected: image.len(), got: out.len() });
     }
+    mixture_image_total(image, params, k, plane, Some(out))
+}
+
+/// The body of both: one copy (out of line) whether or not the values are kept.
+#[inline(never)]
+fn mixture_image_total<P: Params + ?Sized>(
+    image: &[u8],
+    params: &P,
+    k: usize,
+    plane: usize,
+    mut out: Option<&mut [f32]>,
+) -> Result<f64, Error> {
+    check_mixture_shape(image, params, k, plane)?;
     let mut total = -0.0f64; // as `Sum for f64` starts
-    for (c, (channel, out)) in image.chunks(plane).zip(out.chunks_mut(plane)).enumerate() {
-        for (b, (xs, o)) in channel.chunks(BATCH).zip(out.chunks_mut(BATCH)).enumerate() {
-            mixture_log_prob_batch(xs, params, 3 * k * plane * c + b * BATCH, k, plane, o);
-            for &v in o.iter() {
+    let mut lp = [0f32; BATCH];
+    for (c, channel) in image.chunks(plane).enumerate() {
+        for (b, xs) in channel.chunks(BATCH).enumerate() {
+            mixture_log_prob_batch(xs, params, 3 * k * plane * c + b * BATCH, k, plane, &mut lp);
+            for &v in &lp[..xs.len()] {
                 total += v as f64;
+            }
+            if let Some(o) = out.as_deref_mut() {
+                o[c * plane + b * BATCH..][..xs.len()].copy_from_slice(&lp[..xs.len()]);
             }
         }
     }

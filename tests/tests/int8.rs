@@ -117,6 +117,46 @@ fn tract_latent(
     Some(y)
 }
 
+/// The VAE's part of the tract statistics `b` of `img` (the latent score under `block`, and
+/// the reconstruction when `kind` reads it), each checked against the int8 engine's `a`.
+#[allow(clippy::too_many_arguments)]
+fn tract_vae_evidence(
+    b: &mut Statistics,
+    a: &Statistics,
+    block: Option<&edgegen_runtime::guard::GuardBlock>,
+    kind: ScoreKind,
+    tract_vae: &edgegen_runtime::onnx::OnnxVae,
+    img: &[u8],
+    fg: &[f32],
+    what: &str,
+) {
+    if let Some(block) = block {
+        b.latent = tract_latent(block, tract_vae, img, a.latent, what);
+    }
+    if kind.needs_reconstruction() {
+        let (x, y) = (a.reconstruction.unwrap(), tract_reconstruction(tract_vae, img, fg, b.coder_bpd));
+        assert!((x.bound_cc - y.bound_cc).abs() < 0.05, "{what}: VAE bound int8 {x:?} vs tract {y:?}");
+        b.reconstruction = Some(y);
+    }
+}
+
+/// The evidence guard's reconstruction of `img` through tract (the QDQ encoder's posterior
+/// mean, the QDQ decoder's likelihoods there), beside the PixelCNN's per-pixel `fg`.
+fn tract_reconstruction(
+    tract: &edgegen_runtime::onnx::OnnxVae,
+    img: &[u8],
+    fg: &[f32],
+    coder_bpd: f64,
+) -> edgegen_runtime::guard::Reconstruction {
+    let g = tract.geometry();
+    let (mu, lv) = tract.encode(img).unwrap();
+    let params = tract.decode(&mu).unwrap();
+    let mut rec = vec![0f32; g.values()];
+    edgegen_runtime::likelihood::mixture_image_log_prob_pixels(img, &params[..], tract.components(), g.plane(), &mut rec).unwrap();
+    let kl = edgegen_runtime::likelihood::kl_to_standard_normal(&mu, &lv).unwrap();
+    edgegen_runtime::guard::Reconstruction::from_pixels(g, fg, &rec, kl, coder_bpd)
+}
+
 /// The slide guard on the bundled slide frames, int8 engine against tract on the QDQ files
 /// (float arithmetic, ties to even, against the engine's fixed-point requantization): a
 /// deeper colour model accumulates more one-step differences than the Fashion-MNIST one, so
@@ -149,11 +189,9 @@ fn bundled_slide_guard_agrees_with_tract() {
             let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
             tract.log_prob_pixels(img, &mut fg).unwrap();
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
-            let mut b = Statistics::from_pixels(img, g, &fg, Some(&bg));
+            let mut b = Statistics::from_pixels(img, g, &fg, Some(&bg)).with_patch_ratio(g, &fg, &bg);
             assert!((a.bpd - b.bpd).abs() < 0.05, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
-            if let Some(block) = &block {
-                b.latent = tract_latent(block, &tract_vae, img, a.latent, &format!("{set} {i}"));
-            }
+            tract_vae_evidence(&mut b, &a, block.as_ref(), kind, &tract_vae, img, &fg, &format!("{set} {i}"));
             let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
             diffs.push((a.bpd - b.bpd).abs());
@@ -225,11 +263,10 @@ fn bundled_pixelcnn_int8_engine_agrees_with_tract_on_qdq() {
             let (mut fg, mut bg) = (vec![0f32; 784], vec![0f32; 784]);
             tract.log_prob_pixels(img, &mut fg).unwrap();
             tract_bg.log_prob_pixels(img, &mut bg).unwrap();
-            let mut b = Statistics::from_pixels(img, edgegen_trainer::data::FASHION_MNIST, &fg, Some(&bg));
+            let g = edgegen_trainer::data::FASHION_MNIST;
+            let mut b = Statistics::from_pixels(img, g, &fg, Some(&bg)).with_patch_ratio(g, &fg, &bg);
             assert!((a.bpd - b.bpd).abs() < 0.02, "{set} {i}: int8 {} vs tract int8 {}", a.bpd, b.bpd);
-            if let Some(block) = &block {
-                b.latent = tract_latent(block, &tract_vae, img, a.latent, &format!("{set} {i}"));
-            }
+            tract_vae_evidence(&mut b, &a, block.as_ref(), kind, &tract_vae, img, &fg, &format!("{set} {i}"));
             let tract_score = b.score(kind, &params).unwrap();
             assert_eq!(v.accept, tract_score as f32 <= md.guard_threshold, "{set} {i}: verdicts differ ({} vs {tract_score})", v.score);
             diffs.push(a.bpd - b.bpd);
@@ -483,7 +520,7 @@ fn vae_bayes_classifier_is_the_bound_with_a_class_prior() {
     let l = vae.latent();
     let identity: Vec<f32> = (0..l).flat_map(|i| (0..=i).map(move |j| if i == j { 1.0 } else { 0.0 })).collect();
     let c = -0.5 * l as f32 * (2.0 * std::f32::consts::PI).ln();
-    let one = edgegen_runtime::guard::GuardBlock::encode(0, (0.0, 1.0), &vec![0.0; l], &vec![1.0; l], &[(c, vec![0.0; l], identity)]);
+    let one = edgegen_runtime::guard::GuardBlock::encode(0, (0.0, 1.0), &vec![0.0; l], &vec![1.0; l], &[(c, vec![0.0; l], identity)], &[]);
     let one = edgegen_runtime::guard::GuardBlock::parse(&one).unwrap();
     let frames = frames();
     let mut arena = vec![0u8; vae.arena_len()];

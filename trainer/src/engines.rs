@@ -189,6 +189,20 @@ impl Loaded {
     /// likelihoods under the model and the background model (when there is one); VAE: the
     /// `VAE_K`-sample bound (no per-pixel terms, so no background scores).
     pub fn statistics(&self, image: &[u8], index: usize) -> Result<Statistics> {
+        let vae = self.guard_vae.as_ref().map(|(v, b)| (v, Some(b)));
+        Ok(self.statistics_with(image, index, vae)?.0)
+    }
+
+    /// [`Loaded::statistics`] with the VAE evidence of `vae` (a PixelCNN's): the posterior
+    /// mean (returned), the latent score under the block (when given) and the decoder's
+    /// [`edgegen_runtime::guard::Reconstruction`] at the posterior mean, as the device's
+    /// evidence guard computes them.
+    pub fn statistics_with(
+        &self,
+        image: &[u8],
+        index: usize,
+        vae: Option<(&engine::Vae<'static>, Option<&GuardBlock<'static>>)>,
+    ) -> Result<(Statistics, Vec<f32>)> {
         let g = self.check(image)?;
         let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
         let have_bg = match &self.engines {
@@ -207,20 +221,29 @@ impl Loaded {
                 background.is_some()
             }
             _ => {
-                return Ok(Statistics {
-                    bpd: self.bpd(image, index)?,
-                    coder_bpd: edgegen_runtime::complexity::bits_per_dim(image, g.width as usize),
-                    background_bpd: None,
-                    line_ratio: None,
-                    latent: None,
-                })
+                let coder_bpd = edgegen_runtime::complexity::bits_per_dim(image, g.width as usize);
+                let mut s = Statistics::from_pixels(image, g, &fg, None);
+                s.bpd = self.bpd(image, index)?;
+                s.coder_bpd = coder_bpd;
+                return Ok((s, Vec::new()));
             }
         };
         let mut s = Statistics::from_pixels(image, g, &fg, have_bg.then_some(&bg[..]));
-        if let Some((vae, block)) = &self.guard_vae {
-            s.latent = block.score(&posterior_mean(vae, image)?);
+        if have_bg {
+            s = s.with_patch_ratio(g, &fg, &bg);
         }
-        Ok(s)
+        let mut mu = Vec::new();
+        if let Some((vae, block)) = vae {
+            let mut lv = vec![0f32; vae.latent()];
+            mu = vec![0f32; vae.latent()];
+            let mut arena = vec![0u8; vae.arena_len()];
+            vae.encode(&mut arena, image, &mut mu, &mut lv)?;
+            s.latent = block.and_then(|b| b.score(&mu));
+            vae.decode_log_prob_pixels(&mut arena, &mu, image, &mut bg)?;
+            let kl = edgegen_runtime::likelihood::kl_to_standard_normal(&mu, &lv)?;
+            s.reconstruction = Some(edgegen_runtime::guard::Reconstruction::from_pixels(g, &fg, &bg, kl, s.coder_bpd));
+        }
+        Ok((s, mu))
     }
 
     /// The most probable class of `image` and its probability (classifier engines).

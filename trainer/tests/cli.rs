@@ -153,9 +153,12 @@ fn inspect_names_the_guard_score_and_its_constants() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
     let line = text.lines().find(|l| l.starts_with("guard:")).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("score structural") && line.contains("cc_median") && line.contains("line_spread"), "{line}");
+    assert!(line.contains("score evidence") && line.contains("cc_median") && line.contains("line_spread"), "{line}");
     let block = text.lines().find(|l| l.starts_with("guard block:")).unwrap_or_else(|| panic!("{text}"));
     assert!(block.contains("8-component Gaussian mixture over the 16-d posterior mean"), "{block}");
+    for term in &edgegen_runtime::guard::EVIDENCE_TERMS[3..] {
+        assert!(block.contains(&format!("{term} median")), "{term}: {block}");
+    }
     let o = edgegen(&["inspect", "models/vae-fmnist/encoder.egm"], &[]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("guard: score complexity_corrected threshold"), "{text}");

@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn guard_blocks_are_added_replaced_and_removed() {
         let bytes = relu_model().to_bytes().unwrap();
-        let block = crate::guard::GuardBlock::encode(7, (1.0, 2.0), &[0.0], &[1.0], &[(0.5, std::vec![0.0], std::vec![1.0])]);
+        let block = crate::guard::GuardBlock::encode(7, (1.0, 2.0), &[0.0], &[1.0], &[(0.5, std::vec![0.0], std::vec![1.0])], &[]);
         let with = with_guard_block(&bytes, Some(&block)).unwrap();
         let m = Model::from_bytes(&with).unwrap();
         let (off, len) = m.guard_block_range();
@@ -257,6 +257,7 @@ mod tests {
             &[0.0, 0.0],
             &[1.0, 1.0],
             &[(0.5, std::vec![0.0; 2], std::vec![1.0, 0.0, 1.0])],
+            &[],
         );
         let replaced = with_guard_block(&with, Some(&other)).unwrap();
         assert_eq!(Model::from_bytes(&replaced).unwrap().guard_block().unwrap().encoder_crc(), 9);

@@ -48,7 +48,7 @@ pub fn fit_class_priors(vae: &Vae<'_>, images: &Images, classes: usize) -> Resul
         packed.push((c.constant() as f32, c.mean.iter().map(|&v| v as f32).collect(), c.l.iter().map(|&v| v as f32).collect()));
     }
     let (zero, one) = (vec![0f32; l], vec![1f32; l]);
-    Ok(GuardBlock::encode(vae.encoder_model().crc(), (0.0, 1.0), &zero, &one, &packed))
+    Ok(GuardBlock::encode(vae.encoder_model().crc(), (0.0, 1.0), &zero, &one, &packed, &[]))
 }
 
 /// `edgegen eval bayes`: fits the class priors on `fit` training frames, then classifies

@@ -8,7 +8,7 @@ use edgegen_runtime::engine::{PixelCnn, Vae};
 use edgegen_runtime::image::Geometry;
 
 /// Names of the statistics, in [`frame_features`]' order.
-pub const NAMES: [&str; 16] = [
+pub const NAMES: [&str; 31] = [
     "bpd",
     "coder_bpd",
     "bg_bpd",
@@ -25,12 +25,34 @@ pub const NAMES: [&str; 16] = [
     "vae_mu_norm",
     "vae_logvar_mean",
     "vae_mu_max",
+    "latent_score",
+    "rec_bpd",
+    "rec_cc",
+    "rec_elbo_cc",
+    "rec_line",
+    "rec_patch",
+    "rec_ratio_line",
+    "rec_ratio_patch",
+    "img_mean",
+    "img_ink",
+    "img_max",
+    "img_cy",
+    "img_cx",
+    "img_syy",
+    "img_sxx",
 ];
 
 /// Statistics of one frame (see [`NAMES`]): per-value log-likelihoods of the model `fg`
 /// and the background `bg` (nats, planar), the image, and the VAE's posterior `(mu,
 /// logvar)` when there is one (NaN otherwise).
-pub fn from_parts(image: &[u8], g: Geometry, fg: &[f32], bg: &[f32], posterior: Option<(&[f32], &[f32])>) -> Vec<f64> {
+pub fn from_parts(
+    image: &[u8],
+    g: Geometry,
+    fg: &[f32],
+    bg: &[f32],
+    posterior: Option<(&[f32], &[f32])>,
+    vae: Option<VaeEvidence<'_>>,
+) -> Vec<f64> {
     let (h, w, c, plane) = (g.height as usize, g.width as usize, g.channels as usize, g.plane());
     let ln2 = std::f64::consts::LN_2;
     // Bits of pixel p (summed over channels) under the model, and its ratio to the background.
@@ -96,9 +118,98 @@ pub fn from_parts(image: &[u8], g: Geometry, fg: &[f32], bg: &[f32], posterior: 
         lv_mean,
         mu_max,
     ];
+    v.extend(vae_features(image, g, fg, &stats, kl, vae));
+    v.extend(image_features(image, g));
     // The posterior mean itself, coordinate by coordinate (`mu_0`, `mu_1`, …).
     v.extend(latent);
     v
+}
+
+/// What the VAE says of a frame beyond its posterior: the stored guard block's latent score
+/// and the decoder's per-value log-likelihoods (nats, planar) at the posterior mean.
+#[derive(Debug, Clone, Copy)]
+pub struct VaeEvidence<'a> {
+    pub latent_score: Option<f64>,
+    pub reconstruction: &'a [f32],
+}
+
+/// The reconstruction statistics (see [`NAMES`]: `latent_score` to `rec_ratio_patch`).
+fn vae_features(
+    image: &[u8],
+    g: Geometry,
+    fg: &[f32],
+    stats: &edgegen_runtime::guard::Statistics,
+    kl: f64,
+    vae: Option<VaeEvidence<'_>>,
+) -> Vec<f64> {
+    let Some(e) = vae else { return vec![f64::NAN; 8] };
+    let (h, w, c, plane) = (g.height as usize, g.width as usize, g.channels as usize, g.plane());
+    let ln2 = std::f64::consts::LN_2;
+    let d = image.len() as f64;
+    let rec = |p: usize| (0..c).map(|k| -(e.reconstruction[k * plane + p] as f64) / ln2).sum::<f64>();
+    let diff = |p: usize| (0..c).map(|k| (fg[k * plane + p] as f64 - e.reconstruction[k * plane + p] as f64) / ln2).sum::<f64>();
+    let rec_bpd = (0..plane).map(rec).sum::<f64>() / d;
+    let lines = |f: &dyn Fn(usize) -> f64| {
+        let rows = (0..h).map(|y| (0..w).map(|x| f(y * w + x)).sum::<f64>());
+        let cols = (0..w).map(|x| (0..h).map(|y| f(y * w + x)).sum::<f64>());
+        rows.chain(cols).fold(f64::NEG_INFINITY, f64::max)
+    };
+    let patches = |f: &dyn Fn(usize) -> f64| {
+        let (ph, pw) = ((h / 4).max(1), (w / 4).max(1));
+        let (sy, sx) = ((h / 8).max(1), (w / 8).max(1));
+        let mut best = f64::NEG_INFINITY;
+        let mut y = 0;
+        while y + ph <= h {
+            let mut x = 0;
+            while x + pw <= w {
+                best = best.max((y..y + ph).flat_map(|yy| (x..x + pw).map(move |xx| yy * w + xx)).map(f).sum::<f64>());
+                x += sx;
+            }
+            y += sy;
+        }
+        best
+    };
+    vec![
+        e.latent_score.unwrap_or(f64::NAN),
+        rec_bpd,
+        rec_bpd - stats.coder_bpd,
+        rec_bpd + kl / (d * ln2) - stats.coder_bpd,
+        lines(&rec),
+        patches(&rec),
+        lines(&diff),
+        patches(&diff),
+    ]
+}
+
+/// Global image statistics (see [`NAMES`]: `img_mean` to `img_sxx`): the mean level, the
+/// fraction of inked pixels (≥ 64), the brightest level, and the intensity-weighted centroid
+/// and spreads (pixels, from the frame's centre), over the channels' mean.
+fn image_features(image: &[u8], g: Geometry) -> Vec<f64> {
+    let (h, w, c, plane) = (g.height as usize, g.width as usize, g.channels as usize, g.plane());
+    let level = |p: usize| (0..c).map(|k| image[k * plane + p] as f64).sum::<f64>() / c as f64;
+    let (mut m, mut my, mut mx, mut ink, mut max) = (0.0, 0.0, 0.0, 0usize, 0f64);
+    for y in 0..h {
+        for x in 0..w {
+            let v = level(y * w + x);
+            m += v;
+            my += v * y as f64;
+            mx += v * x as f64;
+            ink += usize::from(v >= 64.0);
+            max = max.max(v);
+        }
+    }
+    let n = (h * w) as f64;
+    let (cy, cx) = if m > 0.0 { (my / m, mx / m) } else { ((h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0) };
+    let (mut syy, mut sxx) = (0.0, 0.0);
+    for y in 0..h {
+        for x in 0..w {
+            let v = level(y * w + x);
+            syy += v * (y as f64 - cy).powi(2);
+            sxx += v * (x as f64 - cx).powi(2);
+        }
+    }
+    let (syy, sxx) = if m > 0.0 { ((syy / m).sqrt(), (sxx / m).sqrt()) } else { (0.0, 0.0) };
+    vec![m / n, ink as f64 / n, max, cy - (h as f64 - 1.0) / 2.0, cx - (w as f64 - 1.0) / 2.0, syy, sxx]
 }
 
 /// The statistics of every frame of `images` (all cores).
@@ -109,15 +220,20 @@ pub fn frame_features(images: &Images, model: &PixelCnn, background: &PixelCnn, 
         let (mut fg, mut bg) = (vec![0f32; g.values()], vec![0f32; g.values()]);
         model.log_prob_pixels(&mut vec![0u8; model.arena_len()], image, &mut fg)?;
         background.log_prob_pixels(&mut vec![0u8; background.arena_len()], image, &mut bg)?;
-        let posterior = match vae {
+        let mut rec = vec![0f32; g.values()];
+        let (posterior, latent_score) = match vae {
             Some(v) => {
                 let (mut mu, mut lv) = (vec![0f32; v.latent()], vec![0f32; v.latent()]);
-                v.encode(&mut vec![0u8; v.arena_len()], image, &mut mu, &mut lv)?;
-                Some((mu, lv))
+                let mut arena = vec![0u8; v.arena_len()];
+                v.encode(&mut arena, image, &mut mu, &mut lv)?;
+                v.decode_log_prob_pixels(&mut arena, &mu, image, &mut rec)?;
+                let score = model.interpreter().model().guard_block().filter(|b| b.latent() == mu.len()).and_then(|b| b.score(&mu));
+                (Some((mu, lv)), score)
             }
-            None => None,
+            None => (None, None),
         };
-        Ok(from_parts(image, g, &fg, &bg, posterior.as_ref().map(|(m, l)| (&m[..], &l[..]))))
+        let evidence = posterior.as_ref().map(|_| VaeEvidence { latent_score, reconstruction: &rec });
+        Ok(from_parts(image, g, &fg, &bg, posterior.as_ref().map(|(m, l)| (&m[..], &l[..])), evidence))
     });
     out.into_iter().collect()
 }

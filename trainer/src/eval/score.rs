@@ -239,6 +239,15 @@ fn spread(v: &mut [f64]) -> (f32, f32) {
     (m as f32, ((hi - m) as f32).max(1e-6))
 }
 
+/// The median of `v` and the 99th percentile of `|v − median|` (a two-sided term's constants).
+fn spread_two_sided(v: &[f64]) -> (f32, f32) {
+    let (m, _) = spread(&mut v.to_vec());
+    let mut d: Vec<f64> = v.iter().map(|&x| (x - m as f64).abs()).collect();
+    d.sort_by(f64::total_cmp);
+    let q = d[((0.99 * d.len() as f64).ceil() as usize).clamp(1, d.len()) - 1];
+    (m, (q as f32).max(1e-6))
+}
+
 /// How the structural guard's latent density is fitted (`edgegen calibrate --vae`).
 #[derive(Debug, Clone, Copy)]
 pub struct LatentFit {
@@ -261,7 +270,7 @@ impl Default for LatentFit {
 /// Fits the structural guard's density on the posterior means `mus` of held-out frames and
 /// encodes its guard block (`encoder_crc`: the VAE encoder file's checksum). Returns the
 /// block and the latent scores of `mus` under it (the runtime's own computation).
-pub fn fit_latent_block(mus: &[Vec<f32>], encoder_crc: u32, fit: &LatentFit) -> Result<(Vec<u8>, Vec<f64>)> {
+pub fn fit_latent_block(mus: &[Vec<f32>], encoder_crc: u32, fit: &LatentFit, extra: &[(f32, f32)]) -> Result<(Vec<u8>, Vec<f64>)> {
     let d = mus.first().map_or(0, |m| m.len());
     ensure!(d > 0, "no posterior means to fit");
     let n = mus.len() as f64;
@@ -280,7 +289,7 @@ pub fn fit_latent_block(mus: &[Vec<f32>], encoder_crc: u32, fit: &LatentFit) -> 
         .iter()
         .map(|c| (c.constant() as f32, c.mean.iter().map(|&v| v as f32).collect(), c.l.iter().map(|&v| v as f32).collect()))
         .collect();
-    let encode = |norm: (f32, f32)| guard::GuardBlock::encode(encoder_crc, norm, &mean32, &istd32, &packed);
+    let encode = |norm: (f32, f32)| guard::GuardBlock::encode(encoder_crc, norm, &mean32, &istd32, &packed, extra);
     let draft = encode((0.0, 1.0));
     let block = guard::GuardBlock::parse(&draft).map_err(|e| anyhow::anyhow!("{e}"))?;
     let scores: Vec<f64> = mus.iter().map(|m| block.score(m).context("latent length")).collect::<Result<_>>()?;
@@ -306,7 +315,7 @@ pub fn calibrate(
     let family = loaded.family();
     let has_bg = loaded.background_dir().is_some();
     let kind = kind.unwrap_or(if vae.is_some() {
-        ScoreKind::Structural
+        ScoreKind::Evidence
     } else if has_bg {
         ScoreKind::Combined
     } else {
@@ -320,7 +329,7 @@ pub fn calibrate(
     );
     // The structural score's VAE: int8, beside the model (the card names it by directory).
     let vae = match (kind.needs_latent(), vae) {
-        (true, None) => bail!("the structural score needs a VAE: `--vae DIR` (the int8 VAE trained on the same frames)"),
+        (true, None) => bail!("the {} score needs a VAE: `--vae DIR` (the int8 VAE trained on the same frames)", kind.name()),
         (true, Some(v)) => {
             ensure!(
                 v.parent().map(|p| p.canonicalize().ok()) == dir.parent().map(|p| p.canonicalize().ok()),
@@ -341,30 +350,45 @@ pub fn calibrate(
         }
         (false, _) => None,
     };
-    let stats_of = |images: &Images| -> Result<Vec<Statistics>> {
+    // Every frame's statistics and (with a VAE) its posterior mean and reconstruction.
+    let stats_of = |images: &Images| -> Result<(Vec<Statistics>, Vec<Vec<f32>>)> {
         let bar = crate::progress::bar(progress, images.len() as u64, "score");
         let s = crate::parallel::map(images.len(), |i| {
             bar.inc(1);
-            loaded.statistics(images.image(i), i)
+            match &vae {
+                Some((_, e)) => loaded.statistics_with(images.image(i), i, Some((e, None))),
+                None => Ok((loaded.statistics(images.image(i), i)?, Vec::new())),
+            }
         });
         crate::progress::finish(&bar);
-        s.into_iter().collect()
-    };
-    let mus_of = |e: &edgegen_runtime::engine::Vae<'static>, images: &Images| -> Result<Vec<Vec<f32>>> {
-        crate::parallel::map(images.len(), |i| crate::engines::posterior_mean(e, images.image(i))).into_iter().collect()
+        Ok(s.into_iter().collect::<Result<Vec<_>>>()?.into_iter().unzip())
     };
     let parts = crate::export::card::Card::read(dir)?.source().load(progress)?;
-    let mut valid = stats_of(&parts.validation)?;
-    let mut params: guard::GuardParams = [0.0; 6];
-    if matches!(kind, ScoreKind::Combined | ScoreKind::Structural) {
+    let (mut valid, valid_mus) = stats_of(&parts.validation)?;
+    let mut params: guard::GuardParams = [0.0; 16];
+    if matches!(kind, ScoreKind::Combined | ScoreKind::Structural | ScoreKind::Evidence) {
         let (c0, s0) = spread(&mut valid.iter().map(|s| s.bpd - s.coder_bpd).collect::<Vec<_>>());
         let (c1, s1) = spread(&mut valid.iter().filter_map(|s| s.line_ratio).collect::<Vec<_>>());
         params[..4].copy_from_slice(&[c0, s0, c1, s1]);
     }
+    // The evidence guard's further terms (after the latent score), from the validation frames.
+    let mut extra = Vec::new();
+    if kind == ScoreKind::Evidence {
+        let rec = |f: fn(&guard::Reconstruction) -> f64| valid.iter().filter_map(|s| s.reconstruction.as_ref().map(f)).collect::<Vec<_>>();
+        extra.push(spread(&mut valid.iter().filter_map(|s| s.patch_ratio).collect::<Vec<_>>()));
+        extra.push(spread(&mut rec(|r| r.bound_cc)));
+        extra.push(spread(&mut rec(|r| r.ratio_line)));
+        extra.push(spread(&mut rec(|r| r.ratio_patch)));
+        extra.push(spread_two_sided(&valid.iter().map(|s| s.peak).collect::<Vec<_>>()));
+        for (i, &(m, sp)) in extra.iter().enumerate() {
+            params[6 + 2 * i] = m;
+            params[7 + 2 * i] = sp;
+        }
+    }
     let mut block = None;
-    let mut test = stats_of(&parts.test)?;
+    let (mut test, test_mus) = stats_of(&parts.test)?;
     if let Some((_, e)) = &vae {
-        let (bytes, scores) = fit_latent_block(&mus_of(e, &parts.validation)?, e.encoder_model().crc(), fit)?;
+        let (bytes, scores) = fit_latent_block(&valid_mus, e.encoder_model().crc(), fit, &extra)?;
         let b = guard::GuardBlock::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (m, sp) = b.norm();
         params[4] = m;
@@ -372,8 +396,8 @@ pub fn calibrate(
         for (s, l) in valid.iter_mut().zip(scores) {
             s.latent = Some(l);
         }
-        for (s, mu) in test.iter_mut().zip(mus_of(e, &parts.test)?) {
-            s.latent = b.score(&mu);
+        for (s, mu) in test.iter_mut().zip(&test_mus) {
+            s.latent = b.score(mu);
         }
         block = Some(bytes);
     }
@@ -395,7 +419,7 @@ pub fn calibrate(
     let source = card.source();
     card.device.guard = Some(crate::export::card::GuardCard {
         score: kind.name().to_string(),
-        params: matches!(kind, ScoreKind::Combined | ScoreKind::Structural).then(|| crate::export::card::CombinedParams {
+        params: matches!(kind, ScoreKind::Combined | ScoreKind::Structural | ScoreKind::Evidence).then(|| crate::export::card::CombinedParams {
             cc_median: params[0] as f64,
             cc_spread: params[1] as f64,
             line_median: params[2] as f64,
@@ -417,6 +441,13 @@ pub fn calibrate(
                 fit.iterations, fit.seed, fit.regularization
             ),
         }),
+        terms: (kind == ScoreKind::Evidence).then(|| {
+            guard::EVIDENCE_TERMS
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), crate::export::card::r4(params[2 * i] as f64), crate::export::card::r4(params[2 * i + 1] as f64)))
+                .collect()
+        }),
         engine: "int8".into(),
         threshold: crate::export::card::r4(threshold as f64),
         false_reject_target: (false_reject as f64 * 1e6).round() / 1e6,
@@ -428,7 +459,12 @@ pub fn calibrate(
         test_false_reject: crate::export::card::r4(test_frr),
         stored_in: if block.is_some() { format!("{part}.egm metadata and guard block") } else { format!("{part}.egm metadata") },
         command: match &vae {
-            Some((p, _)) => format!("cargo edgegen calibrate --model {} --vae {} --false-reject {false_reject}", dir.display(), p.display()),
+            Some((p, _)) => format!(
+                "cargo edgegen calibrate --model {} --vae {} --components {} --false-reject {false_reject}",
+                dir.display(),
+                p.display(),
+                fit.components
+            ),
             None => format!("cargo edgegen calibrate --model {} --false-reject {false_reject}", dir.display()),
         },
     });
@@ -452,7 +488,7 @@ mod tests {
         let mut rng = edgegen_runtime::rng::Rng::new(3);
         let mus: Vec<Vec<f32>> = (0..600).map(|i| vec![rng.normal() + if i % 2 == 0 { 5.0 } else { -5.0 }, 0.5 * rng.normal()]).collect();
         let fit = LatentFit { components: 2, ..Default::default() };
-        let (bytes, scores) = fit_latent_block(&mus, 42, &fit).unwrap();
+        let (bytes, scores) = fit_latent_block(&mus, 42, &fit, &[]).unwrap();
         let block = guard::GuardBlock::parse(&bytes).unwrap();
         assert_eq!((block.latent(), block.components(), block.encoder_crc()), (2, 2, 42));
         let (median, spread) = block.norm();

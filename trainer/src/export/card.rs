@@ -394,6 +394,10 @@ pub struct GuardCard {
     /// The structural score's latent density.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent: Option<LatentCard>,
+    /// The evidence score's terms: name, median and spread on the validation split (the
+    /// peak level's spread is the 99th percentile of its distance to the median).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Vec<(String, f64, f64)>>,
     /// The engine that scored the calibration images.
     pub engine: String,
     /// The threshold.

@@ -442,7 +442,11 @@ pub fn inspect(path: &Path) -> Result<String> {
         let name = kind.map_or_else(|| format!("unknown ({})", md.guard_score), |k| k.name().to_string());
         let p = md.guard_params;
         let constants = match kind {
-            Some(edgegen_runtime::guard::ScoreKind::Combined | edgegen_runtime::guard::ScoreKind::Structural) => {
+            Some(
+                edgegen_runtime::guard::ScoreKind::Combined
+                | edgegen_runtime::guard::ScoreKind::Structural
+                | edgegen_runtime::guard::ScoreKind::Evidence,
+            ) => {
                 format!("; constants cc_median {} cc_spread {} line_median {} line_spread {}", p[0], p[1], p[2], p[3])
             }
             _ => String::new(),
@@ -450,8 +454,15 @@ pub fn inspect(path: &Path) -> Result<String> {
         let block = match model.guard_block() {
             Some(b) => {
                 let (m, sp) = b.norm();
+                // The evidence guard's further terms: name, median, spread.
+                let further: String = (0..b.extra_terms())
+                    .map(|i| {
+                        let (m, sp) = b.extra_norm(i);
+                        format!("; {} median {m} spread {sp}", edgegen_runtime::guard::EVIDENCE_TERMS[3 + i])
+                    })
+                    .collect();
                 format!(
-                    "\nguard block: a {}-component Gaussian mixture over the {}-d posterior mean of the VAE encoder with CRC {:#010x}; latent_median {m} latent_spread {sp}; {} bytes",
+                    "\nguard block: a {}-component Gaussian mixture over the {}-d posterior mean of the VAE encoder with CRC {:#010x}; latent_median {m} latent_spread {sp}{further}; {} bytes",
                     b.components(),
                     b.latent(),
                     b.encoder_crc(),
