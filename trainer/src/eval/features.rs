@@ -67,16 +67,17 @@ pub fn from_parts(
         }
         s
     };
-    let stats = edgegen_runtime::guard::Statistics::from_pixels(image, g, fg, Some(bg));
-    // Patches a quarter of the frame's side, every eighth: the worst local ratio and bits.
+    // The guard's own statistics where it has them (the line and patch ratios, the peak).
+    let stats = edgegen_runtime::guard::Statistics::from_pixels(image, g, fg, Some(bg)).with_patch_ratio(g, fg, bg);
+    // Patches a quarter of the frame's side, every eighth: the worst local bits (the worst
+    // local ratio is the guard's, above).
     let (ph, pw) = ((h / 4).max(1), (w / 4).max(1));
     let (sy, sx) = ((h / 8).max(1), (w / 8).max(1));
-    let (mut patch_ratio, mut patch_bits) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut patch_bits = f64::NEG_INFINITY;
     let mut y = 0;
     while y + ph <= h {
         let mut x = 0;
         while x + pw <= w {
-            patch_ratio = patch_ratio.max(region(&ratio, y..y + ph, x..x + pw));
             patch_bits = patch_bits.max(region(&bits, y..y + ph, x..x + pw) / (ph * pw * c) as f64);
             x += sx;
         }
@@ -105,7 +106,7 @@ pub fn from_parts(
         stats.coder_bpd,
         stats.background_bpd.unwrap_or(f64::NAN),
         stats.line_ratio.unwrap_or(f64::NAN),
-        patch_ratio,
+        stats.patch_ratio.unwrap_or(f64::NAN),
         patch_bits,
         top,
         bottom,
@@ -118,7 +119,8 @@ pub fn from_parts(
         lv_mean,
         mu_max,
     ];
-    v.extend(vae_features(image, g, fg, &stats, kl, vae));
+    let guard_kl = posterior.map(|(mu, lv)| edgegen_runtime::likelihood::kl_to_standard_normal(mu, lv).unwrap_or(f64::NAN));
+    v.extend(vae_features(image, g, fg, &stats, guard_kl.unwrap_or(f64::NAN), vae));
     v.extend(image_features(image, g));
     // The posterior mean itself, coordinate by coordinate (`mu_0`, `mu_1`, …).
     v.extend(latent);
@@ -133,7 +135,9 @@ pub struct VaeEvidence<'a> {
     pub reconstruction: &'a [f32],
 }
 
-/// The reconstruction statistics (see [`NAMES`]: `latent_score` to `rec_ratio_patch`).
+/// The reconstruction statistics (see [`NAMES`]: `latent_score` to `rec_ratio_patch`); the
+/// evidence guard's three (`rec_elbo_cc`, `rec_ratio_line`, `rec_ratio_patch`) as the
+/// runtime computes them ([`edgegen_runtime::guard::Reconstruction`], with the KL `kl`).
 fn vae_features(
     image: &[u8],
     g: Geometry,
@@ -147,7 +151,6 @@ fn vae_features(
     let ln2 = std::f64::consts::LN_2;
     let d = image.len() as f64;
     let rec = |p: usize| (0..c).map(|k| -(e.reconstruction[k * plane + p] as f64) / ln2).sum::<f64>();
-    let diff = |p: usize| (0..c).map(|k| (fg[k * plane + p] as f64 - e.reconstruction[k * plane + p] as f64) / ln2).sum::<f64>();
     let rec_bpd = (0..plane).map(rec).sum::<f64>() / d;
     let lines = |f: &dyn Fn(usize) -> f64| {
         let rows = (0..h).map(|y| (0..w).map(|x| f(y * w + x)).sum::<f64>());
@@ -169,15 +172,16 @@ fn vae_features(
         }
         best
     };
+    let r = edgegen_runtime::guard::Reconstruction::from_pixels(g, fg, e.reconstruction, kl, stats.coder_bpd);
     vec![
         e.latent_score.unwrap_or(f64::NAN),
         rec_bpd,
         rec_bpd - stats.coder_bpd,
-        rec_bpd + kl / (d * ln2) - stats.coder_bpd,
+        r.bound_cc,
         lines(&rec),
         patches(&rec),
-        lines(&diff),
-        patches(&diff),
+        r.ratio_line,
+        r.ratio_patch,
     ]
 }
 
