@@ -524,6 +524,30 @@ fn eval_ood_covers_structural_faults_and_draws_its_plots() {
     std::fs::remove_dir_all(out).ok();
 }
 
+/// `eval statistics` writes every candidate statistic per frame for the validation frames,
+/// the test frames and every outlier set (what `scripts/guard-terms.py` chooses the guard's
+/// terms from): the evidence guard's terms are there and finite on every frame.
+#[test]
+fn eval_statistics_writes_the_guard_candidates() {
+    let out = std::env::temp_dir().join(format!("edgegen-cli-{}-statistics.csv", std::process::id()));
+    let o = edgegen(&["eval", "statistics", "--vae", "models/vae-fmnist", "--count", "6", "--out", out.to_str().unwrap(), "--quiet"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    for set in ["validation", "test", "mnist", "rotated-90", "occluded", "under-exposed"] {
+        assert!(rows.iter().any(|r| r[0] == set), "no {set} rows");
+    }
+    for term in ["patch_ratio", "latent_score", "rec_elbo_cc", "rec_ratio_line", "rec_ratio_patch", "img_max", "mu_15"] {
+        let at = header.iter().position(|h| *h == term).unwrap_or_else(|| panic!("no {term} column: {header:?}"));
+        for r in &rows {
+            assert!(r[at].parse::<f64>().is_ok_and(f64::is_finite), "{term} of {} {}: {}", r[0], r[2], r[at]);
+        }
+    }
+    std::fs::remove_file(out).ok();
+}
+
 /// The structural guard needs its VAE beside the model; without one, or with one elsewhere,
 /// calibration is refused before anything is written.
 #[test]
