@@ -69,20 +69,8 @@ pub fn from_parts(
     };
     // The guard's own statistics where it has them (the line and patch ratios, the peak).
     let stats = edgegen_runtime::guard::Statistics::from_pixels(image, g, fg, Some(bg)).with_patch_ratio(g, fg, bg);
-    // Patches a quarter of the frame's side, every eighth: the worst local bits (the worst
-    // local ratio is the guard's, above).
-    let (ph, pw) = ((h / 4).max(1), (w / 4).max(1));
-    let (sy, sx) = ((h / 8).max(1), (w / 8).max(1));
-    let mut patch_bits = f64::NEG_INFINITY;
-    let mut y = 0;
-    while y + ph <= h {
-        let mut x = 0;
-        while x + pw <= w {
-            patch_bits = patch_bits.max(region(&bits, y..y + ph, x..x + pw) / (ph * pw * c) as f64);
-            x += sx;
-        }
-        y += sy;
-    }
+    // The worst local bits per value (the worst local ratio is the guard's, above).
+    let patch_bits = worst_patch(g, &bits) / ((h / 4).max(1) * (w / 4).max(1) * c) as f64;
     let half = |ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
         let n = (ys.len() * xs.len() * c) as f64;
         region(&bits, ys, xs) / n
@@ -157,21 +145,6 @@ fn vae_features(
         let cols = (0..w).map(|x| (0..h).map(|y| f(y * w + x)).sum::<f64>());
         rows.chain(cols).fold(f64::NEG_INFINITY, f64::max)
     };
-    let patches = |f: &dyn Fn(usize) -> f64| {
-        let (ph, pw) = ((h / 4).max(1), (w / 4).max(1));
-        let (sy, sx) = ((h / 8).max(1), (w / 8).max(1));
-        let mut best = f64::NEG_INFINITY;
-        let mut y = 0;
-        while y + ph <= h {
-            let mut x = 0;
-            while x + pw <= w {
-                best = best.max((y..y + ph).flat_map(|yy| (x..x + pw).map(move |xx| yy * w + xx)).map(f).sum::<f64>());
-                x += sx;
-            }
-            y += sy;
-        }
-        best
-    };
     let r = edgegen_runtime::guard::Reconstruction::from_pixels(g, fg, e.reconstruction, kl, stats.coder_bpd);
     vec![
         e.latent_score.unwrap_or(f64::NAN),
@@ -179,10 +152,25 @@ fn vae_features(
         rec_bpd - stats.coder_bpd,
         r.bound_cc,
         lines(&rec),
-        patches(&rec),
+        worst_patch(g, &rec),
         r.ratio_line,
         r.ratio_patch,
     ]
+}
+
+/// The largest sum of `f(pixel)` over a patch: squares a quarter of the frame's side, every
+/// eighth of it (the guard's patches).
+fn worst_patch(g: Geometry, f: &dyn Fn(usize) -> f64) -> f64 {
+    let (h, w) = (g.height as usize, g.width as usize);
+    let (ph, pw) = ((h / 4).max(1), (w / 4).max(1));
+    let (sy, sx) = ((h / 8).max(1), (w / 8).max(1));
+    let mut best = f64::NEG_INFINITY;
+    for y in (0..=h - ph).step_by(sy) {
+        for x in (0..=w - pw).step_by(sx) {
+            best = best.max((y..y + ph).flat_map(|yy| (x..x + pw).map(move |xx| yy * w + xx)).map(f).sum::<f64>());
+        }
+    }
+    best
 }
 
 /// Global image statistics (see [`NAMES`]: `img_mean` to `img_sxx`): the mean level, the
