@@ -365,6 +365,24 @@ pub struct Reconstruction {
 }
 
 impl Reconstruction {
+    /// One decoder pass of `vae` at the posterior mean of `posterior` (`(mu, logvar)` from
+    /// its encoder), its per-value likelihoods written into `scratch`, and the terms against
+    /// the PixelCNN's likelihoods `model`: what the evidence guard reads, on the device and on
+    /// the host alike.
+    pub fn of(
+        vae: &crate::engine::Vae<'_>,
+        arena: &mut [u8],
+        image: &[u8],
+        posterior: (&[f32], &[f32]),
+        model: &[f32],
+        scratch: &mut [f32],
+        coder_bpd: f64,
+    ) -> Result<Self, crate::Error> {
+        vae.decode_log_prob_pixels(arena, posterior.0, image, scratch)?;
+        let kl = crate::likelihood::kl_to_standard_normal(posterior.0, posterior.1)?;
+        Ok(Self::from_pixels(vae.geometry(), model, scratch, kl, coder_bpd))
+    }
+
     /// From the per-value log-likelihoods (nats, planar) of the PixelCNN (`model`) and of
     /// the decoder at μ (`reconstruction`), the posterior's KL to the prior (nats) and the
     /// coder's bits/pixel.
@@ -373,9 +391,7 @@ impl Reconstruction {
         let total: f64 = reconstruction.iter().map(|&v| v as f64).sum();
         let ln2 = core::f64::consts::LN_2;
         let bound = crate::likelihood::bits_per_dim(total, n) + kl / (n as f64 * ln2);
-        let plane = g.plane();
-        let channels = g.channels as usize;
-        let diff = |p: usize| (0..channels).map(|c| model[c * plane + p] as f64 - reconstruction[c * plane + p] as f64).sum::<f64>();
+        let diff = excess(g, model, reconstruction);
         let (w, h) = (g.width as usize, g.height as usize);
         Reconstruction {
             bound_cc: bound - coder_bpd,
@@ -383,6 +399,13 @@ impl Reconstruction {
             ratio_patch: worst_patch(w, h, &diff) / ln2,
         }
     }
+}
+
+/// Pixel `p`'s `a − b` in nats (per-value log-likelihoods, planar), summed over its channels
+/// in channel order: the likelihood ratio's term and the reconstruction's disagreement's.
+fn excess<'a>(g: Geometry, a: &'a [f32], b: &'a [f32]) -> impl Fn(usize) -> f64 + 'a {
+    let (plane, channels) = (g.plane(), g.channels as usize);
+    move |p| (0..channels).map(|c| a[c * plane + p] as f64 - b[c * plane + p] as f64).sum::<f64>()
 }
 
 /// The largest sum of `f(pixel)` over one row or one column of a `width`×`height` frame:
@@ -430,11 +453,8 @@ impl Statistics {
         let (background_bpd, line_ratio) = match background {
             Some(bg) if bg.len() == n && n == g.values() && model.len() == n => {
                 let bg_total: f64 = bg.iter().map(|&v| v as f64).sum();
-                // A pixel's ratio in nats, summed over its channels in channel order; the
-                // worst line and patch sums are turned into bits once, at the end.
-                let ratio =
-                    |p: usize| (0..g.channels as usize).map(|c| bg[c * plane + p] as f64 - model[c * plane + p] as f64).sum::<f64>();
-                let worst = worst_line(width, height, &ratio) / core::f64::consts::LN_2;
+                // The worst line in nats, turned into bits once, at the end.
+                let worst = worst_line(width, height, &excess(g, bg, model)) / core::f64::consts::LN_2;
                 (Some(crate::likelihood::bits_per_dim(bg_total, n)), Some(worst))
             }
             _ => (None, None),
@@ -446,11 +466,10 @@ impl Statistics {
     /// likelihoods as [`Statistics::from_pixels`] (the evidence guard's term: the scorer
     /// computes it only for that score).
     pub fn with_patch_ratio(mut self, g: Geometry, model: &[f32], background: &[f32]) -> Self {
-        let (n, plane) = (g.values(), g.plane());
+        let n = g.values();
         if background.len() == n && model.len() == n {
-            let ratio =
-                |p: usize| (0..g.channels as usize).map(|c| background[c * plane + p] as f64 - model[c * plane + p] as f64).sum::<f64>();
-            self.patch_ratio = Some(worst_patch(g.width as usize, g.height as usize, &ratio) / core::f64::consts::LN_2);
+            self.patch_ratio =
+                Some(worst_patch(g.width as usize, g.height as usize, &excess(g, background, model)) / core::f64::consts::LN_2);
         }
         self
     }
@@ -713,9 +732,9 @@ impl<'m, 'a> PixelCnnScorer<'m, 'a> {
             s.latent = block.score(&mu[..l]);
             if self.kind.needs_reconstruction() {
                 // The background's per-value likelihoods are spent: the reconstruction's go there.
-                vae.decode_log_prob_pixels(self.arena, &mu[..l], image, self.background_pixels)?;
-                let kl = crate::likelihood::kl_to_standard_normal(&mu[..l], &lv[..l])?;
-                s.reconstruction = Some(Reconstruction::from_pixels(g, self.pixels, self.background_pixels, kl, s.coder_bpd));
+                let posterior = (&mu[..l], &lv[..l]);
+                s.reconstruction =
+                    Some(Reconstruction::of(vae, self.arena, image, posterior, self.pixels, self.background_pixels, s.coder_bpd)?);
             }
         }
         self.last = Some(s);

@@ -239,9 +239,8 @@ impl Loaded {
             let mut arena = vec![0u8; vae.arena_len()];
             vae.encode(&mut arena, image, &mut mu, &mut lv)?;
             s.latent = block.and_then(|b| b.score(&mu));
-            vae.decode_log_prob_pixels(&mut arena, &mu, image, &mut bg)?;
-            let kl = edgegen_runtime::likelihood::kl_to_standard_normal(&mu, &lv)?;
-            s.reconstruction = Some(edgegen_runtime::guard::Reconstruction::from_pixels(g, &fg, &bg, kl, s.coder_bpd));
+            s.reconstruction =
+                Some(edgegen_runtime::guard::Reconstruction::of(vae, &mut arena, image, (&mu, &lv), &fg, &mut bg, s.coder_bpd)?);
         }
         Ok((s, mu))
     }
