@@ -16,6 +16,7 @@
 //! * [`guard`], [`complexity`]: the outlier-rejection guard — a calibrated threshold on a
 //!   p(x)-based score (raw bits/dim, complexity-corrected, likelihood ratio against a
 //!   background model, the worst line's ratio, or their normalized maximum).
+//! * [`flow`]: a normalizing flow's couplings on the int8 engine, their arithmetic in f32.
 //! * `onnx` (feature `onnx`): engines that run the exported ONNX files through tract-onnx.
 //!
 //! Features: `std` (default), `onnx`, `defmt`, and `dsp` (Arm DSP-extension kernels).
@@ -30,6 +31,7 @@ pub mod complexity;
 pub mod crc32;
 pub mod engine;
 pub mod error;
+pub mod flow;
 pub mod golden;
 pub mod guard;
 pub mod image;

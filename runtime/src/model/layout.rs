@@ -423,11 +423,15 @@ pub enum Family {
     GanGenerator = 4,
     /// Classifier: image → class logits.
     Classifier = 5,
+    /// One coupling network of a normalizing flow: masked values (f32) → the raw log-scale
+    /// and shift `[2C, H, W]` (f32); the coupling's arithmetic runs in [`crate::flow`].
+    FlowCoupling = 6,
 }
 
 impl Family {
     /// Every family, in opcode order.
-    pub const ALL: [Family; 5] = [Family::VaeEncoder, Family::VaeDecoder, Family::PixelCnn, Family::GanGenerator, Family::Classifier];
+    pub const ALL: [Family; 6] =
+        [Family::VaeEncoder, Family::VaeDecoder, Family::PixelCnn, Family::GanGenerator, Family::Classifier, Family::FlowCoupling];
 
     fn from_u8(v: u8) -> Option<Self> {
         Family::ALL.into_iter().find(|f| *f as u8 == v)
@@ -441,6 +445,7 @@ impl Family {
             Family::PixelCnn => "pixelcnn",
             Family::GanGenerator => "gan-generator",
             Family::Classifier => "classifier",
+            Family::FlowCoupling => "flow-coupling",
         }
     }
 
