@@ -1,5 +1,6 @@
 //! The normalizing flow: burn (trainer) vs tract vs onnxruntime on both exported graphs,
-//! invertibility through the files, training, and the clear refusals of the int8 path.
+//! invertibility through the files, training, the coupling arithmetic the int8 engine runs,
+//! and the bundled flow on the int8 engine.
 
 mod common;
 
@@ -74,6 +75,47 @@ fn flow_exports_density_and_sampler_that_invert_each_other() {
     }
 }
 
+/// The runtime's coupling arithmetic (`edgegen_runtime::flow`, what the int8 engine runs
+/// around its networks), fed the couplings read back from `density.onnx` with their
+/// networks in f32, reproduces both graphs through tract: log p and the latent, and the
+/// sampler's image of a latent, in gray and colour (channel masks, two blocks, a squeeze
+/// between).
+#[test]
+fn flow_arithmetic_reproduces_the_onnx_graphs() {
+    use edgegen_trainer::int8::flow as qflow;
+    let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).unwrap().first(Some(3));
+    for (cfg, seed) in [
+        (FlowConfig::new().with_hidden(8), 5),
+        (FlowConfig::new().with_hidden(6).with_blocks(2).with_channels(3).with_height(8).with_width(12).with_pre(2).with_post(1), 6),
+    ] {
+        let flow = moved(&cfg, seed);
+        let dir = common::temp_dir(&format!("flow-arith-{seed}"));
+        edgegen_trainer::export::onnx::save(&export::density_onnx(&flow), &dir.join("density.onnx")).unwrap();
+        edgegen_trainer::export::onnx::save(&export::sampler_onnx(&flow), &dir.join("sampler.onnx")).unwrap();
+        let engine = OnnxFlow::load(&dir).unwrap();
+        let parts = qflow::parts(&dir.join("density.onnx")).unwrap();
+        assert_eq!(parts.parts.len(), cfg.pre + cfg.channel + cfg.post);
+        assert_eq!(parts.pre, cfg.pre);
+        let g = engine.geometry();
+        for i in 0..3 {
+            let image: Vec<u8> =
+                if cfg.channels == 1 { test.image(i).to_vec() } else { (0..g.values()).map(|j| ((j * 7 + i * 50) % 256) as u8).collect() };
+            let (want_z, want_lp) = engine.encode(&image).unwrap();
+            let (lp, z, inputs) = qflow::f32_log_prob(&parts, &image).unwrap();
+            assert_eq!(inputs.len(), parts.parts.len(), "one input per coupling");
+            assert!((lp - want_lp).abs() < 1e-5 * want_lp.abs() + 1e-2, "log p {lp} vs tract {want_lp}");
+            assert!(common::max_abs_diff(&want_z, &z) < 1e-3, "z differs by {}", common::max_abs_diff(&want_z, &z));
+            let mut want = vec![0u8; g.values()];
+            engine.decode(&z, &mut want).unwrap();
+            let back = qflow::f32_decode(&parts, &z).unwrap();
+            let off = back.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 1).count();
+            assert_eq!(off, 0, "the arithmetic's image and the sampler's differ by more than a bin at {off} values");
+            assert_eq!(back, image, "decode(encode(x)) = x");
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
 /// Shapes a flow cannot have are refused with the reason.
 #[test]
 fn flow_refuses_odd_frames() {
@@ -106,4 +148,75 @@ fn bundled_flow_matches_golden_and_card() {
         assert_eq!(back, image);
     }
     common::python_check(&dir, &["density.onnx", "sampler.onnx"]);
+}
+
+/// The bundled flow on the int8 engine (`flow.egf`, `quantize`'s output): the optimized
+/// kernels give the reference kernels' bits; log p stays near tract's f32 density frame by
+/// frame and its card's int8 figure near the f32 one; an image's int8 latent decodes back to
+/// it; samples are deterministic; `Loaded` (the CLI's engines) runs it; and a damaged file is
+/// refused with the reason.
+#[test]
+fn bundled_flow_runs_on_the_int8_engine() {
+    use edgegen_runtime::flow::Flow;
+    use edgegen_runtime::kernels::Kernels;
+    let dir = common::model_dir("flow-fmnist");
+    let bytes = std::fs::read(dir.join("flow.egf")).unwrap();
+    let flow = Flow::from_bytes(&bytes, Kernels::Optimized).unwrap();
+    let reference = Flow::from_bytes(&bytes, Kernels::Reference).unwrap();
+    let onnx = OnnxFlow::load(&dir).unwrap();
+    assert_eq!(flow.geometry(), onnx.geometry());
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    let (f32_bpd, int8_bpd) =
+        (card["int8"]["test_bpd_centre_f32"].as_f64().unwrap(), card["int8"]["test_bpd_centre_int8"].as_f64().unwrap());
+    assert!(int8_bpd >= f32_bpd - 0.01 && int8_bpd < f32_bpd + 0.1, "int8 {int8_bpd} against f32 {f32_bpd} bits/dim");
+    let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).unwrap().first(Some(64));
+    let d = flow.latent();
+    let (mut arena, mut scratch) = (vec![0u8; flow.arena_len()], vec![0f32; flow.scratch_len()]);
+    let (mut gap, mut off) = (0.0, 0usize);
+    for i in 0..test.len() {
+        let image = test.image(i);
+        let lp = flow.log_prob(&mut arena, &mut scratch, image).unwrap();
+        let z = scratch[..d].to_vec();
+        if i < 3 {
+            let mut s2 = vec![0f32; flow.scratch_len()];
+            assert_eq!(reference.log_prob(&mut arena, &mut s2, image).unwrap().to_bits(), lp.to_bits(), "reference kernels, frame {i}");
+        }
+        let want = onnx.log_prob(image).unwrap();
+        let diff = (want - lp) / (784.0 * std::f64::consts::LN_2);
+        assert!(diff.abs() < 0.5, "frame {i}: int8 log p {lp} against f32 {want}");
+        gap += diff;
+        let mut back = vec![0u8; d];
+        flow.decode(&mut arena, &mut scratch, &z, &mut back).unwrap();
+        // The inverse recomputes each network from values the f32 arithmetic returns to
+        // within rounding; where one lands across an input quantization step the network's
+        // answer moves by a step, so the int8 flow inverts to within a few grey levels, not
+        // exactly (here: 78 values of 64 frames, none by more than 2 levels).
+        let worst = back.iter().zip(image).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        assert!(worst <= 4, "frame {i}: decode(encode(x)) is {worst} grey levels from x");
+        off += back.iter().zip(image).filter(|(a, b)| a != b).count();
+    }
+    assert!(off * 100 <= test.len() * d, "decode(encode(x)) differs from x at {off} of {} values", test.len() * d);
+    let gap = gap / test.len() as f64;
+    assert!(gap.abs() < 0.1, "int8 minus f32: {gap} bits/dim on average");
+    let (mut a, mut b) = (vec![0u8; d], vec![0u8; d]);
+    flow.sample(&mut arena, &mut scratch, 3, &mut a).unwrap();
+    flow.sample(&mut arena, &mut scratch, 3, &mut b).unwrap();
+    assert_eq!(a, b);
+    assert!(a.iter().any(|&p| p > 0), "a sample is not blank");
+    let loaded = edgegen_trainer::engines::Loaded::open(&dir, edgegen_trainer::engines::EngineKind::Int8).unwrap();
+    let lp = flow.log_prob(&mut arena, &mut scratch, test.image(0)).unwrap();
+    assert_eq!(loaded.bpd(test.image(0), 0).unwrap(), edgegen_runtime::likelihood::bits_per_dim(lp, d));
+    assert_eq!(loaded.sample(3).unwrap(), a);
+    // Damage: a flipped byte fails the checksum, a cut file is short, a foreign one has no magic.
+    let mut bad = bytes.clone();
+    bad[bytes.len() / 2] ^= 1;
+    assert!(matches!(Flow::from_bytes(&bad, Kernels::Optimized), Err(edgegen_runtime::Error::ChecksumMismatch { .. })));
+    assert!(Flow::from_bytes(&bytes[..20], Kernels::Optimized).is_err());
+    assert!(matches!(
+        Flow::from_bytes(&bytes[..bytes.len() - 100], Kernels::Optimized),
+        Err(edgegen_runtime::Error::ChecksumMismatch { .. })
+    ));
+    let mut foreign = bytes.clone();
+    foreign[0] = b'X';
+    assert!(matches!(Flow::from_bytes(&foreign, Kernels::Optimized), Err(edgegen_runtime::Error::BadMagic)));
 }

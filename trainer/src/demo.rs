@@ -91,7 +91,8 @@ pub struct DemoOptions {
 }
 
 /// The bundled models the demo uses, in order, with how many samples to draw.
-const MODELS: [(&str, usize); 4] = [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("gan-fmnist", 16), ("cgan-fmnist", 20)];
+const MODELS: [(&str, usize); 5] =
+    [("pixelcnn-fmnist", 8), ("vae-fmnist", 16), ("flow-fmnist", 16), ("gan-fmnist", 16), ("cgan-fmnist", 20)];
 
 /// The classifier that labels the frames the guard accepts.
 const CLASSIFIER: &str = "classifier-fmnist";

@@ -59,6 +59,8 @@ pub enum Engines {
     ClassifierTract(OnnxClassifier),
     /// Normalizing flow through tract (f32).
     FlowTract(OnnxFlow),
+    /// Normalizing flow on the int8 engine (couplings int8, their arithmetic f32).
+    FlowInt8(Box<edgegen_runtime::flow::Flow<'static>>),
 }
 
 /// A loaded model: its engines, validated once when opened. The compiled files' bytes are
@@ -140,8 +142,17 @@ impl Loaded {
             }
             ModelFamily::Classifier => Engines::ClassifierTract(OnnxClassifier::load_file(&onnx(dir, "classifier"))?),
             ModelFamily::Flow if engine == EngineKind::Tract => Engines::FlowTract(OnnxFlow::load(dir)?),
+            ModelFamily::Flow if int8 => {
+                let p = dir.join(crate::int8::flow::FILE);
+                let bytes = std::fs::read(&p)
+                    .with_context(|| format!("cannot read {} (run `cargo edgegen quantize --model {}`?)", p.display(), dir.display()))?;
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                let flow = edgegen_runtime::flow::Flow::from_bytes(bytes, Kernels::Optimized)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                Engines::FlowInt8(Box::new(flow))
+            }
             ModelFamily::Flow => bail!(
-                "{}: a normalizing flow runs through tract in f32 only (--engine tract): the int8 engine has no exp/tanh couplings yet",
+                "{}: a normalizing flow runs as f32 ONNX (--engine tract) or on the int8 engine (--engine int8), not as QDQ ONNX",
                 dir.display()
             ),
         };
@@ -166,6 +177,7 @@ impl Loaded {
             Engines::ClassifierInt8(e) => e.geometry(),
             Engines::ClassifierTract(e) => e.geometry(),
             Engines::FlowTract(e) => e.geometry(),
+            Engines::FlowInt8(e) => e.geometry(),
         }
     }
 
@@ -292,6 +304,9 @@ impl Loaded {
             Engines::VaeInt8(e) => e.bounds(&mut vec![0u8; e.arena_len()], image, VAE_K, &mut rng)?.iwae_bpd(),
             Engines::VaeTract(e) => e.bounds(image, VAE_K, &mut rng)?.iwae_bpd(),
             Engines::FlowTract(e) => bits_per_dim(e.log_prob(image)?, values),
+            Engines::FlowInt8(e) => {
+                bits_per_dim(e.log_prob(&mut vec![0u8; e.arena_len()], &mut vec![0f32; e.scratch_len()], image)?, values)
+            }
             Engines::GanInt8(_) | Engines::GanTract(_) | Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => {
                 bail!("a {} has no likelihood to score with; use a PixelCNN or a VAE model", self.family)
             }
@@ -331,6 +346,7 @@ impl Loaded {
             Engines::VaeTract(e) => e.sample(seed, &mut out)?,
             Engines::GanTract(e) => e.sample(seed, &mut out)?,
             Engines::FlowTract(e) => e.sample(seed, &mut out)?,
+            Engines::FlowInt8(e) => e.sample(&mut vec![0u8; e.arena_len()], &mut vec![0f32; e.scratch_len()], seed, &mut out)?,
             Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => bail!("a classifier does not generate images"),
         }
         Ok(out)
@@ -349,6 +365,7 @@ impl Loaded {
             Engines::VaeTract(e) => Some(e.latent()),
             Engines::GanTract(e) => Some(e.latent()),
             Engines::FlowTract(e) => Some(e.latent()),
+            Engines::FlowInt8(e) => Some(e.latent()),
             Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => None,
             Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => None,
         }
@@ -364,6 +381,7 @@ impl Loaded {
             Engines::VaeTract(e) => e.decode_mean(z, &mut out)?,
             Engines::GanTract(e) => e.generate(z, &mut out)?,
             Engines::FlowTract(e) => e.decode(z, &mut out)?,
+            Engines::FlowInt8(e) => e.decode(&mut vec![0u8; e.arena_len()], &mut vec![0f32; e.scratch_len()], z, &mut out)?,
             Engines::PixelCnnInt8 { .. } | Engines::PixelCnnTract { .. } => anyhow::bail!(NO_LATENT),
             Engines::ClassifierInt8(_) | Engines::ClassifierTract(_) => anyhow::bail!("a classifier has no latent to walk through"),
         }

@@ -617,8 +617,9 @@ fn sample_draws_the_class_asked_for() {
 }
 
 /// A flow end to end from the command line: a quick run publishes both graphs and a card
-/// with its bits/dim, samples, scores and walks through tract, and the int8 path (quantize,
-/// the default engine) refuses it with the reason and the way round.
+/// with its bits/dim, samples, scores and walks through tract; the int8 engine (the default)
+/// asks for `quantize` first, which compiles the flow file, after which it samples and
+/// scores.
 #[test]
 fn flow_trains_and_runs_through_tract() {
     let dir = std::env::temp_dir().join(format!("edgegen-cli-{}-flow", std::process::id()));
@@ -657,11 +658,22 @@ fn flow_trains_and_runs_through_tract() {
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = edgegen(&["quantize", "--model", &s(out.clone())], &[]);
-    assert!(!o.status.success() && stderr(&o).contains("--engine tract"), "{}", stderr(&o));
+    // The int8 engine (the default) before `quantize`: no flow file, and the way to make one.
     let o = edgegen(&["sample", "--model", &s(out.clone()), "--out", &s(dir.join("x.png"))], &[]);
-    assert!(!o.status.success() && stderr(&o).contains("--engine tract") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
-    assert!(!out.join("calibration.json").exists(), "a refused quantize writes nothing");
+    assert!(!o.status.success() && stderr(&o).contains("quantize") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(!dir.join("x.png").exists(), "a refused run writes nothing");
+    // `quantize` compiles the couplings into flow.egf and measures it against f32; then the
+    // default engine samples and scores with it.
+    let o = edgegen(&["quantize", "--model", &s(out.clone()), "--calibration", "32", "--quiet"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    let (f, q) = (card["int8"]["test_bpd_centre_f32"].as_f64().unwrap(), card["int8"]["test_bpd_centre_int8"].as_f64().unwrap());
+    assert!(f > 0.0 && (q - f).abs() < 0.5, "{card}");
+    assert!(out.join("flow.egf").exists() && out.join("calibration.json").exists());
+    let o = edgegen(&["sample", "--model", &s(out.clone()), "--count", "4", "--out", &s(dir.join("x.png"))], &[]);
+    assert!(o.status.success() && dir.join("x.png").exists(), "{}", stderr(&o));
+    let o = edgegen(&["score", "--model", &s(out.clone()), "models/frames/fashion-mnist-test.idx"], &[]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"bpd\""), "{}", stderr(&o));
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -1,6 +1,6 @@
 //! `edgegen eval ood`: how well each p(x)-based score separates Fashion-MNIST test images
 //! (in distribution) from MNIST digits and from corrupted frames a real sensor produces.
-//! Scores come from the int8 engines (the device path; a normalizing flow through tract in f32, which has no int8 form yet); higher means more anomalous.
+//! Scores come from the int8 engines (the device path; a normalizing flow not yet quantized through tract in f32); higher means more anomalous.
 
 use crate::data::{self, Images};
 use crate::eval::score::{EngineKind, Loaded};
@@ -390,9 +390,9 @@ pub fn run(dirs: &[&Path], count: usize, out: &Path, progress: bool) -> Result<s
     let mut guards = Vec::new();
     let mut inlier_row = None;
     for dir in dirs {
-        // The int8 engines, but a flow (f32 through tract: it has no int8 form yet).
+        // The int8 engines, but a flow not quantized yet (f32 through tract).
         let engine = match crate::families::ModelFamily::of_dir(dir)? {
-            crate::families::ModelFamily::Flow => EngineKind::Tract,
+            crate::families::ModelFamily::Flow if !dir.join(crate::int8::flow::FILE).exists() => EngineKind::Tract,
             _ => EngineKind::Int8,
         };
         let model = Loaded::open(dir, engine)?;

@@ -186,6 +186,43 @@ pub struct FlowCard {
     pub mnist_images: Option<usize>,
     /// How the figures were measured.
     pub eval_note: String,
+    /// The int8 flow file and its figures (after `quantize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<FlowInt8Card>,
+}
+
+/// A flow on the int8 engine (`quantize`): the flow file and bits/dim against f32.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowInt8Card {
+    /// The flow file.
+    pub file: String,
+    /// Its bytes.
+    pub bytes: u64,
+    /// Coupling networks in it.
+    pub couplings: usize,
+    /// Arena bytes (the largest coupling's; they run one after another).
+    pub arena_bytes: u64,
+    /// f32 scratch bytes of the coupling arithmetic.
+    pub scratch_bytes: u64,
+    /// Weight and constant bytes of the networks.
+    pub weights_bytes: u64,
+    /// Test images the figures are over.
+    pub test_images: usize,
+    /// Bits/dim at the bin centre, f32 (tract on density.onnx).
+    pub test_bpd_centre_f32: f64,
+    /// Bits/dim at the bin centre, the int8 flow.
+    pub test_bpd_centre_int8: f64,
+    /// The same without the bias correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_bpd_centre_int8_without_bias_correction: Option<f64>,
+    /// Bits/dim at the bin centre of the int8 flow on the validation split: the figure a
+    /// range method is chosen by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_bpd_centre_int8: Option<f64>,
+    /// What runs in which precision.
+    pub precision: String,
+    /// The calibration record.
+    pub calibration: String,
 }
 
 /// A classifier's figures.

@@ -60,7 +60,7 @@ impl ModelFamily {
 
     /// True for the families with a likelihood (the guard's models).
     pub fn has_likelihood(self) -> bool {
-        matches!(self, ModelFamily::Vae | ModelFamily::Pixelcnn)
+        matches!(self, ModelFamily::Vae | ModelFamily::Pixelcnn | ModelFamily::Flow)
     }
 
     /// The family of the model directory `dir` (from its card).

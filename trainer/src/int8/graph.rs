@@ -87,6 +87,11 @@ fn attr_ints(n: &tract_onnx::pb::NodeProto, name: &str) -> Option<Vec<i64>> {
     n.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
 }
 
+/// The static dims of a graph value (an error names a dynamic one).
+pub fn input_dims(t: &tract_onnx::pb::ValueInfoProto) -> Result<Vec<usize>> {
+    dims_of(t)
+}
+
 fn dims_of(t: &tract_onnx::pb::ValueInfoProto) -> Result<Vec<usize>> {
     use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
     let Some(type_proto::Value::TensorType(tt)) = t.r#type.as_ref().and_then(|t| t.value.clone()) else {

@@ -3,6 +3,7 @@
 //! (`*.egm`), with int8 golden vectors and int8 quality figures in `card.json`.
 
 pub mod budget;
+pub mod flow;
 pub mod graph;
 pub mod qdq;
 pub mod quantize;
@@ -119,11 +120,9 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMeth
     ensure!(n > 0, "--calibration must be at least 1");
     let card = Card::read(dir)?;
     let fam = card.model_family();
-    ensure!(
-        fam != crate::families::ModelFamily::Flow,
-        "{}: a normalizing flow has no int8 form yet (its couplings' exp and tanh and the log-determinant stay in f32); run it through tract: --engine tract",
-        dir.display()
-    );
+    if fam == crate::families::ModelFamily::Flow {
+        return flow::quantize_flow(dir, n, seed, method, progress);
+    }
     let (images, which) = calibration_images(&card.source(), progress)?;
     let n = n.min(images.len());
     let mut calib = serde_json::Map::new();

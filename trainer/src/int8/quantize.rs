@@ -677,6 +677,12 @@ fn image_geometry(q: &QModel, tensors: &[fmt::Tensor], components: u8) -> Result
     let [c, h, w] = match q.family {
         Family::PixelCnn | Family::VaeEncoder | Family::Classifier => tensors[q.input].dims,
         Family::GanGenerator => tensors[q.outputs[0]].dims,
+        // A flow's coupling: its maps are the image's (1 or 3 channels) before the squeeze,
+        // [4C, H/2, W/2] after it.
+        Family::FlowCoupling => match tensors[q.input].dims {
+            [c, h, w] if c % 4 == 0 => [c / 4, 2 * h, 2 * w],
+            d => d,
+        },
         Family::VaeDecoder => {
             let [d, h, w] = tensors[q.outputs[0]].dims;
             let per = 3 * components as u16;

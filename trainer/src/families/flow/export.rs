@@ -286,6 +286,7 @@ pub fn publish(
             test_images: Some(d.test_images),
             mnist_images: d.mnist.map(|m| m.1),
             eval_note: "bits/dim = -(log p(v) - D ln 256)/(D ln 2) of v = (p + u)/256 with one uniform u per value (Rng::with_stream(seed, 0xF10F... + chunk)): the uniform-dequantization bound on the 8-bit image's probability; density.onnx evaluates the same density at the bin centre (u = 1/2)".into(),
+            int8: None,
         }),
         dataset: d.dataset.to_string(),
         params: flow.num_params() as u64,
