@@ -64,9 +64,9 @@ for target in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   (cd firmware && CARGO_TARGET_DIR="$firmware_target" cargo clippy --release --quiet --target "$target" -- -D warnings)
   # The second use case's image (32x32 RGB slide tiles), in its own target directory.
   (cd firmware && CARGO_TARGET_DIR="$firmware_target-slide" cargo clippy --release --quiet --target "$target" --features slide -- -D warnings)
-  # The image with classes: the VAE's Bayes classifier and the conditional GAN (the
+  # The image with classes: the VAE's Bayes classifier and the conditional GAN, with the flow (the
   # firmware test runs it).
-  (cd firmware && CARGO_TARGET_DIR="$firmware_target-bayes-cgan" cargo clippy --release --quiet --target "$target" --features bayes,cgan -- -D warnings)
+  (cd firmware && CARGO_TARGET_DIR="$firmware_target-bayes-cgan-flow" cargo clippy --release --quiet --target "$target" --features bayes,cgan,flow -- -D warnings)
 done
 # The real boards' images (defmt-rtt, panic-probe): guard only on one, with generation on
 # the other (the firmware test builds all four).

@@ -44,6 +44,12 @@ mod use_case {
     /// No Bayes classifier without the `bayes` feature.
     #[cfg(not(feature = "bayes"))]
     pub static CLASS_PRIORS: Option<&[u8]> = None;
+    /// The normalizing flow (feature `flow`): its flow file (coupling networks and constants).
+    #[cfg(feature = "flow")]
+    pub static FLOW: Option<&[u8]> = Some(embed!("../../models/flow-fmnist/flow.egf"));
+    /// No flow without the `flow` feature.
+    #[cfg(not(feature = "flow"))]
+    pub static FLOW: Option<&[u8]> = None;
     /// Whether the PixelCNN also generates (row-band sampling: 784 values here).
     pub const PIXELCNN_SAMPLES: bool = cfg!(feature = "generate");
     /// Whether the VAE also generates and bounds every frame's likelihood (else it only
@@ -61,7 +67,8 @@ mod use_case {
             include_bytes!("../../models/gan-fmnist/generator.egm").len()
         } else {
             0
-        };
+        }
+        + if cfg!(feature = "flow") { include_bytes!("../../models/flow-fmnist/flow.egf").len() } else { 0 };
     /// Golden vectors of every embedded model: the first set of each file the trainer
     /// wrote, its outputs reduced to their CRC-32 (golden version 2; `build.rs` cuts them),
     /// checked on the device bit for bit.
@@ -102,6 +109,8 @@ mod use_case {
     pub static CLASSIFIER: Option<&[u8]> = None;
     /// No class priors for the slide tiles.
     pub static CLASS_PRIORS: Option<&[u8]> = None;
+    /// No flow for the slide tiles.
+    pub static FLOW: Option<&[u8]> = None;
     /// The PixelCNN only guards here: drawing a 3,072-value tile value by value would take
     /// minutes of QEMU per sample (the host draws them: `edgegen sample`).
     pub const PIXELCNN_SAMPLES: bool = false;

@@ -170,6 +170,9 @@ fn main() -> ! {
         generate(&pixelcnn, vae_scores, gan, &mut arena[..], &mut sample_arena[..], &mut show);
         walk(vae_scores, gan, &mut arena[..]);
     }
+    if let Some(bytes) = assets::FLOW {
+        flow(bytes, &mut sample_arena[..]);
+    }
     score_frames(pixelcnn, background, vae.as_ref(), classifier.as_ref(), &mut arena[..], &mut sample_arena[..], &mut show);
     defmt::info!("stack used_bytes={=usize}", stack::used());
     #[cfg(feature = "qemu")]
@@ -337,6 +340,56 @@ fn walk(vae: Option<&Vae<'static>>, gan: &Gan<'static>, arena: &mut [u8]) {
                 instructions
             );
         }
+    }
+}
+
+/// Frames of each set the flow scores (feature `flow`).
+const FLOW_FRAMES: usize = 4;
+
+/// The normalizing flow (feature `flow`): log p of the first frames of each set and samples
+/// from fixed seeds, each logged with its bits and instructions.
+fn flow(bytes: &'static [u8], arena: &mut [u8]) {
+    static mut SCRATCH: [f32; 4 * assets::IMAGE_VALUES] = [0.0; 4 * assets::IMAGE_VALUES];
+    // SAFETY: as for the arenas: `flow` runs once, and this is the only reference.
+    let scratch = unsafe { &mut *core::ptr::addr_of_mut!(SCRATCH) };
+    let flow = edgegen_runtime::flow::Flow::from_bytes(bytes, Kernels::Optimized).unwrap_or_else(|e| {
+        defmt::error!("flow: {}", e);
+        fail("flow file")
+    });
+    if flow.arena_len() > arena.len() || flow.scratch_len() > scratch.len() {
+        fail("the flow needs more arena than the firmware reserves");
+    }
+    let g = flow.geometry();
+    defmt::info!(
+        "flow_boot couplings={=usize} arena={=usize} scratch_bytes={=usize}",
+        flow.couplings(),
+        flow.arena_len(),
+        4 * flow.scratch_len()
+    );
+    for (set, frames) in assets::frame_sets(g) {
+        for (index, frame) in frames.take(FLOW_FRAMES).enumerate() {
+            let t = clock::now();
+            let lp = flow.log_prob(arena, scratch, frame).unwrap_or_else(|_| fail("flow log p"));
+            let n = clock::now() - t;
+            let bpd = edgegen_runtime::likelihood::bits_per_dim(lp, g.values());
+            defmt::info!(
+                "flow set={=str} index={=usize} bpd={=f64} log_prob={=f64} bits={=u64:#018x} instructions={=u64}",
+                set,
+                index,
+                bpd,
+                lp,
+                lp.to_bits(),
+                n
+            );
+        }
+    }
+    let mut img = [0u8; assets::IMAGE_VALUES];
+    for seed in 0..SAMPLES as u64 {
+        let img = &mut img[..g.values()];
+        let t = clock::now();
+        flow.sample(arena, scratch, seed, img).unwrap_or_else(|_| fail("flow sample"));
+        let n = clock::now() - t;
+        defmt::info!("sample model=flow seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
     }
 }
 

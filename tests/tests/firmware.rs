@@ -66,6 +66,8 @@ struct UseCase {
     classifier: Option<&'static str>,
     /// The VAE's class priors, when the image runs the VAE as a Bayes classifier.
     class_priors: Option<&'static str>,
+    /// The normalizing flow's file, when the image runs the flow.
+    flow: Option<&'static str>,
 }
 
 const FASHION: UseCase = UseCase {
@@ -80,13 +82,19 @@ const FASHION: UseCase = UseCase {
     frames: &[("fashion", "fashion-mnist-test.idx"), ("mnist", "mnist-digits.idx"), ("faults", "sensor-faults.idx")],
     classifier: Some("classifier-fmnist/classifier.egm"),
     class_priors: None,
+    flow: None,
 };
 
 /// The Fashion-MNIST image with classes: the VAE's Bayes classifier too (feature `bayes`)
 /// and the class-conditional GAN in the GAN's place (feature `cgan`), each class drawn on
-/// request.
-const FASHION_CLASSES: UseCase =
-    UseCase { feature: Some("bayes,cgan"), class_priors: Some("bayes/class-priors.bin"), gan: "cgan-fmnist/generator.egm", ..FASHION };
+/// request; and the normalizing flow (feature `flow`).
+const FASHION_CLASSES: UseCase = UseCase {
+    feature: Some("bayes,cgan,flow"),
+    class_priors: Some("bayes/class-priors.bin"),
+    gan: "cgan-fmnist/generator.egm",
+    flow: Some("flow-fmnist/flow.egf"),
+    ..FASHION
+};
 
 const SLIDE: UseCase = UseCase {
     name: "slide",
@@ -100,6 +108,7 @@ const SLIDE: UseCase = UseCase {
     frames: &[("slide", "slide-test.idx"), ("defects", "slide-defects.idx")],
     classifier: None,
     class_priors: None,
+    flow: None,
 };
 
 /// Runs the firmware of `case` for `target` in QEMU and checks its log against the host;
@@ -158,6 +167,11 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     let priors_bytes = case.class_priors.map(read);
     let priors = priors_bytes.as_ref().map(|b| edgegen_runtime::guard::GuardBlock::parse(b).unwrap());
     let (mut bayes_instr, mut bayes_lines) = (Vec::new(), 0usize);
+    let flow_bytes = case.flow.map(read);
+    let flow = flow_bytes.as_ref().map(|b| edgegen_runtime::flow::Flow::from_bytes(b, Kernels::Optimized).unwrap());
+    let mut flow_scratch = vec![0f32; flow.as_ref().map_or(0, |f| f.scratch_len())];
+    let mut flow_arena = vec![0u8; flow.as_ref().map_or(0, |f| f.arena_len())];
+    let (mut flow_instr, mut flow_lines) = (Vec::new(), 0usize);
     let mut last_verdict = None;
     let (mut guard_instr, mut vae_instr, mut sample_instr) = (Vec::new(), Vec::new(), HashMap::<String, Vec<u64>>::new());
     let mut boot = HashMap::new();
@@ -179,6 +193,7 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
                     ),
                     None => gan.sample(&mut arena, seed, &mut img).unwrap(),
                 },
+                "flow" => flow.as_ref().expect("a flow in this image").sample(&mut flow_arena, &mut flow_scratch, seed, &mut img).unwrap(),
                 _ => pixelcnn.sample(&mut arena, seed, &mut img).unwrap(),
             }
             assert_eq!(hex(f["crc"]) as u32, crc32(&img), "{line}");
@@ -230,6 +245,14 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             guard_instr.push(f["guard_instructions"].parse::<u64>().unwrap());
             last_verdict = Some((f["set"].to_string(), index, v));
             scored += 1;
+        } else if line.contains(" flow ") {
+            // The flow's log p of a frame, recomputed here (its couplings int8, the rest f32).
+            let index: usize = f["index"].parse().unwrap();
+            let image = frames[f["set"]].image(index);
+            let lp = flow.as_ref().expect("a flow in this image").log_prob(&mut flow_arena, &mut flow_scratch, image).unwrap();
+            assert_eq!(hex(f["bits"]), lp.to_bits(), "{line}");
+            flow_instr.push(f["instructions"].parse::<u64>().unwrap());
+            flow_lines += 1;
         } else if line.contains(" bayes ") {
             // The VAE as a Bayes classifier: class, p(y|x) and log p(x), recomputed here.
             let index: usize = f["index"].parse().unwrap();
@@ -262,13 +285,14 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
         }
     }
     // A conditional generator draws every class of each seed.
-    let families = gan.classes().max(1) + usize::from(case.vae_scores) + usize::from(case.pixelcnn_samples);
+    let families = gan.classes().max(1) + usize::from(case.vae_scores) + usize::from(case.pixelcnn_samples) + usize::from(flow.is_some());
     assert_eq!(samples, 4 * families, "{log}");
     assert_eq!(walks, 5 * (1 + usize::from(case.vae_scores)), "the latent walks: {log}");
     assert_eq!(scored, frames.values().map(|f| f.len()).sum::<usize>(), "{log}");
     assert_eq!(classified, if classifier.is_some() { scored } else { 0 }, "a classify line per frame: {log}");
     let bayes_expected = if priors.is_some() { 4 * case.frames.len() } else { 0 };
     assert_eq!(bayes_lines, bayes_expected, "the Bayes classifier on four frames per set: {log}");
+    assert_eq!(flow_lines, if flow.is_some() { 4 * case.frames.len() } else { 0 }, "the flow on four frames per set: {log}");
     assert_eq!(boot.get("guard_arena").copied(), Some(guard_len as u64), "{log}");
     assert_eq!(ops.len(), pixelcnn.interpreter().model().op_count(), "{log}");
     assert!(stack > 0 && stack <= STACK_RESERVE, "stack {stack} B over the boards' reserve: {log}");
@@ -302,6 +326,10 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     }
     if bayes_lines > 0 {
         instructions["vae_bayes_k4_per_frame"] = mean(&bayes_instr).into();
+    }
+    if flow_lines > 0 {
+        instructions["flow_log_prob_per_frame"] = mean(&flow_instr).into();
+        instructions["flow_sample"] = mean(&sample_instr["flow"]).into();
     }
     serde_json::json!({
         "machine": machine,
@@ -358,6 +386,8 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
             "vae_bayes_k4_per_frame": r["instructions"]["vae_bayes_k4_per_frame"],
             "cgan_sample": r["instructions"]["gan_sample"],
             "cgan_arena_bytes": r["arena_plan_bytes"]["gan"],
+            "flow_log_prob_per_frame": r["instructions"]["flow_log_prob_per_frame"],
+            "flow_sample": r["instructions"]["flow_sample"],
         })
     };
     let bayes_m4 = bayes("thumbv7em-none-eabihf", "mps2-an386 (Cortex-M4F)");
@@ -369,7 +399,7 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
         "cortex_m4": m4,
         "cortex_m55": m55,
         "bayes": {
-            "note": "cargo run --release --features bayes,cgan: the Fashion-MNIST image plus the VAE as a Bayes classifier (models/bayes/class-priors.bin; k = 4 importance samples, the first four frames of each set) and the class-conditional GAN (models/cgan-fmnist) in the GAN's place, every class of seeds 0..3 drawn on request",
+            "note": "cargo run --release --features bayes,cgan,flow: the Fashion-MNIST image plus the VAE as a Bayes classifier (models/bayes/class-priors.bin; k = 4 importance samples, the first four frames of each set), the class-conditional GAN (models/cgan-fmnist) in the GAN's place, every class of seeds 0..3 drawn on request, and the normalizing flow (models/flow-fmnist/flow.egf: log p of the first four frames of each set, seeds 0..3 sampled)",
             "cortex_m4": bayes_m4,
             "cortex_m55": bayes_m55,
         },
