@@ -22,21 +22,34 @@ fn moved(cfg: &FlowConfig, seed: u64) -> edgegen_trainer::families::flow::Flow {
     flow
 }
 
+/// The two shapes the export tests cover: gray 28×28, and colour 8×12 with two blocks and
+/// fewer couplings (channel masks over 12 channels, a squeeze between), with their seeds.
+fn shapes() -> [(FlowConfig, u64); 2] {
+    [
+        (FlowConfig::new().with_hidden(8), 5),
+        (FlowConfig::new().with_hidden(6).with_blocks(2).with_channels(3).with_height(8).with_width(12).with_pre(2).with_post(1), 6),
+    ]
+}
+
+/// A moved flow of `cfg` exported into a fresh temporary directory (both graphs), loaded
+/// through tract.
+fn exported(cfg: &FlowConfig, seed: u64, tag: &str) -> (edgegen_trainer::families::flow::Flow, std::path::PathBuf, OnnxFlow) {
+    let flow = moved(cfg, seed);
+    let dir = common::temp_dir(&format!("{tag}-{seed}"));
+    edgegen_trainer::export::onnx::save(&export::density_onnx(&flow), &dir.join("density.onnx")).unwrap();
+    edgegen_trainer::export::onnx::save(&export::sampler_onnx(&flow), &dir.join("sampler.onnx")).unwrap();
+    let engine = OnnxFlow::load(&dir).unwrap();
+    (flow, dir, engine)
+}
+
 /// Both graphs give the trainer's numbers (tract here, onnxruntime on the golden vectors),
 /// in gray and colour; an image's latent decodes back to the same image; samples are
 /// deterministic per seed.
 #[test]
 fn flow_exports_density_and_sampler_that_invert_each_other() {
     let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).unwrap().first(Some(3));
-    for (cfg, seed) in [
-        (FlowConfig::new().with_hidden(8), 5),
-        (FlowConfig::new().with_hidden(6).with_blocks(2).with_channels(3).with_height(8).with_width(12).with_pre(2).with_post(1), 6),
-    ] {
-        let flow = moved(&cfg, seed);
-        let dir = common::temp_dir(&format!("flow-{seed}"));
-        edgegen_trainer::export::onnx::save(&export::density_onnx(&flow), &dir.join("density.onnx")).unwrap();
-        edgegen_trainer::export::onnx::save(&export::sampler_onnx(&flow), &dir.join("sampler.onnx")).unwrap();
-        let engine = OnnxFlow::load(&dir).unwrap();
+    for (cfg, seed) in shapes() {
+        let (flow, dir, engine) = exported(&cfg, seed, "flow");
         let g = engine.geometry();
         assert_eq!(g.dims(), [cfg.channels as u16, cfg.height as u16, cfg.width as u16]);
         assert_eq!(engine.latent(), g.values());
@@ -84,15 +97,8 @@ fn flow_exports_density_and_sampler_that_invert_each_other() {
 fn flow_arithmetic_reproduces_the_onnx_graphs() {
     use edgegen_trainer::int8::flow as qflow;
     let test = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).unwrap().first(Some(3));
-    for (cfg, seed) in [
-        (FlowConfig::new().with_hidden(8), 5),
-        (FlowConfig::new().with_hidden(6).with_blocks(2).with_channels(3).with_height(8).with_width(12).with_pre(2).with_post(1), 6),
-    ] {
-        let flow = moved(&cfg, seed);
-        let dir = common::temp_dir(&format!("flow-arith-{seed}"));
-        edgegen_trainer::export::onnx::save(&export::density_onnx(&flow), &dir.join("density.onnx")).unwrap();
-        edgegen_trainer::export::onnx::save(&export::sampler_onnx(&flow), &dir.join("sampler.onnx")).unwrap();
-        let engine = OnnxFlow::load(&dir).unwrap();
+    for (cfg, seed) in shapes() {
+        let (_, dir, engine) = exported(&cfg, seed, "flow-arith");
         let parts = qflow::parts(&dir.join("density.onnx")).unwrap();
         assert_eq!(parts.parts.len(), cfg.pre + cfg.channel + cfg.post);
         assert_eq!(parts.pre, cfg.pre);
