@@ -226,3 +226,48 @@ fn bundled_flow_runs_on_the_int8_engine() {
     foreign[0] = b'X';
     assert!(matches!(Flow::from_bytes(&foreign, Kernels::Optimized), Err(edgegen_runtime::Error::BadMagic)));
 }
+
+/// Untrusted flow files never panic: the bundled one with bytes changed (header, records or
+/// anywhere) and its checksum made right again, so that the validation past the checksum is
+/// what meets them. Each is refused with an error or, when still consistent, runs.
+#[test]
+fn mutated_flow_files_are_refused_or_run_without_panic() {
+    use edgegen_runtime::flow::{Flow, HEADER_LEN, RECORD_LEN};
+    use edgegen_runtime::kernels::Kernels;
+    let bytes = std::fs::read(common::model_dir("flow-fmnist").join("flow.egf")).unwrap();
+    let image = edgegen_trainer::data::fashion_mnist(edgegen_trainer::data::Split::Test).unwrap().image(0).to_vec();
+    let mut rng = edgegen_runtime::rng::Rng::new(21);
+    let (mut refused, mut ran) = (0, 0);
+    for i in 0..3000 {
+        let mut b = bytes.clone();
+        // Mostly the header and the records, where every byte is a length, an offset or a code.
+        let table = HEADER_LEN + 9 * RECORD_LEN;
+        for _ in 0..1 + rng.below(3) {
+            let at = if i % 4 == 0 { rng.below(b.len() as u32) as usize } else { rng.below(table as u32) as usize };
+            b[at] = rng.next_u32() as u8;
+        }
+        if i % 10 == 0 {
+            b.truncate(rng.below(b.len() as u32) as usize);
+        }
+        if b.len() >= 24 {
+            let crc = edgegen_runtime::crc32::crc32(&b[24..]);
+            b[20..24].copy_from_slice(&crc.to_le_bytes());
+        }
+        match Flow::from_bytes(&b, Kernels::Optimized) {
+            Err(_) => refused += 1,
+            Ok(flow) => {
+                if ran < 40 {
+                    let (mut arena, mut scratch) = (vec![0u8; flow.arena_len()], vec![0f32; flow.scratch_len()]);
+                    let g = flow.geometry();
+                    let frame: Vec<u8> = image.iter().copied().cycle().take(g.values()).collect();
+                    let _ = flow.log_prob(&mut arena, &mut scratch, &frame);
+                    let mut out = vec![0u8; g.values()];
+                    let _ = flow.sample(&mut arena, &mut scratch, 1, &mut out);
+                }
+                ran += 1;
+            }
+        }
+    }
+    eprintln!("mutated flow files: {refused} refused, {ran} accepted");
+    assert!(refused > 1000, "{refused} refused, {ran} accepted");
+}
