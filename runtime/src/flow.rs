@@ -377,6 +377,22 @@ impl<'m> Flow<'m> {
         self.count
     }
 
+    /// Couplings before the squeeze.
+    pub fn pre(&self) -> usize {
+        self.pre
+    }
+
+    /// Coupling `k`'s mask.
+    pub fn mask(&self, k: usize) -> Option<Mask> {
+        self.stages.get(k)?.as_ref().map(|s| s.mask)
+    }
+
+    /// Coupling `k`'s bound of the log-scale for channel `c` (0 outside the file).
+    pub fn scale(&self, k: usize, c: usize) -> f32 {
+        let Some(Some(s)) = self.stages.get(k) else { return 0.0 };
+        s.scales.get(4 * c..4 * c + 4).map_or(0.0, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// Coupling `k`'s network.
     pub fn network(&self, k: usize) -> Option<&Interpreter<'m>> {
         self.stages.get(k)?.as_ref().map(|s| &s.net)
@@ -438,13 +454,10 @@ impl Couplings for Bound<'_, '_, '_> {
         self.flow.alpha
     }
     fn mask(&self, k: usize) -> Mask {
-        self.flow.stages[k].as_ref().map_or(Mask::CheckerEven, |s| s.mask)
+        self.flow.mask(k).unwrap_or(Mask::CheckerEven)
     }
     fn scale(&self, k: usize, c: usize) -> f32 {
-        self.flow.stages[k].as_ref().map_or(0.0, |s| {
-            let b = &s.scales[4 * c..4 * c + 4];
-            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        })
+        self.flow.scale(k, c)
     }
     fn run(&mut self, k: usize, masked: &[f32], out: &mut [f32]) -> Result<(), Error> {
         let net = &self.flow.stages[k].as_ref().ok_or(bad("no such coupling"))?.net;

@@ -53,6 +53,17 @@ fn inspect_prints_a_valid_model_and_rejects_malformed_ones() {
     }
     let missing = edgegen(&["inspect", "no/such/file.egm"], &[]);
     assert!(!missing.status.success() && stderr(&missing).contains("cannot read"));
+    // A flow file: its couplings; a damaged one, the reason.
+    let o = edgegen(&["inspect", "models/flow-fmnist/flow.egf"], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("flow file") && text.contains("coupling 8: Checker"), "{text}{}", stderr(&o));
+    let mut flow = std::fs::read(root().join("models/flow-fmnist/flow.egf")).unwrap();
+    let n = flow.len();
+    flow[n / 2] ^= 1;
+    let path = temp("flow.egf", &flow);
+    let o = edgegen(&["inspect", path.to_str().unwrap()], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("checksum") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    std::fs::remove_file(path).ok();
 }
 
 #[test]

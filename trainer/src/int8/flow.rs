@@ -347,3 +347,37 @@ fn compare(dir: &Path, engine: &flow::Flow, test: &Images, progress: bool) -> Re
     let bpd = |v: Vec<f64>| crate::families::vae::eval::mean_bpd(&v, d);
     Ok((bpd(both.iter().map(|b| b.0).collect()), bpd(both.iter().map(|b| b.1).collect())))
 }
+
+/// `edgegen inspect` of a flow file: its geometry and arena, and per coupling the mask, the
+/// maps, the log-scale bounds and the network (bytes, ops, arena).
+pub fn describe(path: &Path, bytes: &[u8]) -> Result<String> {
+    use std::fmt::Write;
+    let f = flow::Flow::from_bytes(bytes, Kernels::Optimized).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let g = f.geometry();
+    let pre = f.pre();
+    let mut s = String::new();
+    writeln!(s, "{}: edgegen flow file v{}, {} bytes", path.display(), flow::VERSION, bytes.len())?;
+    writeln!(
+        s,
+        "frames {g} (HxWxC)  couplings {} ({pre} before the squeeze)  arena {} bytes  f32 scratch {} bytes",
+        f.couplings(),
+        f.arena_len(),
+        4 * f.scratch_len()
+    )?;
+    for k in 0..f.couplings() {
+        let Some(net) = f.network(k) else { continue };
+        let m = net.model();
+        let [c, h, w] = flow::stage_dims(g, f.pre(), k);
+        let scales: Vec<String> = (0..c).map(|ch| format!("{:.3}", f.scale(k, ch))).collect();
+        writeln!(
+            s,
+            "  coupling {k}: {} mask on {c}x{h}x{w}  scales [{}]  network {} bytes, {} ops, arena {} bytes",
+            f.mask(k).map_or_else(|| "?".to_string(), |m| format!("{m:?}")),
+            scales.join(", "),
+            m.bytes().len(),
+            m.op_count(),
+            m.arena_len()
+        )?;
+    }
+    Ok(s)
+}

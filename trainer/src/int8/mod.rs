@@ -412,10 +412,14 @@ pub fn gan_class_samples(file: &[u8], n: usize, class: Option<usize>) -> Result<
     Ok(images.into_iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("{e}"))?.concat())
 }
 
-/// `edgegen inspect`: a model file's header, metadata, tensors, ops and arena plan.
+/// `edgegen inspect`: a model file's header, metadata, tensors, ops and arena plan (or a flow
+/// file's couplings).
 pub fn inspect(path: &Path) -> Result<String> {
     use std::fmt::Write;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.starts_with(&edgegen_runtime::flow::MAGIC) {
+        return flow::describe(path, &bytes);
+    }
     let model = Model::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let md = model.metadata();
     let mut s = String::new();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// Arguments of `edgegen inspect`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The .egm file.
+    /// The .egm model file, or a flow file (flow.egf).
     file: PathBuf,
 }
 
