@@ -8,7 +8,7 @@
 //! masked values that reach it when the f32 flow (the same arithmetic, its networks in f32)
 //! runs on the calibration images.
 
-use super::graph::Graph;
+use super::graph::{floats, Graph};
 use super::quantize::{self, Meta, RangeMethod};
 use crate::data::{self, Images};
 use crate::export::card::{r4, Card, FamilyCard, FlowInt8Card};
@@ -50,14 +50,6 @@ pub struct Parts {
     pub parts: Vec<Part>,
 }
 
-fn floats(t: &TensorProto) -> Vec<f32> {
-    if t.raw_data.is_empty() {
-        t.float_data.clone()
-    } else {
-        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    }
-}
-
 /// The mask whose kept values are exactly `keep`'s ones.
 fn mask_of(keep: &[f32], [c, h, w]: [usize; 3]) -> Option<Mask> {
     (0..4u8)
@@ -82,9 +74,9 @@ pub fn parts(density: &Path) -> Result<Parts> {
         let d: Vec<usize> = keep.dims.iter().map(|&v| v as usize).collect();
         ensure!(d.len() == 4, "c{k}.keep is not [1, C, H, W]");
         let dims = [d[1], d[2], d[3]];
-        let keep = floats(keep);
+        let keep = floats(keep)?;
         let mask = mask_of(&keep, dims).with_context(|| format!("{}: coupling {k}'s mask is none of the four kinds", density.display()))?;
-        let bounded = floats(init.get(format!("c{k}.scale").as_str()).with_context(|| format!("no c{k}.scale"))?);
+        let bounded = floats(init.get(format!("c{k}.scale").as_str()).with_context(|| format!("no c{k}.scale"))?)?;
         let plane = dims[1] * dims[2];
         let scales =
             (0..dims[0]).map(|c| (0..plane).find(|&i| keep[c * plane + i] == 0.0).map_or(0.0, |i| bounded[c * plane + i])).collect();
@@ -93,7 +85,7 @@ pub fn parts(density: &Path) -> Result<Parts> {
             let b = init.get(format!("{name}.bias").as_str()).with_context(|| format!("no {name}.bias"))?;
             ensure!(w.dims.len() == 4, "{name}.weight is not 4-D");
             let s = [w.dims[0] as usize, w.dims[1] as usize, w.dims[2] as usize, w.dims[3] as usize];
-            Ok((floats(w), s, floats(b)))
+            Ok((floats(w)?, s, floats(b)?))
         };
         let mut gb = GraphBuilder::new();
         gb.input("x", &[1, dims[0], dims[1], dims[2]]);
@@ -331,21 +323,14 @@ fn mean_bpd(engine: &flow::Flow, test: &Images, progress: bool) -> Result<f64> {
 /// and the int8 flow.
 fn compare(dir: &Path, engine: &flow::Flow, test: &Images, progress: bool) -> Result<(f64, f64)> {
     let onnx = edgegen_runtime::onnx::OnnxFlow::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let bar = crate::progress::bar(progress, test.len() as u64, "bits/dim f32 and int8");
-    let both = crate::parallel::map(test.len(), |i| -> Result<(f64, f64)> {
-        let image = test.image(i);
-        let f = onnx.log_prob(image).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut arena = vec![0u8; engine.arena_len()];
-        let mut scratch = vec![0f32; engine.scratch_len()];
-        let q = engine.log_prob(&mut arena, &mut scratch, image).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bar = crate::progress::bar(progress, test.len() as u64, "bits/dim f32");
+    let lp = crate::parallel::map(test.len(), |i| {
         bar.inc(1);
-        Ok((f, q))
+        onnx.log_prob(test.image(i)).map_err(|e| anyhow::anyhow!("{e}"))
     });
     crate::progress::finish(&bar);
-    let both = both.into_iter().collect::<Result<Vec<_>>>()?;
-    let d = test.values();
-    let bpd = |v: Vec<f64>| crate::families::vae::eval::mean_bpd(&v, d);
-    Ok((bpd(both.iter().map(|b| b.0).collect()), bpd(both.iter().map(|b| b.1).collect())))
+    let f32_bpd = crate::families::vae::eval::mean_bpd(&lp.into_iter().collect::<Result<Vec<_>>>()?, test.values());
+    Ok((f32_bpd, mean_bpd(engine, test, progress)?))
 }
 
 /// `edgegen inspect` of a flow file: its geometry and arena, and per coupling the mask, the

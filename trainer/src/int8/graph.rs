@@ -74,7 +74,8 @@ pub struct Graph {
     pub family: String,
 }
 
-fn floats(t: &TensorProto) -> Result<Vec<f32>> {
+/// An initializer's f32 values (an error for another element type).
+pub(crate) fn floats(t: &TensorProto) -> Result<Vec<f32>> {
     ensure!(t.data_type == DataType::Float as i32, "initializer {} is not float", t.name);
     Ok(if t.raw_data.is_empty() {
         t.float_data.clone()
