@@ -42,6 +42,12 @@ pub struct GanConfig {
     /// projection term ⟨embed(y), φ(x)⟩ to its logit (Miyato & Koyama 2018).
     #[config(default = 0)]
     pub classes: usize,
+    /// Minibatch standard deviation (Karras et al. 2018): the discriminator's last map gains
+    /// one channel holding the standard deviation of its features across groups of this
+    /// many images, so a batch of fakes that are too alike is told apart from real
+    /// ones (0: off).
+    #[config(default = 0)]
+    pub mbstd: usize,
 }
 
 /// Fewest channels a generator stage narrows to.
@@ -109,6 +115,25 @@ pub struct Discriminator {
     /// the flattened last map, whose inner product with that map is added to the logit (the
     /// projection discriminator).
     pub embed: Option<Linear>,
+    /// Group size of the minibatch standard deviation channel (0: none).
+    #[module(skip)]
+    pub mbstd: usize,
+}
+
+/// The minibatch standard deviation channel of `h [B, C, H, W]` (Karras et al. 2018):
+/// image `i` belongs to group `i mod (B / g)`; each group's features' standard deviation
+/// across its `g` images, averaged over channels and positions, fills one `[H, W]` map per
+/// image → `[B, 1, H, W]`. With `B` not a multiple of `g` the whole batch is one group.
+pub fn minibatch_std(h: Tensor<4>, group: usize) -> Tensor<4> {
+    let [b, c, hh, ww] = h.dims();
+    let g = if group > 0 && b.is_multiple_of(group) { group } else { b };
+    let m = b / g;
+    let x = h.reshape([g, m, c, hh, ww]);
+    let centred = x.clone() - x.mean_dim(0);
+    let std = (centred.powi_scalar(2).mean_dim(0) + 1e-8).sqrt(); // [1, m, c, h, w]
+    let per_group = std.reshape([m, c * hh * ww]).mean_dim(1); // [m, 1]
+                                                               // Row i of the batch is group i mod m: repeat the m values g times.
+    per_group.reshape([1, m]).repeat_dim(0, g).reshape([b, 1, 1, 1]).expand([b, 1, hh, ww])
 }
 
 /// Generator and discriminator, checkpointed together.
@@ -225,9 +250,10 @@ impl GanConfig {
             },
             discriminator: Discriminator {
                 convs,
-                fc: LinearConfig::new(dc * dh * dw, 1).with_initializer(dcgan_init()).init(device),
+                fc: LinearConfig::new((dc + usize::from(self.mbstd > 0)) * dh * dw, 1).with_initializer(dcgan_init()).init(device),
                 embed: (self.classes > 0)
                     .then(|| LinearConfig::new(self.classes, dc * dh * dw).with_bias(false).with_initializer(dcgan_init()).init(device)),
+                mbstd: self.mbstd,
             },
         }
     }
@@ -358,19 +384,70 @@ impl Discriminator {
             h = leaky_relu(conv.forward(h), 0.2);
         }
         let [b, c, hh, ww] = h.dims();
-        let phi = h.reshape([b, c * hh * ww]);
+        let phi = h.clone().reshape([b, c * hh * ww]);
+        // The dense layer reads the map and, with minibatch standard deviation, one more
+        // channel; the projection term reads the map alone.
+        let features = match self.mbstd {
+            0 => phi.clone(),
+            g => Tensor::cat(vec![phi.clone(), minibatch_std(h, g).reshape([b, hh * ww])], 1),
+        };
         match &self.embed {
             Some(embed) => {
                 let classes = embed.weight.dims()[0];
-                let projection = (embed.forward(one_hot(labels, classes, &phi.device())) * phi.clone()).sum_dim(1);
-                self.fc.forward(phi) + projection
+                let projection = (embed.forward(one_hot(labels, classes, &phi.device())) * phi).sum_dim(1);
+                self.fc.forward(features) + projection
             }
-            None => self.fc.forward(phi),
+            None => self.fc.forward(features),
         }
     }
 
     /// Classes of a conditional discriminator (0: unconditional).
     pub fn classes(&self) -> usize {
         self.embed.as_ref().map_or(0, |e| e.weight.dims()[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The minibatch standard deviation channel against a direct computation: groups are
+    /// rows `i mod (B / g)`, the population standard deviation per feature, averaged; a
+    /// discriminator with it still gives one logit per image.
+    #[test]
+    fn minibatch_std_matches_a_direct_computation() {
+        let device = Device::flex();
+        let (b, c, h, w) = (6usize, 2usize, 2usize, 3usize);
+        let values: Vec<f32> = (0..b * c * h * w).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [b, c, h, w]), &device);
+        let got: Vec<f32> = minibatch_std(x.clone(), 3).into_data().try_to_vec::<f32>().unwrap();
+        let n = c * h * w;
+        let m = b / 3;
+        for i in 0..b {
+            let members: Vec<usize> = (0..b).filter(|j| j % m == i % m).collect();
+            let mut sum = 0f64;
+            for f in 0..n {
+                let v: Vec<f64> = members.iter().map(|&j| values[j * n + f] as f64).collect();
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                sum += (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64 + 1e-8).sqrt();
+            }
+            let want = sum / n as f64;
+            for p in 0..h * w {
+                assert!((got[i * h * w + p] as f64 - want).abs() < 1e-5, "image {i}: {} vs {want}", got[i * h * w + p]);
+            }
+        }
+        // Identical images have no spread; a group size that does not divide the batch
+        // makes one group of all.
+        let same = Tensor::<4>::ones([4, c, h, w], &device);
+        let zero: Vec<f32> = minibatch_std(same, 2).into_data().try_to_vec::<f32>().unwrap();
+        assert!(zero.iter().all(|v| v.abs() < 1e-3), "{zero:?}");
+        assert_eq!(minibatch_std(x.clone(), 4).dims(), [b, 1, h, w]);
+
+        let cfg = GanConfig::new().with_features(16).with_d_features(4).with_mbstd(2).with_classes(10);
+        let cfg = cfg.clone().with_d_layers(cfg.stages() + 1);
+        cfg.check().unwrap();
+        let gan = cfg.init(&device);
+        let image = Tensor::<4>::zeros([4, 1, 28, 28], &device);
+        assert_eq!(gan.discriminator.forward(image, &[0, 3, 9, 1]).dims(), [4, 1]);
     }
 }

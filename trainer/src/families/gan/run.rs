@@ -40,6 +40,12 @@ pub struct GanArgs {
     #[arg(long, default_value_t = false)]
     #[serde(default)]
     pub conditional: bool,
+    /// Minibatch standard deviation in the discriminator (Karras et al. 2018): the
+    /// standard deviation of its last map's features across groups of this many images,
+    /// as one more channel, so fakes that lack the data's variety stand out (0: off).
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub mbstd: usize,
     /// From this epoch on, both learning rates fall linearly to 0 at the end of training.
     #[arg(long)]
     pub lr_decay_from: Option<usize>,
@@ -79,6 +85,12 @@ impl GanArgs {
         if self.common.cosine {
             bail!("--cosine is for the VAE and the PixelCNN; the GAN decays its rate linearly with --lr-decay-from EPOCH");
         }
+        if self.mbstd == 1 || self.mbstd > self.common.batch {
+            bail!("--mbstd is a group size: 0 (off) or 2..=--batch ({}), not {}", self.common.batch, self.mbstd);
+        }
+        if self.mbstd > 0 && !self.common.batch.is_multiple_of(self.mbstd) {
+            bail!("--mbstd {} must divide --batch {}", self.mbstd, self.common.batch);
+        }
         if self.lr_decay_from.is_some_and(|e| e >= self.common.epochs) {
             bail!("--lr-decay-from must be below --epochs");
         }
@@ -103,6 +115,7 @@ pub fn run(mut a: GanArgs) -> Result<()> {
         .with_channels(geo.channels as usize)
         .with_height(geo.height as usize)
         .with_width(geo.width as usize)
+        .with_mbstd(a.mbstd)
         .with_classes(if a.conditional { crate::eval::fd::CLASSES.len() } else { 0 });
     // Checked before d_layers is derived: the frame must have stages at all.
     cfg.d_layers = crate::families::vae::model::stages(cfg.height, cfg.width).unwrap_or(0);
