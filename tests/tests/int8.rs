@@ -41,6 +41,54 @@ fn tiny_pixelcnn(two_stack: bool) -> Vec<u8> {
     quantize::compile(&q, &Meta { components: 2, latent: 0, name: "tiny".into(), guard: (0, 0, 0.0, 0.0, [0.0; 4]) }).unwrap()
 }
 
+/// The PixelCNN head's refit to its int8 features: it lowers the bits/dim on the images it
+/// is fitted to, folding it into the last layer gives an int8 program with those bits (its
+/// int8 weights unchanged), and a fit of the wrong size is refused.
+#[test]
+fn head_fit_lowers_int8_bits_and_folds_into_the_last_layer() {
+    let device = Device::flex();
+    device.seed(21);
+    let model = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new()
+        .with_channels(8)
+        .with_inner(4)
+        .with_blocks(1)
+        .with_components(2)
+        .init(&device);
+    let onnx = edgegen_trainer::export::onnx::encode(&edgegen_trainer::families::pixelcnn::export::onnx(
+        &model,
+        edgegen_trainer::data::FASHION_MNIST,
+    ));
+    let graph = Graph::parse(&onnx).unwrap();
+    let images = frames();
+    let inputs: Vec<Vec<f32>> =
+        (0..images.len()).map(|i| images.image(i).iter().map(|&p| edgegen_runtime::image::scale_pixel(p)).collect()).collect();
+    let ranges = quantize::calibrate(&graph, &inputs, false);
+    let meta = Meta { components: 2, latent: 0, name: "tiny".into(), guard: (0, 0, 0.0, 0.0, [0.0; 4]) };
+    let picks: Vec<&[u8]> = (0..images.len()).map(|i| images.image(i)).collect();
+    let fit = edgegen_trainer::int8::fit_head(&graph, &ranges, &meta, &picks, false).unwrap();
+    assert_eq!((fit.scale.len(), fit.shift.len()), (6, 6));
+    // An untrained head is far off: the fit must find a lot.
+    assert!(fit.bpd_after < fit.bpd_before - 0.05, "{fit:?}");
+    let bpd = |g: &Graph| {
+        let file = quantize::compile(&quantize::quantize(g, &ranges).unwrap(), &meta).unwrap();
+        let engine = engine::PixelCnn::new(Model::from_bytes(&file).unwrap(), Kernels::Optimized).unwrap();
+        let mut arena = vec![0u8; engine.arena_len()];
+        let lp: f64 = picks.iter().map(|f| engine.log_prob(&mut arena, f).unwrap()).sum();
+        (-lp / (784.0 * picks.len() as f64 * std::f64::consts::LN_2), file)
+    };
+    let (plain, plain_file) = bpd(&graph);
+    assert!((plain - fit.bpd_before).abs() < 1e-6, "{plain} vs {}", fit.bpd_before);
+    let mut fitted = graph.clone();
+    edgegen_trainer::int8::apply_head_fit(&mut fitted, &fit.scale, &fit.shift).unwrap();
+    let (refit, refit_file) = bpd(&fitted);
+    assert!((refit - fit.bpd_after).abs() < 0.01, "folded into the layer: {refit}, fitted: {}", fit.bpd_after);
+    assert_eq!(plain_file.len(), refit_file.len(), "the same program, other constants");
+    let err = edgegen_trainer::int8::apply_head_fit(&mut fitted, &fit.scale[1..], &fit.shift).unwrap_err();
+    assert!(err.to_string().contains("outputs"), "{err}");
+    let err = edgegen_trainer::int8::apply_head_fit(&mut fitted, &[-1.0; 6], &fit.shift).unwrap_err();
+    assert!(err.to_string().contains("positive"), "{err}");
+}
+
 fn frames() -> edgegen_trainer::data::Images {
     edgegen_trainer::data::read_idx_images(&common::root().join("models/frames/fashion-mnist-test.idx")).unwrap()
 }

@@ -357,12 +357,19 @@ fn own_pictures_train_quantize_calibrate_and_score() {
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
     assert!(e.contains("skipped 1 unreadable") && e.contains("half-written.png"), "{e}");
-    for step in [&["quantize", "--model", &s(&out)][..], &["calibrate", "--model", &s(&out)][..]] {
+    for step in [&["quantize", "--model", &s(&out), "--head-fit"][..], &["calibrate", "--model", &s(&out)][..]] {
         let o = edgegen(step, &[]);
         assert!(o.status.success(), "{step:?}: {}", stderr(&o));
     }
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
     assert_eq!(card["geometry"], serde_json::json!({"channels": 3, "height": 10, "width": 12}));
+    // The head refit in colour: one scale and offset per head channel (3 colours × 3 × 2
+    // components), no worse on the frames it was fitted to, and named in the card.
+    let calibration: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("calibration.json")).unwrap()).unwrap();
+    let fit = &calibration["head_fit"]["parts"]["model"];
+    assert_eq!((fit["scale"].as_array().unwrap().len(), fit["shift"].as_array().unwrap().len()), (18, 18), "{fit}");
+    assert!(fit["bpd_after"].as_f64().unwrap() <= fit["bpd_before"].as_f64().unwrap(), "{fit}");
+    assert!(card["quantization"]["scheme"].as_str().unwrap().contains("head_fit"), "{card}");
     assert_eq!(card["data"]["kind"], "folder");
     assert!(card["test_bpd_int8"].as_f64().unwrap() > 0.0 && card["guard"]["threshold"].is_number(), "{card}");
     let calibration: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("calibration.json")).unwrap()).unwrap();

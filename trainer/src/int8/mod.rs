@@ -12,6 +12,9 @@ use crate::data::{self, Images};
 use crate::export::card::{r4, Card, CompiledPart, FamilyCard, Quantization};
 use crate::int8::graph::Graph;
 use anyhow::{bail, ensure, Context, Result};
+use burn::module::Param;
+use burn::optim::GradientsParams;
+use burn::prelude::{Device, Tensor, TensorData};
 use edgegen_runtime::engine;
 use edgegen_runtime::image::scale_pixel;
 use edgegen_runtime::kernels::Kernels;
@@ -116,7 +119,11 @@ fn meta(card: &Card, part: &str, graph: &Graph) -> Meta {
 
 /// `edgegen quantize`: calibrates every part on `n` training images and writes
 /// `calibration.json` and `<part>.int8.onnx`; then compiles (see [`compile_dir`]).
-pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMethod, progress: bool) -> Result<()> {
+///
+/// With `head_fit`, a PixelCNN's mixture head is refitted to the int8 network's features
+/// (see [`fit_head`]); the fit is kept in `calibration.json`, so every later compile
+/// rebuilds the same program.
+pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMethod, head_fit: bool, progress: bool) -> Result<()> {
     ensure!(n > 0, "--calibration must be at least 1");
     let card = Card::read(dir)?;
     let fam = card.model_family();
@@ -126,10 +133,30 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMeth
     let (images, which) = calibration_images(&card.source(), progress)?;
     let n = n.min(images.len());
     let mut calib = serde_json::Map::new();
+    let mut fits = serde_json::Map::new();
     for &part in fam.parts() {
         let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
         let inputs = calibration_inputs(dir, part, n, seed, &images)?;
         let ranges = quantize::calibrate_with(&graph, &inputs, method, progress);
+        let mut graph = graph;
+        if head_fit && graph.family == "pixelcnn" {
+            if perturbed(&card) {
+                eprintln!("{}: not refitting the head of a model trained on perturbed images (--perturb): a background model is meant to explain clean frames less well", dir.display());
+            } else {
+                let picks = data::permutation(images.len(), seed ^ 0xca1);
+                let frames: Vec<&[u8]> = picks[..n.min(HEAD_FIT_IMAGES)].iter().map(|&i| images.image(i)).collect();
+                let fit = fit_head(&graph, &ranges, &meta(&card, part, &graph), &frames, progress)?;
+                eprintln!(
+                    "{}: {part}'s head refitted on {} {which} images: {:.4} → {:.4} bits/dim on them",
+                    dir.display(),
+                    frames.len(),
+                    fit.bpd_before,
+                    fit.bpd_after
+                );
+                apply_head_fit(&mut graph, &fit.scale, &fit.shift)?;
+                fits.insert(part.to_string(), json!({"scale": fit.scale, "shift": fit.shift, "images": frames.len(), "bpd_before": r4(fit.bpd_before), "bpd_after": r4(fit.bpd_after)}));
+            }
+        }
         let q = quantize::quantize(&graph, &ranges)?;
         let doc = format!(
             "edgegen int8 QDQ of {part}.onnx, calibrated on {n} {which} inputs. Image input: int8 p-128 (scale 1/127.5, zero point 0)."
@@ -138,7 +165,14 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMeth
         calib.insert(part.to_string(), ranges_to_json(&ranges));
         eprintln!("{}: calibrated {part} on {n} inputs", dir.display());
     }
-    let record = json!({"calibration_inputs": n, "calibration_images": which, "seed": seed, "method": method.describe(), "ranges": calib});
+    let mut record =
+        json!({"calibration_inputs": n, "calibration_images": which, "seed": seed, "method": method.describe(), "ranges": calib});
+    if !fits.is_empty() {
+        record["head_fit"] = json!({
+            "what": "per output channel c of the mixture head, y_c ← scale_c · y_c + shift_c (folded into the last layer's weights and bias: its int8 weights are unchanged), fitted to the int8 network's features by maximum likelihood on the calibration images (bits/dim before and after on them)",
+            "parts": fits,
+        });
+    }
     data::write_atomic(&dir.join("calibration.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     compile_dir(dir, progress)
 }
@@ -156,9 +190,166 @@ pub fn load_program_with_ranges(dir: &Path, part: &str) -> Result<(Graph, QModel
         .with_context(|| format!("cannot read {}; run `cargo edgegen quantize --model {}` first", path.display(), dir.display()))?;
     let record: Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
     let ranges = ranges_from_json(&record["ranges"][part])?;
-    let graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
+    let mut graph = Graph::load(&dir.join(format!("{part}.onnx")))?;
+    if let Some(v) = record.get("head_fit").and_then(|b| b["parts"].get(part)) {
+        let list = |key: &str| -> Result<Vec<f32>> {
+            let l: Vec<f32> = serde_json::from_value(v[key].clone())
+                .with_context(|| format!("{}: head_fit.parts.{part}.{key} must be a list of numbers", path.display()))?;
+            ensure!(l.iter().all(|s| s.is_finite()), "{}: head_fit.parts.{part}.{key} holds a value that is not finite", path.display());
+            Ok(l)
+        };
+        apply_head_fit(&mut graph, &list("scale")?, &list("shift")?)
+            .with_context(|| format!("{}: head_fit.parts.{part}", path.display()))?;
+    }
     let q = quantize::quantize(&graph, &ranges)?;
     Ok((graph, q, ranges))
+}
+
+/// The parts whose head `calibration.json` refits (`quantize --head-fit`).
+fn head_fitted_parts(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("calibration.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|r| r.get("head_fit").and_then(|b| b["parts"].as_object()).map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// Whether a model was trained on perturbed images (a background model, `--perturb`).
+fn perturbed(card: &Card) -> bool {
+    let words: Vec<&str> = card.run.train_command.split_whitespace().collect();
+    words.windows(2).any(|w| w[0] == "--perturb" && w[1].parse::<f64>().is_ok_and(|p| p > 0.0))
+}
+
+/// Calibration images the PixelCNN's head is refitted on.
+pub const HEAD_FIT_IMAGES: usize = 512;
+
+/// Adam steps of the head fit (minibatches of 32 of those images).
+pub const HEAD_FIT_STEPS: usize = 300;
+
+/// Adam's rate for the head fit.
+pub const HEAD_FIT_LR: f64 = 0.003;
+
+/// The per-channel affine map the head fit learns: factor `exp(u)`, offset `b`.
+#[derive(burn::module::Module, Debug)]
+struct HeadMap {
+    u: Param<Tensor<1>>,
+    b: Param<Tensor<1>>,
+}
+
+/// A refitted mixture head: per output channel, `y ← scale · y + shift`.
+#[derive(Debug, Clone)]
+pub struct HeadFit {
+    /// Per-channel factors.
+    pub scale: Vec<f32>,
+    /// Per-channel offsets.
+    pub shift: Vec<f32>,
+    /// Mean bits/dim of the int8 program on the fitting images before the fit.
+    pub bpd_before: f64,
+    /// The same after it.
+    pub bpd_after: f64,
+}
+
+/// Refits the mixture head of the int8 program of `graph` (at `ranges`) to the features
+/// the int8 network computes: per output channel an affine map `y ← a·y + b` that
+/// maximizes the likelihood of `frames` under the program's head (Adam over the
+/// 2 × channels numbers, `a` as `exp(u)`; kept only if the runtime's bits/dim on `frames`
+/// fall).
+/// Quantization moves every activation a little and the head, trained on f32 features,
+/// then puts its mixtures slightly off; a per-channel affine map folds into the last
+/// layer's weights and bias without changing its int8 weights, so it costs nothing on the
+/// device.
+pub fn fit_head(graph: &Graph, ranges: &Ranges, meta: &Meta, frames: &[&[u8]], progress: bool) -> Result<HeadFit> {
+    let q = quantize::quantize(graph, ranges)?;
+    let file = quantize::compile(&q, meta)?;
+    let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let net = edgegen_runtime::interpreter::Interpreter::new(model, Kernels::Optimized);
+    let out_shape = graph.shapes.get(&graph.outputs[0]).context("the graph's output has no shape")?.clone();
+    let (channels, plane) = (out_shape[0], out_shape[1..].iter().product::<usize>());
+    let k = meta.components as usize;
+    ensure!(k > 0 && frames.iter().all(|f| channels * plane == 3 * k * f.len()), "the head is not a mixture of {k} components per value");
+    let heads = crate::parallel::map(frames.len(), |i| -> Result<Vec<f32>> {
+        let mut arena = vec![0u8; net.arena_len()];
+        net.set_input_image(&mut arena, frames[i]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        net.invoke(&mut arena).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = vec![0f32; channels * plane];
+        net.output_f32(&arena, 0, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(out)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    let values: usize = frames.iter().map(|f| f.len()).sum();
+    // Mean bits/dim of the frames under the head mapped by (scale, shift), by the runtime's
+    // own likelihood: what the device will compute.
+    let bpd = |scale: &[f32], shift: &[f32]| -> f64 {
+        let total: f64 = crate::parallel::map(frames.len(), |i| {
+            let mut h = heads[i].clone();
+            for (j, v) in h.iter_mut().enumerate() {
+                let c = j / plane;
+                *v = scale[c] * *v + shift[c];
+            }
+            edgegen_runtime::likelihood::mixture_image_log_prob(frames[i], &h[..], k, plane).unwrap_or(f64::NEG_INFINITY)
+        })
+        .into_iter()
+        .sum();
+        -total / (values as f64 * std::f64::consts::LN_2)
+    };
+    let before = bpd(&vec![1.0; channels], &vec![0.0; channels]);
+    // Adam on the training loss (burn's differentiable copy of the same likelihood), in
+    // minibatches of 32 frames, the factor as exp(u).
+    let device = Device::flex().autodiff();
+    let mut map =
+        HeadMap { u: Param::from_tensor(Tensor::zeros([channels], &device)), b: Param::from_tensor(Tensor::zeros([channels], &device)) };
+    let mut adam = burn::optim::AdamConfig::new().init();
+    let per = frames[0].len();
+    let (c_img, h_img, w_img) = (per / plane, out_shape[1], out_shape[2]);
+    let batch = 32.min(frames.len());
+    let steps = HEAD_FIT_STEPS;
+    let bar = crate::progress::bar(progress, steps as u64, "head fit");
+    for step in 0..steps {
+        let rows: Vec<usize> = (0..batch).map(|j| (step * batch + j) % frames.len()).collect();
+        let pixels: Vec<u8> = rows.iter().flat_map(|&i| frames[i].iter().copied()).collect();
+        let head: Vec<f32> = rows.iter().flat_map(|&i| heads[i].iter().copied()).collect();
+        let g = edgegen_runtime::image::Geometry { channels: c_img as u16, height: h_img as u16, width: w_img as u16 };
+        let x = crate::families::loss::frames_to_tensor(&pixels, batch, g, &device);
+        let y = Tensor::<4>::from_data(TensorData::new(head, [batch, channels, h_img, w_img]), &device);
+        let mapped = y * map.u.val().exp().reshape([1, channels, 1, 1]) + map.b.val().reshape([1, channels, 1, 1]);
+        let loss = crate::families::loss::mixture_log_prob(x, mapped, k).mean().neg().div_scalar(per as f64 * std::f64::consts::LN_2);
+        let grads = GradientsParams::from_grads(loss.backward(), &map);
+        map = adam.step(HEAD_FIT_LR, map, grads);
+        bar.inc(1);
+    }
+    crate::progress::finish(&bar);
+    let scale: Vec<f32> = crate::families::loss::to_vec(map.u.val().exp());
+    let shift: Vec<f32> = crate::families::loss::to_vec(map.b.val());
+    let after = bpd(&scale, &shift);
+    // A fit that does not help on the frames it was fitted to is not kept.
+    let (scale, shift, after) = if after < before { (scale, shift, after) } else { (vec![1.0; channels], vec![0.0; channels], before) };
+    Ok(HeadFit { scale, shift, bpd_before: before, bpd_after: after })
+}
+
+/// Folds a per-channel affine map `y ← scale · y + shift` into the graph's last layer (the
+/// convolution or dense layer writing its output): its weights of channel `c` times
+/// `scale[c]`, its bias `scale[c] · b + shift[c]`. Per-channel weight quantization gives
+/// the same int8 weights at a scale `scale[c]` times larger.
+pub fn apply_head_fit(graph: &mut Graph, scale: &[f32], shift: &[f32]) -> Result<()> {
+    let output = graph.outputs.first().context("the graph has no output")?.clone();
+    let (w, b, outs) = match graph.nodes.last_mut() {
+        Some(graph::Node::Conv { w, b, y, wshape, .. }) if *y == output => (w, b, wshape[0]),
+        _ => bail!("a head fit needs the graph's output written by a convolution"),
+    };
+    ensure!(
+        scale.len() == outs && shift.len() == outs,
+        "a head fit of {} factors and {} offsets for a layer of {outs} outputs",
+        scale.len(),
+        shift.len()
+    );
+    ensure!(scale.iter().all(|&a| a > 0.0 && a.is_finite()), "a head fit's factors must be positive");
+    let per = w.len() / outs;
+    for c in 0..outs {
+        w[c * per..(c + 1) * per].iter_mut().for_each(|v| *v *= scale[c]);
+        b[c] = scale[c] * b[c] + shift[c];
+    }
+    Ok(())
 }
 
 /// Golden vectors of a compiled part: `golden/int8/<part>.bin` (format in
@@ -292,8 +483,13 @@ pub fn compile_dir_within(dir: &Path, budget: Option<&budget::Budget>, progress:
         );
     }
     card.device.model_file = files;
+    let fitted = head_fitted_parts(dir);
+    let correction = match fitted.is_empty() {
+        true => String::new(),
+        false => format!("; the mixture head of {} refitted to the int8 features (calibration.json: head_fit)", fitted.join(", ")),
+    };
     card.device.quantization = Some(Quantization {
-        scheme: "TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (ranges as calibration.json's method says: min/max by default), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused".into(),
+        scheme: format!("TFLite int8: per-channel symmetric weights in [-127,127], per-tensor asymmetric activations (ranges as calibration.json's method says: min/max by default), int32 bias, requantization by int32 multiplier and shift (folded at compile time), ReLU fused{correction}"),
         edges_in_f32: "image input enters as int8 p-128 (exact; half-step offset folded into the first bias); mixture heads, mu/logvar and the GAN's pre-tanh image are written as f32 (acc * s_in * s_w); tanh runs in f32. No lookup tables are needed: every non-linearity inside the network is a ReLU.".into(),
         calibration: "calibration.json".into(),
     });
