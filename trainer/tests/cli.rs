@@ -388,6 +388,22 @@ fn own_pictures_train_quantize_calibrate_and_score() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
 
+    // A background model (`--perturb`) has its head refitted on frames perturbed as it was
+    // trained, and says so.
+    let (bg, bg_run) = (base.join("model-bg"), base.join("run-bg"));
+    #[rustfmt::skip]
+    let o = edgegen(
+        &["train", "pixelcnn", "--data", &s(&pictures), "--size", "10x12", "--channels", "3", "--resize", "--epochs", "1", "--batch", "8",
+          "--limit", "64", "--features", "6", "--inner", "3", "--blocks", "1", "--components", "2", "--perturb", "0.2", "--out", &s(&bg),
+          "--run-dir", &s(&bg_run)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = edgegen(&["quantize", "--model", &s(&bg), "--head-fit"], &[]);
+    assert!(o.status.success() && stderr(&o).contains("perturbed as in training (--perturb 0.2)"), "{}", stderr(&o));
+    let calibration: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(bg.join("calibration.json")).unwrap()).unwrap();
+    assert_eq!(calibration["head_fit"]["parts"]["model"]["perturb"], 0.2);
+
     // The VAE follows the geometry too (one resolution stage for 10x12), through int8.
     let (vae, vae_run) = (base.join("vae"), base.join("vae-run"));
     let o = edgegen(

@@ -140,22 +140,35 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMeth
         let ranges = quantize::calibrate_with(&graph, &inputs, method, progress);
         let mut graph = graph;
         if head_fit && graph.family == "pixelcnn" {
-            if perturbed(&card) {
-                eprintln!("{}: not refitting the head of a model trained on perturbed images (--perturb): a background model is meant to explain clean frames less well", dir.display());
-            } else {
-                let picks = data::permutation(images.len(), seed ^ 0xca1);
-                let frames: Vec<&[u8]> = picks[..n.min(HEAD_FIT_IMAGES)].iter().map(|&i| images.image(i)).collect();
-                let fit = fit_head(&graph, &ranges, &meta(&card, part, &graph), &frames, progress)?;
-                eprintln!(
-                    "{}: {part}'s head refitted on {} {which} images: {:.4} → {:.4} bits/dim on them",
-                    dir.display(),
-                    frames.len(),
-                    fit.bpd_before,
-                    fit.bpd_after
-                );
-                apply_head_fit(&mut graph, &fit.scale, &fit.shift)?;
-                fits.insert(part.to_string(), json!({"scale": fit.scale, "shift": fit.shift, "images": frames.len(), "bpd_before": r4(fit.bpd_before), "bpd_after": r4(fit.bpd_after)}));
-            }
+            // A background model (`--perturb`) is refitted on frames perturbed as in its
+            // training: it is meant to explain clean frames less well.
+            let rate = perturb_rate(&card);
+            let picks = data::permutation(images.len(), seed ^ 0xca1);
+            let frames: Vec<Vec<u8>> = picks[..n.min(HEAD_FIT_IMAGES)]
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| {
+                    let mut f = images.image(i).to_vec();
+                    crate::families::training::perturb_pixels(&mut f, rate, seed, 0, j);
+                    f
+                })
+                .collect();
+            let views: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let fit = fit_head(&graph, &ranges, &meta(&card, part, &graph), &views, progress)?;
+            let what =
+                if rate > 0.0 { format!("{which} images perturbed as in training (--perturb {rate})") } else { format!("{which} images") };
+            eprintln!(
+                "{}: {part}'s head refitted on {} {what}: {:.4} → {:.4} bits/dim on them",
+                dir.display(),
+                frames.len(),
+                fit.bpd_before,
+                fit.bpd_after
+            );
+            apply_head_fit(&mut graph, &fit.scale, &fit.shift)?;
+            fits.insert(
+                part.to_string(),
+                json!({"scale": fit.scale, "shift": fit.shift, "images": frames.len(), "perturb": rate, "bpd_before": r4(fit.bpd_before), "bpd_after": r4(fit.bpd_after)}),
+            );
         }
         let q = quantize::quantize(&graph, &ranges)?;
         let doc = format!(
@@ -214,10 +227,10 @@ fn head_fitted_parts(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether a model was trained on perturbed images (a background model, `--perturb`).
-fn perturbed(card: &Card) -> bool {
+/// The `--perturb` rate a model was trained with (0: clean images).
+fn perturb_rate(card: &Card) -> f64 {
     let words: Vec<&str> = card.run.train_command.split_whitespace().collect();
-    words.windows(2).any(|w| w[0] == "--perturb" && w[1].parse::<f64>().is_ok_and(|p| p > 0.0))
+    words.windows(2).find(|w| w[0] == "--perturb").and_then(|w| w[1].parse::<f64>().ok()).filter(|p| (0.0..1.0).contains(p)).unwrap_or(0.0)
 }
 
 /// Calibration images the PixelCNN's head is refitted on.
@@ -263,7 +276,9 @@ pub fn fit_head(graph: &Graph, ranges: &Ranges, meta: &Meta, frames: &[&[u8]], p
     let file = quantize::compile(&q, meta)?;
     let model = Model::from_bytes(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let net = edgegen_runtime::interpreter::Interpreter::new(model, Kernels::Optimized);
+    ensure!(!frames.is_empty(), "a head fit needs at least one calibration image");
     let out_shape = graph.shapes.get(&graph.outputs[0]).context("the graph's output has no shape")?.clone();
+    ensure!(out_shape.len() == 3, "a head fit needs a [channels, height, width] head, not {out_shape:?}");
     let (channels, plane) = (out_shape[0], out_shape[1..].iter().product::<usize>());
     let k = meta.components as usize;
     ensure!(k > 0 && frames.iter().all(|f| channels * plane == 3 * k * f.len()), "the head is not a mixture of {k} components per value");
