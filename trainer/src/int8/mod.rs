@@ -343,9 +343,9 @@ pub fn fit_head(graph: &Graph, ranges: &Ranges, meta: &Meta, frames: &[&[u8]], p
 }
 
 /// Folds a per-channel affine map `y ← scale · y + shift` into the graph's last layer (the
-/// convolution or dense layer writing its output): its weights of channel `c` times
+/// convolution writing its output): its weights of channel `c` times
 /// `scale[c]`, its bias `scale[c] · b + shift[c]`. Per-channel weight quantization gives
-/// the same int8 weights at a scale `scale[c]` times larger.
+/// the same int8 weights (but for a float rounding tie) at a scale `scale[c]` times larger.
 pub fn apply_head_fit(graph: &mut Graph, scale: &[f32], shift: &[f32]) -> Result<()> {
     let output = graph.outputs.first().context("the graph has no output")?.clone();
     let (w, b, outs) = match graph.nodes.last_mut() {
