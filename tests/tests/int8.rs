@@ -19,8 +19,8 @@ fn tiny_pixelcnn_file() -> Vec<u8> {
     tiny_pixelcnn(false)
 }
 
-/// A tiny PixelCNN, classic or two-stack, compiled in-process.
-fn tiny_pixelcnn(two_stack: bool) -> Vec<u8> {
+/// The graph of a tiny PixelCNN (random weights), classic or two-stack.
+fn tiny_pixelcnn_graph(two_stack: bool) -> Graph {
     let device = Device::flex();
     device.seed(21);
     let model = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new()
@@ -34,7 +34,12 @@ fn tiny_pixelcnn(two_stack: bool) -> Vec<u8> {
         &model,
         edgegen_trainer::data::FASHION_MNIST,
     ));
-    let graph = Graph::parse(&onnx).unwrap();
+    Graph::parse(&onnx).unwrap()
+}
+
+/// A tiny PixelCNN, classic or two-stack, compiled in-process.
+fn tiny_pixelcnn(two_stack: bool) -> Vec<u8> {
+    let graph = tiny_pixelcnn_graph(two_stack);
     let mut rng = Rng::new(5);
     let inputs: Vec<Vec<f32>> = (0..8).map(|_| (0..784).map(|_| rng.uniform() * 2.0 - 1.0).collect()).collect();
     let q = quantize::quantize(&graph, &quantize::calibrate(&graph, &inputs, false)).unwrap();
@@ -46,19 +51,7 @@ fn tiny_pixelcnn(two_stack: bool) -> Vec<u8> {
 /// int8 weights unchanged), and a fit of the wrong size is refused.
 #[test]
 fn head_fit_lowers_int8_bits_and_folds_into_the_last_layer() {
-    let device = Device::flex();
-    device.seed(21);
-    let model = edgegen_trainer::families::pixelcnn::PixelCnnConfig::new()
-        .with_channels(8)
-        .with_inner(4)
-        .with_blocks(1)
-        .with_components(2)
-        .init(&device);
-    let onnx = edgegen_trainer::export::onnx::encode(&edgegen_trainer::families::pixelcnn::export::onnx(
-        &model,
-        edgegen_trainer::data::FASHION_MNIST,
-    ));
-    let graph = Graph::parse(&onnx).unwrap();
+    let graph = tiny_pixelcnn_graph(false);
     let images = frames();
     let inputs: Vec<Vec<f32>> =
         (0..images.len()).map(|i| images.image(i).iter().map(|&p| edgegen_runtime::image::scale_pixel(p)).collect()).collect();

@@ -187,8 +187,8 @@ pub fn quantize_flow(dir: &Path, n: usize, seed: u64, method: RangeMethod, progr
     let parts = parts(&dir.join("density.onnx"))?;
     let (train, which) = super::calibration_images(&card.source(), progress)?;
     ensure!(train.values() == parts.geometry.values(), "{}: the calibration images are not {} frames", dir.display(), parts.geometry);
-    let picks = data::permutation(train.len(), seed ^ 0xca1);
-    let n = n.min(train.len());
+    let picks = super::calibration_picks(&train, n, seed);
+    let n = picks.len();
     let bar = crate::progress::bar(progress, n as u64, "f32 flow");
     let recorded = crate::parallel::map(n, |i| {
         let r = f32_log_prob(&parts, train.image(picks[i]));
@@ -352,7 +352,7 @@ pub fn describe(path: &Path, bytes: &[u8]) -> Result<String> {
     for k in 0..f.couplings() {
         let Some(net) = f.network(k) else { continue };
         let m = net.model();
-        let [c, h, w] = flow::stage_dims(g, f.pre(), k);
+        let [c, h, w] = flow::stage_dims(g, pre, k);
         let scales: Vec<String> = (0..c).map(|ch| format!("{:.3}", f.scale(k, ch))).collect();
         writeln!(
             s,

@@ -34,12 +34,21 @@ fn calibration_images(source: &data::Source, progress: bool) -> Result<(Images, 
     })
 }
 
+/// The calibration images' indices into `images`, in the order they are taken (the first
+/// `n` of a permutation fixed by `seed`): the ranges, the flow's calibration and the head
+/// fit all draw from it.
+pub(crate) fn calibration_picks(images: &Images, n: usize, seed: u64) -> Vec<usize> {
+    let mut picks = data::permutation(images.len(), seed ^ 0xca1);
+    picks.truncate(n.min(images.len()));
+    picks
+}
+
 /// Calibration inputs of one part: `n` images (fewer when the set is smaller), or latents
 /// (posterior samples of those images through the float encoder, and prior samples).
 fn calibration_inputs(dir: &Path, part: &str, n: usize, seed: u64, train: &Images) -> Result<Vec<Vec<f32>>> {
-    let picks = data::permutation(train.len(), seed ^ 0xca1);
-    let n = n.min(train.len());
-    let images: Vec<Vec<f32>> = picks[..n].iter().map(|&i| train.image(i).iter().map(|&p| scale_pixel(p)).collect()).collect();
+    let picks = calibration_picks(train, n, seed);
+    let n = picks.len();
+    let images: Vec<Vec<f32>> = picks.iter().map(|&i| train.image(i).iter().map(|&p| scale_pixel(p)).collect()).collect();
     let mut rng = Rng::with_stream(seed, 0xca1b);
     Ok(match part {
         "encoder" | "model" | "classifier" => images,
@@ -143,8 +152,7 @@ pub fn quantize_dir(dir: &Path, n: usize, seed: u64, method: quantize::RangeMeth
             // A background model (`--perturb`) is refitted on frames perturbed as in its
             // training: it is meant to explain clean frames less well.
             let rate = perturb_rate(&card);
-            let picks = data::permutation(images.len(), seed ^ 0xca1);
-            let frames: Vec<Vec<u8>> = picks[..n.min(HEAD_FIT_IMAGES)]
+            let frames: Vec<Vec<u8>> = calibration_picks(&images, n.min(HEAD_FIT_IMAGES), seed)
                 .iter()
                 .enumerate()
                 .map(|(j, &i)| {
@@ -319,12 +327,12 @@ pub fn fit_head(graph: &Graph, ranges: &Ranges, meta: &Meta, frames: &[&[u8]], p
     let (c_img, h_img, w_img) = (per / plane, out_shape[1], out_shape[2]);
     let batch = 32.min(frames.len());
     let steps = HEAD_FIT_STEPS;
+    let g = edgegen_runtime::image::Geometry { channels: c_img as u16, height: h_img as u16, width: w_img as u16 };
     let bar = crate::progress::bar(progress, steps as u64, "head fit");
     for step in 0..steps {
         let rows: Vec<usize> = (0..batch).map(|j| (step * batch + j) % frames.len()).collect();
         let pixels: Vec<u8> = rows.iter().flat_map(|&i| frames[i].iter().copied()).collect();
         let head: Vec<f32> = rows.iter().flat_map(|&i| heads[i].iter().copied()).collect();
-        let g = edgegen_runtime::image::Geometry { channels: c_img as u16, height: h_img as u16, width: w_img as u16 };
         let x = crate::families::loss::frames_to_tensor(&pixels, batch, g, &device);
         let y = Tensor::<4>::from_data(TensorData::new(head, [batch, channels, h_img, w_img]), &device);
         let mapped = y * map.u.val().exp().reshape([1, channels, 1, 1]) + map.b.val().reshape([1, channels, 1, 1]);
