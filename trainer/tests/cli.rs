@@ -579,7 +579,39 @@ fn eval_statistics_writes_the_guard_candidates() {
             assert!(r[at].parse::<f64>().is_ok_and(f64::is_finite), "{term} of {} {}: {}", r[0], r[2], r[at]);
         }
     }
+    // The script that chose the evidence guard reads it: every section runs, down to the
+    // weight search and the shares let through.
+    let run = std::process::Command::new("python3").arg(root().join("scripts/guard-terms.py")).arg(&out).output().unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for section in ["every candidate alone", "evidence: 8 terms, lse@1", "accepted at that threshold", "forward selection", "weights cc="] {
+        assert!(printed.contains(section), "no {section:?} in {printed}");
+    }
     std::fs::remove_file(out).ok();
+}
+
+/// `scripts/classifier-ood.py` (the classifier's features against MNIST digits, in
+/// docs/guard.md) runs on the bundled classifier and prints an AUROC for each score; the
+/// features' distance tells most digits from garments (0.989 on 2,000 of each).
+#[test]
+fn classifier_ood_script_scores_the_digits() {
+    let run = std::process::Command::new("python3")
+        .current_dir(root())
+        .arg(root().join("scripts/classifier-ood.py"))
+        .args(["--count", "200", "--model"])
+        .arg(root().join("models/classifier-fmnist/classifier.onnx"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for score in ["Mahalanobis, 64 penultimate features", "Mahalanobis, 10 logits", "energy", "maximum softmax probability"] {
+        let line = printed.lines().find(|l| l.contains(score)).unwrap_or_else(|| panic!("no {score:?} in {printed}"));
+        let auroc: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&auroc), "{line}");
+        if score.starts_with("Mahalanobis, 64") {
+            assert!(auroc > 0.9, "{line}");
+        }
+    }
 }
 
 /// The structural guard needs its VAE beside the model; without one, or with one elsewhere,
