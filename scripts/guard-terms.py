@@ -6,9 +6,10 @@ Reads the per-frame statistics CSV of `cargo edgegen eval statistics --vae model
 only (median and 99th-percentile spread; two-sided: the 99th percentile of |x - median|),
 and scores a guard by its mean AUROC over the outlier sets the guard's design is chosen on
 (CHOSEN, as trainer/src/eval/ood.rs's CHOSEN_ON). Prints every candidate alone, the
-structural guard, the evidence guard under each combiner, and the forward selection from the
-structural guard's three terms (the other sets' figures are printed too: they chose nothing).
-Needs numpy only.
+structural guard, the evidence guard under each combiner (under ln sum exp also the share of
+each set let through at the validation frames' 99th percentile), the forward selection from
+the structural guard's three terms, and a weight per evidence term by coordinate search (the
+other sets' figures are printed too: they chose nothing). Needs numpy only.
 """
 import argparse
 import csv
@@ -78,11 +79,12 @@ def main():
         spread = max(np.percentile(v, 99) - m, 1e-6)
         return lambda s: (values(s, name) - m) / spread
 
-    def guard(terms, combiner):
+    def guard(terms, combiner, weights=None):
         fs = [normalized(n, t) for n, t in terms]
+        ws = weights or [1.0] * len(terms)
 
         def score(s):
-            z = np.array([f(s) for f in fs])
+            z = np.array([w * f(s) for w, f in zip(ws, fs)])
             if combiner == "max":
                 return z.max(0)
             if combiner == "sum+":
@@ -138,27 +140,19 @@ def main():
     # by w_i), by coordinate search on the chosen sets: each weight times 0.5, 0.7, 1.4 or 2,
     # kept when the chosen sets' mean rises by 0.0005, until a round changes nothing.
     print("== a weight per evidence term, coordinate search on the chosen sets (combiner lse@1)")
-    zs = [normalized(n, t) for n, t in EVIDENCE]
-
-    def weighted(w):
-        def score(s):
-            z = np.array([wi * f(s) for wi, f in zip(w, zs)])
-            top = z.max(0)
-            return top + np.log(np.exp(z - top).sum(0))
-        return score
     w = [1.0] * len(EVIDENCE)
-    best = report("", weighted(w), False)
+    best = report("", guard(EVIDENCE, "lse@1", w), False)
     for _ in range(10):
         changed = False
         for i in range(len(w)):
             for factor in (0.5, 0.7, 1.4, 2.0):
                 trial = w[:i] + [w[i] * factor] + w[i + 1:]
-                value = report("", weighted(trial), False)
+                value = report("", guard(EVIDENCE, "lse@1", trial), False)
                 if value > best + 0.0005:
                     w, best, changed = trial, value, True
         if not changed:
             break
-    report("weights " + " ".join(f"{n}={wi:g}" for (n, _), wi in zip(EVIDENCE, w)), weighted(w), accepted=True)
+    report("weights " + " ".join(f"{n}={wi:g}" for (n, _), wi in zip(EVIDENCE, w)), guard(EVIDENCE, "lse@1", w), accepted=True)
 
 
 if __name__ == "__main__":
