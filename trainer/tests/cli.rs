@@ -505,11 +505,15 @@ fn gan_trains_on_a_folder_of_colour_pictures() {
     #[rustfmt::skip]
     let o = edgegen(
         &["train", "gan", "--data", &pictures, "--channels", "3", "--epochs", "1", "--batch", "8", "--latent", "4",
-          "--features", "8", "--d-features", "4", "--bn-samples", "64", "--out", &s(out.clone()), "--run-dir", &s(run)],
+          "--features", "8", "--d-features", "4", "--bn-samples", "64", "--mbstd", "2", "--out", &s(out.clone()), "--run-dir", &s(run)],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    // A minibatch-std discriminator scores groups of images: it is published without a
+    // one-image ONNX file, and the card says so.
+    assert!(!out.join("discriminator.onnx").exists() && !out.join("golden/discriminator").exists());
+    assert!(card["files"]["discriminator"].as_str().is_some_and(|t| t.contains("--mbstd")), "{card}");
     assert_eq!(card["geometry"], serde_json::json!({"channels": 3, "height": 16, "width": 16}));
     assert!(card.get("fd").is_none() && card["fd_note"].as_str().unwrap().contains("Fashion-MNIST"), "{card}");
     let o = edgegen(&["quantize", "--model", &s(out.clone())], &[]);

@@ -223,6 +223,10 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
         let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
         crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, n], &z)?;
         crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &shape, &img)?;
+        if gan.discriminator.mbstd > 0 {
+            // A minibatch-std discriminator scores groups of images, not one (no file to check).
+            continue;
+        }
         let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &label));
         let set = dir.join("golden/discriminator").join(format!("test_data_set_{i}"));
         crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &shape, &img)?;
@@ -284,7 +288,11 @@ pub fn publish(
         "the generator draws {shape:?} images, its data has {geo:?}"
     );
     crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
-    crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
+    // The discriminator stays on the host; with the minibatch standard deviation it scores a
+    // group of images together, which a one-image ONNX graph cannot say, so it is not written.
+    if gan.discriminator.mbstd == 0 {
+        crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
+    }
     write_golden(gan, dir)?;
     let scale = (56 / geo.height.max(geo.width) as usize).max(1);
     let (samples, columns) = match g.classes {
@@ -333,7 +341,14 @@ pub fn publish(
         macs: g.macs() as u64,
         files: [
             ("generator", file_entry(dir, "generator.onnx")),
-            ("discriminator", file_entry(dir, "discriminator.onnx")),
+            (
+                "discriminator",
+                if gan.discriminator.mbstd == 0 {
+                    file_entry(dir, "discriminator.onnx")
+                } else {
+                    json!("not written: a minibatch-std discriminator (--mbstd) scores groups of images, not one")
+                },
+            ),
             ("golden", json!("golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)")),
             ("samples", json!("samples.png")),
         ]
