@@ -18,6 +18,7 @@ onnxruntime (scripts/test.sh installs them); the data as `cargo edgegen data fet
 """
 import argparse
 import gzip
+import importlib.util
 import os
 
 import numpy as np
@@ -26,21 +27,17 @@ import onnxruntime as ort
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
+# The AUROC of guard-terms.py (Mann-Whitney, ties counted half), loaded from beside this file.
+_spec = importlib.util.spec_from_file_location("guard_terms", os.path.join(os.path.dirname(os.path.abspath(__file__)), "guard-terms.py"))
+_guard_terms = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_guard_terms)
+auroc = _guard_terms.auroc
+
 
 def idx(path):
     raw = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(raw[3])]
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
-
-
-def auroc(inliers, outliers):
-    """P(outlier score > inlier score), ties counted half (Mann-Whitney, average ranks)."""
-    values = np.concatenate([inliers, outliers])
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    # The average rank of each distinct value: ranks before it, plus the middle of its run.
-    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-    n_in, n_out = len(inliers), len(outliers)
-    return (ranks[n_in:].sum() - n_out * (n_out + 1) / 2) / (n_in * n_out)
 
 
 def main():

@@ -223,8 +223,7 @@ pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
         let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
         crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, n], &z)?;
         crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &shape, &img)?;
-        if gan.discriminator.mbstd > 0 {
-            // A minibatch-std discriminator scores groups of images, not one (no file to check).
+        if !gan.discriminator.scores_one_image() {
             continue;
         }
         let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &label));
@@ -288,9 +287,9 @@ pub fn publish(
         "the generator draws {shape:?} images, its data has {geo:?}"
     );
     crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
-    // The discriminator stays on the host; with the minibatch standard deviation it scores a
-    // group of images together, which a one-image ONNX graph cannot say, so it is not written.
-    if gan.discriminator.mbstd == 0 {
+    // The discriminator stays on the host; one that scores groups of images is not written.
+    let one_image = gan.discriminator.scores_one_image();
+    if one_image {
         crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
     }
     write_golden(gan, dir)?;
@@ -343,13 +342,20 @@ pub fn publish(
             ("generator", file_entry(dir, "generator.onnx")),
             (
                 "discriminator",
-                if gan.discriminator.mbstd == 0 {
+                if one_image {
                     file_entry(dir, "discriminator.onnx")
                 } else {
                     json!("not written: a minibatch-std discriminator (--mbstd) scores groups of images, not one")
                 },
             ),
-            ("golden", json!("golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)")),
+            (
+                "golden",
+                json!(if one_image {
+                    "golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)"
+                } else {
+                    "golden/generator/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)"
+                }),
+            ),
             ("samples", json!("samples.png")),
         ]
         .into_iter()

@@ -376,6 +376,12 @@ impl Generator {
 }
 
 impl Discriminator {
+    /// Whether it scores an image on its own: not with the minibatch standard deviation,
+    /// which is a statistic of a group of images (so no one-image ONNX file or golden vectors).
+    pub fn scores_one_image(&self) -> bool {
+        self.mbstd == 0
+    }
+
     /// Realness logits; a conditional discriminator also reads each image's class
     /// (`labels`, one per row; ignored by an unconditional one).
     pub fn forward(&self, x: Tensor<4>, labels: &[u8]) -> Tensor<2> {
