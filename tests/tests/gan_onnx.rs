@@ -8,6 +8,7 @@ use burn::prelude::*;
 use edgegen_runtime::onnx::OnnxGan;
 use edgegen_trainer::families::gan::{export, GanConfig};
 use edgegen_trainer::families::loss::to_vec;
+use tract_onnx::prelude::{tract_ndarray, tvec, Framework, InferenceModelExt, IntoRunnable, IntoTValue};
 
 /// Exports a fresh generator whose BatchNorm running statistics moved away from (0, 1) and
 /// checks tract's output against burn's inference, and the card's parameter count against the
@@ -76,24 +77,36 @@ fn generator_with_a_fine_stage_folds_its_third_batchnorm() {
 }
 
 /// Exports a fresh discriminator of `cfg` and checks tract's logits against burn's on a few
-/// images (random pixels and a blank one).
+/// inputs (random pixels and a blank one), each one group of images (one image without the
+/// minibatch standard deviation) with its classes.
 fn check_discriminator(cfg: GanConfig, seed: u64) -> usize {
     let device = Device::flex();
     device.seed(seed);
     let d = cfg.init(&device).discriminator;
     let dir = common::temp_dir("fresh-d");
     let path = dir.join("discriminator.onnx");
-    let shape = [1, cfg.channels, cfg.height, cfg.width];
-    edgegen_trainer::export::onnx::save(&export::discriminator_onnx(&d, shape), &path).unwrap();
-    let model = edgegen_runtime::onnx::OnnxModel::load(&path).unwrap();
+    let group = d.group();
+    let shape = [group, cfg.channels, cfg.height, cfg.width];
+    edgegen_trainer::export::onnx::save(&export::discriminator_onnx(&d, [1, cfg.channels, cfg.height, cfg.width]), &path).unwrap();
+    let model = tract_onnx::onnx().model_for_path(&path).unwrap().into_optimized().unwrap().into_runnable().unwrap();
     for s in 0..3u64 {
         let mut img = vec![0f32; shape.iter().product()];
         if s > 0 {
             edgegen_runtime::rng::Rng::new(seed + s).fill_normal(&mut img);
         }
-        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &[]));
-        let got = model.run(&img, "discriminator").unwrap().swap_remove(0);
-        assert_eq!(got.len(), 1);
+        let labels: Vec<u8> = (0..group).map(|j| ((s as usize + 3 * j) % cfg.classes.max(1)) as u8).collect();
+        let want = to_vec(d.forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &labels));
+        let mut inputs = tvec![tract_ndarray::Array::from_shape_vec(shape.to_vec(), img).unwrap().into_tvalue()];
+        if cfg.classes > 0 {
+            let mut one_hot = vec![0f32; group * cfg.classes];
+            for (j, &l) in labels.iter().enumerate() {
+                one_hot[j * cfg.classes + l as usize] = 1.0;
+            }
+            inputs.push(tract_ndarray::Array::from_shape_vec(vec![group, cfg.classes], one_hot).unwrap().into_tvalue());
+        }
+        let out = model.run(inputs).unwrap();
+        let got: Vec<f32> = out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+        assert_eq!(got.len(), group);
         assert!(common::max_abs_diff(&want, &got) < 1e-4, "differs by {}", common::max_abs_diff(&want, &got));
     }
     std::fs::remove_dir_all(dir).ok();
@@ -107,6 +120,12 @@ fn discriminator_exports_with_two_or_three_strided_convolutions() {
     // A third convolution reads the 7×7 map down to 3×3 with four times the channels.
     let three = check_discriminator(GanConfig::new().with_d_features(6).with_d_layers(3), 5);
     assert_eq!(three, (16 * 6 + 6) + (6 * 12 * 16 + 12) + (12 * 24 * 16 + 24) + (24 * 9 + 1));
+    // With the minibatch standard deviation the file scores a group of images at once; the
+    // conditional one also adds its class projection to each image's logit.
+    let grouped = check_discriminator(GanConfig::new().with_d_features(6).with_d_layers(3).with_mbstd(4), 6);
+    assert_eq!(grouped, three + 9);
+    check_discriminator(GanConfig::new().with_d_features(6).with_mbstd(2).with_classes(10), 7);
+    check_discriminator(GanConfig::new().with_d_features(6).with_classes(10), 8);
 }
 
 #[test]

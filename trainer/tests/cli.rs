@@ -510,10 +510,18 @@ fn gan_trains_on_a_folder_of_colour_pictures() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
-    // A minibatch-std discriminator scores groups of images: it is published without a
-    // one-image ONNX file, and the card says so.
-    assert!(!out.join("discriminator.onnx").exists() && !out.join("golden/discriminator").exists());
-    assert!(card["files"]["discriminator"].as_str().is_some_and(|t| t.contains("--mbstd")), "{card}");
+    // A minibatch-std discriminator scores a group of images at once: its ONNX file takes
+    // one group of 2, and tract gives the trainer's logits for its golden groups.
+    let disc = edgegen_runtime::onnx::OnnxModel::load(&out.join("discriminator.onnx")).unwrap();
+    for i in 0..3 {
+        let set = out.join(format!("golden/discriminator/test_data_set_{i}"));
+        let (_, dims, images) = edgegen_trainer::export::onnx::load_tensor(&set.join("input_0.pb")).unwrap();
+        let (_, _, want) = edgegen_trainer::export::onnx::load_tensor(&set.join("output_0.pb")).unwrap();
+        assert_eq!(dims, [2, 3, 16, 16]);
+        let got = disc.run(&images, "discriminator").unwrap().swap_remove(0);
+        assert!(got.len() == 2 && got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4), "{got:?} vs {want:?}");
+    }
+    assert!(card["files"]["golden"].as_str().is_some_and(|t| t.contains("group of 2")), "{card}");
     assert_eq!(card["geometry"], serde_json::json!({"channels": 3, "height": 16, "width": 16}));
     assert!(card.get("fd").is_none() && card["fd_note"].as_str().unwrap().contains("Fashion-MNIST"), "{card}");
     let o = edgegen(&["quantize", "--model", &s(out.clone())], &[]);

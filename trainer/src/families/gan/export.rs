@@ -148,14 +148,19 @@ pub fn generator_onnx(g: &Generator) -> ModelProto {
     )
 }
 
-/// The discriminator as ONNX: `image [1,C,H,W]` → `logit [1,1]`; a conditional one also
-/// reads `class [1,K]` (one-hot) and adds the projection ⟨class·E, φ⟩ = Σ (φ·Eᵀ ⊙ class).
-pub fn discriminator_onnx(d: &Discriminator, shape: [usize; 4]) -> ModelProto {
+/// The discriminator as ONNX: `image [G,C,H,W]` → `logit [G,1]` for one group of `G =
+/// d.group()` images (one image, or with `--mbstd` the group its standard-deviation channel
+/// is taken over); a conditional one also reads `class [G,K]` (one-hot) and adds the
+/// projection ⟨class·E, φ⟩ = Σ (φ·Eᵀ ⊙ class). `image` is one image's `[1,C,H,W]`.
+pub fn discriminator_onnx(d: &Discriminator, image: [usize; 4]) -> ModelProto {
+    let group = d.group();
+    let [_, c, hh, ww] = image;
+    let shape = [group, c, hh, ww];
     let mut g = GraphBuilder::new();
     g.input("image", &shape);
     let k = d.classes();
     if k > 0 {
-        g.input("class", &[1, k]);
+        g.input("class", &[group, k]);
     }
     let mut h = "image".to_string();
     for (i, c) in d.convs.iter().enumerate() {
@@ -165,9 +170,37 @@ pub fn discriminator_onnx(d: &Discriminator, shape: [usize; 4]) -> ModelProto {
         h = g.node("LeakyRelu", &[&h], None, &[("alpha", Attr::Float(0.2))]);
     }
     let [i, o] = d.fc.weight.dims();
-    let h = g.reshape(&h, &[1, i as i64]);
+    // The last map has `dc` channels of `positions` values; with the minibatch standard
+    // deviation the dense layer reads one more channel of them.
+    let dc = d.convs.last().map_or(c, |conv| conv.weight.dims()[0]);
+    let extra = usize::from(d.mbstd > 0);
+    let phi_len = dc * (i / (dc + extra));
+    let phi = g.reshape(&h, &[group as i64, phi_len as i64]);
+    let (w, bias) = (to_vec(d.fc.weight.val()), to_vec(d.fc.bias.as_ref().expect("bias").val()));
     let fc = |g: &mut GraphBuilder, out| {
-        g.dense(&h, "fc", &to_vec(d.fc.weight.val()), &to_vec(d.fc.bias.as_ref().expect("bias").val()), i, o, out)
+        if extra == 0 {
+            return g.dense(&phi, "fc", &w, &bias, i, o, out);
+        }
+        // The dense layer over [φ, the standard-deviation channel]: that channel holds one
+        // value s (the same for every image of the group) at every position, so its rows of
+        // the weights add s · (their column sums), one scalar times a constant row.
+        let on_phi = g.dense(&phi, "fc", &w[..phi_len * o], &bias, phi_len, o, None);
+        let rows: Vec<f32> = (0..o).map(|j| (phi_len..i).map(|r| w[r * o + j]).sum()).collect();
+        // s: the standard deviation of every feature across the G images, averaged over
+        // channels and positions (minibatch_std over one group).
+        let axes = |a: &[i64]| [("axes", Attr::Ints(a.to_vec())), ("keepdims", Attr::Int(1))];
+        let mean = g.node("ReduceMean", &[&h], None, &axes(&[0]));
+        let centred = g.node("Sub", &[&h, &mean], None, &[]);
+        let squared = g.node("Mul", &[&centred, &centred], None, &[]);
+        let var = g.node("ReduceMean", &[&squared], None, &axes(&[0]));
+        let eps = g.weight("mbstd_eps", &[1], &[1e-8]);
+        let var = g.node("Add", &[&var, &eps], None, &[]);
+        let std = g.node("Sqrt", &[&var], None, &[]);
+        let std = g.node("ReduceMean", &[&std], None, &axes(&[1, 2, 3]));
+        let std = g.reshape(&std, &[1, 1]);
+        let rows = g.weight("fc.mbstd_rows", &[1, o], &rows);
+        let on_std = g.node("Mul", &[&std, &rows], None, &[]);
+        g.node("Add", &[&on_phi, &on_std], out, &[])
     };
     match &d.embed {
         None => {
@@ -179,23 +212,27 @@ pub fn discriminator_onnx(d: &Discriminator, shape: [usize; 4]) -> ModelProto {
             let e = to_vec(embed.weight.val());
             let mut et = vec![0f32; e.len()];
             for c in 0..k {
-                for f in 0..i {
-                    et[f * k + c] = e[c * i + f];
+                for f in 0..phi_len {
+                    et[f * k + c] = e[c * phi_len + f];
                 }
             }
-            let scores = g.dense(&h, "embed", &et, &vec![0.0; k], i, k, None);
+            let scores = g.dense(&phi, "embed", &et, &vec![0.0; k], phi_len, k, None);
             let picked = g.node("Mul", &[&scores, "class"], None, &[]);
             let ones = g.weight("sum_classes", &[k, 1], &vec![1.0; k]);
             let projection = g.node("MatMul", &[&picked, &ones], None, &[]);
             g.node("Add", &[&unconditional, &projection], Some("logit"), &[]);
         }
     }
-    g.output("logit", &[1, 1]);
-    let [_, c, hh, ww] = shape;
-    let class = if k > 0 { format!(" Input class: float32 [1,{k}], one-hot.") } else { String::new() };
+    g.output("logit", &[group, 1]);
+    let class = if k > 0 { format!(" Input class: float32 [{group},{k}], one-hot.") } else { String::new() };
+    let what = if extra == 0 {
+        String::new()
+    } else {
+        format!(" Scores one group of {group} images at once: the dense layer also reads the minibatch standard deviation over the group.")
+    };
     g.finish(
         "dcgan_discriminator",
-        &format!("edgegen DCGAN discriminator. Input image: float32 [1,{c},{hh},{ww}], x/127.5-1.{class} Output: realness logit [1,1]."),
+        &format!("edgegen DCGAN discriminator. Input image: float32 [{group},{c},{hh},{ww}], x/127.5-1.{class} Output: realness logit [{group},1].{what}"),
         &[("family", "gan-discriminator".into())],
     )
 }
@@ -205,34 +242,47 @@ pub fn exported_params(g: &Generator) -> usize {
     folded_generator(g).params()
 }
 
-/// Golden vectors for both networks (trainer's forward pass).
+/// Golden vectors for both networks (trainer's forward pass): three generator inputs and
+/// their images; three discriminator inputs of one group each (one image, or with `--mbstd`
+/// the group its standard deviation is taken over), their classes and logits.
 pub fn write_golden(gan: &Gan, dir: &Path) -> Result<()> {
     let g = gan.generator.valid();
     let (latent, n) = (g.latent(), g.input_len());
     let shape = image_shape(&g);
     let device = crate::device::of(&g);
-    for i in 0..3u64 {
-        // A conditional generator's golden inputs carry classes 0, 1, 2.
+    // Draw `i`: noise from seed 1000 + i; a conditional generator's class is i mod K.
+    let draw = |i: usize| {
         let mut z = vec![0f32; n];
-        edgegen_runtime::rng::Rng::new(1000 + i).fill_normal(&mut z[..latent]);
-        let label = [(i as usize % g.classes.max(1)) as u8];
+        edgegen_runtime::rng::Rng::new(1000 + i as u64).fill_normal(&mut z[..latent]);
         if g.classes > 0 {
-            z[latent + i as usize % g.classes] = 1.0;
+            z[latent + i % g.classes] = 1.0;
         }
         let img = to_vec(g.forward(Tensor::from_data(TensorData::new(z.clone(), [1, n]), &device)));
+        (z, img)
+    };
+    for i in 0..3 {
+        let (z, img) = draw(i);
         let set = dir.join("golden/generator").join(format!("test_data_set_{i}"));
         crate::export::onnx::save_tensor(&set.join("input_0.pb"), "z", &[1, n], &z)?;
         crate::export::onnx::save_tensor(&set.join("output_0.pb"), "image", &shape, &img)?;
-        if !gan.discriminator.scores_one_image() {
-            continue;
+    }
+    let group = gan.discriminator.group();
+    let batch = [group, shape[1], shape[2], shape[3]];
+    for i in 0..3 {
+        let (mut images, mut classes, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        for j in i * group..(i + 1) * group {
+            let (z, img) = draw(j);
+            images.extend(img);
+            classes.extend_from_slice(&z[latent..]);
+            labels.push((j % g.classes.max(1)) as u8);
         }
-        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(img.clone(), shape), &device), &label));
+        let logit = to_vec(gan.discriminator.valid().forward(Tensor::from_data(TensorData::new(images.clone(), batch), &device), &labels));
         let set = dir.join("golden/discriminator").join(format!("test_data_set_{i}"));
-        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &shape, &img)?;
+        crate::export::onnx::save_tensor(&set.join("input_0.pb"), "image", &batch, &images)?;
         if g.classes > 0 {
-            crate::export::onnx::save_tensor(&set.join("input_1.pb"), "class", &[1, g.classes], &z[latent..])?;
+            crate::export::onnx::save_tensor(&set.join("input_1.pb"), "class", &[group, g.classes], &classes)?;
         }
-        crate::export::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[1, 1], &logit)?;
+        crate::export::onnx::save_tensor(&set.join("output_0.pb"), "logit", &[group, 1], &logit)?;
     }
     Ok(())
 }
@@ -287,11 +337,8 @@ pub fn publish(
         "the generator draws {shape:?} images, its data has {geo:?}"
     );
     crate::export::onnx::save(&generator_onnx(&gan.generator), &dir.join("generator.onnx"))?;
-    // The discriminator stays on the host; one that scores groups of images is not written.
-    let one_image = gan.discriminator.scores_one_image();
-    if one_image {
-        crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
-    }
+    // The discriminator stays on the host (with --mbstd it scores a group of images at once).
+    crate::export::onnx::save(&discriminator_onnx(&gan.discriminator, shape), &dir.join("discriminator.onnx"))?;
     write_golden(gan, dir)?;
     let scale = (56 / geo.height.max(geo.width) as usize).max(1);
     let (samples, columns) = match g.classes {
@@ -340,20 +387,12 @@ pub fn publish(
         macs: g.macs() as u64,
         files: [
             ("generator", file_entry(dir, "generator.onnx")),
-            (
-                "discriminator",
-                if one_image {
-                    file_entry(dir, "discriminator.onnx")
-                } else {
-                    json!("not written: a minibatch-std discriminator (--mbstd) scores groups of images, not one")
-                },
-            ),
+            ("discriminator", file_entry(dir, "discriminator.onnx")),
             (
                 "golden",
-                json!(if one_image {
-                    "golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)"
-                } else {
-                    "golden/generator/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)"
+                json!(match gan.discriminator.group() {
+                    1 => "golden/{generator,discriminator}/test_data_set_N/{input_0,output_0}.pb (ONNX TensorProto)".to_string(),
+                    g => format!("golden/{{generator,discriminator}}/test_data_set_N/{{input_0,output_0}}.pb (ONNX TensorProto); the discriminator's sets hold one group of {g} images each (--mbstd {g})"),
                 }),
             ),
             ("samples", json!("samples.png")),

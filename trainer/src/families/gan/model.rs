@@ -376,10 +376,11 @@ impl Generator {
 }
 
 impl Discriminator {
-    /// Whether it scores an image on its own: not with the minibatch standard deviation,
-    /// which is a statistic of a group of images (so no one-image ONNX file or golden vectors).
-    pub fn scores_one_image(&self) -> bool {
-        self.mbstd == 0
+    /// How many images it scores at once: one, or with the minibatch standard deviation (a
+    /// statistic over a group of images) the group size, as its ONNX file and golden vectors
+    /// take them.
+    pub fn group(&self) -> usize {
+        self.mbstd.max(1)
     }
 
     /// Realness logits; a conditional discriminator also reads each image's class
