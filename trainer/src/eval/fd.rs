@@ -363,13 +363,19 @@ pub fn conditional_report(
         CLASSES.len()
     );
     let per_class = count.div_ceil(k);
-    eprintln!("drawing {per_class} samples of each of the {k} classes");
+    let bar = crate::progress::bar(true, (per_class * k) as u64, "classes");
+    bar.set_message(format!("{per_class} samples of each of the {k} classes"));
     let samples: Vec<Vec<u8>> = (0..k)
         .map(|c| {
-            let images = crate::parallel::map(per_class, |i| loaded.sample_class(i as u64, Some(c)).map(|(x, _)| x));
+            let images = crate::parallel::map(per_class, |i| {
+                let s = loaded.sample_class(i as u64, Some(c)).map(|(x, _)| x);
+                bar.inc(1);
+                s
+            });
             Ok(images.into_iter().collect::<Result<Vec<_>>>()?.concat())
         })
         .collect::<Result<_>>()?;
+    crate::progress::finish(&bar);
     let shipped = match label_dir.join("classifier.egm").exists() {
         true => Some(crate::engines::Loaded::open(label_dir, crate::engines::EngineKind::Int8)?),
         false => None,

@@ -145,8 +145,16 @@ fn fd(dir: &Path, engine: EngineKind, count: usize, cache: &Path, json: Option<&
     }
     let loaded = edgegen_trainer::eval::score::Loaded::open(dir, engine)?;
     let (classifier, accuracy) = edgegen_trainer::eval::fd::classifier(cache, true)?;
-    eprintln!("drawing {count} {} samples ({engine:?})", loaded.family());
-    let samples = edgegen_trainer::parallel::map(count, |i| loaded.sample(i as u64)).into_iter().collect::<Result<Vec<_>>>()?.concat();
+    // A PixelCNN draws a pass per row: 10,000 samples take a while, so they count up.
+    let bar = edgegen_trainer::progress::bar(true, count as u64, "sample");
+    bar.set_message(format!("{} samples ({engine:?})", loaded.family()));
+    let samples = edgegen_trainer::parallel::map(count, |i| {
+        let s = loaded.sample(i as u64);
+        bar.inc(1);
+        s
+    });
+    edgegen_trainer::progress::finish(&bar);
+    let samples = samples.into_iter().collect::<Result<Vec<_>>>()?.concat();
     let b = edgegen_trainer::eval::fd::breakdown(&classifier, &samples)?;
     println!("{}: {count} samples, seeds 0..{}; classifier test accuracy {:.2}%", dir.display(), count - 1, accuracy * 100.0);
     print!("{b}");
