@@ -291,6 +291,44 @@ macro_rules! kernel_suite {
                 }
             }
 
+            /// Layers whose weights outgrow one pass of the optimized kernels' buffers (the
+            /// flow's full 3×3 convolutions of 32 → 32 channels), run a group of output
+            /// channels at a time: bit-exact with the reference, whole and in a row band.
+            #[test]
+            fn conv_wider_than_one_weight_pass_is_bit_exact() {
+                let Some(imp) = Imp::of($table) else { return };
+                let mut rng = Rng::new(5);
+                for (ci, co, k, h, w) in [(32, 32, 3, 28, 28), (32, 36, 3, 12, 20), (64, 24, 3, 10, 14), (16, 70, 3, 9, 8)] {
+                    for (rows, ho) in [((0, h), h), ((3, 7), h)] {
+                        let g = ConvGeometry {
+                            input: [ci, h, w],
+                            output: [co, ho, w],
+                            kernel: [k, k],
+                            stride: 1,
+                            pad: k / 2,
+                            input_zero_point: rng.below(256) as i32 - 128,
+                            rows,
+                        };
+                        let input = random_bytes(&mut rng, ci * h * w);
+                        let weights = random_bytes(&mut rng, co * ci * k * k);
+                        let bias = bytes_i32(&(0..co).map(|_| rng.below(20_001) as i32 - 10_000).collect::<Vec<_>>());
+                        let quant = quant_block(&(0..co).map(|_| 1e-5 + rng.uniform() as f64 * 1e-3).collect::<Vec<_>>());
+                        for spec in [
+                            OutSpec::Int8 { zero_point: -3, act_min: -128, act_max: 127, quant: &quant },
+                            OutSpec::F32 { quant: &quant[..4 * co] },
+                        ] {
+                            let width = if matches!(spec, OutSpec::F32 { .. }) { 4 } else { 1 };
+                            let n = co * ho * w * width;
+                            let mut want = vec![0xAAu8; n];
+                            crate::kernels::reference::conv2d(&g, &input, &weights, &bias, &spec, &mut want);
+                            let mut got = vec![0xAAu8; n];
+                            imp.conv2d(&g, &input, &weights, &bias, &spec, &mut got);
+                            assert_eq!(want, got, "{ci} → {co}, {k}×{k}, {h}×{w}, rows {rows:?}");
+                        }
+                    }
+                }
+            }
+
             #[test]
             fn bit_exact_with_reference_on_random_cases() {
                 let Some(imp) = Imp::of($table) else { return };

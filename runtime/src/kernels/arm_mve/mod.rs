@@ -40,7 +40,8 @@ fn conv_transpose2d(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8],
 }
 
 /// Most weight bytes (output channels × executed taps × input channels) packed on the stack
-/// (the bundled PixelCNN's largest layer needs 5,120).
+/// at a time: layers with more are run in passes of as many groups of four output channels
+/// as fit (the bundled PixelCNN's largest layer needs 5,120, one pass).
 const WPACK: usize = 6144;
 /// Most bytes of padded channel-last input rows (kernel height × padded width × channels).
 const ROWS: usize = 6144;
@@ -542,46 +543,23 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     let im2col = ci % 16 != 0;
     let k = n_taps * ci;
     let kp = k.div_ceil(16) * 16;
-    let (blocks, wlen, row_bytes) =
-        if im2col { (kp / 16, 4 * n_groups * kp, wp * ci) } else { (ci / 16, 4 * n_groups * n_taps * ci, wp * ci) };
+    // Bytes of one group's packed weights.
+    let (blocks, per_group, row_bytes) = if im2col { (kp / 16, 4 * kp, wp * ci) } else { (ci / 16, 4 * n_taps * ci, wp * ci) };
     let (row_taps, step) = if im2col { (1, kp) } else { (n_taps, stride * ci) };
-    if n_taps == 0 || wlen > WPACK || if im2col { wo * kp > COLS } else { kh * row_bytes > ROWS } {
+    // One group's packed weights must fit; groups are packed as many at a time as fit.
+    if n_taps == 0 || per_group > WPACK || if im2col { wo * kp > COLS } else { kh * row_bytes > ROWS } {
         return false;
     }
+    let chunk = WPACK / per_group;
     // f32 outputs have only the pair kernels.
     if store == Store::Raw && (wo % 2 != 0 || row8_for(step, store).is_none()) {
         return false;
     }
-    // Weights as [group of 4 channels][tap][block][channel of 4][16] (im2col: one tap of
-    // `kp` values; channels past `co` zero), and each channel's bias with the input zero
-    // point's correction folded in.
+    // Each channel's bias with the input zero point's correction folded in.
     let mut wpack = [0i8; WPACK];
     let mut bias0 = [0i32; 4 * MAX_GROUPS];
     let zp = g.input_zero_point;
     let weight = |o: usize, c: usize, (ky, kx): (usize, usize)| weights[((o * ci + c) * kh + ky) * kw + kx] as i8;
-    let mut at = 0;
-    for group in 0..n_groups {
-        for t in 0..row_taps {
-            for block in 0..blocks {
-                for j in 0..4 {
-                    let o = group * 4 + j;
-                    let dst = &mut wpack[at..at + 16];
-                    at += 16;
-                    if o >= co {
-                        continue;
-                    }
-                    for (c, d) in dst.iter_mut().enumerate() {
-                        let v = block * 16 + c;
-                        *d = match im2col {
-                            false => weight(o, v, taps[t]),
-                            true if v < k => weight(o, v % ci, taps[v / ci]),
-                            true => 0,
-                        };
-                    }
-                }
-            }
-        }
-    }
     for (o, b) in bias0[..co].iter_mut().enumerate() {
         let sum: i32 = weights[o * ci * kh * kw..(o + 1) * ci * kh * kw].iter().map(|&v| v as i8 as i32).sum();
         *b = i32_at(bias, o).wrapping_sub(zp.wrapping_mul(sum));
@@ -620,81 +598,114 @@ fn helium(g: &ConvGeometry, input: &[u8], weights: &[u8], bias: &[u8], spec: &Ou
     // and reused by the next output rows; the taps' offsets follow the slots. Input column
     // `ix` is padded column `ix + pad`; the padded row may end before the input does.
     let mut offsets = [0i32; MAX_TAPS];
-    let mut held = [isize::MIN; MAX_TAPS];
     let cols_in = wi.min(wp.saturating_sub(pad));
     if !im2col {
         // The padding columns never change: the zero point once.
         rows[..kh * row_bytes].fill(zp8);
     }
     let (y0, y1) = (g.rows.0, g.rows.1.min(ho));
-    for y in y0..y1 {
-        if im2col {
-            // Fewer than 16 channels: each position's taps straight from the input, in
-            // order, each its `ci` channels (the zero point outside), then zero points up to
-            // `kp`.
-            let cols = &mut rows[ROWS - COLS..ROWS - COLS + wo * kp];
-            cols.fill(zp8);
-            for (t, &(ky, kx)) in taps.iter().enumerate() {
-                let iy = (y * stride + ky) as isize - pad as isize;
-                if iy < 0 || iy >= hi as isize {
-                    continue;
-                }
-                // Positions whose column ix = x·stride + kx − pad lies in the input.
-                let x_lo = (pad.saturating_sub(kx)).div_ceil(stride);
-                let x_hi = if wi + pad > kx { ((wi + pad - kx - 1) / stride + 1).min(wo) } else { 0 };
-                for c in 0..ci {
-                    let src = &input[c * hi * wi + iy as usize * wi..][..wi];
-                    for x in x_lo..x_hi {
-                        cols[x * kp + t * ci + c] = src[x * stride + kx - pad] as i8;
+    // The groups `chunk` at a time, as many as `wpack` holds (a 3×3 layer of 32 → 32
+    // channels needs 9,216 bytes in all: two passes over the rows).
+    for g0 in (0..n_groups).step_by(chunk) {
+        let g1 = (g0 + chunk).min(n_groups);
+        // Weights as [group of 4 channels][tap][block][channel of 4][16] (im2col: one tap of
+        // `kp` values; channels past `co` zero).
+        let mut at = 0;
+        for group in g0..g1 {
+            for t in 0..row_taps {
+                for block in 0..blocks {
+                    for j in 0..4 {
+                        let o = group * 4 + j;
+                        let dst = &mut wpack[at..at + 16];
+                        at += 16;
+                        if o >= co {
+                            dst.fill(0);
+                            continue;
+                        }
+                        for (c, d) in dst.iter_mut().enumerate() {
+                            let v = block * 16 + c;
+                            *d = match im2col {
+                                false => weight(o, v, taps[t]),
+                                true if v < k => weight(o, v % ci, taps[v / ci]),
+                                true => 0,
+                            };
+                        }
                     }
                 }
             }
-        } else {
-            for (t, &(ky, kx)) in taps.iter().enumerate() {
-                let iy = (y * stride + ky) as isize - pad as isize;
-                let slot = iy.rem_euclid(kh as isize) as usize;
-                offsets[t] = (slot * row_bytes + kx * ci) as i32;
-                if held[slot] == iy || cols_in == 0 {
-                    continue;
+        }
+        // Which input row each slot of the ring holds: none yet in this pass.
+        let mut held = [isize::MIN; MAX_TAPS];
+        for y in y0..y1 {
+            if im2col {
+                // Fewer than 16 channels: each position's taps straight from the input, in
+                // order, each its `ci` channels (the zero point outside), then zero points up to
+                // `kp`.
+                let cols = &mut rows[ROWS - COLS..ROWS - COLS + wo * kp];
+                cols.fill(zp8);
+                for (t, &(ky, kx)) in taps.iter().enumerate() {
+                    let iy = (y * stride + ky) as isize - pad as isize;
+                    if iy < 0 || iy >= hi as isize {
+                        continue;
+                    }
+                    // Positions whose column ix = x·stride + kx − pad lies in the input.
+                    let x_lo = (pad.saturating_sub(kx)).div_ceil(stride);
+                    let x_hi = if wi + pad > kx { ((wi + pad - kx - 1) / stride + 1).min(wo) } else { 0 };
+                    for c in 0..ci {
+                        let src = &input[c * hi * wi + iy as usize * wi..][..wi];
+                        for x in x_lo..x_hi {
+                            cols[x * kp + t * ci + c] = src[x * stride + kx - pad] as i8;
+                        }
+                    }
                 }
-                held[slot] = iy;
-                let inner = &mut rows[slot * row_bytes + pad * ci..][..cols_in * ci];
-                if iy < 0 || iy >= hi as isize {
-                    inner.fill(zp8);
-                } else {
-                    // SAFETY: channel c's row iy is input[c·hi·wi + iy·wi ..][..wi] (ci·hi·wi
-                    // ≤ input.len(), checked above) and `cols_in ≤ wi`; `inner` holds
-                    // cols_in·ci bytes; 8·ci fits u16 (wp·ci ≤ ROWS).
-                    unsafe { channel_last(input.as_ptr().add(iy as usize * wi), inner.as_mut_ptr(), ci, cols_in, hi * wi) };
+            } else {
+                for (t, &(ky, kx)) in taps.iter().enumerate() {
+                    let iy = (y * stride + ky) as isize - pad as isize;
+                    let slot = iy.rem_euclid(kh as isize) as usize;
+                    offsets[t] = (slot * row_bytes + kx * ci) as i32;
+                    if held[slot] == iy || cols_in == 0 {
+                        continue;
+                    }
+                    held[slot] = iy;
+                    let inner = &mut rows[slot * row_bytes + pad * ci..][..cols_in * ci];
+                    if iy < 0 || iy >= hi as isize {
+                        inner.fill(zp8);
+                    } else {
+                        // SAFETY: channel c's row iy is input[c·hi·wi + iy·wi ..][..wi] (ci·hi·wi
+                        // ≤ input.len(), checked above) and `cols_in ≤ wi`; `inner` holds
+                        // cols_in·ci bytes; 8·ci fits u16 (wp·ci ≤ ROWS).
+                        unsafe { channel_last(input.as_ptr().add(iy as usize * wi), inner.as_mut_ptr(), ci, cols_in, hi * wi) };
+                    }
                 }
             }
-        }
-        let src = if im2col { rows[ROWS - COLS..].as_ptr() } else { rows.as_ptr() };
-        for (gi, grp) in groups[..n_groups].iter().enumerate() {
-            let w = wpack[gi * row_taps * blocks * 64..].as_ptr();
-            let whole = 4 * gi + 4 <= co;
-            let dst = if whole { out[(4 * gi * plane + y * wo) * bytes..].as_mut_ptr() } else { scratch.as_mut_ptr() };
-            // SAFETY: tap (ky, kx) of position x reads its row's slot at padded column
-            // x·stride + kx, `ci` bytes: inside `rows` (slot < kh, x·stride + kx < wp); im2col
-            // reads `kp` bytes at x·kp < COLS; `wpack` holds this group's `row_taps · blocks ·
-            // 64` bytes (checked against WPACK above); a whole group's output bytes
-            // `((4·gi + j)·plane + y·wo + x)·bytes` lie inside `out` (checked: co·plane·bytes ≤
-            // len), a partial one's `(j·wo + x)·bytes` inside `scratch` (4·wo·bytes ≤ SCRATCH).
-            unsafe { row(src, &offsets[..row_taps], w, blocks, grp, dst, wo, step, store) };
-            if !whole {
-                for j in 0..co - 4 * gi {
-                    let at = ((4 * gi + j) * plane + y * wo) * bytes;
-                    out[at..at + wo * bytes].copy_from_slice(&scratch[j * wo * bytes..(j + 1) * wo * bytes]);
+            let src = if im2col { rows[ROWS - COLS..].as_ptr() } else { rows.as_ptr() };
+            for (gi, grp) in groups[..n_groups].iter().enumerate().take(g1).skip(g0) {
+                let w = wpack[(gi - g0) * per_group..].as_ptr();
+                let whole = 4 * gi + 4 <= co;
+                let dst = if whole { out[(4 * gi * plane + y * wo) * bytes..].as_mut_ptr() } else { scratch.as_mut_ptr() };
+                // SAFETY: tap (ky, kx) of position x reads its row's slot at padded column
+                // x·stride + kx, `ci` bytes: inside `rows` (slot < kh, x·stride + kx < wp); im2col
+                // reads `kp` bytes at x·kp < COLS; `wpack` holds this group's `per_group =
+                // row_taps · blocks · 64` bytes at (gi − g0)·per_group (g1 − g0 ≤ chunk =
+                // WPACK / per_group); a whole group's output bytes
+                // `((4·gi + j)·plane + y·wo + x)·bytes` lie inside `out` (checked: co·plane·bytes ≤
+                // len), a partial one's `(j·wo + x)·bytes` inside `scratch` (4·wo·bytes ≤ SCRATCH).
+                unsafe { row(src, &offsets[..row_taps], w, blocks, grp, dst, wo, step, store) };
+                if !whole {
+                    for j in 0..co - 4 * gi {
+                        let at = ((4 * gi + j) * plane + y * wo) * bytes;
+                        out[at..at + wo * bytes].copy_from_slice(&scratch[j * wo * bytes..(j + 1) * wo * bytes]);
+                    }
                 }
             }
-        }
-        if store == Store::Raw {
-            // The accumulators to f32 in place: `acc · scale[c]`, as `OutSpec::emit`.
-            for c in 0..co {
-                let scale = f32_at(quant, c);
-                for v in out[(c * plane + y * wo) * 4..(c * plane + (y + 1) * wo) * 4].chunks_exact_mut(4) {
-                    let acc = i32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-                    v.copy_from_slice(&(acc as f32 * scale).to_le_bytes());
+            if store == Store::Raw {
+                // This pass's accumulators to f32 in place: `acc · scale[c]`, as `OutSpec::emit`.
+                for c in 4 * g0..(4 * g1).min(co) {
+                    let scale = f32_at(quant, c);
+                    for v in out[(c * plane + y * wo) * 4..(c * plane + (y + 1) * wo) * 4].chunks_exact_mut(4) {
+                        let acc = i32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                        v.copy_from_slice(&(acc as f32 * scale).to_le_bytes());
+                    }
                 }
             }
         }
