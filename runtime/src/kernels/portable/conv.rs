@@ -320,38 +320,32 @@ pub fn conv2d_im2col<M: MicroKernel>(g: &ConvGeometry, input: &[u8], weights: &[
         let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
         return conv2d_quads_whole_input::<M>(g, input, weights, bias, spec, out, live, tap_yx, bufs);
     }
-    if ci_n >= 8 && (taps > 1 || one_by_one) && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
-        if co_n * n_live * ci2 <= WBUF {
-            let bufs = (&mut cols_buf, &mut w_buf, &mut acc);
-            return conv2d_rows_hwc::<M>(g, input, weights, bias, spec, out, live, tap_yx, bufs);
-        }
-        // Too many weights for one pass over the channel-last rows (a full 3×3 layer of
-        // 32 → 32 channels needs 9,216): the same path on as many output channels at a time
-        // as fit (in fours), each pass reading the input rows again.
-        let per = WBUF / (n_live * ci2) / 4 * 4;
-        if per > 0 {
-            let plane = ho * wo;
-            let (bytes, q) = match *spec {
-                OutSpec::Int8 { .. } => (1, 8),
-                OutSpec::F32 { .. } => (4, 4),
+    // Channel-last rows, all output channels in one pass when their weights fit; otherwise
+    // (a full 3×3 layer of 32 → 32 channels needs 9,216) as many at a time as fit, in
+    // fours, each pass reading the input rows again. (One call site: the image's flash.)
+    let per = if co_n * n_live * ci2 <= WBUF { co_n } else { WBUF / (n_live * ci2) / 4 * 4 };
+    if ci_n >= 8 && (taps > 1 || one_by_one) && per > 0 && kh * (wi + 2 * g.pad) * ci2 <= COLS && wo <= TILE / 2 {
+        let plane = ho * wo;
+        let (bytes, q) = match *spec {
+            OutSpec::Int8 { .. } => (1, 8),
+            OutSpec::F32 { .. } => (4, 4),
+        };
+        let mut c0 = 0;
+        while c0 < co_n {
+            let c1 = (c0 + per).min(co_n);
+            let sub = ConvGeometry { output: [c1 - c0, ho, wo], ..*g };
+            let sub_spec = match *spec {
+                OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
+                    OutSpec::Int8 { zero_point, act_min, act_max, quant: &quant[c0 * q..c1 * q] }
+                }
+                OutSpec::F32 { quant } => OutSpec::F32 { quant: &quant[c0 * q..c1 * q] },
             };
-            let mut c0 = 0;
-            while c0 < co_n {
-                let c1 = (c0 + per).min(co_n);
-                let sub = ConvGeometry { output: [c1 - c0, ho, wo], ..*g };
-                let sub_spec = match *spec {
-                    OutSpec::Int8 { zero_point, act_min, act_max, quant } => {
-                        OutSpec::Int8 { zero_point, act_min, act_max, quant: &quant[c0 * q..c1 * q] }
-                    }
-                    OutSpec::F32 { quant } => OutSpec::F32 { quant: &quant[c0 * q..c1 * q] },
-                };
-                let (w, b) = (&weights[c0 * ci_n * taps..c1 * ci_n * taps], &bias[4 * c0..4 * c1]);
-                let o = &mut out[c0 * plane * bytes..c1 * plane * bytes];
-                conv2d_rows_hwc::<M>(&sub, input, w, b, &sub_spec, o, live, tap_yx, (&mut cols_buf, &mut w_buf, &mut acc));
-                c0 = c1;
-            }
-            return;
+            let (w, b) = (&weights[c0 * ci_n * taps..c1 * ci_n * taps], &bias[4 * c0..4 * c1]);
+            let o = &mut out[c0 * plane * bytes..c1 * plane * bytes];
+            conv2d_rows_hwc::<M>(&sub, input, w, b, &sub_spec, o, live, tap_yx, (&mut cols_buf, &mut w_buf, &mut acc));
+            c0 = c1;
         }
+        return;
     }
     let widen = |dst: &mut [i16], co: usize| {
         let w_co = &weights[co * ci_n * taps..(co + 1) * ci_n * taps];
