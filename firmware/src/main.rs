@@ -383,6 +383,7 @@ fn flow(bytes: &'static [u8], arena: &mut [u8]) {
             );
         }
     }
+    flow_profile(&flow, arena, scratch);
     let mut img = [0u8; assets::IMAGE_VALUES];
     for seed in 0..SAMPLES as u64 {
         let img = &mut img[..g.values()];
@@ -390,6 +391,41 @@ fn flow(bytes: &'static [u8], arena: &mut [u8]) {
         flow.sample(arena, scratch, seed, img).unwrap_or_else(|_| fail("flow sample"));
         let n = clock::now() - t;
         defmt::info!("sample model=flow seed={=u64} crc={=u32:#010x} instructions={=u64}", seed, edgegen_runtime::crc32::crc32(img), n);
+    }
+}
+
+/// Where the flow's instructions go: each coupling's network whole, and the first coupling
+/// of each stage (before and after the squeeze) op by op, on a zero input.
+fn flow_profile(flow: &edgegen_runtime::flow::Flow<'static>, arena: &mut [u8], scratch: &mut [f32]) {
+    for k in 0..flow.couplings() {
+        let Some(net) = flow.network(k) else { fail("flow coupling") };
+        let input = &mut scratch[..net.model().input().len()];
+        input.fill(0.0);
+        net.set_input_f32(arena, input).unwrap_or_else(|_| fail("flow profile input"));
+        let t = clock::now();
+        net.invoke(arena).unwrap_or_else(|_| fail("flow profile"));
+        let n = clock::now() - t;
+        let macs: u64 = (0..net.model().op_count()).map(|i| net.op_macs(i).0).sum();
+        defmt::info!("flow_coupling index={=usize} macs={=u64} instructions={=u64}", k, macs, n);
+        if k != 0 && k != flow.pre() {
+            continue;
+        }
+        net.set_input_f32(arena, input).unwrap_or_else(|_| fail("flow profile input"));
+        for i in 0..net.model().op_count() {
+            let t = clock::now();
+            net.invoke_ops(arena, i..i + 1).unwrap_or_else(|_| fail("flow profile op"));
+            let n = clock::now() - t;
+            let (macs, executed) = net.op_macs(i);
+            defmt::info!(
+                "flow_op coupling={=usize} index={=usize} code={=u8} macs={=u64} executed_macs={=u64} instructions={=u64}",
+                k,
+                i,
+                net.model().op(i).code as u8,
+                macs,
+                executed,
+                n
+            );
+        }
     }
 }
 

@@ -172,6 +172,9 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     let mut flow_scratch = vec![0f32; flow.as_ref().map_or(0, |f| f.scratch_len())];
     let mut flow_arena = vec![0u8; flow.as_ref().map_or(0, |f| f.arena_len())];
     let (mut flow_instr, mut flow_lines) = (Vec::new(), 0usize);
+    // The flow's profile: each coupling's network (MACs, instructions), and the ops of the
+    // first coupling of each stage.
+    let (mut flow_nets, mut flow_ops) = (Vec::new(), Vec::new());
     let mut last_verdict = None;
     let (mut guard_instr, mut vae_instr, mut sample_instr) = (Vec::new(), Vec::new(), HashMap::<String, Vec<u64>>::new());
     let mut boot = HashMap::new();
@@ -245,6 +248,13 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             guard_instr.push(f["guard_instructions"].parse::<u64>().unwrap());
             last_verdict = Some((f["set"].to_string(), index, v));
             scored += 1;
+        } else if line.contains(" flow_coupling ") {
+            let (index, macs): (usize, u64) = (f["index"].parse().unwrap(), f["macs"].parse().unwrap());
+            let net = flow.as_ref().expect("a flow in this image").network(index).expect("a coupling of the flow");
+            assert_eq!(macs, (0..net.model().op_count()).map(|i| net.op_macs(i).0).sum::<u64>(), "{line}");
+            flow_nets.push((macs, f["instructions"].parse::<u64>().unwrap()));
+        } else if line.contains(" flow_op ") {
+            flow_ops.push((f["macs"].parse::<u64>().unwrap(), f["instructions"].parse::<u64>().unwrap()));
         } else if line.contains(" flow ") {
             // The flow's log p of a frame, recomputed here (its couplings int8, the rest f32).
             let index: usize = f["index"].parse().unwrap();
@@ -327,11 +337,21 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
     if bayes_lines > 0 {
         instructions["vae_bayes_k4_per_frame"] = mean(&bayes_instr).into();
     }
+    let mut flow_profile = serde_json::Value::Null;
     if flow_lines > 0 {
         instructions["flow_log_prob_per_frame"] = mean(&flow_instr).into();
         instructions["flow_sample"] = mean(&sample_instr["flow"]).into();
+        let couplings = flow.as_ref().unwrap().couplings();
+        assert_eq!(flow_nets.len(), couplings, "a profile line per coupling: {log}");
+        // The flow's largest convolution (a full 3×3 of the hidden width, before the squeeze).
+        let main = flow_ops.iter().copied().max_by_key(|o| o.0).expect("the flow's ops profiled");
+        let (macs, instr) = flow_nets.iter().fold((0, 0), |a, n| (a.0 + n.0, a.1 + n.1));
+        flow_profile = serde_json::json!({
+            "networks": { "macs": macs, "instructions": k(instr), "instructions_per_mac": r3(instr as f64 / macs as f64) },
+            "main_conv": { "macs": main.0, "instructions": k(main.1), "instructions_per_mac": r3(main.1 as f64 / main.0 as f64) },
+        });
     }
-    serde_json::json!({
+    let mut report = serde_json::json!({
         "machine": machine,
         "sections_bytes": sections.iter().map(|s| (s.0.clone(), s.1)).collect::<std::collections::BTreeMap<_, _>>(),
         "flash_bytes": flash,
@@ -357,7 +377,11 @@ fn run_and_check(case: &UseCase, target: &str, machine: &str) -> serde_json::Val
             "instructions_per_mac": r3(conv_instr as f64 / conv_macs as f64),
             "instructions_per_executed_mac": r3(conv_instr as f64 / conv_exec as f64),
         },
-    })
+    });
+    if !flow_profile.is_null() {
+        report["flow_profile"] = flow_profile;
+    }
+    report
 }
 
 #[test]
@@ -388,6 +412,7 @@ fn firmware_in_qemu_matches_the_host_bit_for_bit() {
             "cgan_arena_bytes": r["arena_plan_bytes"]["gan"],
             "flow_log_prob_per_frame": r["instructions"]["flow_log_prob_per_frame"],
             "flow_sample": r["instructions"]["flow_sample"],
+            "flow_profile": r["flow_profile"],
         })
     };
     let bayes_m4 = bayes("thumbv7em-none-eabihf", "mps2-an386 (Cortex-M4F)");
