@@ -209,19 +209,26 @@ fn profile(pixelcnn: &PixelCnn<'static>, arena: &mut [u8]) {
     let zeros = [0u8; assets::IMAGE_VALUES];
     interp.set_input_image(arena, &zeros[..pixelcnn.geometry().values()]).unwrap_or_else(|_| fail("profile input"));
     for i in 0..interp.model().op_count() {
-        let t = clock::now();
-        interp.invoke_ops(arena, i..i + 1).unwrap_or_else(|_| fail("profile op"));
-        let n = clock::now() - t;
-        let (macs, executed) = interp.op_macs(i);
+        let (code, macs, executed, n) = run_op(interp, arena, i);
         defmt::info!(
             "op model=pixelcnn index={=usize} code={=u8} macs={=u64} executed_macs={=u64} instructions={=u64}",
             i,
-            interp.model().op(i).code as u8,
+            code,
             macs,
             executed,
             n
         );
     }
+}
+
+/// Runs op `i` alone: its code, its multiply-accumulates (nominal, executed) and the
+/// instructions it took.
+fn run_op(interp: &edgegen_runtime::interpreter::Interpreter<'_>, arena: &mut [u8], i: usize) -> (u8, u64, u64, u64) {
+    let t = clock::now();
+    interp.invoke_ops(arena, i..i + 1).unwrap_or_else(|_| fail("profile op"));
+    let n = clock::now() - t;
+    let (macs, executed) = interp.op_macs(i);
+    (interp.model().op(i).code as u8, macs, executed, n)
 }
 
 /// Generation: every family of the use case from fixed seeds, each image's CRC and
@@ -412,15 +419,12 @@ fn flow_profile(flow: &edgegen_runtime::flow::Flow<'static>, arena: &mut [u8], s
         }
         net.set_input_f32(arena, input).unwrap_or_else(|_| fail("flow profile input"));
         for i in 0..net.model().op_count() {
-            let t = clock::now();
-            net.invoke_ops(arena, i..i + 1).unwrap_or_else(|_| fail("flow profile op"));
-            let n = clock::now() - t;
-            let (macs, executed) = net.op_macs(i);
+            let (code, macs, executed, n) = run_op(net, arena, i);
             defmt::info!(
                 "flow_op coupling={=usize} index={=usize} code={=u8} macs={=u64} executed_macs={=u64} instructions={=u64}",
                 k,
                 i,
-                net.model().op(i).code as u8,
+                code,
                 macs,
                 executed,
                 n
